@@ -1,0 +1,17 @@
+package io.flinkonnx.model;
+
+/**
+ * A model could not be fetched, verified or accepted. The message always names the file (or URI) and
+ * the cause, and where there is one, the fix.
+ */
+public class ModelLoadException extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    public ModelLoadException(String message) {
+        super(message);
+    }
+
+    public ModelLoadException(String message, Throwable cause) {
+        super(message, cause);
+    }
+}

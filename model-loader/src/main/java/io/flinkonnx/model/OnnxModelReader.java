@@ -1,0 +1,242 @@
+package io.flinkonnx.model;
+
+import com.google.protobuf.InvalidProtocolBufferException;
+import io.flinkonnx.model.proto.OnnxProto;
+import io.flinkonnx.model.proto.OnnxProto.AttributeProto;
+import io.flinkonnx.model.proto.OnnxProto.GraphProto;
+import io.flinkonnx.model.proto.OnnxProto.ModelProto;
+import io.flinkonnx.model.proto.OnnxProto.NodeProto;
+import io.flinkonnx.model.proto.OnnxProto.OperatorSetIdProto;
+import io.flinkonnx.model.proto.OnnxProto.TensorProto;
+import io.flinkonnx.model.proto.OnnxProto.TensorShapeProto;
+import io.flinkonnx.model.proto.OnnxProto.TypeProto;
+import io.flinkonnx.model.proto.OnnxProto.ValueInfoProto;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Reads and checks an ONNX {@code ModelProto} with protobuf-java, before ONNX Runtime sees it.
+ *
+ * <p>Every failure is a {@link ModelLoadException} whose message names the file and the cause, never only
+ * a raw protobuf trace.
+ */
+public final class OnnxModelReader {
+    private OnnxModelReader() {}
+
+    /** Parses an ONNX model; fails with the file name when it is empty, truncated or not ONNX. */
+    public static ModelProto parse(byte[] bytes, String file) {
+        if (bytes.length == 0) {
+            throw new ModelLoadException("Model file " + file + " is empty (0 bytes): it is not an ONNX model.");
+        }
+        ModelProto model;
+        try {
+            model = ModelProto.parseFrom(bytes);
+        } catch (InvalidProtocolBufferException e) {
+            throw new ModelLoadException("Model file " + file + " is not a valid ONNX model (" + bytes.length
+                    + " bytes): the protobuf could not be parsed (" + firstLine(e.getMessage())
+                    + "). Is the file truncated, or not an .onnx/.ort file?");
+        }
+        if (!model.hasGraph() || model.getIrVersion() <= 0) {
+            throw new ModelLoadException("Model file " + file + " is not a valid ONNX model (" + bytes.length
+                    + " bytes): it has " + (model.hasGraph() ? "no ir_version" : "no graph")
+                    + ". Is the file truncated, or not an .onnx/.ort file?");
+        }
+        return model;
+    }
+
+    /** The signature with the default batch-axis rule (a symbolic or unknown first dimension). */
+    public static ModelSignature signature(ModelProto model) {
+        GraphProto graph = model.getGraph();
+        Set<String> initializers = new HashSet<>();
+        graph.getInitializerList().forEach(t -> initializers.add(t.getName()));
+        graph.getSparseInitializerList().forEach(t -> initializers.add(t.getValues().getName()));
+        List<TensorSpec> inputs = new ArrayList<>();
+        for (ValueInfoProto vi : graph.getInputList()) {
+            // IR < 4 lists initializers among the inputs; they are not something a caller feeds.
+            if (!initializers.contains(vi.getName())) {
+                inputs.add(toSpec(vi));
+            }
+        }
+        List<TensorSpec> outputs = new ArrayList<>();
+        graph.getOutputList().forEach(vi -> outputs.add(toSpec(vi)));
+        return new ModelSignature(ModelFormat.ONNX, model.getIrVersion(), opsetImports(model),
+                model.getProducerName(), model.getProducerVersion(), inputs, outputs);
+    }
+
+    /** Opset per domain, {@code ""} standing for the default domain (also written {@code ai.onnx}). */
+    public static Map<String, Long> opsetImports(ModelProto model) {
+        Map<String, Long> opsets = new LinkedHashMap<>();
+        for (OperatorSetIdProto op : model.getOpsetImportList()) {
+            opsets.put(RuntimeLimits.normalizeDomain(op.getDomain()), op.getVersion());
+        }
+        return opsets;
+    }
+
+    /**
+     * Fails when the model needs a newer runtime than {@code limits} describes, naming the file, what the
+     * model has, what the runtime reads, and the fix.
+     */
+    public static void checkRuntimeLimits(ModelProto model, RuntimeLimits limits, String file) {
+        if (model.getIrVersion() > limits.maxIrVersion()) {
+            throw new ModelLoadException("Model file " + file + " has IR version " + model.getIrVersion() + ", but "
+                    + limits.runtimeName() + " reads IR versions up to " + limits.maxIrVersion()
+                    + ". Re-export it with an exporter/onnx version that writes IR <= " + limits.maxIrVersion()
+                    + " (or downgrade it with onnx.version_converter), or upgrade ONNX Runtime.");
+        }
+        for (Map.Entry<String, Long> e : opsetImports(model).entrySet()) {
+            long max = limits.maxOpset(e.getKey());
+            if (max >= 0 && e.getValue() > max) {
+                String domain = e.getKey().isEmpty() ? "ai.onnx" : e.getKey();
+                throw new ModelLoadException("Model file " + file + " uses opset " + e.getValue() + " of domain '"
+                        + domain + "', but " + limits.runtimeName() + " supports that domain up to opset " + max
+                        + ". Re-export it with opset_version=" + max
+                        + " (e.g. torch.onnx.export(..., opset_version=" + max + ")), or upgrade ONNX Runtime.");
+            }
+        }
+    }
+
+    /** The distinct external-data locations the model's tensors refer to, in first-use order. */
+    public static List<String> externalDataLocations(ModelProto model) {
+        Set<String> locations = new LinkedHashSet<>();
+        collectExternal(model.getGraph(), locations);
+        for (OnnxProto.FunctionProto f : model.getFunctionsList()) {
+            for (NodeProto n : f.getNodeList()) {
+                collectExternal(n, locations);
+            }
+        }
+        return new ArrayList<>(locations);
+    }
+
+    /**
+     * Resolves an external-data location against the model's folder, refusing any location that is
+     * absolute or leads out of that folder (by {@code ..} or by a symbolic link), whatever the runtime
+     * version would do.
+     */
+    public static Path resolveExternalData(Path modelDir, String location, String file) {
+        Path dir = modelDir.toAbsolutePath().normalize();
+        Path relative;
+        try {
+            relative = Path.of(location);
+        } catch (RuntimeException e) {
+            throw new ModelLoadException("Model file " + file + " refers to external data at an invalid location '"
+                    + location + "': " + e.getMessage());
+        }
+        Path resolved = dir.resolve(relative).normalize();
+        if (relative.isAbsolute() || location.startsWith("/") || location.startsWith("\\") || !resolved.startsWith(dir)
+                || resolved.equals(dir)) {
+            throw new ModelLoadException("Model file " + file + " refers to external data '" + location
+                    + "' outside the model's folder " + dir + ": refused. External data must lie in the model's"
+                    + " folder or below it.");
+        }
+        if (Files.exists(resolved, LinkOption.NOFOLLOW_LINKS)) {
+            try {
+                Path real = resolved.toRealPath();
+                if (!real.startsWith(dir.toRealPath())) {
+                    throw new ModelLoadException("Model file " + file + " refers to external data '" + location
+                            + "', a link to " + real + " outside the model's folder " + dir + ": refused.");
+                }
+            } catch (java.io.IOException e) {
+                throw new ModelLoadException("Model file " + file + ": cannot resolve external data '" + location
+                        + "': " + e.getMessage(), e);
+            }
+        }
+        return resolved;
+    }
+
+    private static void collectExternal(GraphProto graph, Set<String> out) {
+        graph.getInitializerList().forEach(t -> collectExternal(t, out));
+        graph.getSparseInitializerList().forEach(s -> {
+            collectExternal(s.getValues(), out);
+            collectExternal(s.getIndices(), out);
+        });
+        for (NodeProto n : graph.getNodeList()) {
+            collectExternal(n, out);
+        }
+    }
+
+    private static void collectExternal(NodeProto node, Set<String> out) {
+        for (AttributeProto a : node.getAttributeList()) {
+            if (a.hasT()) {
+                collectExternal(a.getT(), out);
+            }
+            a.getTensorsList().forEach(t -> collectExternal(t, out));
+            if (a.hasG()) {
+                collectExternal(a.getG(), out);
+            }
+            a.getGraphsList().forEach(g -> collectExternal(g, out));
+        }
+    }
+
+    private static void collectExternal(TensorProto t, Set<String> out) {
+        if (t.getDataLocation() == TensorProto.DataLocation.EXTERNAL) {
+            t.getExternalDataList().stream()
+                    .filter(e -> e.getKey().equals("location"))
+                    .forEach(e -> out.add(e.getValue()));
+        }
+    }
+
+    private static TensorSpec toSpec(ValueInfoProto vi) {
+        TypeProto type = vi.getType();
+        switch (type.getValueCase()) {
+            case TENSOR_TYPE: {
+                TypeProto.Tensor t = type.getTensorType();
+                List<Dim> dims = t.hasShape() ? dims(t.getShape()) : List.of();
+                return new TensorSpec(vi.getName(), TensorSpec.Kind.TENSOR, ElementType.fromOnnxCode(t.getElemType()),
+                        dims, t.hasShape(), TensorSpec.defaultBatchAxis(dims));
+            }
+            case SPARSE_TENSOR_TYPE: {
+                TypeProto.SparseTensor t = type.getSparseTensorType();
+                List<Dim> dims = t.hasShape() ? dims(t.getShape()) : List.of();
+                return new TensorSpec(vi.getName(), TensorSpec.Kind.SPARSE_TENSOR,
+                        ElementType.fromOnnxCode(t.getElemType()), dims, t.hasShape(), TensorSpec.NO_BATCH_AXIS);
+            }
+            case SEQUENCE_TYPE:
+                return container(vi.getName(), TensorSpec.Kind.SEQUENCE, type.getSequenceType().getElemType());
+            case MAP_TYPE:
+                return new TensorSpec(vi.getName(), TensorSpec.Kind.MAP,
+                        ElementType.fromOnnxCode(type.getMapType().getKeyType()), List.of(), false,
+                        TensorSpec.NO_BATCH_AXIS);
+            case OPTIONAL_TYPE:
+                return container(vi.getName(), TensorSpec.Kind.OPTIONAL, type.getOptionalType().getElemType());
+            default:
+                return new TensorSpec(vi.getName(), TensorSpec.Kind.UNKNOWN, ElementType.UNDEFINED, List.of(), false,
+                        TensorSpec.NO_BATCH_AXIS);
+        }
+    }
+
+    private static TensorSpec container(String name, TensorSpec.Kind kind, TypeProto elem) {
+        ElementType et = elem.hasTensorType() ? ElementType.fromOnnxCode(elem.getTensorType().getElemType())
+                : ElementType.UNDEFINED;
+        return new TensorSpec(name, kind, et, List.of(), false, TensorSpec.NO_BATCH_AXIS);
+    }
+
+    private static List<Dim> dims(TensorShapeProto shape) {
+        List<Dim> dims = new ArrayList<>(shape.getDimCount());
+        for (TensorShapeProto.Dimension d : shape.getDimList()) {
+            if (d.hasDimValue()) {
+                dims.add(Dim.fixed(d.getDimValue()));
+            } else if (d.hasDimParam()) {
+                dims.add(Dim.symbolic(d.getDimParam()));
+            } else {
+                dims.add(Dim.unknown());
+            }
+        }
+        return dims;
+    }
+
+    private static String firstLine(String s) {
+        if (s == null) {
+            return "no detail";
+        }
+        int nl = s.indexOf('\n');
+        return nl < 0 ? s : s.substring(0, nl);
+    }
+}

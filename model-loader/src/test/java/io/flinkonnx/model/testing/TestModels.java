@@ -1,0 +1,198 @@
+package io.flinkonnx.model.testing;
+
+import static io.flinkonnx.model.testing.OnnxGraph.names;
+
+import io.flinkonnx.model.ElementType;
+import java.io.IOException;
+import java.nio.file.Path;
+
+/**
+ * The test models of this project, made by code, each with a reference computed in plain Java
+ * (independently of ONNX Runtime) from the same hand-set weights.
+ */
+public final class TestModels {
+    private TestModels() {}
+
+    /** A 2-layer MLP {@code y = relu(x W1 + b1) W2 + b2}, input {@code x:FLOAT[batch,in]}, output {@code y}. */
+    public static final class Mlp {
+        public final int in;
+        public final int hidden;
+        public final int out;
+        public final float[] w1;
+        public final float[] b1;
+        public final float[] w2;
+        public final float[] b2;
+
+        public Mlp(int in, int hidden, int out) {
+            this.in = in;
+            this.hidden = hidden;
+            this.out = out;
+            this.w1 = weights(in * hidden, 1);
+            this.b1 = weights(hidden, 2);
+            this.w2 = weights(hidden * out, 3);
+            this.b2 = weights(out, 4);
+        }
+
+        /** The graph: Gemm, Relu, Gemm, with a symbolic batch axis named "batch". */
+        public OnnxGraph graph() {
+            return new OnnxGraph("mlp")
+                    .input("x", ElementType.FLOAT, "batch", in)
+                    .output("y", ElementType.FLOAT, "batch", out)
+                    .floatInitializer("w1", w1, in, hidden)
+                    .floatInitializer("b1", b1, hidden)
+                    .floatInitializer("w2", w2, hidden, out)
+                    .floatInitializer("b2", b2, out)
+                    .node("Gemm", names("x", "w1", "b1"), names("h"))
+                    .node("Relu", names("h"), names("hr"))
+                    .node("Gemm", names("hr", "w2", "b2"), names("y"));
+        }
+
+        public Path writeTo(Path file) throws IOException {
+            return graph().writeTo(file);
+        }
+
+        /** Same MLP, with w1 stored as external data in {@code location} relative to the model's folder. */
+        public Path writeWithExternalWeights(Path file, String location) throws IOException {
+            Path dir = file.toAbsolutePath().getParent();
+            return new OnnxGraph("mlp_external")
+                    .input("x", ElementType.FLOAT, "batch", in)
+                    .output("y", ElementType.FLOAT, "batch", out)
+                    .externalFloatInitializer("w1", w1, dir, location, in, hidden)
+                    .floatInitializer("b1", b1, hidden)
+                    .floatInitializer("w2", w2, hidden, out)
+                    .floatInitializer("b2", b2, out)
+                    .node("Gemm", names("x", "w1", "b1"), names("h"))
+                    .node("Relu", names("h"), names("hr"))
+                    .node("Gemm", names("hr", "w2", "b2"), names("y"))
+                    .writeTo(file);
+        }
+
+        /** Reference output of one record, in double precision then rounded. */
+        public float[] reference(float[] x) {
+            double[] h = new double[hidden];
+            for (int j = 0; j < hidden; j++) {
+                double s = b1[j];
+                for (int i = 0; i < in; i++) {
+                    s += (double) x[i] * w1[i * hidden + j];
+                }
+                h[j] = Math.max(0, s);
+            }
+            float[] y = new float[out];
+            for (int k = 0; k < out; k++) {
+                double s = b2[k];
+                for (int j = 0; j < hidden; j++) {
+                    s += h[j] * w2[j * out + k];
+                }
+                y[k] = (float) s;
+            }
+            return y;
+        }
+    }
+
+    /** Deterministic, varied weights in [-0.5, 0.5]. */
+    public static float[] weights(int n, int seed) {
+        float[] w = new float[n];
+        for (int i = 0; i < n; i++) {
+            w[i] = (float) (0.5 * Math.sin(seed * 7919.0 + i * 0.7311));
+        }
+        return w;
+    }
+
+    /** A deterministic input row of {@code n} features for record {@code k}. */
+    public static float[] features(int k, int n) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = (float) Math.cos(k * 0.37 + i * 1.3);
+        }
+        return x;
+    }
+
+    /**
+     * Two inputs, two outputs: {@code a, b: FLOAT[batch,4]} give {@code sum = a + b} and {@code prod = a * b}.
+     */
+    public static Path writeMultiInputMultiOutput(Path file) throws IOException {
+        return new OnnxGraph("multi_io")
+                .input("a", ElementType.FLOAT, "batch", 4)
+                .input("b", ElementType.FLOAT, "batch", 4)
+                .output("sum", ElementType.FLOAT, "batch", 4)
+                .output("prod", ElementType.FLOAT, "batch", 4)
+                .node("Add", names("a", "b"), names("sum"))
+                .node("Mul", names("a", "b"), names("prod"))
+                .writeTo(file);
+    }
+
+    /** {@code ids: INT64[batch,3]} gives {@code out = ids * 3 + 7} (INT64). */
+    public static Path writeInt64Affine(Path file) throws IOException {
+        return new OnnxGraph("int64_affine")
+                .input("ids", ElementType.INT64, "batch", 3)
+                .output("out", ElementType.INT64, "batch", 3)
+                .longInitializer("three", new long[] {3}, 1)
+                .longInitializer("seven", new long[] {7}, 1)
+                .node("Mul", names("ids", "three"), names("scaled"))
+                .node("Add", names("scaled", "seven"), names("out"))
+                .writeTo(file);
+    }
+
+    /** The label encoder's vocabulary: {@code LABELS[i]} encodes to {@code i}, anything else to -1. */
+    public static final String[] LABELS = {"card", "wire", "cash", "crypto"};
+
+    /**
+     * {@code category: STRING[batch,1]} gives {@code code: INT64[batch,1]} with ai.onnx.ml's LabelEncoder
+     * (as scikit-learn's exporters emit it).
+     */
+    public static Path writeStringLabelEncoder(Path file) throws IOException {
+        return new OnnxGraph("label_encoder")
+                .opset("ai.onnx.ml", 2)
+                .input("category", ElementType.STRING, "batch", 1)
+                .output("code", ElementType.INT64, "batch", 1)
+                .domainNode("ai.onnx.ml", "LabelEncoder", names("category"), names("code"),
+                        "keys_strings", LABELS, "values_int64s", new long[] {0, 1, 2, 3}, "default_int64", -1L)
+                .writeTo(file);
+    }
+
+    /**
+     * An image-shaped model: {@code image: FLOAT[batch,3,4,4]} gives the per-channel mean
+     * {@code mean: FLOAT[batch,3]} (GlobalAveragePool then Flatten).
+     */
+    public static Path writeChannelMean(Path file) throws IOException {
+        return new OnnxGraph("channel_mean")
+                .input("image", ElementType.FLOAT, "batch", 3, 4, 4)
+                .output("mean", ElementType.FLOAT, "batch", 3)
+                .node("GlobalAveragePool", names("image"), names("pooled"))
+                .node("Flatten", names("pooled"), names("mean"), "axis", 1L)
+                .writeTo(file);
+    }
+
+    /** Reference of {@link #writeChannelMean}: the mean of each 16-value channel of a flat 48-value record. */
+    public static float[] channelMeanReference(float[] flat) {
+        float[] m = new float[3];
+        for (int c = 0; c < 3; c++) {
+            double s = 0;
+            for (int i = 0; i < 16; i++) {
+                s += flat[c * 16 + i];
+            }
+            m[c] = (float) (s / 16);
+        }
+        return m;
+    }
+
+    /** An Identity model importing the default-domain opset {@code opset}. */
+    public static Path writeIdentityWithOpset(Path file, long opset) throws IOException {
+        return new OnnxGraph("identity")
+                .opset("", opset)
+                .input("x", ElementType.FLOAT, "batch", 2)
+                .output("y", ElementType.FLOAT, "batch", 2)
+                .node("Identity", names("x"), names("y"))
+                .writeTo(file);
+    }
+
+    /** An Identity model declaring IR version {@code ir}. */
+    public static Path writeIdentityWithIrVersion(Path file, long ir) throws IOException {
+        return new OnnxGraph("identity")
+                .irVersion(ir)
+                .input("x", ElementType.FLOAT, "batch", 2)
+                .output("y", ElementType.FLOAT, "batch", 2)
+                .node("Identity", names("x"), names("y"))
+                .writeTo(file);
+    }
+}

@@ -1,0 +1,18 @@
+package io.flinkonnx.providers;
+
+/** A strict chain could not register one of its execution providers. */
+public class ProviderUnavailableException extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
+    private final ProviderResolution resolution;
+
+    public ProviderUnavailableException(String message, ProviderResolution resolution) {
+        super(message);
+        this.resolution = resolution;
+    }
+
+    /** What was registered and skipped up to the failure. */
+    public ProviderResolution resolution() {
+        return resolution;
+    }
+}
