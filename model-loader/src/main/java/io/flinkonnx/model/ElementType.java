@@ -12,7 +12,7 @@ public enum ElementType {
     FLOAT(1, float[].class),
     UINT8(2, byte[].class),
     INT8(3, byte[].class),
-    UINT16(4, short[].class),
+    UINT16(4, null),
     INT16(5, short[].class),
     INT32(6, int[].class),
     INT64(7, long[].class),

@@ -1,0 +1,268 @@
+package io.flinkonnx.flink;
+
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OnnxValue;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import io.flinkonnx.model.ElementType;
+import io.flinkonnx.model.TensorSpec;
+import java.lang.reflect.Array;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The outputs of one {@code run}, copied out of ORT's memory once and read per record: the view is moved
+ * to a record with {@link #at(int)} and handed to the decoder as an {@link OutputRow}.
+ */
+final class BatchOutputs implements OutputRow {
+    private final String model;
+    private final List<TensorSpec> specs;
+    private final List<String> names;
+    private final Object[] data;
+    private final long[][] shapes;
+    private final Object[] values;
+    private int count;
+    private int record;
+
+    BatchOutputs(String model, List<TensorSpec> specs) {
+        this.model = model;
+        this.specs = specs;
+        this.names = specs.stream().map(TensorSpec::name).collect(java.util.stream.Collectors.toUnmodifiableList());
+        this.data = new Object[specs.size()];
+        this.shapes = new long[specs.size()][];
+        this.values = new Object[specs.size()];
+    }
+
+    /** Copies every output of {@code result} (a run over {@code count} records) out of native memory. */
+    void load(OrtSession.Result result, int count) throws OrtException {
+        this.count = count;
+        for (int i = 0; i < specs.size(); i++) {
+            OnnxValue v = result.get(specs.get(i).name()).orElseThrow(() -> new IllegalStateException(
+                    "ONNX Runtime returned no output named " + names));
+            data[i] = null;
+            values[i] = null;
+            if (v instanceof OnnxTensor) {
+                OnnxTensor t = (OnnxTensor) v;
+                shapes[i] = t.getInfo().getShape();
+                data[i] = copy(t, OrtRuntime.elementType(t.getInfo()));
+            } else {
+                shapes[i] = new long[0];
+                values[i] = v.getValue();
+            }
+        }
+    }
+
+    /** Points this view at record {@code index} of the batch. */
+    OutputRow at(int index) {
+        this.record = index;
+        return this;
+    }
+
+    @Override
+    public List<String> names() {
+        return names;
+    }
+
+    @Override
+    public long[] shape(String name) {
+        int i = indexOf(name);
+        return batched(i) ? Arrays.copyOfRange(shapes[i], 1, shapes[i].length) : shapes[i].clone();
+    }
+
+    @Override
+    public float[] floats(String name) {
+        return (float[]) slice(name, float[].class, "floats");
+    }
+
+    @Override
+    public double[] doubles(String name) {
+        return (double[]) slice(name, double[].class, "doubles");
+    }
+
+    @Override
+    public long[] longs(String name) {
+        return (long[]) slice(name, long[].class, "longs");
+    }
+
+    @Override
+    public int[] ints(String name) {
+        return (int[]) slice(name, int[].class, "ints");
+    }
+
+    @Override
+    public short[] shorts(String name) {
+        return (short[]) slice(name, short[].class, "shorts");
+    }
+
+    @Override
+    public byte[] bytes(String name) {
+        return (byte[]) slice(name, byte[].class, "bytes");
+    }
+
+    @Override
+    public boolean[] booleans(String name) {
+        return (boolean[]) slice(name, boolean[].class, "booleans");
+    }
+
+    @Override
+    public String[] strings(String name) {
+        return (String[]) slice(name, String[].class, "strings");
+    }
+
+    @Override
+    public Object value(String name) {
+        int i = indexOf(name);
+        if (values[i] == null) {
+            return slice(name, data[i].getClass(), "value");
+        }
+        if (values[i] instanceof List && ((List<?>) values[i]).size() == count && count > 1) {
+            return ((List<?>) values[i]).get(record);
+        }
+        return values[i];
+    }
+
+    @Override
+    public float[] floats() {
+        if (specs.size() != 1) {
+            throw new RecordConversionException("floats() needs a model with one output, but " + model + " has "
+                    + names + ": name the output, floats(\"name\")");
+        }
+        return floats(names.get(0));
+    }
+
+    /** Whether output {@code i} carries one row per record along axis 0. */
+    private boolean batched(int i) {
+        return specs.get(i).hasBatchAxis() && shapes[i].length > 0 && shapes[i][0] == count;
+    }
+
+    private Object slice(String name, Class<?> wanted, String accessor) {
+        int i = indexOf(name);
+        Object all = data[i];
+        if (all == null) {
+            throw new RecordConversionException("Output '" + name + "' of " + model + " is not a tensor ("
+                    + specs.get(i).kind() + "): read it with value(\"" + name + "\")");
+        }
+        if (all.getClass() != wanted) {
+            throw new RecordConversionException("Output '" + name + "' of " + model + " is " + specs.get(i).elementType()
+                    + " (" + all.getClass().getSimpleName() + "): read it with " + accessorFor(all.getClass())
+                    + "(\"" + name + "\"), not " + accessor + "()");
+        }
+        if (!batched(i)) {
+            if (count != 1) {
+                throw new IllegalStateException("Output '" + name + "' has no batch axis but the run scored " + count
+                        + " records");
+            }
+            return all;
+        }
+        if (count == 1) {
+            return all;
+        }
+        int length = Array.getLength(all) / count;
+        Object row = Array.newInstance(all.getClass().getComponentType(), length);
+        System.arraycopy(all, record * length, row, 0, length);
+        return row;
+    }
+
+    private int indexOf(String name) {
+        int i = names.indexOf(name);
+        if (i < 0) {
+            throw new RecordConversionException("Model " + model + " has no output '" + name + "'; its outputs are "
+                    + RecordInputs.describe(specs));
+        }
+        return i;
+    }
+
+    private static String accessorFor(Class<?> c) {
+        if (c == float[].class) {
+            return "floats";
+        } else if (c == double[].class) {
+            return "doubles";
+        } else if (c == long[].class) {
+            return "longs";
+        } else if (c == int[].class) {
+            return "ints";
+        } else if (c == short[].class) {
+            return "shorts";
+        } else if (c == byte[].class) {
+            return "bytes";
+        } else if (c == boolean[].class) {
+            return "booleans";
+        }
+        return "strings";
+    }
+
+    private static Object copy(OnnxTensor t, ElementType type) throws OrtException {
+        switch (type) {
+            case FLOAT: {
+                java.nio.FloatBuffer b = t.getFloatBuffer();
+                float[] a = new float[b.remaining()];
+                b.get(a);
+                return a;
+            }
+            case DOUBLE: {
+                java.nio.DoubleBuffer b = t.getDoubleBuffer();
+                double[] a = new double[b.remaining()];
+                b.get(a);
+                return a;
+            }
+            case INT64: {
+                java.nio.LongBuffer b = t.getLongBuffer();
+                long[] a = new long[b.remaining()];
+                b.get(a);
+                return a;
+            }
+            case INT32: {
+                java.nio.IntBuffer b = t.getIntBuffer();
+                int[] a = new int[b.remaining()];
+                b.get(a);
+                return a;
+            }
+            case INT16: {
+                java.nio.ShortBuffer b = t.getShortBuffer();
+                short[] a = new short[b.remaining()];
+                b.get(a);
+                return a;
+            }
+            case INT8:
+            case UINT8: {
+                java.nio.ByteBuffer b = t.getByteBuffer();
+                byte[] a = new byte[b.remaining()];
+                b.get(a);
+                return a;
+            }
+            case BOOL: {
+                java.nio.ByteBuffer b = t.getByteBuffer();
+                boolean[] a = new boolean[b.remaining()];
+                for (int k = 0; k < a.length; k++) {
+                    a[k] = b.get() != 0;
+                }
+                return a;
+            }
+            case STRING: {
+                List<String> flat = new ArrayList<>();
+                flatten(t.getValue(), flat);
+                return flat.toArray(new String[0]);
+            }
+            default:
+                // FLOAT16/BFLOAT16 and the like: ORT widens them to float.
+                java.nio.FloatBuffer b = t.getFloatBuffer();
+                if (b == null) {
+                    throw new RecordConversionException("Output element type " + type + " is not supported");
+                }
+                float[] a = new float[b.remaining()];
+                b.get(a);
+                return a;
+        }
+    }
+
+    private static void flatten(Object value, List<String> out) {
+        if (value instanceof String) {
+            out.add((String) value);
+        } else if (value != null && value.getClass().isArray()) {
+            for (int k = 0; k < Array.getLength(value); k++) {
+                flatten(Array.get(value, k), out);
+            }
+        }
+    }
+}

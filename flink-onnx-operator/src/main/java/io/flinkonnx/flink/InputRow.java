@@ -1,0 +1,24 @@
+package io.flinkonnx.flink;
+
+/**
+ * Where a {@link RecordEncoder} puts one record's values for the model's named inputs: one row of the
+ * batch axis per input.
+ *
+ * <p>Values are given flat, in row-major order, as the Java array matching the input's element type
+ * ({@code float[]} for FLOAT, {@code long[]} for INT64, {@code byte[]} for INT8/UINT8, {@code boolean[]}
+ * for BOOL, {@code String[]} for STRING, ...). Nothing is cast: a {@code float[]} for an INT64 input is
+ * an error naming the input, the expected and the given type. The per-record shape is the input's shape
+ * without the batch axis; it is inferred from the length when at most one of its dims is not fixed,
+ * otherwise give it with {@link #put(String, Object, long...)}.
+ */
+public interface InputRow {
+
+    /** Values for input {@code name}, shape inferred; the array's class must match the element type. */
+    InputRow put(String name, Object values);
+
+    /** Values for input {@code name} with an explicit per-record shape (without the batch axis). */
+    InputRow put(String name, Object values, long... recordShape);
+
+    /** Values for the model's only input (fails when the model has several inputs). */
+    InputRow put(Object values);
+}

@@ -1,0 +1,94 @@
+package io.flinkonnx.flink;
+
+import io.flinkonnx.model.ElementType;
+import io.flinkonnx.model.ModelSignature;
+import io.flinkonnx.model.ModelSource;
+import io.flinkonnx.model.TensorSpec;
+import io.flinkonnx.providers.ProviderChain;
+import io.flinkonnx.providers.SessionSettings;
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
+
+/**
+ * The simplest way to score a stream: {@code float[]} features in, the model's {@code float[]} output
+ * out, for a model with one FLOAT input and one FLOAT output.
+ *
+ * <pre>{@code
+ * DataStream<float[]> predictions = features.map(new OnnxInference("model.onnx"));
+ * }</pre>
+ *
+ * <p>One record is one row of the batch axis. A flat {@code float[]} is reshaped to the model's
+ * per-record shape when its dims are fixed (a 3x224x224 image is given as 150528 floats); the output row
+ * comes back flat. The model is loaded once per task slot, from a path, {@code classpath:} resource or
+ * any Flink file system URI; {@link #withProviders} picks the execution providers.
+ *
+ * <p>For other types, several inputs or outputs, or custom result types, use {@link #builder(String)}.
+ */
+public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
+    private static final long serialVersionUID = 1L;
+
+    /** Scores with the model at {@code modelUri}, on CPU. */
+    public OnnxInference(String modelUri) {
+        this(ModelSource.of(modelUri));
+    }
+
+    /** Scores with {@code model} (which may carry a sha256 pin), on CPU. */
+    public OnnxInference(ModelSource model) {
+        this(simpleSpec(model, ProviderChain.cpu(), SessionSettings.defaults()));
+    }
+
+    private OnnxInference(OnnxInferenceSpec<float[], float[]> spec) {
+        super(spec);
+    }
+
+    /** This function on another EP chain, e.g. {@code "cuda(device_id=0) > cpu"}. */
+    public OnnxInference withProviders(String chain) {
+        return new OnnxInference(spec().withProviders(ProviderChain.parse(chain)));
+    }
+
+    /** This function with other session settings. */
+    public OnnxInference withSessionSettings(SessionSettings settings) {
+        return new OnnxInference(spec().withSessionSettings(settings));
+    }
+
+    /**
+     * Starts the spec of a typed inference over records of type {@code IN}:
+     *
+     * <pre>{@code
+     * OnnxInferenceFunction<Txn, Scored> fn = OnnxInference.<Txn>builder("classpath:models/fraud.onnx")
+     *         .encoder((txn, row) -> row.put("features", txn.features()).put("country", new String[] {txn.country()}))
+     *         .decoder((txn, out) -> new Scored(txn.id(), out.floats("probability")[1]), Types.POJO(Scored.class))
+     *         .buildFunction();
+     * }</pre>
+     */
+    public static <IN> OnnxInferenceSpec.Builder<IN, Void> builder(String modelUri) {
+        return new OnnxInferenceSpec.Builder<>(ModelSource.of(modelUri));
+    }
+
+    /** {@link #builder(String)} for a source that may carry a sha256 pin. */
+    public static <IN> OnnxInferenceSpec.Builder<IN, Void> builder(ModelSource model) {
+        return new OnnxInferenceSpec.Builder<>(model);
+    }
+
+    private static OnnxInferenceSpec<float[], float[]> simpleSpec(ModelSource model, ProviderChain providers,
+            SessionSettings settings) {
+        return new OnnxInferenceSpec.Builder<float[], Void>(model)
+                .providers(providers)
+                .sessionSettings(settings)
+                .encoder((float[] features, InputRow row) -> row.put(features))
+                .decoder((float[] features, OutputRow out) -> out.floats(),
+                        PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO)
+                .signatureCheck(OnnxInference::checkOneFloatInOneFloatOut)
+                .build();
+    }
+
+    static void checkOneFloatInOneFloatOut(ModelSignature signature, String model) {
+        if (signature.inputs().size() != 1 || signature.outputs().size() != 1
+                || signature.inputs().get(0).elementType() != ElementType.FLOAT
+                || signature.outputs().get(0).elementType() != ElementType.FLOAT
+                || signature.outputs().get(0).kind() != TensorSpec.Kind.TENSOR) {
+            throw new IllegalArgumentException("new OnnxInference(\"" + model + "\") needs a model with one FLOAT"
+                    + " input and one FLOAT output, but it has inputs " + signature.inputs() + " and outputs "
+                    + signature.outputs() + ". Use OnnxInference.builder(...) with an encoder and decoder.");
+        }
+    }
+}

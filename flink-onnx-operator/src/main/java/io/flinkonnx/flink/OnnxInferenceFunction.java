@@ -1,0 +1,65 @@
+package io.flinkonnx.flink;
+
+import java.util.Objects;
+import org.apache.flink.api.common.functions.OpenContext;
+import org.apache.flink.api.common.functions.RichMapFunction;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.java.typeutils.ResultTypeQueryable;
+
+/**
+ * Scores each record with an ONNX model, one record per ORT run, on the session shared by its task slot.
+ * Built from an {@link OnnxInferenceSpec}:
+ *
+ * <pre>{@code
+ * DataStream<Scored> scored = transactions.map(
+ *         OnnxInference.<Txn>builder("s3://models/fraud.onnx")
+ *                 .providers("cuda > cpu")
+ *                 .encoder((txn, row) -> row.put("features", txn.features()))
+ *                 .decoder((txn, out) -> new Scored(txn.id(), out.floats("score")[0]), Types.POJO(Scored.class))
+ *                 .buildFunction());
+ * }</pre>
+ *
+ * <p>A record that does not fit the model fails the task with a {@link RecordConversionException} naming
+ * the input and the mismatch; the batching operator routes such records to a dead-letter output instead.
+ *
+ * @param <IN> the record type
+ * @param <OUT> the result type
+ */
+public class OnnxInferenceFunction<IN, OUT> extends RichMapFunction<IN, OUT> implements ResultTypeQueryable<OUT> {
+    private static final long serialVersionUID = 1L;
+
+    private final OnnxInferenceSpec<IN, OUT> spec;
+    private transient InferenceRunner<IN, OUT> runner;
+
+    public OnnxInferenceFunction(OnnxInferenceSpec<IN, OUT> spec) {
+        this.spec = Objects.requireNonNull(spec, "spec");
+    }
+
+    public OnnxInferenceSpec<IN, OUT> spec() {
+        return spec;
+    }
+
+    @Override
+    public void open(OpenContext openContext) throws Exception {
+        runner = new InferenceRunner<>(spec);
+        runner.open(getRuntimeContext().getTaskInfo().getAllocationIDAsString(), getRuntimeContext().getMetricGroup());
+    }
+
+    @Override
+    public OUT map(IN value) throws Exception {
+        return runner.infer(value);
+    }
+
+    @Override
+    public void close() throws Exception {
+        if (runner != null) {
+            runner.close();
+            runner = null;
+        }
+    }
+
+    @Override
+    public TypeInformation<OUT> getProducedType() {
+        return spec.resultType();
+    }
+}

@@ -1,0 +1,180 @@
+package io.flinkonnx.flink;
+
+import io.flinkonnx.model.ModelSignature;
+import io.flinkonnx.model.ModelSource;
+import io.flinkonnx.providers.ProviderChain;
+import io.flinkonnx.providers.SessionSettings;
+import java.io.Serializable;
+import java.util.Objects;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+
+/**
+ * Everything that defines an inference: the model, execution providers, session settings, batch axis,
+ * and how records map to the model's inputs and outputs to results. Immutable and serializable; shared by
+ * the map function and the batching operator. Built with {@link OnnxInference#builder(String)}.
+ *
+ * @param <IN> the record type
+ * @param <OUT> the result type
+ */
+public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    /** A check of the model's signature made once at open, before any record (fail at job start). */
+    @FunctionalInterface
+    interface SignatureCheck extends Serializable {
+        void check(ModelSignature signature, String model);
+    }
+
+    private final ModelSource model;
+    private final ProviderChain providers;
+    private final SessionSettings sessionSettings;
+    private final Integer batchAxis;
+    private final RecordEncoder<IN> encoder;
+    private final ResultDecoder<IN, OUT> decoder;
+    private final TypeInformation<OUT> resultType;
+    private final SignatureCheck signatureCheck;
+
+    OnnxInferenceSpec(ModelSource model, ProviderChain providers, SessionSettings sessionSettings, Integer batchAxis,
+            RecordEncoder<IN> encoder, ResultDecoder<IN, OUT> decoder, TypeInformation<OUT> resultType,
+            SignatureCheck signatureCheck) {
+        this.model = Objects.requireNonNull(model, "model");
+        this.providers = Objects.requireNonNull(providers, "providers");
+        this.sessionSettings = Objects.requireNonNull(sessionSettings, "sessionSettings");
+        this.batchAxis = batchAxis;
+        this.encoder = Objects.requireNonNull(encoder, "encoder: say how records become inputs");
+        this.decoder = Objects.requireNonNull(decoder, "decoder: say how outputs become results");
+        this.resultType = Objects.requireNonNull(resultType, "resultType");
+        this.signatureCheck = signatureCheck;
+    }
+
+    public ModelSource model() {
+        return model;
+    }
+
+    public ProviderChain providers() {
+        return providers;
+    }
+
+    public SessionSettings sessionSettings() {
+        return sessionSettings;
+    }
+
+    /** The configured batch axis, or null for the default rule (a symbolic or unknown first dim). */
+    public Integer batchAxis() {
+        return batchAxis;
+    }
+
+    public RecordEncoder<IN> encoder() {
+        return encoder;
+    }
+
+    public ResultDecoder<IN, OUT> decoder() {
+        return decoder;
+    }
+
+    public TypeInformation<OUT> resultType() {
+        return resultType;
+    }
+
+    SignatureCheck signatureCheck() {
+        return signatureCheck;
+    }
+
+    /** The same spec on another provider chain. */
+    public OnnxInferenceSpec<IN, OUT> withProviders(ProviderChain chain) {
+        return new OnnxInferenceSpec<>(model, chain, sessionSettings, batchAxis, encoder, decoder, resultType,
+                signatureCheck);
+    }
+
+    /** The same spec with other session settings. */
+    public OnnxInferenceSpec<IN, OUT> withSessionSettings(SessionSettings settings) {
+        return new OnnxInferenceSpec<>(model, providers, settings, batchAxis, encoder, decoder, resultType,
+                signatureCheck);
+    }
+
+    @Override
+    public String toString() {
+        return "OnnxInferenceSpec{model=" + model + ", providers=" + providers + ", " + sessionSettings
+                + (batchAxis == null ? "" : ", batchAxis=" + batchAxis) + "}";
+    }
+
+    /**
+     * Builder of {@link OnnxInferenceSpec}.
+     *
+     * @param <IN> the record type
+     * @param <OUT> the result type (fixed by {@link #decoder})
+     */
+    public static final class Builder<IN, OUT> {
+        private final ModelSource model;
+        private ProviderChain providers = ProviderChain.cpu();
+        private SessionSettings sessionSettings = SessionSettings.defaults();
+        private Integer batchAxis;
+        private RecordEncoder<IN> encoder;
+        private ResultDecoder<IN, OUT> decoder;
+        private TypeInformation<OUT> resultType;
+        private SignatureCheck signatureCheck;
+
+        Builder(ModelSource model) {
+            this.model = Objects.requireNonNull(model, "model");
+        }
+
+        /** The EP chain, as text: {@code "cuda(device_id=0) > cpu"}. Default: CPU only. */
+        public Builder<IN, OUT> providers(String chain) {
+            return providers(ProviderChain.parse(chain));
+        }
+
+        public Builder<IN, OUT> providers(ProviderChain chain) {
+            this.providers = Objects.requireNonNull(chain, "providers");
+            return this;
+        }
+
+        public Builder<IN, OUT> sessionSettings(SessionSettings settings) {
+            this.sessionSettings = Objects.requireNonNull(settings, "sessionSettings");
+            return this;
+        }
+
+        /** Overrides the batch axis of every input and output (-1: none; default: a free first dim). */
+        public Builder<IN, OUT> batchAxis(int axis) {
+            if (axis < -1) {
+                throw new IllegalArgumentException("batchAxis must be >= 0, or -1 for none; got " + axis);
+            }
+            this.batchAxis = axis;
+            return this;
+        }
+
+        public Builder<IN, OUT> encoder(RecordEncoder<IN> encoder) {
+            this.encoder = Objects.requireNonNull(encoder, "encoder");
+            return this;
+        }
+
+        /** How outputs become results, and the results' Flink type (e.g. {@code Types.POJO(Score.class)}). */
+        public <R> Builder<IN, R> decoder(ResultDecoder<IN, R> decoder, TypeInformation<R> resultType) {
+            @SuppressWarnings("unchecked")
+            Builder<IN, R> self = (Builder<IN, R>) this;
+            self.decoder = Objects.requireNonNull(decoder, "decoder");
+            self.resultType = Objects.requireNonNull(resultType, "resultType");
+            return self;
+        }
+
+        Builder<IN, OUT> signatureCheck(SignatureCheck check) {
+            this.signatureCheck = check;
+            return this;
+        }
+
+        public OnnxInferenceSpec<IN, OUT> build() {
+            if (encoder == null) {
+                throw new IllegalStateException("No encoder: call encoder((record, row) -> row.put(\"input\", ...))");
+            }
+            if (decoder == null) {
+                throw new IllegalStateException("No decoder: call decoder((record, out) -> ..., resultType)");
+            }
+            return new OnnxInferenceSpec<>(model, providers, sessionSettings, batchAxis, encoder, decoder, resultType,
+                    signatureCheck);
+        }
+
+        /** The map function of this spec: {@code stream.map(builder.buildFunction())}. */
+        public OnnxInferenceFunction<IN, OUT> buildFunction() {
+            return new OnnxInferenceFunction<>(build());
+        }
+    }
+}

@@ -1,0 +1,58 @@
+package io.flinkonnx.flink;
+
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.TensorInfo;
+import io.flinkonnx.model.ElementType;
+import io.flinkonnx.model.RuntimeLimits;
+import java.util.Map;
+
+/** The ONNX Runtime in this process: its environment, version, and what models it can read. */
+final class OrtRuntime {
+    private OrtRuntime() {}
+
+    /** ORT's process-wide environment; never closed (ORT's shutdown hook owns it). */
+    static OrtEnvironment env() {
+        return OrtEnvironment.getEnvironment();
+    }
+
+    static String version() {
+        return env().getVersion();
+    }
+
+    /**
+     * The IR/opset limits of this ORT version, measured (1.23, 1.24: see stack-facts.md and
+     * OrtRuntimeLimitsTest); null for versions not measured, whose own load error is then reported.
+     */
+    static RuntimeLimits limits() {
+        return limitsOf(version());
+    }
+
+    /**
+     * The ONNX element type of an ORT tensor. ORT's {@code OnnxTensorType.value} is not the ONNX code
+     * (FLOAT is 10 there, 1 in ONNX), so the mapping goes by name.
+     */
+    static ElementType elementType(TensorInfo info) {
+        String name = info.onnxType.name().substring("ONNX_TENSOR_ELEMENT_DATA_TYPE_".length());
+        try {
+            return ElementType.valueOf(name);
+        } catch (IllegalArgumentException e) {
+            return ElementType.UNDEFINED;
+        }
+    }
+
+    static RuntimeLimits limitsOf(String version) {
+        String[] parts = version.split("\\.");
+        if (parts.length < 2) {
+            return null;
+        }
+        String name = "ONNX Runtime " + version;
+        switch (parts[0] + "." + parts[1]) {
+            case "1.24":
+                return new RuntimeLimits(name, 13, Map.of("", 25L, "ai.onnx.ml", 5L));
+            case "1.23":
+                return new RuntimeLimits(name, 11, Map.of("", 23L, "ai.onnx.ml", 5L));
+            default:
+                return null;
+        }
+    }
+}

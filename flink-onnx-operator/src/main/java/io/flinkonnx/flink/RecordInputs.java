@@ -1,0 +1,195 @@
+package io.flinkonnx.flink;
+
+import io.flinkonnx.model.Dim;
+import io.flinkonnx.model.ElementType;
+import io.flinkonnx.model.TensorSpec;
+import java.lang.reflect.Array;
+import java.util.Arrays;
+import java.util.List;
+import java.util.stream.Collectors;
+
+/**
+ * One record's encoded inputs, checked against the model's inputs as they are put: type, per-record
+ * shape, nothing missing. Reused across records ({@link #reset}).
+ */
+final class RecordInputs implements InputRow {
+    private final String model;
+    private final List<TensorSpec> specs;
+    private final Object[] values;
+    private final long[][] shapes;
+
+    RecordInputs(String model, List<TensorSpec> specs) {
+        this.model = model;
+        this.specs = specs;
+        this.values = new Object[specs.size()];
+        this.shapes = new long[specs.size()][];
+    }
+
+    void reset() {
+        Arrays.fill(values, null);
+        Arrays.fill(shapes, null);
+    }
+
+    Object values(int input) {
+        return values[input];
+    }
+
+    long[] shape(int input) {
+        return shapes[input];
+    }
+
+    int elementCount(int input) {
+        return Array.getLength(values[input]);
+    }
+
+    @Override
+    public InputRow put(String name, Object array) {
+        int i = indexOf(name);
+        return set(i, array, inferShape(specs.get(i), array));
+    }
+
+    @Override
+    public InputRow put(String name, Object array, long... recordShape) {
+        int i = indexOf(name);
+        return set(i, array, checkShape(specs.get(i), array, recordShape));
+    }
+
+    @Override
+    public InputRow put(Object array) {
+        if (specs.size() != 1) {
+            throw new RecordConversionException("put(values) needs a model with one input, but " + model + " has "
+                    + specs.size() + ": " + describe(specs) + ". Name the input: put(\"name\", values).");
+        }
+        return put(specs.get(0).name(), array);
+    }
+
+    /** Fails naming the first input the encoder did not give. */
+    void checkComplete() {
+        for (int i = 0; i < specs.size(); i++) {
+            if (values[i] == null) {
+                throw new RecordConversionException("The record gave no value for input '" + specs.get(i).name()
+                        + "' of " + model + " (inputs: " + describe(specs) + ")");
+            }
+        }
+    }
+
+    private InputRow set(int i, Object array, long[] shape) {
+        if (values[i] != null) {
+            throw new RecordConversionException("Input '" + specs.get(i).name() + "' was given twice for one record");
+        }
+        values[i] = array;
+        shapes[i] = shape;
+        return this;
+    }
+
+    private int indexOf(String name) {
+        for (int i = 0; i < specs.size(); i++) {
+            if (specs.get(i).name().equals(name)) {
+                return i;
+            }
+        }
+        throw new RecordConversionException("Model " + model + " has no input '" + name + "'; its inputs are "
+                + describe(specs));
+    }
+
+    private void checkType(TensorSpec spec, Object array) {
+        if (array == null) {
+            throw new RecordConversionException("Input '" + spec.name() + "' is null; it expects "
+                    + expected(spec));
+        }
+        Class<?> wanted = spec.elementType().javaArrayType();
+        if (wanted == null) {
+            throw new RecordConversionException("Input '" + spec.name() + "' has element type " + spec.elementType()
+                    + ", which records cannot feed yet");
+        }
+        if (array.getClass() != wanted) {
+            throw new RecordConversionException("Input '" + spec.name() + "' expects " + expected(spec)
+                    + " but the record gave " + array.getClass().getSimpleName()
+                    + (array.getClass().isArray() ? "" : " (not an array)") + "; values are never cast");
+        }
+    }
+
+    /** The record shape from the array's length: fixed dims as declared, at most one free dim inferred. */
+    private long[] inferShape(TensorSpec spec, Object array) {
+        checkType(spec, array);
+        int length = Array.getLength(array);
+        if (!spec.isShapeKnown()) {
+            return new long[] {length};
+        }
+        List<Dim> dims = spec.recordDims();
+        long[] shape = new long[dims.size()];
+        long fixedProduct = 1;
+        int free = -1;
+        for (int d = 0; d < dims.size(); d++) {
+            if (dims.get(d).isFixed()) {
+                shape[d] = dims.get(d).value();
+                fixedProduct *= shape[d];
+            } else if (free >= 0) {
+                throw new RecordConversionException("Input '" + spec.name() + "' has record shape "
+                        + shapeOf(dims) + " with more than one free dimension: give the shape explicitly,"
+                        + " put(\"" + spec.name() + "\", values, dims...)");
+            } else {
+                free = d;
+            }
+        }
+        if (free < 0) {
+            if (length != fixedProduct) {
+                throw new RecordConversionException("Input '" + spec.name() + "' expects " + fixedProduct
+                        + " values per record (record shape " + shapeOf(dims) + ", model shape "
+                        + spec.shapeString() + ") but the record has " + length);
+            }
+        } else {
+            if (fixedProduct == 0 || length % fixedProduct != 0) {
+                throw new RecordConversionException("Input '" + spec.name() + "' expects a multiple of "
+                        + fixedProduct + " values per record (record shape " + shapeOf(dims)
+                        + ") but the record has " + length);
+            }
+            shape[free] = length / fixedProduct;
+        }
+        return shape;
+    }
+
+    private long[] checkShape(TensorSpec spec, Object array, long[] shape) {
+        checkType(spec, array);
+        int length = Array.getLength(array);
+        long product = 1;
+        for (long d : shape) {
+            if (d < 0) {
+                throw new RecordConversionException("Input '" + spec.name() + "': negative dimension in shape "
+                        + Arrays.toString(shape));
+            }
+            product *= d;
+        }
+        if (product != length) {
+            throw new RecordConversionException("Input '" + spec.name() + "': shape " + Arrays.toString(shape)
+                    + " holds " + product + " values but the record has " + length);
+        }
+        if (spec.isShapeKnown()) {
+            List<Dim> dims = spec.recordDims();
+            boolean fits = dims.size() == shape.length;
+            for (int d = 0; fits && d < shape.length; d++) {
+                fits = !dims.get(d).isFixed() || dims.get(d).value() == shape[d];
+            }
+            if (!fits) {
+                throw new RecordConversionException("Input '" + spec.name() + "' expects record shape "
+                        + shapeOf(dims) + " (model shape " + spec.shapeString() + ") but the record gave "
+                        + Arrays.toString(shape));
+            }
+        }
+        return shape.clone();
+    }
+
+    private static String expected(TensorSpec spec) {
+        ElementType t = spec.elementType();
+        return t + " values (" + (t.javaArrayType() == null ? "unsupported" : t.javaArrayType().getSimpleName())
+                + ")";
+    }
+
+    static String shapeOf(List<Dim> dims) {
+        return dims.stream().map(Dim::toString).collect(Collectors.joining(",", "[", "]"));
+    }
+
+    static String describe(List<TensorSpec> specs) {
+        return specs.stream().map(TensorSpec::toString).collect(Collectors.joining(", "));
+    }
+}

@@ -1,0 +1,16 @@
+package io.flinkonnx.flink;
+
+/** Opens runners outside Flink for tests of conversion and loading (real ORT sessions). */
+final class Runners {
+    private Runners() {}
+
+    static <IN, OUT> InferenceRunner<IN, OUT> open(OnnxInferenceSpec<IN, OUT> spec) throws Exception {
+        return open(spec, "test-slot");
+    }
+
+    static <IN, OUT> InferenceRunner<IN, OUT> open(OnnxInferenceSpec<IN, OUT> spec, String slot) throws Exception {
+        InferenceRunner<IN, OUT> runner = new InferenceRunner<>(spec);
+        runner.open(slot, null);
+        return runner;
+    }
+}
