@@ -1,0 +1,29 @@
+package io.flinkonnx.flink;
+
+/**
+ * Counts of the ONNX Runtime sessions this library has open in the current process (a TaskManager, or a
+ * MiniCluster), for monitoring and for tests that prove sessions are shared and released.
+ */
+public final class SessionStats {
+    private SessionStats() {}
+
+    /** Sessions open now. */
+    public static int open() {
+        return SessionRegistry.INSTANCE.openSessions();
+    }
+
+    /** Operator instances holding a session now. */
+    public static int references() {
+        return SessionRegistry.INSTANCE.references();
+    }
+
+    /** Sessions opened since the process started. */
+    public static long created() {
+        return SessionRegistry.INSTANCE.sessionsCreated();
+    }
+
+    /** Sessions closed since the process started. */
+    public static long closed() {
+        return SessionRegistry.INSTANCE.sessionsClosed();
+    }
+}
