@@ -4,12 +4,15 @@ import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OnnxValue;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
+import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.TensorSpec;
 import java.lang.reflect.Array;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The outputs of one {@code run}, copied out of ORT's memory once and read per record: the view is moved
@@ -24,6 +27,7 @@ final class BatchOutputs implements OutputRow {
     private final Object[] values;
     private int count;
     private int record;
+    private Map<String, long[]> paddedLengths = Map.of();
 
     BatchOutputs(String model, List<TensorSpec> specs) {
         this.model = model;
@@ -34,9 +38,14 @@ final class BatchOutputs implements OutputRow {
         this.values = new Object[specs.size()];
     }
 
-    /** Copies every output of {@code result} (a run over {@code count} records) out of native memory. */
-    void load(OrtSession.Result result, int count) throws OrtException {
+    /**
+     * Copies every output of {@code result} (a run over {@code count} records) out of native memory.
+     * {@code paddedLengths} (symbol -> each record's own length) says which axes were padded: outputs that
+     * carry such an axis are cut back to each record's length.
+     */
+    void load(OrtSession.Result result, int count, Map<String, long[]> paddedLengths) throws OrtException {
         this.count = count;
+        this.paddedLengths = paddedLengths.isEmpty() ? Map.of() : new HashMap<>(paddedLengths);
         for (int i = 0; i < specs.size(); i++) {
             OnnxValue v = result.get(specs.get(i).name()).orElseThrow(() -> new IllegalStateException(
                     "ONNX Runtime returned no output named " + names));
@@ -67,7 +76,31 @@ final class BatchOutputs implements OutputRow {
     @Override
     public long[] shape(String name) {
         int i = indexOf(name);
-        return batched(i) ? Arrays.copyOfRange(shapes[i], 1, shapes[i].length) : shapes[i].clone();
+        if (!batched(i)) {
+            return shapes[i].clone();
+        }
+        long[] padded = Arrays.copyOfRange(shapes[i], 1, shapes[i].length);
+        long[] own = ownShape(i, padded);
+        return own == null ? padded : own;
+    }
+
+    /** This record's shape of batched output {@code i} when padding is to be cut off, else null. */
+    private long[] ownShape(int i, long[] padded) {
+        if (paddedLengths.isEmpty()) {
+            return null;
+        }
+        List<Dim> dims = specs.get(i).recordDims();
+        long[] own = null;
+        for (int d = 0; d < dims.size() && d < padded.length; d++) {
+            long[] lengths = dims.get(d).isSymbolic() ? paddedLengths.get(dims.get(d).symbol()) : null;
+            if (lengths != null && lengths[record] < padded[d]) {
+                if (own == null) {
+                    own = padded.clone();
+                }
+                own[d] = lengths[record];
+            }
+        }
+        return own;
     }
 
     @Override
@@ -155,13 +188,15 @@ final class BatchOutputs implements OutputRow {
             }
             return all;
         }
-        if (count == 1) {
-            return all;
+        Object row = all;
+        if (count > 1) {
+            int length = Array.getLength(all) / count;
+            row = Array.newInstance(all.getClass().getComponentType(), length);
+            System.arraycopy(all, record * length, row, 0, length);
         }
-        int length = Array.getLength(all) / count;
-        Object row = Array.newInstance(all.getClass().getComponentType(), length);
-        System.arraycopy(all, record * length, row, 0, length);
-        return row;
+        long[] padded = Arrays.copyOfRange(shapes[i], 1, shapes[i].length);
+        long[] own = ownShape(i, padded);
+        return own == null ? row : Padding.cut(row, padded, own);
     }
 
     private int indexOf(String name) {

@@ -7,6 +7,9 @@ import io.flinkonnx.model.TensorSpec;
 import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.SessionSettings;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
+import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
+import org.apache.flink.util.Preconditions;
 
 /**
  * The simplest way to score a stream: {@code float[]} features in, the model's {@code float[]} output
@@ -67,6 +70,38 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
     /** {@link #builder(String)} for a source that may carry a sha256 pin. */
     public static <IN> OnnxInferenceSpec.Builder<IN, Void> builder(ModelSource model) {
         return new OnnxInferenceSpec.Builder<>(model);
+    }
+
+    /**
+     * Scores {@code stream} in micro-batches: records are packed along the model's batch axis and run
+     * together, at most {@code policy.maxBatchSize()} at a time, a lone record waiting at most
+     * {@code policy.maxBatchDelay()}. Exactly-once: the buffer is scored before every checkpoint barrier
+     * and at end of input. Records that do not fit the model go to {@link FailedRecord#tag} with the
+     * reason; the rest of their batch is scored.
+     *
+     * <pre>{@code
+     * OnnxInferenceSpec<Txn, Scored> spec = OnnxInference.<Txn>builder("s3://models/fraud.onnx")
+     *         .encoder((txn, row) -> row.put("features", txn.features()))
+     *         .decoder((txn, out) -> new Scored(txn.id(), out.floats("score")[0]), Types.POJO(Scored.class))
+     *         .build();
+     * SingleOutputStreamOperator<Scored> scored = OnnxInference.batched(txns, spec,
+     *         BatchPolicy.builder().maxBatchSize(64).maxBatchDelay(Duration.ofMillis(5)).build());
+     * DataStream<FailedRecord<Txn>> failed = scored.getSideOutput(FailedRecord.tag(txns.getType()));
+     * }</pre>
+     */
+    public static <IN, OUT> SingleOutputStreamOperator<OUT> batched(DataStream<IN> stream, OnnxInferenceSpec<IN, OUT> spec,
+            BatchPolicy policy) {
+        Preconditions.checkNotNull(stream, "stream");
+        Preconditions.checkNotNull(spec, "spec");
+        Preconditions.checkNotNull(policy, "policy");
+        return stream.transform("ONNX inference " + spec.model().uri(), spec.resultType(),
+                new BatchingInferenceOperator<>(spec, policy, FailedRecord.tag(stream.getType())));
+    }
+
+    /** {@link #batched(DataStream, OnnxInferenceSpec, BatchPolicy)} for {@code float[]} records and a one-input, one-output FLOAT model. */
+    public static SingleOutputStreamOperator<float[]> batched(DataStream<float[]> stream, String modelUri,
+            BatchPolicy policy) {
+        return batched(stream, new OnnxInference(modelUri).spec(), policy);
     }
 
     private static OnnxInferenceSpec<float[], float[]> simpleSpec(ModelSource model, ProviderChain providers,

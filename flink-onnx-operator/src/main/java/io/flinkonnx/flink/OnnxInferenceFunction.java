@@ -42,7 +42,8 @@ public class OnnxInferenceFunction<IN, OUT> extends RichMapFunction<IN, OUT> imp
     @Override
     public void open(OpenContext openContext) throws Exception {
         runner = new InferenceRunner<>(spec);
-        runner.open(getRuntimeContext().getTaskInfo().getAllocationIDAsString(), getRuntimeContext().getMetricGroup());
+        runner.open(getRuntimeContext().getTaskInfo().getAllocationIDAsString(),
+                getRuntimeContext().getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP));
     }
 
     @Override

@@ -63,6 +63,52 @@ final class RecordInputs implements InputRow {
         return put(specs.get(0).name(), array);
     }
 
+    /** Whether input {@code input} was given. */
+    boolean has(int input) {
+        return values[input] != null;
+    }
+
+    /** Puts a value the operator derived itself (an attention mask), shape already known to fit. */
+    void putDerived(int input, Object array, long[] shape) {
+        values[input] = array;
+        shapes[input] = shape;
+    }
+
+    /** An estimate of this record's input bytes (8 per string element beyond its characters). */
+    long byteEstimate() {
+        long bytes = 0;
+        for (int i = 0; i < specs.size(); i++) {
+            if (values[i] instanceof String[]) {
+                for (String v : (String[]) values[i]) {
+                    bytes += 8 + (v == null ? 0 : 2L * v.length());
+                }
+            } else if (values[i] != null) {
+                bytes += (long) Array.getLength(values[i]) * Math.max(1, specs.get(i).elementType().byteSize());
+            }
+        }
+        return bytes;
+    }
+
+    /** The first FLOAT/DOUBLE input holding a NaN, or null. */
+    String inputWithNaN() {
+        for (int i = 0; i < specs.size(); i++) {
+            if (values[i] instanceof float[]) {
+                for (float v : (float[]) values[i]) {
+                    if (Float.isNaN(v)) {
+                        return specs.get(i).name();
+                    }
+                }
+            } else if (values[i] instanceof double[]) {
+                for (double v : (double[]) values[i]) {
+                    if (Double.isNaN(v)) {
+                        return specs.get(i).name();
+                    }
+                }
+            }
+        }
+        return null;
+    }
+
     /** Fails naming the first input the encoder did not give. */
     void checkComplete() {
         for (int i = 0; i < specs.size(); i++) {
@@ -106,6 +152,15 @@ final class RecordInputs implements InputRow {
             throw new RecordConversionException("Input '" + spec.name() + "' expects " + expected(spec)
                     + " but the record gave " + array.getClass().getSimpleName()
                     + (array.getClass().isArray() ? "" : " (not an array)") + "; values are never cast");
+        }
+        if (array instanceof String[]) {
+            String[] strings = (String[]) array;
+            for (int k = 0; k < strings.length; k++) {
+                if (strings[k] == null) {
+                    throw new RecordConversionException("Input '" + spec.name() + "' holds a null string at index "
+                            + k);
+                }
+            }
         }
     }
 

@@ -8,7 +8,9 @@ import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.TensorSpec;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import io.flinkonnx.model.Dim;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -22,22 +24,33 @@ final class TensorPacker {
     private final OrtEnvironment env;
     private final List<TensorSpec> specs;
     private final ByteBuffer[] buffers;
+    private final double padValue;
+    private final int maskInput;
+    private final Map<String, long[]> padded = new HashMap<>();
 
-    TensorPacker(OrtEnvironment env, List<TensorSpec> specs) {
+    /**
+     * @param padValue what ragged inputs are padded with
+     * @param maskInput the attention-mask input, always padded with 0 (-1 when the model has none)
+     */
+    TensorPacker(OrtEnvironment env, List<TensorSpec> specs, double padValue, int maskInput) {
         this.env = env;
         this.specs = specs;
         this.buffers = new ByteBuffer[specs.size()];
+        this.padValue = padValue;
+        this.maskInput = maskInput;
     }
 
     /**
-     * One tensor per input for {@code count} records; the caller closes them (on every path). Records
-     * must agree on each input's per-record shape.
+     * One tensor per input for records {@code rows[offset .. offset+count)}; the caller closes them (on
+     * every path). Records that differ along a free (symbolic or unknown) dim are padded to the longest
+     * with {@code padValue}; the lengths per symbol are then in {@link #paddedLengths()}.
      */
-    Map<String, OnnxTensor> pack(RecordInputs[] rows, int count) throws OrtException {
+    Map<String, OnnxTensor> pack(RecordInputs[] rows, int offset, int count) throws OrtException {
+        padded.clear();
         Map<String, OnnxTensor> tensors = new LinkedHashMap<>();
         try {
             for (int i = 0; i < specs.size(); i++) {
-                tensors.put(specs.get(i).name(), packInput(i, rows, count));
+                tensors.put(specs.get(i).name(), packInput(i, rows, offset, count));
             }
             return tensors;
         } catch (OrtException | RuntimeException e) {
@@ -46,77 +59,130 @@ final class TensorPacker {
         }
     }
 
-    private OnnxTensor packInput(int input, RecordInputs[] rows, int count) throws OrtException {
+    /** For the last {@link #pack}: symbol of each padded axis -> the records' own lengths along it. */
+    Map<String, long[]> paddedLengths() {
+        return padded;
+    }
+
+    /** The per-record shape all records of the batch take: each dim's maximum, checked for raggedness. */
+    private long[] commonShape(int input, RecordInputs[] rows, int offset, int count) {
         TensorSpec spec = specs.get(input);
-        long[] recordShape = rows[0].shape(input);
-        for (int r = 1; r < count; r++) {
-            if (!Arrays.equals(recordShape, rows[r].shape(input))) {
-                throw new RecordConversionException("Records of one batch disagree on the shape of input '"
-                        + spec.name() + "': " + Arrays.toString(recordShape) + " and "
-                        + Arrays.toString(rows[r].shape(input)));
+        long[] first = rows[offset].shape(input);
+        long[] common = first.clone();
+        boolean ragged = false;
+        for (int r = offset + 1; r < offset + count; r++) {
+            long[] s = rows[r].shape(input);
+            if (s.length != first.length) {
+                throw new RecordConversionException("Records of one batch disagree on the rank of input '"
+                        + spec.name() + "': " + Arrays.toString(first) + " and " + Arrays.toString(s));
+            }
+            for (int d = 0; d < s.length; d++) {
+                if (s[d] != common[d]) {
+                    ragged = true;
+                    common[d] = Math.max(common[d], s[d]);
+                }
             }
         }
+        if (ragged) {
+            List<Dim> dims = spec.recordDims();
+            for (int d = 0; d < common.length; d++) {
+                if (d < dims.size() && dims.get(d).isFixed() && !allEqual(rows, offset, count, input, d)) {
+                    throw new RecordConversionException("Records of one batch disagree on fixed dim " + d
+                            + " of input '" + spec.name() + "'");
+                }
+                if (d < dims.size() && dims.get(d).isSymbolic() && !allEqual(rows, offset, count, input, d)) {
+                    long[] lengths = new long[count];
+                    for (int r = 0; r < count; r++) {
+                        lengths[r] = rows[offset + r].shape(input)[d];
+                    }
+                    padded.put(dims.get(d).symbol(), lengths);
+                }
+            }
+        }
+        return common;
+    }
+
+    private static boolean allEqual(RecordInputs[] rows, int offset, int count, int input, int d) {
+        long v = rows[offset].shape(input)[d];
+        for (int r = offset + 1; r < offset + count; r++) {
+            if (rows[r].shape(input)[d] != v) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** The record's values laid out in {@code target} shape, padded; the values themselves when no padding is needed. */
+    private Object valuesIn(RecordInputs row, int input, long[] target) {
+        long[] shape = row.shape(input);
+        Object values = row.values(input);
+        if (Arrays.equals(shape, target)) {
+            return values;
+        }
+        return Padding.pad(values, shape, target, specs.get(input).elementType(), input == maskInput ? 0 : padValue);
+    }
+
+    private OnnxTensor packInput(int input, RecordInputs[] rows, int offset, int count) throws OrtException {
+        TensorSpec spec = specs.get(input);
+        long[] recordShape = commonShape(input, rows, offset, count);
         long[] shape = batchShape(spec, recordShape, count);
+        int perRecord = Math.toIntExact(Padding.product(recordShape));
         ElementType type = spec.elementType();
         if (type == ElementType.STRING) {
-            String[] flat = new String[rows[0].elementCount(input) * count];
-            int pos = 0;
+            String[] flat = new String[perRecord * count];
             for (int r = 0; r < count; r++) {
-                String[] v = (String[]) rows[r].values(input);
-                System.arraycopy(v, 0, flat, pos, v.length);
-                pos += v.length;
+                System.arraycopy(valuesIn(rows[offset + r], input, recordShape), 0, flat, r * perRecord, perRecord);
             }
             return OnnxTensor.createTensor(env, flat, shape);
         }
-        int perRecord = rows[0].elementCount(input);
         ByteBuffer buf = buffer(input, (long) perRecord * count * type.byteSize());
         switch (type) {
             case FLOAT: {
                 java.nio.FloatBuffer fb = buf.asFloatBuffer();
                 for (int r = 0; r < count; r++) {
-                    fb.put((float[]) rows[r].values(input));
+                    fb.put((float[]) valuesIn(rows[offset + r], input, recordShape));
                 }
                 return OnnxTensor.createTensor(env, fb.flip(), shape);
             }
             case DOUBLE: {
                 java.nio.DoubleBuffer db = buf.asDoubleBuffer();
                 for (int r = 0; r < count; r++) {
-                    db.put((double[]) rows[r].values(input));
+                    db.put((double[]) valuesIn(rows[offset + r], input, recordShape));
                 }
                 return OnnxTensor.createTensor(env, db.flip(), shape);
             }
             case INT64: {
                 java.nio.LongBuffer lb = buf.asLongBuffer();
                 for (int r = 0; r < count; r++) {
-                    lb.put((long[]) rows[r].values(input));
+                    lb.put((long[]) valuesIn(rows[offset + r], input, recordShape));
                 }
                 return OnnxTensor.createTensor(env, lb.flip(), shape);
             }
             case INT32: {
                 java.nio.IntBuffer ib = buf.asIntBuffer();
                 for (int r = 0; r < count; r++) {
-                    ib.put((int[]) rows[r].values(input));
+                    ib.put((int[]) valuesIn(rows[offset + r], input, recordShape));
                 }
                 return OnnxTensor.createTensor(env, ib.flip(), shape);
             }
             case INT16: {
                 java.nio.ShortBuffer sb = buf.asShortBuffer();
                 for (int r = 0; r < count; r++) {
-                    sb.put((short[]) rows[r].values(input));
+                    sb.put((short[]) valuesIn(rows[offset + r], input, recordShape));
                 }
                 return OnnxTensor.createTensor(env, sb.flip(), shape);
             }
             case INT8:
             case UINT8: {
                 for (int r = 0; r < count; r++) {
-                    buf.put((byte[]) rows[r].values(input));
+                    buf.put((byte[]) valuesIn(rows[offset + r], input, recordShape));
                 }
                 return OnnxTensor.createTensor(env, buf.flip(), shape,
                         type == ElementType.UINT8 ? OnnxJavaType.UINT8 : OnnxJavaType.INT8);
             }
             case BOOL: {
                 for (int r = 0; r < count; r++) {
-                    for (boolean b : (boolean[]) rows[r].values(input)) {
+                    for (boolean b : (boolean[]) valuesIn(rows[offset + r], input, recordShape)) {
                         buf.put(b ? (byte) 1 : (byte) 0);
                     }
                 }

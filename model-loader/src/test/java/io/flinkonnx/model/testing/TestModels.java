@@ -195,4 +195,47 @@ public final class TestModels {
                 .node("Identity", names("x"), names("y"))
                 .writeTo(file);
     }
+
+    /**
+     * {@code idx: INT64[batch,1]} gathers rows of a 10x2 table: {@code row: FLOAT[batch,1,2]} is
+     * {@code [idx*10, idx*10+1]}. An index outside [-10, 9] makes ORT's run fail.
+     */
+    public static Path writeGather(Path file) throws IOException {
+        float[] table = new float[20];
+        for (int i = 0; i < 20; i++) {
+            table[i] = (i / 2) * 10 + (i % 2);
+        }
+        return new OnnxGraph("gather")
+                .input("idx", ElementType.INT64, "batch", 1)
+                .output("row", ElementType.FLOAT, "batch", 1, 2)
+                .floatInitializer("table", table, 10, 2)
+                .node("Gather", names("table", "idx"), names("row"), "axis", 0L)
+                .writeTo(file);
+    }
+
+    /**
+     * A token model: {@code input_ids, attention_mask: INT64[batch,seq]} give
+     * {@code masked = input_ids * attention_mask: INT64[batch,seq]} and
+     * {@code length = sum(attention_mask): INT64[batch]}.
+     */
+    public static Path writeTokenModel(Path file) throws IOException {
+        return new OnnxGraph("tokens")
+                .input("input_ids", ElementType.INT64, "batch", "seq")
+                .input("attention_mask", ElementType.INT64, "batch", "seq")
+                .output("masked", ElementType.INT64, "batch", "seq")
+                .output("length", ElementType.INT64, "batch")
+                .longInitializer("axis1", new long[] {1}, 1)
+                .node("Mul", names("input_ids", "attention_mask"), names("masked"))
+                .node("ReduceSum", names("attention_mask", "axis1"), names("length"), "keepdims", 0L)
+                .writeTo(file);
+    }
+
+    /** {@code x: FLOAT[1,4]} (batch fixed at 1, as some exporters write) gives {@code y = relu(x)}. */
+    public static Path writeFixedBatchOfOne(Path file) throws IOException {
+        return new OnnxGraph("fixed_one")
+                .input("x", ElementType.FLOAT, 1, 4)
+                .output("y", ElementType.FLOAT, 1, 4)
+                .node("Relu", names("x"), names("y"))
+                .writeTo(file);
+    }
 }

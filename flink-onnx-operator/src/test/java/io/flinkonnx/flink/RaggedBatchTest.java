@@ -1,0 +1,71 @@
+package io.flinkonnx.flink;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.flinkonnx.model.testing.TestModels;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.List;
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Token sequences of different lengths share a batch: padded, masked, and cut back per record. */
+class RaggedBatchTest {
+    private static final TypeInformation<long[]> TOKENS = PrimitiveArrayTypeInfo.LONG_PRIMITIVE_ARRAY_TYPE_INFO;
+
+    @TempDir Path dir;
+    private OneInputStreamOperatorTestHarness<?, ?> harness;
+
+    @AfterEach
+    void close() throws Exception {
+        if (harness != null) {
+            harness.close();
+        }
+    }
+
+    @Test
+    void raggedSequencesArePaddedMaskedAndCutBack() throws Exception {
+        OnnxInferenceSpec<long[], String> spec = OnnxInference.<long[]>builder(
+                        TestModels.writeTokenModel(dir.resolve("tokens.onnx")).toString())
+                .encoder((ids, row) -> row.put("input_ids", ids)) // attention_mask is left to the operator
+                .decoder((ids, out) -> java.util.Arrays.toString(out.longs("masked")) + " len=" + out.longs("length")[0]
+                        + " shape=" + java.util.Arrays.toString(out.shape("masked")), Types.STRING)
+                .build();
+        OneInputStreamOperatorTestHarness<long[], String> h = Harnesses.open(spec,
+                BatchPolicy.builder().maxBatchSize(3).padValue(-7).build(), TOKENS);
+        harness = h;
+        h.processElement(new long[] {5, 6}, 1);
+        h.processElement(new long[] {1, 2, 3, 4}, 2);
+        h.processElement(new long[] {9}, 3);
+
+        // One run of shape [3,4]: the mask's zeros over the padding keep the pad value (-7) out of both outputs.
+        assertThat(h.extractOutputValues()).containsExactly(
+                "[5, 6] len=2 shape=[2]",
+                "[1, 2, 3, 4] len=4 shape=[4]",
+                "[9] len=1 shape=[1]");
+    }
+
+    @Test
+    void modelWithBatchFixedAtOneIsScoredOneRecordPerRun() throws Exception {
+        OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(
+                        TestModels.writeFixedBatchOfOne(dir.resolve("one.onnx")).toString())
+                .encoder((x, row) -> row.put("x", x))
+                .decoder((x, out) -> out.floats("y"), PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO)
+                .build();
+        OneInputStreamOperatorTestHarness<float[], float[]> h = Harnesses.open(spec,
+                BatchPolicy.builder().maxBatchSize(32).maxBatchDelay(Duration.ofSeconds(1)).build(),
+                PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO);
+        harness = h;
+        h.processElement(new float[] {-1, 2, -3, 4}, 1);
+        h.processElement(new float[] {5, -6, 7, -8}, 2);
+        List<float[]> out = h.extractOutputValues();
+        assertThat(out).hasSize(2); // no waiting for a batch that cannot form
+        assertThat(out.get(0)).containsExactly(0, 2, 0, 4);
+        assertThat(out.get(1)).containsExactly(5, 0, 7, 0);
+    }
+}
