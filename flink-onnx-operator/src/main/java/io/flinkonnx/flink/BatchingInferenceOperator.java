@@ -68,7 +68,8 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
         super.open();
         MetricGroup metrics = getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
         runner = new InferenceRunner<>(spec);
-        runner.open(getRuntimeContext().getTaskInfo().getAllocationIDAsString(), metrics, policy.maxBatchSize(), policy);
+        runner.open(getRuntimeContext().getTaskInfo().getAllocationIDAsString(),
+                getRuntimeContext().getTaskInfo().getIndexOfThisSubtask(), metrics, policy.maxBatchSize(), policy);
         capacity = policy.maxBatchSize();
         if (!runner.batchable() && capacity > 1) {
             LOG.info("Model {} has no free batch axis (inputs {}): scoring one record per run", runner.modelName(),
@@ -90,6 +91,7 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
         batchLatencyMicros = metrics.histogram("inference_batch_latency_micro_secs",
                 new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
         queueTimeMicros = metrics.histogram("queue_time_micro_secs", new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
+        output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
     }
 
     @Override

@@ -22,6 +22,7 @@ import org.apache.flink.metrics.MetricGroup;
  */
 final class InferenceRunner<IN, OUT> implements AutoCloseable {
     static final String METRIC_GROUP = "onnx";
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(InferenceRunner.class);
 
     private final OnnxInferenceSpec<IN, OUT> spec;
     private final String modelName;
@@ -31,6 +32,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
     private RecordInputs[] rows;
     private BatchOutputs outputs;
     private int maskInput = -1;
+    private FallbackReport fallbackReport;
     private final Map<Integer, Object> maskOnes = new HashMap<>();
 
     InferenceRunner(OnnxInferenceSpec<IN, OUT> spec) {
@@ -38,9 +40,9 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
         this.modelName = spec.model().uri();
     }
 
-    /** {@link #open(String, MetricGroup, int, BatchPolicy)} for one record per run. */
-    void open(String slot, MetricGroup metrics) throws Exception {
-        open(slot, metrics, 1, BatchPolicy.defaults());
+    /** {@link #open(String, int, MetricGroup, int, BatchPolicy)} for one record per run. */
+    void open(String slot, int subtask, MetricGroup metrics) throws Exception {
+        open(slot, subtask, metrics, 1, BatchPolicy.defaults());
     }
 
     /**
@@ -48,7 +50,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * up to {@code maxRows} records. Fails at job start on a bad model or signature, naming the model and
      * the cause.
      */
-    void open(String slot, MetricGroup metrics, int maxRows, BatchPolicy policy) throws Exception {
+    void open(String slot, int subtask, MetricGroup metrics, int maxRows, BatchPolicy policy) throws Exception {
         try (LocalModel model = spec.model().fetch()) {
             SessionRegistry.Key key = new SessionRegistry.Key(slot, model.sha256(), spec.providers(),
                     spec.sessionSettings());
@@ -77,6 +79,22 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
                 rows[i] = new RecordInputs(modelName, inputs);
             }
             outputs = new BatchOutputs(modelName, signature.outputs());
+            fallbackReport = FallbackReport.of(modelName, shared.modelSha256(), subtask, shared.resolution(),
+                    shared.placement(), shared.placementNote());
+            if (fallbackReport.fellBackToCpu()) {
+                LOG.warn("Execution provider fallback: {}", fallbackReport.summary());
+            } else {
+                LOG.info("Execution providers: {}", fallbackReport.summary());
+            }
+            if (spec.failOnCpuFallback() && (fallbackReport.fellBackToCpu()
+                    || (!fallbackReport.preferred.equals("cpu") && fallbackReport.verdict == FallbackReport.Verdict.UNKNOWN))) {
+                throw new IllegalStateException("Model " + modelName + " asked for " + fallbackReport.requested
+                        + " with failOnCpuFallback, but " + (fallbackReport.nodes.isEmpty()
+                                ? "placement could not be checked (" + fallbackReport.note + ")"
+                                : fallbackReport.nodesOnCpu + " of " + fallbackReport.nodes.size() + " nodes would run on"
+                                        + " cpu: " + fallbackReport.cpuNodes())
+                        + (fallbackReport.skipped.isEmpty() ? "" : "; skipped: " + fallbackReport.skipped));
+            }
             registerMetrics(metrics);
         } catch (Exception | Error e) {
             close();
@@ -93,6 +111,10 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
         metrics.gauge("load_model_latency_milli_secs", (Gauge<Long>) () -> loadTime);
         metrics.gauge("model_byte_size", (Gauge<Long>) () -> size);
         metrics.gauge("openSessions", (Gauge<Integer>) SessionRegistry.INSTANCE::openSessions);
+        int nodesOnCpu = fallbackReport.nodesOnCpu;
+        double cpuTime = fallbackReport.cpuTimeFraction;
+        metrics.gauge("nodes_on_cpu", (Gauge<Integer>) () -> nodesOnCpu);
+        metrics.gauge("cpu_time_fraction", (Gauge<Double>) () -> cpuTime);
     }
 
     /**
@@ -238,6 +260,11 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
 
     ModelSignature signature() {
         return signature;
+    }
+
+    /** Where this operator's model runs (EPs and kernels), as measured when its session was loaded. */
+    FallbackReport fallbackReport() {
+        return fallbackReport;
     }
 
     SharedSession session() {

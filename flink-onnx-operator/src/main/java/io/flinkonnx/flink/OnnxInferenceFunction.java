@@ -43,6 +43,7 @@ public class OnnxInferenceFunction<IN, OUT> extends RichMapFunction<IN, OUT> imp
     public void open(OpenContext openContext) throws Exception {
         runner = new InferenceRunner<>(spec);
         runner.open(getRuntimeContext().getTaskInfo().getAllocationIDAsString(),
+                getRuntimeContext().getTaskInfo().getIndexOfThisSubtask(),
                 getRuntimeContext().getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP));
     }
 

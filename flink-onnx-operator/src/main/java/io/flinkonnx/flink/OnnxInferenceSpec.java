@@ -33,10 +33,11 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
     private final ResultDecoder<IN, OUT> decoder;
     private final TypeInformation<OUT> resultType;
     private final SignatureCheck signatureCheck;
+    private final boolean failOnCpuFallback;
 
     OnnxInferenceSpec(ModelSource model, ProviderChain providers, SessionSettings sessionSettings, Integer batchAxis,
             RecordEncoder<IN> encoder, ResultDecoder<IN, OUT> decoder, TypeInformation<OUT> resultType,
-            SignatureCheck signatureCheck) {
+            SignatureCheck signatureCheck, boolean failOnCpuFallback) {
         this.model = Objects.requireNonNull(model, "model");
         this.providers = Objects.requireNonNull(providers, "providers");
         this.sessionSettings = Objects.requireNonNull(sessionSettings, "sessionSettings");
@@ -45,6 +46,7 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         this.decoder = Objects.requireNonNull(decoder, "decoder: say how outputs become results");
         this.resultType = Objects.requireNonNull(resultType, "resultType");
         this.signatureCheck = signatureCheck;
+        this.failOnCpuFallback = failOnCpuFallback;
     }
 
     public ModelSource model() {
@@ -80,16 +82,21 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         return signatureCheck;
     }
 
+    /** Whether the job fails at start when an accelerator was asked for and any node would run on CPU. */
+    public boolean failOnCpuFallback() {
+        return failOnCpuFallback;
+    }
+
     /** The same spec on another provider chain. */
     public OnnxInferenceSpec<IN, OUT> withProviders(ProviderChain chain) {
         return new OnnxInferenceSpec<>(model, chain, sessionSettings, batchAxis, encoder, decoder, resultType,
-                signatureCheck);
+                signatureCheck, failOnCpuFallback);
     }
 
     /** The same spec with other session settings. */
     public OnnxInferenceSpec<IN, OUT> withSessionSettings(SessionSettings settings) {
         return new OnnxInferenceSpec<>(model, providers, settings, batchAxis, encoder, decoder, resultType,
-                signatureCheck);
+                signatureCheck, failOnCpuFallback);
     }
 
     @Override
@@ -113,6 +120,7 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         private ResultDecoder<IN, OUT> decoder;
         private TypeInformation<OUT> resultType;
         private SignatureCheck signatureCheck;
+        private boolean failOnCpuFallback;
 
         Builder(ModelSource model) {
             this.model = Objects.requireNonNull(model, "model");
@@ -156,6 +164,17 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
             return self;
         }
 
+        /**
+         * Fails the job at start, listing the nodes, when an accelerator was asked for and any node of the
+         * optimized graph would run on CPU (or the accelerator could not be added at all). ORT's own
+         * {@code session.disable_cpu_ep_fallback=1} config entry is the stricter alternative: it refuses
+         * the session outright.
+         */
+        public Builder<IN, OUT> failOnCpuFallback(boolean fail) {
+            this.failOnCpuFallback = fail;
+            return this;
+        }
+
         Builder<IN, OUT> signatureCheck(SignatureCheck check) {
             this.signatureCheck = check;
             return this;
@@ -169,7 +188,7 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
                 throw new IllegalStateException("No decoder: call decoder((record, out) -> ..., resultType)");
             }
             return new OnnxInferenceSpec<>(model, providers, sessionSettings, batchAxis, encoder, decoder, resultType,
-                    signatureCheck);
+                    signatureCheck, failOnCpuFallback);
         }
 
         /** The map function of this spec: {@code stream.map(builder.buildFunction())}. */

@@ -19,6 +19,9 @@ import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.ProviderResolution;
 import io.flinkonnx.providers.SessionOptionsFactory;
 import io.flinkonnx.providers.SessionSettings;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -32,7 +35,7 @@ final class SessionLoader {
     private SessionLoader() {}
 
     static SharedSession load(SessionRegistry.Key key, LocalModel model, ProviderChain chain, SessionSettings settings)
-            throws OrtException {
+            throws OrtException, IOException {
         long start = System.nanoTime();
         RuntimeLimits limits = OrtRuntime.limits();
         if (limits != null) {
@@ -46,9 +49,13 @@ final class SessionLoader {
                     resolution = configured.resolution();
                 }
                 OrtSession session;
+                Path profileDir = Files.createTempDirectory("flink-onnx-profile-");
                 try {
+                    // Profile the warm-up run only: it tells where every kernel of the optimized graph runs.
+                    configured.options().enableProfiling(profileDir.resolve("ort").toString());
                     session = OrtRuntime.env().createSession(model.path().toString(), configured.options());
                 } catch (OrtException e) {
+                    deleteRecursively(profileDir);
                     ExecutionProvider failed = firstAccelerator(configured.resolution());
                     if (chain.isStrict() || failed == null || !looksLikeProviderFailure(e)) {
                         throw new ModelLoadException("ONNX Runtime " + OrtRuntime.version() + " could not load model "
@@ -67,17 +74,98 @@ final class SessionLoader {
                     ModelSignature signature = model.format() == ModelFormat.ORT || model.signature().isEmpty()
                             ? signatureFromSession(session)
                             : model.signature().get();
+                    Placement placement = measurePlacement(session, signature);
                     long millis = (System.nanoTime() - start) / 1_000_000;
                     if (resolution.fellBack()) {
                         LOG.warn("Model {} asked for {} but runs on {}: {}", model.source(), chain.preferred().id(),
                                 resolution.effective().id(), resolution.skipped());
                     }
-                    return new SharedSession(key, session, signature, resolution, millis, model.sizeBytes());
+                    return new SharedSession(key, session, signature, resolution, millis, model.sizeBytes(),
+                            placement.nodes, placement.note);
                 } catch (RuntimeException | OrtException e) {
                     session.close();
                     throw e;
+                } finally {
+                    deleteRecursively(profileDir);
                 }
             }
+        }
+    }
+
+    /** Node placements of one warm-up run, or null with the reason. */
+    private static final class Placement {
+        final List<NodePlacement> nodes;
+        final String note;
+
+        Placement(List<NodePlacement> nodes, String note) {
+            this.nodes = nodes;
+            this.note = note;
+        }
+    }
+
+    /**
+     * Runs the session once on a synthetic record (zeros, free dims 1) and reads the profile ORT wrote for
+     * it. Profiling stops here: later runs are not profiled.
+     */
+    private static Placement measurePlacement(OrtSession session, ModelSignature signature) throws OrtException {
+        String warmUpError = null;
+        try {
+            warmUp(session, signature);
+        } catch (OrtException | RuntimeException e) {
+            warmUpError = "warm-up run on a synthetic input failed: " + firstLine(e.getMessage());
+        }
+        String trace = session.endProfiling();
+        try {
+            if (warmUpError != null) {
+                return new Placement(null, warmUpError);
+            }
+            return new Placement(ProfileTraceParser.parse(Path.of(trace)), null);
+        } catch (IOException e) {
+            return new Placement(null, "cannot read ORT's profile " + trace + ": " + e.getMessage());
+        } finally {
+            try {
+                Files.deleteIfExists(Path.of(trace));
+            } catch (IOException ignored) {
+                // in the profile folder, deleted with it
+            }
+        }
+    }
+
+    private static void warmUp(OrtSession session, ModelSignature signature) throws OrtException {
+        List<TensorSpec> inputs = signature.inputs();
+        RecordInputs row = new RecordInputs("warm-up", inputs);
+        for (int i = 0; i < inputs.size(); i++) {
+            TensorSpec spec = inputs.get(i);
+            Class<?> arrayType = spec.elementType().javaArrayType();
+            if (spec.kind() != TensorSpec.Kind.TENSOR || arrayType == null) {
+                throw new IllegalArgumentException("input " + spec + " cannot be synthesized");
+            }
+            List<Dim> dims = spec.recordDims();
+            long[] shape = new long[dims.size()];
+            for (int d = 0; d < shape.length; d++) {
+                shape[d] = dims.get(d).isFixed() ? dims.get(d).value() : 1;
+            }
+            Object zeros = java.lang.reflect.Array.newInstance(arrayType.getComponentType(),
+                    Math.toIntExact(Padding.product(shape)));
+            if (zeros instanceof String[]) {
+                java.util.Arrays.fill((String[]) zeros, "");
+            }
+            row.putDerived(i, zeros, shape);
+        }
+        TensorPacker packer = new TensorPacker(OrtRuntime.env(), inputs, 0, -1);
+        Map<String, ai.onnxruntime.OnnxTensor> tensors = packer.pack(new RecordInputs[] {row}, 0, 1);
+        try (OrtSession.Result ignored = session.run(tensors)) {
+            // outputs unused: the run is for the profile
+        } finally {
+            tensors.values().forEach(ai.onnxruntime.OnnxTensor::close);
+        }
+    }
+
+    private static void deleteRecursively(Path dir) {
+        try (var paths = Files.walk(dir)) {
+            paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException ignored) {
+            // a leftover empty temp folder is harmless
         }
     }
 

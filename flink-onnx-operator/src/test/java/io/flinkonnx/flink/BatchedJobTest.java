@@ -53,7 +53,15 @@ class BatchedJobTest {
 
         CloseableIterator<Tuple2<Long, float[]>> scoredIt = scored.collectAsync();
         CloseableIterator<FailedRecord<Tuple2<Long, float[]>>> failedIt = failed.collectAsync();
+        CloseableIterator<FallbackReport> reportIt = scored.getSideOutput(FallbackReport.TAG).collectAsync();
         env.execute("batched");
+        List<FallbackReport> reports = new ArrayList<>();
+        reportIt.forEachRemaining(reports::add);
+        assertThat(reports).extracting(r -> r.subtask).containsExactlyInAnyOrder(0, 1, 2, 3);
+        assertThat(reports).allSatisfy(r -> {
+            assertThat(r.verdict).isEqualTo(FallbackReport.Verdict.CPU_AS_REQUESTED);
+            assertThat(r.nodes).extracting(n -> n.provider).containsOnly("cpu");
+        });
         List<Tuple2<Long, float[]>> predictions = new ArrayList<>();
         scoredIt.forEachRemaining(predictions::add);
         List<FailedRecord<Tuple2<Long, float[]>>> deadLetters = new ArrayList<>();

@@ -10,7 +10,7 @@ final class Runners {
 
     static <IN, OUT> InferenceRunner<IN, OUT> open(OnnxInferenceSpec<IN, OUT> spec, String slot) throws Exception {
         InferenceRunner<IN, OUT> runner = new InferenceRunner<>(spec);
-        runner.open(slot, null);
+        runner.open(slot, 0, null);
         return runner;
     }
 }

@@ -238,4 +238,24 @@ public final class TestModels {
                 .node("Relu", names("x"), names("y"))
                 .writeTo(file);
     }
+
+    /**
+     * Half a graph for an accelerator, half CPU-only: {@code x: FLOAT[batch,8]} through a Gemm gives
+     * {@code score: FLOAT[batch,2]}; {@code category: STRING[batch,1]} through ai.onnx.ml's LabelEncoder
+     * (a CPU-only kernel) gives {@code code: INT64[batch,1]}.
+     */
+    public static Path writeMixedPlacement(Path file) throws IOException {
+        return new OnnxGraph("mixed")
+                .opset("ai.onnx.ml", 2)
+                .input("x", ElementType.FLOAT, "batch", 8)
+                .input("category", ElementType.STRING, "batch", 1)
+                .output("score", ElementType.FLOAT, "batch", 2)
+                .output("code", ElementType.INT64, "batch", 1)
+                .floatInitializer("w", weights(16, 5), 8, 2)
+                .floatInitializer("b", weights(2, 6), 2)
+                .node("Gemm", names("x", "w", "b"), names("score"))
+                .domainNode("ai.onnx.ml", "LabelEncoder", names("category"), names("code"),
+                        "keys_strings", LABELS, "values_int64s", new long[] {0, 1, 2, 3}, "default_int64", -1L)
+                .writeTo(file);
+    }
 }
