@@ -62,6 +62,11 @@ final class BatchOutputs implements OutputRow {
         }
     }
 
+    /** The whole batch's values of tensor output {@code name}, flat; null for non-tensor outputs. */
+    Object batchValues(String name) {
+        return data[indexOf(name)];
+    }
+
     /** Points this view at record {@code index} of the batch. */
     OutputRow at(int index) {
         this.record = index;

@@ -38,6 +38,7 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
     private final OutputTag<FailedRecord<IN>> failedTag;
 
     private transient InferenceRunner<IN, OUT> runner;
+    private transient DriftMonitor<IN> drift;
     private transient int capacity;
     private transient long delayMillis;
     private transient Object[] records;
@@ -92,6 +93,19 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
                 new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
         queueTimeMicros = metrics.histogram("queue_time_micro_secs", new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
         output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
+        drift = new DriftMonitor<>(spec.drift(), runner, getRuntimeContext().getTaskInfo().getIndexOfThisSubtask());
+        if (drift.enabled()) {
+            drift.open(getRuntimeContext().getTaskInfo().getAllocationIDAsString(), metrics, policy.padValue());
+            checkGoldenVectors(getProcessingTimeService().getCurrentProcessingTime());
+        }
+    }
+
+    /** Golden vectors at start, then on a processing-time timer. */
+    private void checkGoldenVectors(long now) throws Exception {
+        if (drift.goldenDue(now)) {
+            output.collect(DriftReport.TAG, new StreamRecord<>(drift.checkGolden(now)));
+            getProcessingTimeService().registerTimer(drift.nextGoldenMillis(), this);
+        }
     }
 
     @Override
@@ -125,6 +139,9 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
         // A timer of a batch already flushed by size is stale: the current batch has a later deadline.
         if (size > 0 && time >= batchDeadline) {
             flush();
+        }
+        if (drift.enabled()) {
+            checkGoldenVectors(time);
         }
     }
 
@@ -186,6 +203,16 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
             score(mid, to);
             return;
         }
+        if (drift.enabled()) {
+            try {
+                for (DriftReport report : drift.afterRun(records, from, to - from)) {
+                    output.collect(DriftReport.TAG, new StreamRecord<>(report));
+                }
+            } catch (Exception e) {
+                // A reference that cannot be compared must not stop scoring; it is a configuration error to fix.
+                LOG.warn("Drift check of model {} failed: {}", runner.modelName(), e.getMessage());
+            }
+        }
         for (int i = from; i < to; i++) {
             IN record = (IN) records[i];
             OUT result;
@@ -215,6 +242,10 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
     @Override
     public void close() throws Exception {
         try {
+            if (drift != null) {
+                drift.close();
+                drift = null;
+            }
             if (runner != null) {
                 runner.close();
                 runner = null;

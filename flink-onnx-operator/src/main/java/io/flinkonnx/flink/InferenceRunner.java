@@ -234,12 +234,22 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * read them with {@link #decode}. Tensors and the result are closed on every path.
      */
     void run(int offset, int count) throws OrtException {
-        Map<String, OnnxTensor> tensors = packer.pack(rows, offset, count);
-        try (OrtSession.Result result = shared.session().run(tensors)) {
-            outputs.load(result, count, packer.paddedLengths());
+        runOn(shared.session(), packer, outputs, offset, count);
+    }
+
+    /** Runs the encoded rows on {@code session} (a shadow reference, say) into {@code into}. */
+    void runOn(OrtSession session, TensorPacker with, BatchOutputs into, int offset, int count) throws OrtException {
+        Map<String, OnnxTensor> tensors = with.pack(rows, offset, count);
+        try (OrtSession.Result result = session.run(tensors)) {
+            into.load(result, count, with.paddedLengths());
         } finally {
             tensors.values().forEach(OnnxTensor::close);
         }
+    }
+
+    /** The outputs of the last {@link #run}. */
+    BatchOutputs outputs() {
+        return outputs;
     }
 
     /** The result of record {@code index} of the last {@link #run}. */

@@ -30,6 +30,8 @@ public class OnnxInferenceFunction<IN, OUT> extends RichMapFunction<IN, OUT> imp
 
     private final OnnxInferenceSpec<IN, OUT> spec;
     private transient InferenceRunner<IN, OUT> runner;
+    private transient DriftMonitor<IN> drift;
+    private transient Object[] one;
 
     public OnnxInferenceFunction(OnnxInferenceSpec<IN, OUT> spec) {
         this.spec = Objects.requireNonNull(spec, "spec");
@@ -42,18 +44,49 @@ public class OnnxInferenceFunction<IN, OUT> extends RichMapFunction<IN, OUT> imp
     @Override
     public void open(OpenContext openContext) throws Exception {
         runner = new InferenceRunner<>(spec);
-        runner.open(getRuntimeContext().getTaskInfo().getAllocationIDAsString(),
-                getRuntimeContext().getTaskInfo().getIndexOfThisSubtask(),
-                getRuntimeContext().getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP));
+        String slot = getRuntimeContext().getTaskInfo().getAllocationIDAsString();
+        int subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+        org.apache.flink.metrics.MetricGroup metrics =
+                getRuntimeContext().getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
+        runner.open(slot, subtask, metrics);
+        drift = new DriftMonitor<>(spec.drift(), runner, subtask);
+        if (drift.enabled()) {
+            drift.open(slot, metrics, 0);
+            one = new Object[1];
+            long now = System.currentTimeMillis();
+            if (drift.goldenDue(now)) {
+                drift.checkGolden(now); // reported as gauges and in the log: a map function has no side outputs
+            }
+        }
     }
 
     @Override
     public OUT map(IN value) throws Exception {
-        return runner.infer(value);
+        if (!drift.enabled()) {
+            return runner.infer(value);
+        }
+        long now = System.currentTimeMillis();
+        if (drift.goldenDue(now)) {
+            drift.checkGolden(now);
+        }
+        runner.encode(value, runner.row(0), false);
+        runner.run(0, 1);
+        one[0] = value;
+        drift.afterRun(one, 0, 1);
+        return runner.decode(value, 0);
+    }
+
+    /** The drift monitor of this instance (open after {@link #open}). */
+    DriftMonitor<IN> drift() {
+        return drift;
     }
 
     @Override
     public void close() throws Exception {
+        if (drift != null) {
+            drift.close();
+            drift = null;
+        }
         if (runner != null) {
             runner.close();
             runner = null;

@@ -34,10 +34,11 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
     private final TypeInformation<OUT> resultType;
     private final SignatureCheck signatureCheck;
     private final boolean failOnCpuFallback;
+    private final DriftConfig<IN> drift;
 
     OnnxInferenceSpec(ModelSource model, ProviderChain providers, SessionSettings sessionSettings, Integer batchAxis,
             RecordEncoder<IN> encoder, ResultDecoder<IN, OUT> decoder, TypeInformation<OUT> resultType,
-            SignatureCheck signatureCheck, boolean failOnCpuFallback) {
+            SignatureCheck signatureCheck, boolean failOnCpuFallback, DriftConfig<IN> drift) {
         this.model = Objects.requireNonNull(model, "model");
         this.providers = Objects.requireNonNull(providers, "providers");
         this.sessionSettings = Objects.requireNonNull(sessionSettings, "sessionSettings");
@@ -47,6 +48,7 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         this.resultType = Objects.requireNonNull(resultType, "resultType");
         this.signatureCheck = signatureCheck;
         this.failOnCpuFallback = failOnCpuFallback;
+        this.drift = drift;
     }
 
     public ModelSource model() {
@@ -87,16 +89,20 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         return failOnCpuFallback;
     }
 
+    DriftConfig<IN> drift() {
+        return drift;
+    }
+
     /** The same spec on another provider chain. */
     public OnnxInferenceSpec<IN, OUT> withProviders(ProviderChain chain) {
         return new OnnxInferenceSpec<>(model, chain, sessionSettings, batchAxis, encoder, decoder, resultType,
-                signatureCheck, failOnCpuFallback);
+                signatureCheck, failOnCpuFallback, drift);
     }
 
     /** The same spec with other session settings. */
     public OnnxInferenceSpec<IN, OUT> withSessionSettings(SessionSettings settings) {
         return new OnnxInferenceSpec<>(model, providers, settings, batchAxis, encoder, decoder, resultType,
-                signatureCheck, failOnCpuFallback);
+                signatureCheck, failOnCpuFallback, drift);
     }
 
     @Override
@@ -121,6 +127,7 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         private TypeInformation<OUT> resultType;
         private SignatureCheck signatureCheck;
         private boolean failOnCpuFallback;
+        private DriftConfig<IN> drift = DriftConfig.none();
 
         Builder(ModelSource model) {
             this.model = Objects.requireNonNull(model, "model");
@@ -175,6 +182,37 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
             return this;
         }
 
+        /**
+         * Runs {@code referenceModel} in shadow (on CPU, on the same packed inputs) for a
+         * {@code sampleFraction} of batches and reports how the outputs differ: the fp32 {@code .onnx}
+         * while serving a quantized or {@code .ort} model, or the same model while serving on an accelerator.
+         */
+        public Builder<IN, OUT> driftAgainstModel(String referenceModel, double sampleFraction) {
+            this.drift = drift.withShadow(ModelSource.of(referenceModel), sampleFraction);
+            return this;
+        }
+
+        /**
+         * Checks the served model against ONNX golden vectors ({@code test_data_set_N/input_K.pb,
+         * output_K.pb} in a local {@code folder}) at start and every {@code interval}.
+         */
+        public Builder<IN, OUT> driftAgainstGoldenVectors(String folder, java.time.Duration interval) {
+            this.drift = drift.withGolden(folder, interval);
+            return this;
+        }
+
+        /** Compares outputs with references the records carry, for a {@code sampleFraction} of batches. */
+        public Builder<IN, OUT> driftAgainstRecords(ReferenceExtractor<IN> extractor, double sampleFraction) {
+            this.drift = drift.withRecords(java.util.Objects.requireNonNull(extractor, "extractor"), sampleFraction);
+            return this;
+        }
+
+        /** Tolerance of the drift reports (default rtol 1e-3, atol 1e-5 for floating outputs). */
+        public Builder<IN, OUT> driftTolerance(DriftTolerance tolerance) {
+            this.drift = drift.withTolerance(java.util.Objects.requireNonNull(tolerance, "tolerance"));
+            return this;
+        }
+
         Builder<IN, OUT> signatureCheck(SignatureCheck check) {
             this.signatureCheck = check;
             return this;
@@ -188,7 +226,7 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
                 throw new IllegalStateException("No decoder: call decoder((record, out) -> ..., resultType)");
             }
             return new OnnxInferenceSpec<>(model, providers, sessionSettings, batchAxis, encoder, decoder, resultType,
-                    signatureCheck, failOnCpuFallback);
+                    signatureCheck, failOnCpuFallback, drift);
         }
 
         /** The map function of this spec: {@code stream.map(builder.buildFunction())}. */

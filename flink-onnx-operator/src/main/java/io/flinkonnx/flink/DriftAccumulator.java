@@ -1,0 +1,132 @@
+package io.flinkonnx.flink;
+
+import io.flinkonnx.model.ElementType;
+
+/** Accumulates element-wise comparisons of one output with its reference. */
+final class DriftAccumulator {
+    private final String output;
+    private final ElementType type;
+    private final double rtol;
+    private final double atol;
+    /** Classes per row for top-1 agreement, 0 when the output is not classifier-shaped. */
+    private final int classes;
+    private long elements;
+    private long outside;
+    private double maxAbs;
+    private double maxRel;
+    private long rows;
+    private long rowsAgreeing;
+
+    DriftAccumulator(String output, ElementType type, DriftTolerance tolerance, int classes) {
+        this.output = output;
+        this.type = type;
+        this.rtol = tolerance.rtolFor(type);
+        this.atol = tolerance.atolFor(type);
+        this.classes = DriftTolerance.isFloating(type) ? classes : 0;
+    }
+
+    /**
+     * Compares flat arrays of the same class and length.
+     *
+     * @throws IllegalArgumentException when they differ in type or length (a reference that cannot be right)
+     */
+    void add(Object actual, Object reference) {
+        if (actual == null || reference == null || actual.getClass() != reference.getClass()) {
+            throw new IllegalArgumentException("Output '" + output + "' is " + describe(actual)
+                    + " but its reference is " + describe(reference));
+        }
+        int n = java.lang.reflect.Array.getLength(actual);
+        if (n != java.lang.reflect.Array.getLength(reference)) {
+            throw new IllegalArgumentException("Output '" + output + "' has " + n + " values but its reference has "
+                    + java.lang.reflect.Array.getLength(reference));
+        }
+        if (actual instanceof String[] || actual instanceof boolean[]) {
+            for (int i = 0; i < n; i++) {
+                boolean same = java.lang.reflect.Array.get(actual, i).equals(java.lang.reflect.Array.get(reference, i));
+                compare(same ? 0 : 1, same ? 0 : 1, same);
+            }
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            double a = value(actual, i);
+            double r = value(reference, i);
+            if (Double.isNaN(a) || Double.isNaN(r)) {
+                boolean both = Double.isNaN(a) && Double.isNaN(r);
+                compare(both ? 0 : Double.POSITIVE_INFINITY, both ? 0 : Double.POSITIVE_INFINITY, both);
+                continue;
+            }
+            double abs = Math.abs(a - r);
+            double rel = r != 0 ? abs / Math.abs(r) : (abs == 0 ? 0 : Double.POSITIVE_INFINITY);
+            compare(abs, rel, abs <= atol + rtol * Math.abs(r));
+        }
+        if (classes >= 2 && n % classes == 0) {
+            for (int row = 0; row < n / classes; row++) {
+                rows++;
+                if (argmax(actual, row) == argmax(reference, row)) {
+                    rowsAgreeing++;
+                }
+            }
+        }
+    }
+
+    private void compare(double abs, double rel, boolean within) {
+        elements++;
+        maxAbs = Math.max(maxAbs, abs);
+        maxRel = Math.max(maxRel, rel);
+        if (!within) {
+            outside++;
+        }
+    }
+
+    private int argmax(Object values, int row) {
+        int best = 0;
+        double bestValue = Double.NEGATIVE_INFINITY;
+        for (int c = 0; c < classes; c++) {
+            double v = value(values, row * classes + c);
+            if (v > bestValue) {
+                bestValue = v;
+                best = c;
+            }
+        }
+        return best;
+    }
+
+    private static double value(Object array, int i) {
+        if (array instanceof float[]) {
+            return ((float[]) array)[i];
+        } else if (array instanceof double[]) {
+            return ((double[]) array)[i];
+        } else if (array instanceof long[]) {
+            return ((long[]) array)[i];
+        } else if (array instanceof int[]) {
+            return ((int[]) array)[i];
+        } else if (array instanceof short[]) {
+            return ((short[]) array)[i];
+        } else if (array instanceof byte[]) {
+            return ((byte[]) array)[i];
+        }
+        throw new IllegalArgumentException("Cannot compare values of " + array.getClass().getSimpleName());
+    }
+
+    private static String describe(Object o) {
+        return o == null ? "missing" : o.getClass().getSimpleName();
+    }
+
+    OutputDrift result() {
+        OutputDrift d = new OutputDrift();
+        d.output = output;
+        d.elements = elements;
+        d.maxAbsError = maxAbs;
+        d.maxRelError = maxRel;
+        d.fractionOutside = elements == 0 ? 0 : (double) outside / elements;
+        d.top1Agreement = rows == 0 ? Double.NaN : (double) rowsAgreeing / rows;
+        d.rtol = rtol;
+        d.atol = atol;
+        d.withinTolerance = outside == 0;
+        return d;
+    }
+
+    ElementType type() {
+        return type;
+    }
+}

@@ -1,0 +1,264 @@
+package io.flinkonnx.flink;
+
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import io.flinkonnx.model.ElementType;
+import io.flinkonnx.model.LocalModel;
+import io.flinkonnx.model.ModelSignature;
+import io.flinkonnx.model.ReferenceDataSet;
+import io.flinkonnx.model.TensorData;
+import io.flinkonnx.model.TensorSpec;
+import io.flinkonnx.providers.ProviderChain;
+import io.flinkonnx.providers.SessionSettings;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.flink.metrics.Gauge;
+import org.apache.flink.metrics.MetricGroup;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Measures drift for one operator instance: shadow runs of a reference model on sampled batches, ONNX
+ * golden vectors at start and on an interval, references carried by sampled records. Reports go to the
+ * caller (a side output) and to gauges and the log here.
+ */
+final class DriftMonitor<IN> implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(DriftMonitor.class);
+
+    private final DriftConfig<IN> config;
+    private final InferenceRunner<IN, ?> runner;
+    private final int subtask;
+    private SharedSession reference;
+    private TensorPacker referencePacker;
+    private BatchOutputs referenceOutputs;
+    private List<ReferenceDataSet> golden = List.of();
+    private long nextGoldenMillis = Long.MAX_VALUE;
+    private long shadowEvery;
+    private long recordEvery;
+    private long batches;
+    private volatile DriftReport latest;
+
+    DriftMonitor(DriftConfig<IN> config, InferenceRunner<IN, ?> runner, int subtask) {
+        this.config = config;
+        this.runner = runner;
+        this.subtask = subtask;
+    }
+
+    boolean enabled() {
+        return config.enabled();
+    }
+
+    /** Opens the reference session and reads the golden vectors; fails at start when either is unusable. */
+    void open(String slot, MetricGroup metrics, double padValue) throws Exception {
+        if (config.referenceModel != null) {
+            try (LocalModel model = config.referenceModel.fetch()) {
+                ProviderChain cpu = ProviderChain.cpu();
+                SessionSettings settings = SessionSettings.defaults();
+                SessionRegistry.Key key = new SessionRegistry.Key(slot, model.sha256(), cpu, settings);
+                reference = SessionRegistry.INSTANCE.acquire(key, k -> SessionLoader.load(k, model, cpu, settings));
+            }
+            ModelSignature sig = reference.signature();
+            List<TensorSpec> inputs = runner.signature().inputs();
+            for (TensorSpec input : inputs) {
+                if (sig.input(input.name()).isEmpty()) {
+                    throw new IllegalArgumentException("Reference model " + config.referenceModel.uri()
+                            + " has no input '" + input.name() + "' (its inputs: " + sig.inputs() + ")");
+                }
+            }
+            referencePacker = new TensorPacker(OrtRuntime.env(), inputs, padValue, -1);
+            referenceOutputs = new BatchOutputs(config.referenceModel.uri(), sig.outputs());
+            shadowEvery = Math.max(1, Math.round(1 / config.shadowFraction));
+        }
+        if (config.recordReferences != null) {
+            recordEvery = Math.max(1, Math.round(1 / config.recordFraction));
+        }
+        if (config.goldenVectors != null) {
+            golden = ReferenceDataSet.readAll(Path.of(config.goldenVectors));
+            nextGoldenMillis = 0;
+        }
+        if (metrics != null && enabled()) {
+            metrics.gauge("drift_max_abs_error", (Gauge<Double>) () -> latest == null ? 0 : latest.maxAbsError());
+            metrics.gauge("drift_max_rel_error", (Gauge<Double>) () -> latest == null ? 0 : latest.maxRelError());
+            metrics.gauge("drift_fraction_outside", (Gauge<Double>) () -> latest == null ? 0 : latest.fractionOutside());
+            metrics.gauge("drift_flagged", (Gauge<Integer>) () -> latest != null && latest.flagged ? 1 : 0);
+        }
+    }
+
+    /** Whether the golden vectors are due at {@code nowMillis}. */
+    boolean goldenDue(long nowMillis) {
+        return !golden.isEmpty() && nowMillis >= nextGoldenMillis;
+    }
+
+    /** When the golden vectors are next due (Long.MAX_VALUE without golden vectors). */
+    long nextGoldenMillis() {
+        return nextGoldenMillis;
+    }
+
+    /** Runs every golden-vector set on the served session and compares its outputs. */
+    DriftReport checkGolden(long nowMillis) throws OrtException {
+        nextGoldenMillis = nowMillis + config.goldenInterval.toMillis();
+        ModelSignature sig = runner.signature();
+        Map<String, DriftAccumulator> acc = new LinkedHashMap<>();
+        OrtEnvironment env = OrtRuntime.env();
+        for (ReferenceDataSet set : golden) {
+            Map<String, OnnxTensor> tensors = new LinkedHashMap<>();
+            try {
+                for (int k = 0; k < set.inputs().size() && k < sig.inputs().size(); k++) {
+                    TensorData data = set.inputs().get(k);
+                    String name = !data.name().isEmpty() && sig.input(data.name()).isPresent()
+                            ? data.name() : sig.inputs().get(k).name();
+                    tensors.put(name, tensorOf(env, data));
+                }
+                BatchOutputs outputs = new BatchOutputs(runner.modelName(), sig.outputs());
+                try (OrtSession.Result result = runner.session().session().run(tensors)) {
+                    outputs.load(result, 1, Map.of());
+                }
+                for (int k = 0; k < set.outputs().size() && k < sig.outputs().size(); k++) {
+                    TensorSpec spec = sig.outputs().get(k);
+                    TensorData expected = set.outputs().get(k);
+                    accumulator(acc, spec, expected.type()).add(outputs.batchValues(spec.name()), expected.values());
+                }
+            } finally {
+                tensors.values().forEach(OnnxTensor::close);
+            }
+        }
+        return publish(report(DriftReport.Source.GOLDEN_VECTORS, config.goldenVectors, golden.size(), acc, nowMillis));
+    }
+
+    /**
+     * After a successful run of rows {@code [offset, offset+count)}: the reports due for this batch (shadow,
+     * record references), possibly none.
+     */
+    @SuppressWarnings("unchecked")
+    List<DriftReport> afterRun(Object[] records, int offset, int count) throws Exception {
+        batches++;
+        List<DriftReport> reports = new ArrayList<>(2);
+        long now = System.currentTimeMillis();
+        if (reference != null && batches % shadowEvery == 0) {
+            runner.runOn(reference.session(), referencePacker, referenceOutputs, offset, count);
+            Map<String, DriftAccumulator> acc = new LinkedHashMap<>();
+            for (TensorSpec spec : runner.signature().outputs()) {
+                Object actual = runner.outputs().batchValues(spec.name());
+                if (actual != null && reference.signature().output(spec.name()).isPresent()) {
+                    accumulator(acc, spec, spec.elementType()).add(actual, referenceOutputs.batchValues(spec.name()));
+                }
+            }
+            reports.add(publish(report(DriftReport.Source.SHADOW_MODEL, config.referenceModel.uri(), count, acc, now)));
+        }
+        if (config.recordReferences != null && batches % recordEvery == 0) {
+            Map<String, DriftAccumulator> acc = new LinkedHashMap<>();
+            long compared = 0;
+            for (int i = 0; i < count; i++) {
+                Map<String, Object> refs = config.recordReferences.references((IN) records[offset + i]);
+                if (refs == null || refs.isEmpty()) {
+                    continue;
+                }
+                compared++;
+                OutputRow row = runner.outputs().at(i);
+                for (Map.Entry<String, Object> e : refs.entrySet()) {
+                    TensorSpec spec = runner.signature().output(e.getKey()).orElseThrow(() -> new IllegalArgumentException(
+                            "Record reference names output '" + e.getKey() + "', which " + runner.modelName()
+                                    + " does not have (outputs: " + runner.signature().outputs() + ")"));
+                    accumulator(acc, spec, spec.elementType()).add(row.value(spec.name()), e.getValue());
+                }
+            }
+            if (compared > 0) {
+                reports.add(publish(report(DriftReport.Source.RECORD_REFERENCE, "records", compared, acc, now)));
+            }
+        }
+        return reports;
+    }
+
+    private DriftAccumulator accumulator(Map<String, DriftAccumulator> acc, TensorSpec spec, ElementType type) {
+        return acc.computeIfAbsent(spec.name(), n -> new DriftAccumulator(n, type, config.tolerance, classes(spec)));
+    }
+
+    /** Classes per row when the output looks like a classifier's ([batch, classes] with classes fixed >= 2). */
+    private static int classes(TensorSpec spec) {
+        if (spec.rank() == 2 && spec.hasBatchAxis() && spec.dims().get(1).isFixed() && spec.dims().get(1).value() >= 2) {
+            return (int) spec.dims().get(1).value();
+        }
+        return 0;
+    }
+
+    private DriftReport report(DriftReport.Source source, String referenceName, long records,
+            Map<String, DriftAccumulator> acc, long nowMillis) {
+        DriftReport r = new DriftReport();
+        r.model = runner.modelName();
+        r.subtask = subtask;
+        r.source = source;
+        r.reference = referenceName;
+        r.records = records;
+        r.timestampMillis = nowMillis;
+        acc.values().forEach(a -> r.outputs.add(a.result()));
+        r.flagged = r.outputs.stream().anyMatch(o -> !o.withinTolerance);
+        return r;
+    }
+
+    private DriftReport publish(DriftReport r) {
+        latest = r;
+        if (r.flagged) {
+            LOG.warn("Output drift out of tolerance: {}", r);
+        } else {
+            LOG.debug("Output drift within tolerance: {}", r);
+        }
+        return r;
+    }
+
+    DriftReport latest() {
+        return latest;
+    }
+
+    /** A tensor of golden-vector data, in a direct buffer of its own (off the hot path). */
+    static OnnxTensor tensorOf(OrtEnvironment env, TensorData data) throws OrtException {
+        long[] dims = data.dims();
+        Object v = data.values();
+        if (v instanceof String[]) {
+            return OnnxTensor.createTensor(env, (String[]) v, dims);
+        }
+        int n = java.lang.reflect.Array.getLength(v);
+        ByteBuffer buf = ByteBuffer.allocateDirect(Math.max(1, n * Math.max(1, data.type().byteSize())))
+                .order(ByteOrder.nativeOrder());
+        switch (data.type()) {
+            case FLOAT:
+                return OnnxTensor.createTensor(env, buf.asFloatBuffer().put((float[]) v).flip(), dims);
+            case DOUBLE:
+                return OnnxTensor.createTensor(env, buf.asDoubleBuffer().put((double[]) v).flip(), dims);
+            case INT64:
+                return OnnxTensor.createTensor(env, buf.asLongBuffer().put((long[]) v).flip(), dims);
+            case INT32:
+                return OnnxTensor.createTensor(env, buf.asIntBuffer().put((int[]) v).flip(), dims);
+            case INT16:
+                return OnnxTensor.createTensor(env, buf.asShortBuffer().put((short[]) v).flip(), dims);
+            case INT8:
+                return OnnxTensor.createTensor(env, buf.put((byte[]) v).flip(), dims);
+            case UINT8:
+                return OnnxTensor.createTensor(env, buf.put((byte[]) v).flip(), dims, ai.onnxruntime.OnnxJavaType.UINT8);
+            case BOOL: {
+                for (boolean b : (boolean[]) v) {
+                    buf.put(b ? (byte) 1 : (byte) 0);
+                }
+                return OnnxTensor.createTensor(env, buf.flip(), dims, ai.onnxruntime.OnnxJavaType.BOOL);
+            }
+            default:
+                throw new IllegalArgumentException("Golden vector " + data + " has an unsupported type");
+        }
+    }
+
+    @Override
+    public void close() {
+        if (reference != null) {
+            SessionRegistry.INSTANCE.release(reference);
+            reference = null;
+        }
+    }
+}

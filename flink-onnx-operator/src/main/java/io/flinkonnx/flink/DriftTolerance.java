@@ -1,0 +1,66 @@
+package io.flinkonnx.flink;
+
+import static org.apache.flink.util.Preconditions.checkArgument;
+
+import io.flinkonnx.model.ElementType;
+import java.io.Serializable;
+
+/**
+ * How far outputs may be from their reference: element {@code i} is within tolerance when
+ * {@code |out - ref| <= atol + rtol * |ref|}. The rtol/atol given here apply to floating outputs
+ * (default: rtol 1e-3, atol 1e-5 for float32, ONNX Runtime's own advice); INT8/UINT8 outputs allow 1
+ * (quantization rounding); other integer, BOOL and STRING outputs must match exactly.
+ */
+public final class DriftTolerance implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    private final double rtol;
+    private final double atol;
+
+    private DriftTolerance(double rtol, double atol) {
+        checkArgument(rtol >= 0 && atol >= 0, "rtol and atol must be >= 0, got rtol=%s atol=%s", rtol, atol);
+        this.rtol = rtol;
+        this.atol = atol;
+    }
+
+    /** rtol 1e-3, atol 1e-5. */
+    public static DriftTolerance defaults() {
+        return new DriftTolerance(1e-3, 1e-5);
+    }
+
+    /** Tolerances for floating outputs. */
+    public static DriftTolerance of(double rtol, double atol) {
+        return new DriftTolerance(rtol, atol);
+    }
+
+    public double rtol() {
+        return rtol;
+    }
+
+    public double atol() {
+        return atol;
+    }
+
+    /** rtol for outputs of {@code type}. */
+    double rtolFor(ElementType type) {
+        return isFloating(type) ? rtol : 0;
+    }
+
+    /** atol for outputs of {@code type}. */
+    double atolFor(ElementType type) {
+        if (isFloating(type)) {
+            return atol;
+        }
+        return type == ElementType.INT8 || type == ElementType.UINT8 ? 1 : 0;
+    }
+
+    static boolean isFloating(ElementType type) {
+        return type == ElementType.FLOAT || type == ElementType.DOUBLE || type == ElementType.FLOAT16
+                || type == ElementType.BFLOAT16;
+    }
+
+    @Override
+    public String toString() {
+        return "rtol=" + rtol + ", atol=" + atol;
+    }
+}

@@ -1,0 +1,176 @@
+package io.flinkonnx.model;
+
+import com.google.protobuf.ByteString;
+import com.google.protobuf.InvalidProtocolBufferException;
+import io.flinkonnx.model.proto.OnnxProto.TensorProto;
+import java.io.IOException;
+import java.io.Serializable;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+
+/**
+ * A dense tensor read from an ONNX {@code TensorProto} (the {@code input_K.pb}/{@code output_K.pb} files
+ * of ONNX's test data sets): name, element type, dims, and the values as one flat Java array of the
+ * type's record array class ({@code float[]}, {@code long[]}, ...).
+ */
+public final class TensorData implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    private final String name;
+    private final ElementType type;
+    private final long[] dims;
+    private final Object values;
+
+    public TensorData(String name, ElementType type, long[] dims, Object values) {
+        this.name = name;
+        this.type = type;
+        this.dims = dims.clone();
+        this.values = values;
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public ElementType type() {
+        return type;
+    }
+
+    public long[] dims() {
+        return dims.clone();
+    }
+
+    /** The values, flat and row-major, as {@code type().javaArrayType()}. */
+    public Object values() {
+        return values;
+    }
+
+    /** Reads a serialized {@code TensorProto} file; fails naming the file when it is not one or uses an unsupported type. */
+    public static TensorData read(Path file) throws IOException {
+        TensorProto proto;
+        try {
+            proto = TensorProto.parseFrom(Files.readAllBytes(file));
+        } catch (InvalidProtocolBufferException e) {
+            throw new IOException("Not a serialized ONNX TensorProto: " + file + " (" + e.getMessage() + ")", e);
+        }
+        try {
+            return of(proto);
+        } catch (IllegalArgumentException e) {
+            throw new IOException(file + ": " + e.getMessage(), e);
+        }
+    }
+
+    /** Decodes a {@code TensorProto} held inline (typed fields) or as little-endian {@code raw_data}. */
+    public static TensorData of(TensorProto t) {
+        ElementType type = ElementType.fromOnnxCode(t.getDataType());
+        long[] dims = t.getDimsList().stream().mapToLong(Long::longValue).toArray();
+        long count = 1;
+        for (long d : dims) {
+            count *= d;
+        }
+        int n = Math.toIntExact(count);
+        if (t.getDataLocation() == TensorProto.DataLocation.EXTERNAL) {
+            throw new IllegalArgumentException("tensor '" + t.getName() + "' keeps its data externally; not supported here");
+        }
+        boolean raw = t.hasRawData();
+        ByteBuffer rawData = raw ? t.getRawData().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN) : null;
+        Object values;
+        switch (type) {
+            case FLOAT: {
+                float[] v = new float[n];
+                if (raw) {
+                    rawData.asFloatBuffer().get(v);
+                } else {
+                    for (int i = 0; i < n; i++) {
+                        v[i] = t.getFloatData(i);
+                    }
+                }
+                values = v;
+                break;
+            }
+            case DOUBLE: {
+                double[] v = new double[n];
+                if (raw) {
+                    rawData.asDoubleBuffer().get(v);
+                } else {
+                    for (int i = 0; i < n; i++) {
+                        v[i] = t.getDoubleData(i);
+                    }
+                }
+                values = v;
+                break;
+            }
+            case INT64: {
+                long[] v = new long[n];
+                if (raw) {
+                    rawData.asLongBuffer().get(v);
+                } else {
+                    for (int i = 0; i < n; i++) {
+                        v[i] = t.getInt64Data(i);
+                    }
+                }
+                values = v;
+                break;
+            }
+            case INT32: {
+                int[] v = new int[n];
+                if (raw) {
+                    rawData.asIntBuffer().get(v);
+                } else {
+                    for (int i = 0; i < n; i++) {
+                        v[i] = t.getInt32Data(i);
+                    }
+                }
+                values = v;
+                break;
+            }
+            case INT16: {
+                short[] v = new short[n];
+                for (int i = 0; i < n; i++) {
+                    v[i] = raw ? rawData.getShort(2 * i) : (short) t.getInt32Data(i);
+                }
+                values = v;
+                break;
+            }
+            case INT8:
+            case UINT8: {
+                byte[] v = new byte[n];
+                for (int i = 0; i < n; i++) {
+                    v[i] = raw ? rawData.get(i) : (byte) t.getInt32Data(i);
+                }
+                values = v;
+                break;
+            }
+            case BOOL: {
+                boolean[] v = new boolean[n];
+                for (int i = 0; i < n; i++) {
+                    v[i] = raw ? rawData.get(i) != 0 : t.getInt32Data(i) != 0;
+                }
+                values = v;
+                break;
+            }
+            case STRING: {
+                String[] v = new String[n];
+                for (int i = 0; i < n; i++) {
+                    ByteString s = t.getStringData(i);
+                    v[i] = s.toString(StandardCharsets.UTF_8);
+                }
+                values = v;
+                break;
+            }
+            default:
+                throw new IllegalArgumentException("tensor '" + t.getName() + "' has element type " + type
+                        + ", which is not supported");
+        }
+        return new TensorData(t.getName(), type, dims, values);
+    }
+
+    @Override
+    public String toString() {
+        return (name.isEmpty() ? "tensor" : name) + ":" + type + Arrays.toString(dims);
+    }
+}
