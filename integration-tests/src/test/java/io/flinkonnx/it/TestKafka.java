@@ -1,0 +1,107 @@
+package io.flinkonnx.it;
+
+import io.flinkonnx.examples.EmbeddedKafka;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Properties;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.common.serialization.StringDeserializer;
+import org.apache.kafka.common.serialization.StringSerializer;
+import org.testcontainers.DockerClientFactory;
+import org.testcontainers.kafka.KafkaContainer;
+
+/**
+ * A real Kafka broker for the integration tests: Testcontainers' Kafka where a Docker engine answers,
+ * otherwise the in-process KRaft broker of the examples. The tests run either way, never skip.
+ */
+final class TestKafka implements AutoCloseable {
+    private final AutoCloseable broker;
+    private final String bootstrapServers;
+    final String kind;
+
+    private TestKafka(AutoCloseable broker, String bootstrapServers, String kind) {
+        this.broker = broker;
+        this.bootstrapServers = bootstrapServers;
+        this.kind = kind;
+    }
+
+    static TestKafka start() throws Exception {
+        boolean docker;
+        try {
+            docker = DockerClientFactory.instance().isDockerAvailable();
+        } catch (RuntimeException e) {
+            docker = false;
+        }
+        if (docker) {
+            KafkaContainer container = new KafkaContainer("apache/kafka:4.2.0");
+            container.start();
+            return new TestKafka(container, container.getBootstrapServers(), "Testcontainers apache/kafka:4.2.0");
+        }
+        EmbeddedKafka embedded = EmbeddedKafka.start();
+        return new TestKafka(embedded, embedded.bootstrapServers(), "in-process KRaft broker");
+    }
+
+    String bootstrapServers() {
+        return bootstrapServers;
+    }
+
+    void createTopics(int partitions, String... topics) throws Exception {
+        Properties p = new Properties();
+        p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
+        try (Admin admin = Admin.create(p)) {
+            admin.createTopics(java.util.Arrays.stream(topics).map(t -> new NewTopic(t, partitions, (short) 1))
+                    .collect(Collectors.toList())).all().get(30, TimeUnit.SECONDS);
+        }
+    }
+
+    KafkaProducer<String, String> producer() {
+        Properties p = new Properties();
+        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
+        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
+        p.put(ProducerConfig.ACKS_CONFIG, "all");
+        return new KafkaProducer<>(p);
+    }
+
+    KafkaConsumer<String, String> committedReader(String topic) {
+        Properties p = new Properties();
+        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
+        p.put(ConsumerConfig.GROUP_ID_CONFIG, "it-reader-" + topic + "-" + System.nanoTime());
+        p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
+        p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
+        KafkaConsumer<String, String> consumer = new KafkaConsumer<>(p);
+        consumer.subscribe(List.of(topic));
+        return consumer;
+    }
+
+    /** Everything committed to {@code topic} once {@code expected} records are visible (fails after a minute). */
+    List<ConsumerRecord<String, String>> readCommitted(String topic, int expected) {
+        List<ConsumerRecord<String, String>> out = new ArrayList<>();
+        try (KafkaConsumer<String, String> consumer = committedReader(topic)) {
+            long deadline = System.nanoTime() + Duration.ofMinutes(1).toNanos();
+            while (out.size() < expected && System.nanoTime() < deadline) {
+                consumer.poll(Duration.ofMillis(200)).forEach(out::add);
+            }
+            // one more poll: anything beyond the expected count would be a duplicate
+            consumer.poll(Duration.ofMillis(500)).forEach(out::add);
+        }
+        return out;
+    }
+
+    @Override
+    public void close() throws Exception {
+        broker.close();
+    }
+}
