@@ -111,7 +111,10 @@ class ExactlyOnceFailoverIT {
         // A long delay so that batches are still buffered when barriers arrive.
         BatchPolicy policy = BatchPolicy.builder().maxBatchSize(100).maxBatchDelay(Duration.ofSeconds(5)).build();
 
-        OnnxInference.batched(env.fromSequence(0, RECORDS - 1).map(new HoldBackUntilFirstCheckpoint()).setParallelism(1)
+        // Source and hold-back are chained in one task, so records wait in the source rather than in network
+        // buffers, where the checkpoint barriers would queue behind them.
+        OnnxInference.batched(env.fromSequence(0, RECORDS - 1).setParallelism(1)
+                        .map(new HoldBackUntilFirstCheckpoint()).setParallelism(1)
                         .rebalance(), spec, policy)
                 .map(new FailAfterFirstCheckpoint())
                 .sinkTo(new CommittingSink());

@@ -69,7 +69,7 @@ class KafkaFailoverIT {
                                 FraudFeatures.toJson("t-" + i, FraudFeatures.draw(random))));
                         if (i % 50 == 49) {
                             producer.flush();
-                            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(40));
+                            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(100));
                         }
                     }
                 }
