@@ -1,23 +1,15 @@
 package io.flinkonnx.flink;
 
-import ai.onnxruntime.OnnxTensor;
-import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
-import ai.onnxruntime.OrtSession;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.LocalModel;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ReferenceDataSet;
-import io.flinkonnx.model.TensorData;
 import io.flinkonnx.model.TensorSpec;
 import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.SessionSettings;
-import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -106,30 +98,11 @@ final class DriftMonitor<IN> implements AutoCloseable {
     /** Runs every golden-vector set on the served session and compares its outputs. */
     DriftReport checkGolden(long nowMillis) throws OrtException {
         nextGoldenMillis = nowMillis + config.goldenInterval.toMillis();
-        ModelSignature sig = runner.signature();
         Map<String, DriftAccumulator> acc = new LinkedHashMap<>();
-        OrtEnvironment env = OrtRuntime.env();
+        GoldenVectors runner = new GoldenVectors(this.runner.modelName(), this.runner.session().session(),
+                this.runner.signature());
         for (ReferenceDataSet set : golden) {
-            Map<String, OnnxTensor> tensors = new LinkedHashMap<>();
-            try {
-                for (int k = 0; k < set.inputs().size() && k < sig.inputs().size(); k++) {
-                    TensorData data = set.inputs().get(k);
-                    String name = !data.name().isEmpty() && sig.input(data.name()).isPresent()
-                            ? data.name() : sig.inputs().get(k).name();
-                    tensors.put(name, tensorOf(env, data));
-                }
-                BatchOutputs outputs = new BatchOutputs(runner.modelName(), sig.outputs());
-                try (OrtSession.Result result = runner.session().session().run(tensors)) {
-                    outputs.load(result, 1, Map.of());
-                }
-                for (int k = 0; k < set.outputs().size() && k < sig.outputs().size(); k++) {
-                    TensorSpec spec = sig.outputs().get(k);
-                    TensorData expected = set.outputs().get(k);
-                    accumulator(acc, spec, expected.type()).add(outputs.batchValues(spec.name()), expected.values());
-                }
-            } finally {
-                tensors.values().forEach(OnnxTensor::close);
-            }
+            runner.compare(set, acc, config.tolerance, DriftMonitor::classes);
         }
         return publish(report(DriftReport.Source.GOLDEN_VECTORS, config.goldenVectors, golden.size(), acc, nowMillis));
     }
@@ -183,8 +156,8 @@ final class DriftMonitor<IN> implements AutoCloseable {
     }
 
     /** Classes per row when the output looks like a classifier's ([batch, classes] with classes fixed >= 2). */
-    private static int classes(TensorSpec spec) {
-        if (spec.rank() == 2 && spec.hasBatchAxis() && spec.dims().get(1).isFixed() && spec.dims().get(1).value() >= 2) {
+    static int classes(TensorSpec spec) {
+        if (spec.rank() == 2 && spec.dims().get(1).isFixed() && spec.dims().get(1).value() >= 2) {
             return (int) spec.dims().get(1).value();
         }
         return 0;
@@ -216,42 +189,6 @@ final class DriftMonitor<IN> implements AutoCloseable {
 
     DriftReport latest() {
         return latest;
-    }
-
-    /** A tensor of golden-vector data, in a direct buffer of its own (off the hot path). */
-    static OnnxTensor tensorOf(OrtEnvironment env, TensorData data) throws OrtException {
-        long[] dims = data.dims();
-        Object v = data.values();
-        if (v instanceof String[]) {
-            return OnnxTensor.createTensor(env, (String[]) v, dims);
-        }
-        int n = java.lang.reflect.Array.getLength(v);
-        ByteBuffer buf = ByteBuffer.allocateDirect(Math.max(1, n * Math.max(1, data.type().byteSize())))
-                .order(ByteOrder.nativeOrder());
-        switch (data.type()) {
-            case FLOAT:
-                return OnnxTensor.createTensor(env, buf.asFloatBuffer().put((float[]) v).flip(), dims);
-            case DOUBLE:
-                return OnnxTensor.createTensor(env, buf.asDoubleBuffer().put((double[]) v).flip(), dims);
-            case INT64:
-                return OnnxTensor.createTensor(env, buf.asLongBuffer().put((long[]) v).flip(), dims);
-            case INT32:
-                return OnnxTensor.createTensor(env, buf.asIntBuffer().put((int[]) v).flip(), dims);
-            case INT16:
-                return OnnxTensor.createTensor(env, buf.asShortBuffer().put((short[]) v).flip(), dims);
-            case INT8:
-                return OnnxTensor.createTensor(env, buf.put((byte[]) v).flip(), dims);
-            case UINT8:
-                return OnnxTensor.createTensor(env, buf.put((byte[]) v).flip(), dims, ai.onnxruntime.OnnxJavaType.UINT8);
-            case BOOL: {
-                for (boolean b : (boolean[]) v) {
-                    buf.put(b ? (byte) 1 : (byte) 0);
-                }
-                return OnnxTensor.createTensor(env, buf.flip(), dims, ai.onnxruntime.OnnxJavaType.BOOL);
-            }
-            default:
-                throw new IllegalArgumentException("Golden vector " + data + " has an unsupported type");
-        }
     }
 
     @Override

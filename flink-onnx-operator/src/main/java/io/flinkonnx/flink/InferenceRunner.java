@@ -63,6 +63,12 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
                 spec.signatureCheck().check(signature, modelName);
             }
             List<TensorSpec> inputs = signature.inputs();
+            for (TensorSpec output : signature.outputs()) {
+                if (output.kind() == TensorSpec.Kind.OPTIONAL) {
+                    throw new IllegalArgumentException("Model " + modelName + " has output " + output + ": ONNX Runtime's"
+                            + " Java API cannot return OPTIONAL values (the run crashes the JVM in ORT 1.24)");
+                }
+            }
             for (TensorSpec input : inputs) {
                 if (input.kind() != TensorSpec.Kind.TENSOR || !input.elementType().isSupportedForRecords()) {
                     throw new IllegalArgumentException("Model " + modelName + " has input " + input

@@ -104,15 +104,17 @@ final class SessionLoader {
     }
 
     /**
-     * Runs the session once on a synthetic record (zeros, free dims 1) and reads the profile ORT wrote for
+     * Runs the session once on a synthetic record (ones, free dims 1) and reads the profile ORT wrote for
      * it. Profiling stops here: later runs are not profiled.
      */
     private static Placement measurePlacement(OrtSession session, ModelSignature signature) throws OrtException {
-        String warmUpError = null;
-        try {
-            warmUp(session, signature);
-        } catch (OrtException | RuntimeException e) {
-            warmUpError = "warm-up run on a synthetic input failed: " + firstLine(e.getMessage());
+        String warmUpError = unsafeToRun(signature);
+        if (warmUpError == null) {
+            try {
+                warmUp(session, signature);
+            } catch (OrtException | RuntimeException e) {
+                warmUpError = "warm-up run on a synthetic input failed: " + firstLine(e.getMessage());
+            }
         }
         String trace = session.endProfiling();
         try {
@@ -131,6 +133,24 @@ final class SessionLoader {
         }
     }
 
+    /**
+     * Why a synthetic run must not be tried, or null. ORT 1.24's Java API crashes the JVM (not an
+     * exception) when a run returns an OPTIONAL value, and only dense tensor inputs can be synthesized.
+     */
+    static String unsafeToRun(ModelSignature signature) {
+        for (TensorSpec t : signature.outputs()) {
+            if (t.kind() == TensorSpec.Kind.OPTIONAL || t.kind() == TensorSpec.Kind.UNKNOWN) {
+                return "no warm-up run: output " + t + " is " + t.kind() + ", which ORT's Java API cannot return";
+            }
+        }
+        for (TensorSpec t : signature.inputs()) {
+            if (t.kind() != TensorSpec.Kind.TENSOR || !t.elementType().isSupportedForRecords()) {
+                return "no warm-up run: input " + t + " cannot be synthesized";
+            }
+        }
+        return null;
+    }
+
     private static void warmUp(OrtSession session, ModelSignature signature) throws OrtException {
         List<TensorSpec> inputs = signature.inputs();
         RecordInputs row = new RecordInputs("warm-up", inputs);
@@ -145,12 +165,11 @@ final class SessionLoader {
             for (int d = 0; d < shape.length; d++) {
                 shape[d] = dims.get(d).isFixed() ? dims.get(d).value() : 1;
             }
-            Object zeros = java.lang.reflect.Array.newInstance(arrayType.getComponentType(),
+            // Ones, not zeros: a zero divisor makes integer Div/Mod kernels crash the process (SIGFPE).
+            Object ones = java.lang.reflect.Array.newInstance(arrayType.getComponentType(),
                     Math.toIntExact(Padding.product(shape)));
-            if (zeros instanceof String[]) {
-                java.util.Arrays.fill((String[]) zeros, "");
-            }
-            row.putDerived(i, zeros, shape);
+            fillWithOnes(ones);
+            row.putDerived(i, ones, shape);
         }
         TensorPacker packer = new TensorPacker(OrtRuntime.env(), inputs, 0, -1);
         Map<String, ai.onnxruntime.OnnxTensor> tensors = packer.pack(new RecordInputs[] {row}, 0, 1);
@@ -158,6 +177,26 @@ final class SessionLoader {
             // outputs unused: the run is for the profile
         } finally {
             tensors.values().forEach(ai.onnxruntime.OnnxTensor::close);
+        }
+    }
+
+    private static void fillWithOnes(Object array) {
+        if (array instanceof float[]) {
+            java.util.Arrays.fill((float[]) array, 1f);
+        } else if (array instanceof double[]) {
+            java.util.Arrays.fill((double[]) array, 1d);
+        } else if (array instanceof long[]) {
+            java.util.Arrays.fill((long[]) array, 1L);
+        } else if (array instanceof int[]) {
+            java.util.Arrays.fill((int[]) array, 1);
+        } else if (array instanceof short[]) {
+            java.util.Arrays.fill((short[]) array, (short) 1);
+        } else if (array instanceof byte[]) {
+            java.util.Arrays.fill((byte[]) array, (byte) 1);
+        } else if (array instanceof boolean[]) {
+            java.util.Arrays.fill((boolean[]) array, true);
+        } else if (array instanceof String[]) {
+            java.util.Arrays.fill((String[]) array, "");
         }
     }
 

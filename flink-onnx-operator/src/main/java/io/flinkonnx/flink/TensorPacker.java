@@ -165,12 +165,16 @@ final class TensorPacker {
                 }
                 return OnnxTensor.createTensor(env, ib.flip(), shape);
             }
-            case INT16: {
+            case INT16:
+            case FLOAT16:
+            case BFLOAT16: {
                 java.nio.ShortBuffer sb = buf.asShortBuffer();
                 for (int r = 0; r < count; r++) {
                     sb.put((short[]) valuesIn(rows[offset + r], input, recordShape));
                 }
-                return OnnxTensor.createTensor(env, sb.flip(), shape);
+                OnnxJavaType javaType = type == ElementType.FLOAT16 ? OnnxJavaType.FLOAT16
+                        : type == ElementType.BFLOAT16 ? OnnxJavaType.BFLOAT16 : OnnxJavaType.INT16;
+                return OnnxTensor.createTensor(env, sb.flip(), shape, javaType);
             }
             case INT8:
             case UINT8: {

@@ -18,13 +18,15 @@ public enum ElementType {
     INT64(7, long[].class),
     STRING(8, String[].class),
     BOOL(9, boolean[].class),
-    FLOAT16(10, null),
+    /** Raw IEEE binary16 bit patterns in a {@code short[]}. */
+    FLOAT16(10, short[].class),
     DOUBLE(11, double[].class),
     UINT32(12, null),
     UINT64(13, null),
     COMPLEX64(14, null),
     COMPLEX128(15, null),
-    BFLOAT16(16, null),
+    /** Raw bfloat16 bit patterns in a {@code short[]}. */
+    BFLOAT16(16, short[].class),
     FLOAT8E4M3FN(17, null),
     FLOAT8E4M3FNUZ(18, null),
     FLOAT8E5M2(19, null),
@@ -71,6 +73,8 @@ public enum ElementType {
                 return 4;
             case INT16:
             case UINT16:
+            case FLOAT16:
+            case BFLOAT16:
                 return 2;
             case INT8:
             case UINT8:

@@ -16,9 +16,10 @@ public final class LocalModel implements AutoCloseable {
     private final ModelFormat format;
     private final ModelSignature signature;
     private final ModelSource.RuntimeCheck runtimeCheck;
+    private final java.util.List<String> externalData;
 
     LocalModel(ModelSource source, Path path, Path tempDir, String sha256, long sizeBytes, ModelFormat format,
-            ModelSignature signature, ModelSource.RuntimeCheck runtimeCheck) {
+            ModelSignature signature, ModelSource.RuntimeCheck runtimeCheck, java.util.List<String> externalData) {
         this.source = source;
         this.path = path;
         this.tempDir = tempDir;
@@ -27,6 +28,12 @@ public final class LocalModel implements AutoCloseable {
         this.format = format;
         this.signature = signature;
         this.runtimeCheck = runtimeCheck;
+        this.externalData = java.util.List.copyOf(externalData);
+    }
+
+    /** The external-data files the model refers to (relative to its folder), in first-use order. */
+    public java.util.List<String> externalData() {
+        return externalData;
     }
 
     public ModelSource source() {

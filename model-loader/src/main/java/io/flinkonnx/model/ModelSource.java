@@ -211,7 +211,7 @@ public final class ModelSource implements Serializable {
         }
         ModelFormat format = ModelFormat.detect(bytes);
         if (format == ModelFormat.ORT) {
-            return new LocalModel(this, file, tempDir, digest, bytes.length, format, null, null);
+            return new LocalModel(this, file, tempDir, digest, bytes.length, format, null, null, List.of());
         }
         String label = tempDir == null ? file.toString() : uri;
         ModelProto proto = OnnxModelReader.parse(bytes, label);
@@ -236,7 +236,7 @@ public final class ModelSource implements Serializable {
         }
         ModelSignature signature = OnnxModelReader.signature(proto);
         RuntimeCheck check = limits -> OnnxModelReader.checkRuntimeLimits(proto, limits, label);
-        return new LocalModel(this, file, tempDir, digest, bytes.length, format, signature, check);
+        return new LocalModel(this, file, tempDir, digest, bytes.length, format, signature, check, external);
     }
 
     /** Deferred check of runtime limits against the parsed protobuf. */

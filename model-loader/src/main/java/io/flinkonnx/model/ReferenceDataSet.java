@@ -53,11 +53,20 @@ public final class ReferenceDataSet implements Serializable {
      * one), in name order; fails when there is none.
      */
     public static List<ReferenceDataSet> readAll(Path folder) throws IOException {
+        List<ReferenceDataSet> out = new ArrayList<>();
+        for (Path p : folders(folder)) {
+            out.add(read(p));
+        }
+        return out;
+    }
+
+    /** The {@code test_data_set_*} folders below {@code folder} (or {@code folder} itself), in name order. */
+    public static List<Path> folders(Path folder) throws IOException {
         if (!Files.isDirectory(folder)) {
             throw new IOException("Golden vectors folder not found: " + folder);
         }
         if (folder.getFileName().toString().startsWith("test_data_set_")) {
-            return List.of(read(folder));
+            return List.of(folder);
         }
         List<Path> sets;
         try (Stream<Path> children = Files.list(folder)) {
@@ -67,11 +76,7 @@ public final class ReferenceDataSet implements Serializable {
         if (sets.isEmpty()) {
             throw new IOException("No test_data_set_* folder in " + folder);
         }
-        List<ReferenceDataSet> out = new ArrayList<>();
-        for (Path p : sets) {
-            out.add(read(p));
-        }
-        return out;
+        return sets;
     }
 
     private static List<TensorData> numbered(Path folder, String kind) throws IOException {

@@ -70,9 +70,13 @@ public final class TensorData implements Serializable {
         long[] dims = t.getDimsList().stream().mapToLong(Long::longValue).toArray();
         long count = 1;
         for (long d : dims) {
+            if (d < 0 || (d > 0 && count > Integer.MAX_VALUE / d)) {
+                throw new IllegalArgumentException("not a dense TensorProto (dims " + java.util.Arrays.toString(dims)
+                        + "): a sequence, map or optional value?");
+            }
             count *= d;
         }
-        int n = Math.toIntExact(count);
+        int n = (int) count;
         if (t.getDataLocation() == TensorProto.DataLocation.EXTERNAL) {
             throw new IllegalArgumentException("tensor '" + t.getName() + "' keeps its data externally; not supported here");
         }
@@ -128,6 +132,8 @@ public final class TensorData implements Serializable {
                 values = v;
                 break;
             }
+            case FLOAT16:
+            case BFLOAT16:
             case INT16: {
                 short[] v = new short[n];
                 for (int i = 0; i < n; i++) {

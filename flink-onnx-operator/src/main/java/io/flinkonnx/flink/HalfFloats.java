@@ -1,0 +1,48 @@
+package io.flinkonnx.flink;
+
+import io.flinkonnx.model.ElementType;
+import io.flinkonnx.model.TensorData;
+
+/**
+ * FLOAT16 and BFLOAT16 values travel as their raw 16-bit patterns ({@code short[]}); ORT widens such
+ * outputs to float, so references are widened the same way before comparing.
+ */
+final class HalfFloats {
+    private HalfFloats() {}
+
+    static boolean isHalf(ElementType type) {
+        return type == ElementType.FLOAT16 || type == ElementType.BFLOAT16;
+    }
+
+    /** The values of {@code t}, widened to {@code float[]} when they are half floats. */
+    static Object widen(TensorData t) {
+        if (!isHalf(t.type())) {
+            return t.values();
+        }
+        short[] bits = (short[]) t.values();
+        float[] out = new float[bits.length];
+        for (int i = 0; i < bits.length; i++) {
+            out[i] = t.type() == ElementType.BFLOAT16 ? Float.intBitsToFloat((bits[i] & 0xFFFF) << 16) : fp16(bits[i]);
+        }
+        return out;
+    }
+
+    /** IEEE 754 binary16 to float. */
+    static float fp16(short h) {
+        int bits = h & 0xFFFF;
+        int sign = (bits >>> 15) << 31;
+        int exponent = (bits >>> 10) & 0x1F;
+        int mantissa = bits & 0x3FF;
+        if (exponent == 0x1F) {
+            return Float.intBitsToFloat(sign | 0x7F800000 | (mantissa << 13));
+        }
+        if (exponent == 0) {
+            if (mantissa == 0) {
+                return Float.intBitsToFloat(sign);
+            }
+            float value = mantissa / 1024f / 16384f; // 2^-14 * m/1024
+            return sign != 0 ? -value : value;
+        }
+        return Float.intBitsToFloat(sign | ((exponent + 112) << 23) | (mantissa << 13));
+    }
+}

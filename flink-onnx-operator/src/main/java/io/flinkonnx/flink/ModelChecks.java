@@ -1,0 +1,184 @@
+package io.flinkonnx.flink;
+
+import ai.onnxruntime.OrtEnvironment;
+import io.flinkonnx.model.LocalModel;
+import io.flinkonnx.model.ModelFormat;
+import io.flinkonnx.model.ModelSignature;
+import io.flinkonnx.model.ModelSource;
+import io.flinkonnx.model.ReferenceDataSet;
+import io.flinkonnx.model.TensorSpec;
+import io.flinkonnx.providers.ProviderChain;
+import io.flinkonnx.providers.SessionSettings;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Collectors;
+
+/**
+ * Model checks for CI and tooling, with the same loader, validation, conversion and reports as the
+ * operators: what a model is and where it would run ({@link #inspect}), whether it loads ({@link #check}),
+ * conversion to an optimized ONNX or ORT-format file ({@link #optimize}), and its outputs against ONNX
+ * golden vectors ({@link #verify}). The {@code flink-onnx-cli} jar is a command line over these.
+ *
+ * <pre>{@code
+ * ModelChecks.check(ModelSource.of("models/fraud.onnx"));          // throws with the file and the cause
+ * List<ModelChecks.SetResult> results = ModelChecks.verify(ModelSource.of("model.onnx"),
+ *         Path.of("model-tests"), DriftTolerance.defaults());
+ * }</pre>
+ */
+public final class ModelChecks {
+    private static final String SLOT = "model-checks";
+
+    private ModelChecks() {}
+
+    /** What a model is and where it would run. */
+    public static final class Inspection {
+        public String uri;
+        public String sha256;
+        public long sizeBytes;
+        public ModelFormat format;
+        public ModelSignature signature;
+        public List<String> externalData;
+        public String runtime;
+        public List<String> availableProviders;
+        public FallbackReport fallback;
+    }
+
+    /** The outcome of one {@code test_data_set_N}: its drift report, or why it could not be compared. */
+    public static final class SetResult {
+        public String dataSet;
+        public DriftReport report;
+        public String error;
+
+        public boolean passed() {
+            return error == null && report != null && !report.flagged;
+        }
+    }
+
+    /** Fetches, checks and loads the model on {@code chain}; the fallback report says where it runs. */
+    public static Inspection inspect(ModelSource source, ProviderChain chain) throws Exception {
+        try (LocalModel model = source.fetch()) {
+            SharedSession session = load(model, chain, SessionSettings.defaults());
+            try {
+                Inspection i = new Inspection();
+                i.uri = source.uri();
+                i.sha256 = model.sha256();
+                i.sizeBytes = model.sizeBytes();
+                i.format = model.format();
+                i.signature = session.signature();
+                i.externalData = model.externalData();
+                i.runtime = "ONNX Runtime " + OrtRuntime.version();
+                i.availableProviders = OrtEnvironment.getAvailableProviders().stream().map(Enum::name)
+                        .collect(Collectors.toList());
+                i.fallback = FallbackReport.of(source.uri(), model.sha256(), 0, session.resolution(), session.placement(),
+                        session.placementNote());
+                return i;
+            } finally {
+                session.close();
+            }
+        }
+    }
+
+    /** Succeeds when the model would load here: fetch, checks before ORT, and an ORT session on CPU. */
+    public static void check(ModelSource source) throws Exception {
+        try (LocalModel model = source.fetch()) {
+            load(model, ProviderChain.cpu(), SessionSettings.defaults()).close();
+        }
+    }
+
+    /**
+     * Writes the model optimized at {@code level} to {@code out}, as ONNX or ORT format. Returns a warning
+     * when the result is tied to this machine (ORT format at level EXTENDED or ALL bakes in layouts for
+     * this CPU), else null.
+     */
+    public static String optimize(ModelSource source, Path out, SessionSettings.OptimizationLevel level,
+            SessionSettings.ModelFileFormat format) throws Exception {
+        Path target = out.toAbsolutePath();
+        Files.createDirectories(target.getParent());
+        SessionSettings settings = SessionSettings.builder().optimizationLevel(level)
+                .saveOptimizedModel(target.toString(), format).build();
+        try (LocalModel model = source.fetch()) {
+            load(model, ProviderChain.cpu(), settings).close();
+        }
+        if (!Files.isRegularFile(target)) {
+            throw new IllegalStateException("ONNX Runtime did not write " + target);
+        }
+        boolean hardwareSpecific = format == SessionSettings.ModelFileFormat.ORT
+                && (level == SessionSettings.OptimizationLevel.EXTENDED || level == SessionSettings.OptimizationLevel.ALL);
+        return hardwareSpecific ? "optimization level " + level + " may bake hardware-specific layouts (e.g. NCHWc for"
+                + " this CPU's vector width) into " + target.getFileName() + ": use --level basic for a file other"
+                + " machines will load" : null;
+    }
+
+    /**
+     * Runs every {@code test_data_set_*} below {@code testData} through the model with the operator's
+     * conversion, comparing outputs under {@code tolerance}. An input whose type or shape does not fit the
+     * model is an error of that set (values are never cast).
+     */
+    public static List<SetResult> verify(ModelSource source, Path testData, DriftTolerance tolerance) throws Exception {
+        List<Path> folders = ReferenceDataSet.folders(testData);
+        List<SetResult> results = new ArrayList<>();
+        try (LocalModel model = source.fetch()) {
+            SharedSession session = load(model, ProviderChain.cpu(), SessionSettings.defaults());
+            try {
+                String unsupported = unsupportedValues(session.signature());
+                GoldenVectors golden = new GoldenVectors(source.uri(), session.session(), session.signature());
+                for (Path folder : folders) {
+                    SetResult r = new SetResult();
+                    r.dataSet = folder.getFileName().toString();
+                    results.add(r);
+                    if (unsupported != null) {
+                        r.error = unsupported;
+                        continue;
+                    }
+                    try {
+                        ReferenceDataSet set = ReferenceDataSet.read(folder);
+                        Map<String, DriftAccumulator> acc = new LinkedHashMap<>();
+                        golden.compare(set, acc, tolerance, DriftMonitor::classes);
+                        DriftReport d = new DriftReport();
+                        d.model = source.uri();
+                        d.source = DriftReport.Source.GOLDEN_VECTORS;
+                        d.reference = set.name();
+                        d.records = 1;
+                        acc.values().forEach(a -> d.outputs.add(a.result()));
+                        d.flagged = d.outputs.stream().anyMatch(o -> !o.withinTolerance);
+                        d.timestampMillis = System.currentTimeMillis();
+                        r.report = d;
+                    } catch (java.io.IOException | RecordConversionException | IllegalArgumentException
+                            | ai.onnxruntime.OrtException e) {
+                        r.error = e.getMessage();
+                    }
+                }
+            } finally {
+                session.close();
+            }
+        }
+        return results;
+    }
+
+    /** Why the model's inputs or outputs cannot go through record conversion, or null when they can. */
+    private static String unsupportedValues(ModelSignature signature) {
+        for (TensorSpec t : signature.inputs()) {
+            if (t.kind() != TensorSpec.Kind.TENSOR) {
+                return "input " + t + " is a " + t.kind() + ": ORT's Java API cannot create such inputs";
+            }
+            if (!t.elementType().isSupportedForRecords()) {
+                return "input " + t + " has element type " + t.elementType() + ", which ORT's Java API cannot create";
+            }
+        }
+        for (TensorSpec t : signature.outputs()) {
+            if (t.kind() != TensorSpec.Kind.TENSOR) {
+                return "output " + t + " is a " + t.kind() + ": golden vectors compare tensors only";
+            }
+        }
+        return SessionLoader.unsafeToRun(signature);
+    }
+
+    /** A session of its own (not shared: tools run outside any slot); the caller closes it. */
+    private static SharedSession load(LocalModel model, ProviderChain chain, SessionSettings settings) throws Exception {
+        return SessionLoader.load(new SessionRegistry.Key(SLOT, model.sha256(), chain, settings), model, chain, settings);
+    }
+}
