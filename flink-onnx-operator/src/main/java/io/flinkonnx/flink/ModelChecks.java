@@ -177,6 +177,17 @@ public final class ModelChecks {
         return SessionLoader.unsafeToRun(signature);
     }
 
+    /** The signature of a model that carries none of its own (ORT format), from a short-lived CPU session. */
+    static ModelSignature sessionSignature(LocalModel model) {
+        try (ai.onnxruntime.OrtSession.SessionOptions options = new ai.onnxruntime.OrtSession.SessionOptions();
+                ai.onnxruntime.OrtSession session = OrtRuntime.env().createSession(model.path().toString(), options)) {
+            return SessionLoader.signatureFromSession(session);
+        } catch (ai.onnxruntime.OrtException e) {
+            throw new io.flinkonnx.model.ModelLoadException("ONNX Runtime could not load model " + model.source().uri()
+                    + ": " + e.getMessage(), e);
+        }
+    }
+
     /** A session of its own (not shared: tools run outside any slot); the caller closes it. */
     private static SharedSession load(LocalModel model, ProviderChain chain, SessionSettings settings) throws Exception {
         return SessionLoader.load(new SessionRegistry.Key(SLOT, model.sha256(), chain, settings), model, chain, settings);

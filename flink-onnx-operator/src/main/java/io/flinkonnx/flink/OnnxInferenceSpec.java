@@ -39,13 +39,20 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
     OnnxInferenceSpec(ModelSource model, ProviderChain providers, SessionSettings sessionSettings, Integer batchAxis,
             RecordEncoder<IN> encoder, ResultDecoder<IN, OUT> decoder, TypeInformation<OUT> resultType,
             SignatureCheck signatureCheck, boolean failOnCpuFallback, DriftConfig<IN> drift) {
+        this(model, providers, sessionSettings, batchAxis, encoder, decoder, resultType, signatureCheck,
+                failOnCpuFallback, drift, false);
+    }
+
+    private OnnxInferenceSpec(ModelSource model, ProviderChain providers, SessionSettings sessionSettings,
+            Integer batchAxis, RecordEncoder<IN> encoder, ResultDecoder<IN, OUT> decoder, TypeInformation<OUT> resultType,
+            SignatureCheck signatureCheck, boolean failOnCpuFallback, DriftConfig<IN> drift, boolean untypedResult) {
         this.model = Objects.requireNonNull(model, "model");
         this.providers = Objects.requireNonNull(providers, "providers");
         this.sessionSettings = Objects.requireNonNull(sessionSettings, "sessionSettings");
         this.batchAxis = batchAxis;
         this.encoder = Objects.requireNonNull(encoder, "encoder: say how records become inputs");
         this.decoder = Objects.requireNonNull(decoder, "decoder: say how outputs become results");
-        this.resultType = Objects.requireNonNull(resultType, "resultType");
+        this.resultType = untypedResult ? resultType : Objects.requireNonNull(resultType, "resultType");
         this.signatureCheck = signatureCheck;
         this.failOnCpuFallback = failOnCpuFallback;
         this.drift = drift;
@@ -167,7 +174,7 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
             @SuppressWarnings("unchecked")
             Builder<IN, R> self = (Builder<IN, R>) this;
             self.decoder = Objects.requireNonNull(decoder, "decoder");
-            self.resultType = Objects.requireNonNull(resultType, "resultType");
+            self.resultType = resultType;
             return self;
         }
 
@@ -222,11 +229,17 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
             if (encoder == null) {
                 throw new IllegalStateException("No encoder: call encoder((record, row) -> row.put(\"input\", ...))");
             }
-            if (decoder == null) {
+            if (decoder == null || resultType == null) {
                 throw new IllegalStateException("No decoder: call decoder((record, out) -> ..., resultType)");
             }
             return new OnnxInferenceSpec<>(model, providers, sessionSettings, batchAxis, encoder, decoder, resultType,
                     signatureCheck, failOnCpuFallback, drift);
+        }
+
+        /** For runtimes that produce their own types (SQL): no result TypeInformation needed. */
+        OnnxInferenceSpec<IN, OUT> buildUnchecked() {
+            return new OnnxInferenceSpec<>(model, providers, sessionSettings, batchAxis, encoder, decoder,
+                    resultType, signatureCheck, failOnCpuFallback, drift, true);
         }
 
         /** The map function of this spec: {@code stream.map(builder.buildFunction())}. */

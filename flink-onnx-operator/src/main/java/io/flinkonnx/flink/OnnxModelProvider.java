@@ -1,0 +1,37 @@
+package io.flinkonnx.flink;
+
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.functions.AsyncPredictFunction;
+import org.apache.flink.table.functions.PredictFunction;
+import org.apache.flink.table.ml.AsyncPredictRuntimeProvider;
+import org.apache.flink.table.ml.PredictRuntimeProvider;
+
+/** Both runtimes of the {@code onnx} model provider. */
+final class OnnxModelProvider implements PredictRuntimeProvider, AsyncPredictRuntimeProvider {
+    private final OnnxInferenceSpec<Object[], RowData> spec;
+    private final SqlBinding binding;
+    private final int batchSize;
+    private final int batchDelayMillis;
+
+    OnnxModelProvider(OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, int batchSize, int batchDelayMillis) {
+        this.spec = spec;
+        this.binding = binding;
+        this.batchSize = batchSize;
+        this.batchDelayMillis = batchDelayMillis;
+    }
+
+    @Override
+    public PredictFunction createPredictFunction(Context context) {
+        return new OnnxPredictFunction(spec, binding);
+    }
+
+    @Override
+    public AsyncPredictFunction createAsyncPredictFunction(Context context) {
+        return new OnnxAsyncPredictFunction(spec, binding, batchSize, batchDelayMillis);
+    }
+
+    @Override
+    public OnnxModelProvider copy() {
+        return new OnnxModelProvider(spec, binding, batchSize, batchDelayMillis);
+    }
+}

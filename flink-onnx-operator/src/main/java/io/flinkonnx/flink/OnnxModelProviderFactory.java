@@ -1,0 +1,116 @@
+package io.flinkonnx.flink;
+
+import io.flinkonnx.model.LocalModel;
+import io.flinkonnx.model.ModelSignature;
+import io.flinkonnx.model.ModelSource;
+import io.flinkonnx.providers.ProviderChain;
+import io.flinkonnx.providers.SessionSettings;
+import java.util.Set;
+import org.apache.flink.configuration.ConfigOption;
+import org.apache.flink.configuration.ConfigOptions;
+import org.apache.flink.configuration.ReadableConfig;
+import org.apache.flink.table.factories.FactoryUtil;
+import org.apache.flink.table.factories.ModelProviderFactory;
+import org.apache.flink.table.ml.ModelProvider;
+
+/**
+ * The {@code 'provider' = 'onnx'} model provider of Flink SQL: ONNX models scored in-process by ML_PREDICT.
+ *
+ * <pre>
+ * CREATE MODEL fraud INPUT (features ARRAY&lt;FLOAT&gt;) OUTPUT (probabilities ARRAY&lt;FLOAT&gt;)
+ * WITH ('provider' = 'onnx', 'path' = 's3://models/fraud.onnx', 'providers' = 'cuda &gt; cpu');
+ * SELECT * FROM ML_PREDICT(TABLE transactions, MODEL fraud, DESCRIPTOR(features));
+ * </pre>
+ *
+ * <p>The INPUT/OUTPUT schema is checked against the ONNX signature when the query is planned. Both the
+ * synchronous and the asynchronous runtime are offered; the asynchronous one (ML_PREDICT's default)
+ * gathers concurrent rows into one ORT run.
+ */
+public class OnnxModelProviderFactory implements ModelProviderFactory {
+    public static final String IDENTIFIER = "onnx";
+
+    public static final ConfigOption<String> PATH = ConfigOptions.key("path").stringType().noDefaultValue()
+            .withDescription("Model URI: a path, classpath: resource or any Flink file system URI.");
+    public static final ConfigOption<String> SHA256 = ConfigOptions.key("sha256").stringType().noDefaultValue()
+            .withDescription("Expected sha256 of the model file.");
+    public static final ConfigOption<String> PROVIDERS = ConfigOptions.key("providers").stringType().defaultValue("cpu")
+            .withDescription("Execution provider chain, e.g. 'cuda(device_id=0) > cpu'.");
+    public static final ConfigOption<Integer> INTRA_OP_THREADS = ConfigOptions.key("intra-op-threads").intType()
+            .defaultValue(1).withDescription("ORT intra-op threads per session.");
+    public static final ConfigOption<Integer> BATCH_MAX_SIZE = ConfigOptions.key("batch.max-size").intType()
+            .defaultValue(32).withDescription("Rows per ORT run in the asynchronous runtime.");
+    public static final ConfigOption<Integer> BATCH_MAX_DELAY_MS = ConfigOptions.key("batch.max-delay-ms").intType()
+            .defaultValue(5).withDescription("How long the asynchronous runtime waits to fill a batch.");
+    public static final ConfigOption<Boolean> FAIL_ON_CPU_FALLBACK = ConfigOptions.key("fail-on-cpu-fallback")
+            .booleanType().defaultValue(false).withDescription("Fail when an accelerator was asked for and nodes fall to CPU.");
+
+    @Override
+    public String factoryIdentifier() {
+        return IDENTIFIER;
+    }
+
+    @Override
+    public Set<ConfigOption<?>> requiredOptions() {
+        return Set.of(PATH);
+    }
+
+    @Override
+    public Set<ConfigOption<?>> optionalOptions() {
+        return Set.of(SHA256, PROVIDERS, INTRA_OP_THREADS, BATCH_MAX_SIZE, BATCH_MAX_DELAY_MS, FAIL_ON_CPU_FALLBACK);
+    }
+
+    @Override
+    public ModelProvider createModelProvider(Context context) {
+        FactoryUtil.ModelProviderFactoryHelper helper = FactoryUtil.createModelProviderFactoryHelper(this, context);
+        helper.validate();
+        ReadableConfig options = helper.getOptions();
+        ModelSource source = ModelSource.of(options.get(PATH));
+        if (options.getOptional(SHA256).isPresent()) {
+            source = source.withSha256(options.get(SHA256));
+        }
+        String name = context.getObjectIdentifier().asSummaryString();
+        SqlBinding binding;
+        try (LocalModel model = source.fetch()) {
+            ModelSignature signature = model.signature().orElseGet(() -> ModelChecks.sessionSignature(model));
+            binding = SqlBinding.bind(name + " (" + source.uri() + ")", signature,
+                    context.getCatalogModel().getResolvedInputSchema().getColumns(),
+                    context.getCatalogModel().getResolvedOutputSchema().getColumns());
+        }
+        OnnxInferenceSpec<Object[], org.apache.flink.table.data.RowData> spec = OnnxInference.<Object[]>builder(source)
+                .providers(ProviderChain.parse(options.get(PROVIDERS)))
+                .sessionSettings(SessionSettings.builder().intraOpThreads(options.get(INTRA_OP_THREADS)).build())
+                .failOnCpuFallback(options.get(FAIL_ON_CPU_FALLBACK))
+                .encoder(new SqlEncoder(binding))
+                .decoder(new SqlDecoder(binding), null)
+                .buildUnchecked();
+        return new OnnxModelProvider(spec, binding, options.get(BATCH_MAX_SIZE), options.get(BATCH_MAX_DELAY_MS));
+    }
+
+    static final class SqlEncoder implements RecordEncoder<Object[]> {
+        private static final long serialVersionUID = 1L;
+        private final SqlBinding binding;
+
+        SqlEncoder(SqlBinding binding) {
+            this.binding = binding;
+        }
+
+        @Override
+        public void encode(Object[] values, InputRow row) {
+            binding.encode(values, row);
+        }
+    }
+
+    static final class SqlDecoder implements ResultDecoder<Object[], org.apache.flink.table.data.RowData> {
+        private static final long serialVersionUID = 1L;
+        private final SqlBinding binding;
+
+        SqlDecoder(SqlBinding binding) {
+            this.binding = binding;
+        }
+
+        @Override
+        public org.apache.flink.table.data.RowData decode(Object[] values, OutputRow outputs) {
+            return binding.decode(outputs);
+        }
+    }
+}

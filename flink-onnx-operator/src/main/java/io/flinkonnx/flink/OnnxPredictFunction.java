@@ -1,0 +1,47 @@
+package io.flinkonnx.flink;
+
+import java.util.Collection;
+import java.util.List;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.functions.FunctionContext;
+import org.apache.flink.table.functions.PredictFunction;
+
+/** ML_PREDICT's synchronous runtime for ONNX models: one ORT run per row, on the slot's shared session. */
+public class OnnxPredictFunction extends PredictFunction {
+    private static final long serialVersionUID = 1L;
+
+    private final OnnxInferenceSpec<Object[], RowData> spec;
+    private final SqlBinding binding;
+    private transient InferenceRunner<Object[], RowData> runner;
+
+    OnnxPredictFunction(OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding) {
+        this.spec = spec;
+        this.binding = binding;
+    }
+
+    @Override
+    public void open(FunctionContext context) throws Exception {
+        runner = new InferenceRunner<>(spec);
+        runner.open(context.getTaskInfo().getAllocationIDAsString(), context.getTaskInfo().getIndexOfThisSubtask(),
+                context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP));
+    }
+
+    @Override
+    public Collection<RowData> predict(RowData features) {
+        try {
+            return List.of(runner.infer(binding.values(features)));
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new RecordConversionException("ONNX inference failed for model " + runner.modelName() + ": " + e, e);
+        }
+    }
+
+    @Override
+    public void close() throws Exception {
+        if (runner != null) {
+            runner.close();
+            runner = null;
+        }
+    }
+}
