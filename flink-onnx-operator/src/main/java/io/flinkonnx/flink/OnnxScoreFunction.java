@@ -1,0 +1,325 @@
+package io.flinkonnx.flink;
+
+import io.flinkonnx.model.Dim;
+import io.flinkonnx.model.ElementType;
+import io.flinkonnx.model.LocalModel;
+import io.flinkonnx.model.ModelSignature;
+import io.flinkonnx.model.ModelSource;
+import io.flinkonnx.model.TensorSpec;
+import java.lang.reflect.Array;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import org.apache.flink.table.api.DataTypes;
+import org.apache.flink.table.catalog.DataTypeFactory;
+import org.apache.flink.table.functions.FunctionContext;
+import org.apache.flink.table.functions.ScalarFunction;
+import org.apache.flink.table.types.DataType;
+import org.apache.flink.table.types.inference.ArgumentCount;
+import org.apache.flink.table.types.inference.CallContext;
+import org.apache.flink.table.types.inference.ConstantArgumentCount;
+import org.apache.flink.table.types.inference.InputTypeStrategy;
+import org.apache.flink.table.types.inference.Signature;
+import org.apache.flink.table.types.inference.TypeInference;
+import org.apache.flink.table.types.logical.LogicalType;
+import org.apache.flink.table.types.logical.LogicalTypeRoot;
+import org.apache.flink.types.Row;
+
+/**
+ * An ONNX model as a SQL scalar function. The result type comes from the model: {@code ARRAY} of the
+ * output's type for a one-output model, a {@code ROW} of the named outputs otherwise.
+ *
+ * <pre>
+ * -- SQL: the model URI is the first (literal) argument
+ * CREATE FUNCTION score AS 'io.flinkonnx.flink.OnnxScoreFunction';
+ * SELECT id, score('s3://models/fraud.onnx', features) FROM txns;          -- features ARRAY&lt;FLOAT&gt;
+ * SELECT id, score('s3://models/fraud.onnx', f1, f2, f3, f4) FROM txns;    -- four FLOAT columns, one input row
+ * </pre>
+ *
+ * <pre>{@code
+ * // Table API: an instance bound to a model, called without the URI
+ * tEnv.createTemporarySystemFunction("fraud", new OnnxScoreFunction("s3://models/fraud.onnx"));
+ * tEnv.sqlQuery("SELECT id, fraud(features) FROM txns");
+ * }</pre>
+ *
+ * Arguments bind to the ONNX inputs by position ({@code ARRAY} = one row of the batch axis, a scalar = a
+ * [batch] or [batch,1] tensor), or, for a one-input model, as many scalars as the input's row width.
+ * Wrong arity or types fail at planning, naming the ONNX input. One ORT run per call, on the slot's shared
+ * session; for micro-batching use ML_PREDICT.
+ */
+public class OnnxScoreFunction extends ScalarFunction {
+    private static final long serialVersionUID = 1L;
+    private static final Map<String, ModelSignature> SIGNATURES = new ConcurrentHashMap<>();
+
+    private final String boundModel;
+    private transient InferenceRunner<Object[], Object> runner;
+    private transient FunctionContext context;
+
+    /** For SQL {@code CREATE FUNCTION}: the model URI is the first argument of every call. */
+    public OnnxScoreFunction() {
+        this(null);
+    }
+
+    /** Bound to {@code modelUri}: calls pass only the model's inputs. */
+    public OnnxScoreFunction(String modelUri) {
+        this.boundModel = modelUri;
+    }
+
+    @Override
+    public void open(FunctionContext context) {
+        this.context = context;
+    }
+
+    /** Scores one row; arguments as described in the class comment. */
+    public Object eval(Object... args) throws Exception {
+        int first = boundModel == null ? 1 : 0;
+        if (runner == null) {
+            String uri = boundModel != null ? boundModel : String.valueOf(args[0]);
+            runner = openRunner(uri);
+        }
+        Object[] values = new Object[args.length - first];
+        for (int i = first; i < args.length; i++) {
+            values[i - first] = args[i];
+        }
+        return runner.infer(values);
+    }
+
+    private InferenceRunner<Object[], Object> openRunner(String uri) throws Exception {
+        ModelSignature signature = signature(uri);
+        OnnxInferenceSpec<Object[], Object> spec = OnnxInference.<Object[]>builder(uri)
+                .encoder((values, row) -> encode(signature, values, row))
+                .decoder((values, out) -> decode(signature, out), null)
+                .buildUnchecked();
+        InferenceRunner<Object[], Object> r = new InferenceRunner<>(spec);
+        r.open(context == null ? "sql-function" : context.getTaskInfo().getAllocationIDAsString(),
+                context == null ? 0 : context.getTaskInfo().getIndexOfThisSubtask(),
+                context == null ? null : context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP));
+        return r;
+    }
+
+    private static void encode(ModelSignature signature, Object[] values, InputRow row) {
+        List<TensorSpec> inputs = signature.inputs();
+        if (inputs.size() == 1 && values.length > 1) {
+            TensorSpec in = inputs.get(0);
+            Object packed = Array.newInstance(in.elementType().javaArrayType().getComponentType(), values.length);
+            for (int i = 0; i < values.length; i++) {
+                if (values[i] == null) {
+                    throw new RecordConversionException("Argument " + (i + 1) + " for ONNX input '" + in.name()
+                            + "' is NULL");
+                }
+                Array.set(packed, i, values[i]);
+            }
+            row.put(in.name(), packed);
+            return;
+        }
+        for (int i = 0; i < inputs.size(); i++) {
+            TensorSpec in = inputs.get(i);
+            Object v = values[i];
+            if (v != null && v.getClass().isArray()) {
+                row.put(in.name(), unbox(v, in.elementType()));
+            } else {
+                Object one = Array.newInstance(in.elementType().javaArrayType().getComponentType(), 1);
+                if (v == null) {
+                    throw new RecordConversionException("Argument for ONNX input '" + in.name() + "' is NULL");
+                }
+                Array.set(one, 0, v);
+                row.put(in.name(), one, in.recordDims().isEmpty() ? new long[0] : new long[] {1});
+            }
+        }
+    }
+
+    /** Float[] (SQL's ARRAY conversion class) to float[], and so on; nulls are refused. */
+    private static Object unbox(Object boxed, ElementType type) {
+        int n = Array.getLength(boxed);
+        Object out = Array.newInstance(type.javaArrayType().getComponentType(), n);
+        for (int i = 0; i < n; i++) {
+            Object v = Array.get(boxed, i);
+            if (v == null) {
+                throw new RecordConversionException("Element " + i + " of an ARRAY argument is NULL");
+            }
+            Array.set(out, i, v);
+        }
+        return out;
+    }
+
+    private static Object decode(ModelSignature signature, OutputRow out) {
+        List<TensorSpec> outputs = signature.outputs();
+        if (outputs.size() == 1) {
+            return box(out.value(outputs.get(0).name()));
+        }
+        Row row = Row.withNames();
+        for (TensorSpec o : outputs) {
+            row.setField(o.name(), box(out.value(o.name())));
+        }
+        return row;
+    }
+
+    private static Object box(Object primitive) {
+        int n = Array.getLength(primitive);
+        Class<?> c = primitive.getClass().getComponentType();
+        Class<?> boxed = c == float.class ? Float.class : c == double.class ? Double.class : c == long.class ? Long.class
+                : c == int.class ? Integer.class : c == short.class ? Short.class : c == byte.class ? Byte.class
+                : c == boolean.class ? Boolean.class : String.class;
+        Object out = Array.newInstance(boxed, n);
+        for (int i = 0; i < n; i++) {
+            Array.set(out, i, Array.get(primitive, i));
+        }
+        return out;
+    }
+
+    @Override
+    public void close() {
+        if (runner != null) {
+            runner.close();
+            runner = null;
+        }
+    }
+
+    static ModelSignature signature(String uri) {
+        return SIGNATURES.computeIfAbsent(uri, u -> {
+            try (LocalModel model = ModelSource.of(u).fetch()) {
+                return model.signature().orElseGet(() -> ModelChecks.sessionSignature(model));
+            }
+        });
+    }
+
+    @Override
+    public TypeInference getTypeInference(DataTypeFactory typeFactory) {
+        return TypeInference.newBuilder()
+                .inputTypeStrategy(new InputTypeStrategy() {
+                    @Override
+                    public ArgumentCount getArgumentCount() {
+                        return ConstantArgumentCount.from(boundModel == null ? 2 : 1);
+                    }
+
+                    @Override
+                    public Optional<List<DataType>> inferInputTypes(CallContext call, boolean throwOnFailure) {
+                        return Optional.of(inferArguments(call));
+                    }
+
+                    @Override
+                    public List<Signature> getExpectedSignatures(org.apache.flink.table.functions.FunctionDefinition d) {
+                        return List.of(Signature.of(Signature.Argument.of(boundModel == null ? "model, inputs..." : "inputs...")));
+                    }
+                })
+                .outputTypeStrategy(call -> Optional.of(resultType(modelOf(call))))
+                .build();
+    }
+
+    private String modelOf(CallContext call) {
+        if (boundModel != null) {
+            return boundModel;
+        }
+        return call.getArgumentValue(0, String.class).orElseThrow(() -> call.newValidationError(
+                "The first argument of an ONNX score function is the model URI, as a string literal"));
+    }
+
+    private List<DataType> inferArguments(CallContext call) {
+        String uri = modelOf(call);
+        ModelSignature signature = signature(uri);
+        List<DataType> given = call.getArgumentDataTypes();
+        int first = boundModel == null ? 1 : 0;
+        List<DataType> args = new ArrayList<>(given.subList(first, given.size()));
+        List<TensorSpec> inputs = signature.inputs();
+        List<DataType> result = new ArrayList<>();
+        if (boundModel == null) {
+            result.add(DataTypes.STRING());
+        }
+        boolean packedScalars = inputs.size() == 1 && args.size() > 1;
+        if (!packedScalars && args.size() != inputs.size()) {
+            throw call.newValidationError("Model " + uri + " takes " + inputs.size() + " input(s) ("
+                    + RecordInputs.describe(inputs) + "); the call gives " + args.size() + " argument(s)");
+        }
+        for (int i = 0; i < args.size(); i++) {
+            TensorSpec in = inputs.get(packedScalars ? 0 : i);
+            LogicalType type = args.get(i).getLogicalType();
+            boolean array = type.getTypeRoot() == LogicalTypeRoot.ARRAY;
+            LogicalType element = array ? type.getChildren().get(0) : type;
+            DataType expected = sqlType(in.elementType());
+            if (expected == null || !element.getTypeRoot().equals(expected.getLogicalType().getTypeRoot())
+                    || (packedScalars && array)) {
+                throw call.newValidationError("Argument " + (i + first + 1) + " (" + type + ") does not fit ONNX input "
+                        + in + ": expected " + (packedScalars ? "" : "ARRAY<" + expected + "> or ") + expected
+                        + " (values are never cast)");
+            }
+            if (packedScalars) {
+                List<Dim> dims = in.recordDims();
+                if (dims.size() != 1 || !dims.get(0).isFixed() || dims.get(0).value() != args.size()) {
+                    throw call.newValidationError("Model " + uri + " input " + in + " does not take " + args.size()
+                            + " scalars per row; pass one ARRAY argument");
+                }
+            }
+            DataType bridged = array ? DataTypes.ARRAY(expected.notNull()).bridgedTo(boxedArray(in.elementType())) : expected;
+            result.add(bridged);
+        }
+        return result;
+    }
+
+    private static Class<?> boxedArray(ElementType t) {
+        switch (t) {
+            case FLOAT:
+                return Float[].class;
+            case DOUBLE:
+                return Double[].class;
+            case INT64:
+                return Long[].class;
+            case INT32:
+                return Integer[].class;
+            case INT16:
+                return Short[].class;
+            case INT8:
+            case UINT8:
+                return Byte[].class;
+            case BOOL:
+                return Boolean[].class;
+            default:
+                return String[].class;
+        }
+    }
+
+    private static DataType resultType(String uri) {
+        List<TensorSpec> outputs = signature(uri).outputs();
+        if (outputs.size() == 1) {
+            return DataTypes.ARRAY(sqlTypeOrFail(outputs.get(0)));
+        }
+        List<DataTypes.Field> fields = new ArrayList<>();
+        for (TensorSpec o : outputs) {
+            fields.add(DataTypes.FIELD(o.name(), DataTypes.ARRAY(sqlTypeOrFail(o))));
+        }
+        return DataTypes.ROW(fields.toArray(new DataTypes.Field[0]));
+    }
+
+    private static DataType sqlTypeOrFail(TensorSpec o) {
+        DataType t = sqlType(o.elementType());
+        if (t == null || o.kind() != TensorSpec.Kind.TENSOR) {
+            throw new IllegalArgumentException("ONNX output " + o + " has no SQL type");
+        }
+        return t;
+    }
+
+    private static DataType sqlType(ElementType t) {
+        switch (t) {
+            case FLOAT:
+                return DataTypes.FLOAT();
+            case DOUBLE:
+                return DataTypes.DOUBLE();
+            case INT64:
+                return DataTypes.BIGINT();
+            case INT32:
+                return DataTypes.INT();
+            case INT16:
+                return DataTypes.SMALLINT();
+            case INT8:
+            case UINT8:
+                return DataTypes.TINYINT();
+            case BOOL:
+                return DataTypes.BOOLEAN();
+            case STRING:
+                return DataTypes.STRING();
+            default:
+                return null;
+        }
+    }
+}
