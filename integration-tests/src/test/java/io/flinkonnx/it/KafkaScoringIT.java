@@ -106,4 +106,29 @@ class KafkaScoringIT {
         assertThat(fallback).hasSize(2);
         assertThat(JSON.readTree(fallback.get(0).value()).get("verdict").asText()).isEqualTo("CPU_AS_REQUESTED");
     }
+
+    @Test
+    void sqlKafkaSourceMlPredictKafkaSinkScoresLikeTheReference() throws Exception {
+        kafka.createTopics(2, "sql-in", "sql-out");
+        Map<String, float[]> sent = new HashMap<>();
+        SplittableRandom random = new SplittableRandom(9);
+        try (KafkaProducer<String, String> producer = kafka.producer()) {
+            for (int i = 0; i < 300; i++) {
+                float[] f = FraudFeatures.draw(random);
+                sent.put("s-" + i, f);
+                producer.send(new ProducerRecord<>("sql-in", "s-" + i, FraudFeatures.toJson("s-" + i, f)));
+            }
+            producer.send(new ProducerRecord<>("sql-in", "bad", "{\"id\":\"bad\",\"features\":[1,2]}"));
+        }
+        io.flinkonnx.examples.SqlScoringExample.run(kafka.bootstrapServers(), "sql-in", "sql-out", true);
+
+        FraudReference reference = FraudReference.load();
+        List<ConsumerRecord<String, String>> predictions = kafka.readCommitted("sql-out", 300);
+        assertThat(predictions).hasSize(300);
+        for (ConsumerRecord<String, String> r : predictions) {
+            JsonNode p = JSON.readTree(r.value());
+            float[] expected = reference.probabilities(sent.get(p.get("id").asText()));
+            assertThat((float) p.get("probabilities").get(1).doubleValue()).isCloseTo(expected[1], within(1e-5f));
+        }
+    }
 }
