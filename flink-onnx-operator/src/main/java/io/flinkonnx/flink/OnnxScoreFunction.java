@@ -237,7 +237,7 @@ public class OnnxScoreFunction extends ScalarFunction {
             LogicalType type = args.get(i).getLogicalType();
             boolean array = type.getTypeRoot() == LogicalTypeRoot.ARRAY;
             LogicalType element = array ? type.getChildren().get(0) : type;
-            DataType expected = sqlType(in.elementType());
+            DataType expected = SqlBinding.dataType(in.elementType());
             if (expected == null || !element.getTypeRoot().equals(expected.getLogicalType().getTypeRoot())
                     || (packedScalars && array)) {
                 throw call.newValidationError("Argument " + (i + first + 1) + " (" + type + ") does not fit ONNX input "
@@ -292,34 +292,10 @@ public class OnnxScoreFunction extends ScalarFunction {
     }
 
     private static DataType sqlTypeOrFail(TensorSpec o) {
-        DataType t = sqlType(o.elementType());
+        DataType t = SqlBinding.dataType(o.elementType());
         if (t == null || o.kind() != TensorSpec.Kind.TENSOR) {
             throw new IllegalArgumentException("ONNX output " + o + " has no SQL type");
         }
         return t;
-    }
-
-    private static DataType sqlType(ElementType t) {
-        switch (t) {
-            case FLOAT:
-                return DataTypes.FLOAT();
-            case DOUBLE:
-                return DataTypes.DOUBLE();
-            case INT64:
-                return DataTypes.BIGINT();
-            case INT32:
-                return DataTypes.INT();
-            case INT16:
-                return DataTypes.SMALLINT();
-            case INT8:
-            case UINT8:
-                return DataTypes.TINYINT();
-            case BOOL:
-                return DataTypes.BOOLEAN();
-            case STRING:
-                return DataTypes.STRING();
-            default:
-                return null;
-        }
     }
 }

@@ -8,12 +8,14 @@ import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
+import org.apache.flink.table.api.DataTypes;
 import org.apache.flink.table.catalog.Column;
 import org.apache.flink.table.data.ArrayData;
 import org.apache.flink.table.data.GenericArrayData;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
+import org.apache.flink.table.types.DataType;
 import org.apache.flink.table.types.logical.ArrayType;
 import org.apache.flink.table.types.logical.LogicalType;
 import org.apache.flink.table.types.logical.LogicalTypeRoot;
@@ -133,28 +135,34 @@ final class SqlBinding implements Serializable {
         }
     }
 
-    private static String sqlType(ElementType t) {
+    /** The SQL type carrying values of {@code t} (one element of an ARRAY, or a scalar), or null. */
+    static DataType dataType(ElementType t) {
         switch (t) {
             case FLOAT:
-                return "FLOAT";
+                return DataTypes.FLOAT();
             case DOUBLE:
-                return "DOUBLE";
+                return DataTypes.DOUBLE();
             case INT64:
-                return "BIGINT";
+                return DataTypes.BIGINT();
             case INT32:
-                return "INT";
+                return DataTypes.INT();
             case INT16:
-                return "SMALLINT";
+                return DataTypes.SMALLINT();
             case INT8:
             case UINT8:
-                return "TINYINT";
+                return DataTypes.TINYINT();
             case BOOL:
-                return "BOOLEAN";
+                return DataTypes.BOOLEAN();
             case STRING:
-                return "STRING";
+                return DataTypes.STRING();
             default:
-                return "(no SQL type for " + t + ")";
+                return null;
         }
+    }
+
+    private static String sqlType(ElementType t) {
+        DataType type = dataType(t);
+        return type == null ? "(no SQL type for " + t + ")" : type.toString();
     }
 
     private static String names(List<Column> columns) {
