@@ -2,7 +2,6 @@ package io.flinkonnx.flink;
 
 import ai.onnxruntime.OrtException;
 import io.flinkonnx.model.ElementType;
-import io.flinkonnx.model.LocalModel;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ReferenceDataSet;
 import io.flinkonnx.model.TensorSpec;
@@ -52,12 +51,7 @@ final class DriftMonitor<IN> implements AutoCloseable {
     /** Opens the reference session and reads the golden vectors; fails at start when either is unusable. */
     void open(String slot, MetricGroup metrics, double padValue) throws Exception {
         if (config.referenceModel != null) {
-            try (LocalModel model = config.referenceModel.fetch()) {
-                ProviderChain cpu = ProviderChain.cpu();
-                SessionSettings settings = SessionSettings.defaults();
-                SessionRegistry.Key key = new SessionRegistry.Key(slot, model.sha256(), cpu, settings);
-                reference = SessionRegistry.INSTANCE.acquire(key, k -> SessionLoader.load(k, model, cpu, settings));
-            }
+            reference = InferenceRunner.acquire(config.referenceModel, slot, ProviderChain.cpu(), SessionSettings.defaults());
             ModelSignature sig = reference.signature();
             List<TensorSpec> inputs = runner.signature().inputs();
             for (TensorSpec input : inputs) {

@@ -6,6 +6,9 @@ import ai.onnxruntime.OrtSession;
 import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.LocalModel;
+import io.flinkonnx.model.ModelSource;
+import io.flinkonnx.providers.ProviderChain;
+import io.flinkonnx.providers.SessionSettings;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.TensorSpec;
 import java.util.Arrays;
@@ -51,12 +54,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * the cause.
      */
     void open(String slot, int subtask, MetricGroup metrics, int maxRows, BatchPolicy policy) throws Exception {
-        try (LocalModel model = spec.model().fetch()) {
-            SessionRegistry.Key key = new SessionRegistry.Key(slot, model.sha256(), spec.providers(),
-                    spec.sessionSettings());
-            shared = SessionRegistry.INSTANCE.acquire(key,
-                    k -> SessionLoader.load(k, model, spec.providers(), spec.sessionSettings()));
-        }
+        shared = acquire(spec.model(), slot, spec.providers(), spec.sessionSettings());
         try {
             signature = spec.batchAxis() == null ? shared.signature() : shared.signature().withBatchAxis(spec.batchAxis());
             if (spec.signatureCheck() != null) {
@@ -105,6 +103,27 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
         } catch (Exception | Error e) {
             close();
             throw e;
+        }
+    }
+
+    /**
+     * The slot's session for {@code source}. A pinned model's key is known before fetching, so only the
+     * first user of the slot fetches it (one download per slot, not per operator); an unpinned model is
+     * fetched to learn its digest, since the bytes behind a URI may change.
+     */
+    static SharedSession acquire(ModelSource source, String slot, ProviderChain providers, SessionSettings settings)
+            throws Exception {
+        if (source.sha256().isPresent()) {
+            SessionRegistry.Key key = new SessionRegistry.Key(slot, source.sha256().get(), providers, settings);
+            return SessionRegistry.INSTANCE.acquire(key, k -> {
+                try (LocalModel model = source.fetch()) {
+                    return SessionLoader.load(k, model, providers, settings);
+                }
+            });
+        }
+        try (LocalModel model = source.fetch()) {
+            SessionRegistry.Key key = new SessionRegistry.Key(slot, model.sha256(), providers, settings);
+            return SessionRegistry.INSTANCE.acquire(key, k -> SessionLoader.load(k, model, providers, settings));
         }
     }
 

@@ -67,6 +67,31 @@ class ModelLoadingTest {
     }
 
     @Test
+    void aPinnedModelIsFetchedOncePerSlotWhileItsSessionIsOpen() throws Exception {
+        TestModels.Mlp mlp = new TestModels.Mlp(8, 8, 2);
+        Path model = mlp.writeTo(dir.resolve("remote/pinned.onnx"));
+        io.flinkonnx.model.ModelSource source = io.flinkonnx.model.ModelSource.of(
+                MirrorFileSystemFactory.SCHEME + "://" + model.toAbsolutePath())
+                .withSha256(io.flinkonnx.model.ModelSource.sha256Hex(Files.readAllBytes(model)));
+        int before = MirrorFileSystemFactory.OPENS.get();
+        try (InferenceRunner<float[], float[]> first = Runners.open(new OnnxInference(source).spec(), "slot-a");
+                InferenceRunner<float[], float[]> second = Runners.open(new OnnxInference(source).spec(), "slot-a")) {
+            assertThat(first.session()).isSameAs(second.session());
+            assertThat(MirrorFileSystemFactory.OPENS.get() - before).as("downloads for two operators of one slot")
+                    .isEqualTo(1);
+            assertScoresLike(mlp, second);
+        }
+        // Unpinned, every operator fetches: the bytes behind a URI may have changed.
+        io.flinkonnx.model.ModelSource unpinned = io.flinkonnx.model.ModelSource.of(source.uri());
+        int unpinnedBefore = MirrorFileSystemFactory.OPENS.get();
+        try (InferenceRunner<float[], float[]> first = Runners.open(new OnnxInference(unpinned).spec(), "slot-b");
+                InferenceRunner<float[], float[]> second = Runners.open(new OnnxInference(unpinned).spec(), "slot-b")) {
+            assertThat(first.session()).isSameAs(second.session());
+            assertThat(MirrorFileSystemFactory.OPENS.get() - unpinnedBefore).isEqualTo(2);
+        }
+    }
+
+    @Test
     void classpathModelLoads() throws Exception {
         TestModels.Mlp mlp = new TestModels.Mlp(8, 8, 2);
         Path root = dir.resolve("cp");

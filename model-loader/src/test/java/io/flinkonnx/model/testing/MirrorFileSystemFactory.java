@@ -14,6 +14,9 @@ import org.apache.flink.core.fs.local.LocalFileSystem;
 public final class MirrorFileSystemFactory implements FileSystemFactory {
     public static final String SCHEME = "mirror";
 
+    /** Files opened through this file system since the JVM started (tests count downloads with it). */
+    public static final java.util.concurrent.atomic.AtomicInteger OPENS = new java.util.concurrent.atomic.AtomicInteger();
+
     @Override
     public String getScheme() {
         return SCHEME;
@@ -24,6 +27,7 @@ public final class MirrorFileSystemFactory implements FileSystemFactory {
         return new LocalFileSystem() {
             @Override
             public org.apache.flink.core.fs.FSDataInputStream open(org.apache.flink.core.fs.Path f) throws IOException {
+                OPENS.incrementAndGet();
                 return super.open(new org.apache.flink.core.fs.Path("file://" + f.toUri().getPath()));
             }
 
