@@ -26,6 +26,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     private final int batchDelayMillis;
 
     private transient InferenceRunner<Object[], RowData> runner;
+    private transient DriftMonitor<Object[]> drift;
     private transient BlockingQueue<Pending> queue;
     private transient Thread worker;
     private transient volatile boolean running;
@@ -52,8 +53,10 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     public void open(FunctionContext context) throws Exception {
         runner = new InferenceRunner<>(spec);
         int rows = batchSize;
+        org.apache.flink.metrics.MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
         runner.open(context.getTaskInfo().getAllocationIDAsString(), context.getTaskInfo().getIndexOfThisSubtask(),
-                context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP), rows, BatchPolicy.defaults());
+                metrics, rows, BatchPolicy.defaults());
+        drift = DriftMonitor.openForSql(spec, runner, context, metrics);
         queue = new ArrayBlockingQueue<>(4 * batchSize);
         running = true;
         worker = new Thread(this::work, "onnx-ml-predict-" + context.getTaskInfo().getIndexOfThisSubtask());
@@ -104,6 +107,12 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     }
 
     private void score(List<Pending> batch) {
+        try {
+            DriftMonitor.checkGoldenIfDue(drift);
+        } catch (Exception e) {
+            batch.forEach(p -> p.result.completeExceptionally(e));
+            return;
+        }
         List<Pending> encoded = new ArrayList<>(batch.size());
         for (Pending p : batch) {
             try {
@@ -129,6 +138,10 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
 
     @Override
     public void close() throws Exception {
+        if (drift != null) {
+            drift.close();
+            drift = null;
+        }
         running = false;
         if (worker != null) {
             worker.interrupt();

@@ -41,6 +41,12 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
             .defaultValue(32).withDescription("Rows per ORT run in the asynchronous runtime.");
     public static final ConfigOption<Integer> BATCH_MAX_DELAY_MS = ConfigOptions.key("batch.max-delay-ms").intType()
             .defaultValue(5).withDescription("How long the asynchronous runtime waits to fill a batch.");
+    public static final ConfigOption<String> DRIFT_GOLDEN_VECTORS = ConfigOptions.key("drift.golden-vectors")
+            .stringType().noDefaultValue()
+            .withDescription("Folder of ONNX test_data_set_N golden vectors, checked at start and on an interval"
+                    + " (reported as gauges and in the log: SQL has no side outputs).");
+    public static final ConfigOption<Long> DRIFT_INTERVAL_MS = ConfigOptions.key("drift.interval-ms").longType()
+            .defaultValue(600_000L).withDescription("How often the golden vectors are checked again.");
     public static final ConfigOption<Boolean> FAIL_ON_CPU_FALLBACK = ConfigOptions.key("fail-on-cpu-fallback")
             .booleanType().defaultValue(false).withDescription("Fail when an accelerator was asked for and nodes fall to CPU.");
 
@@ -56,7 +62,8 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
 
     @Override
     public Set<ConfigOption<?>> optionalOptions() {
-        return Set.of(SHA256, PROVIDERS, INTRA_OP_THREADS, BATCH_MAX_SIZE, BATCH_MAX_DELAY_MS, FAIL_ON_CPU_FALLBACK);
+        return Set.of(SHA256, PROVIDERS, INTRA_OP_THREADS, BATCH_MAX_SIZE, BATCH_MAX_DELAY_MS, FAIL_ON_CPU_FALLBACK,
+                DRIFT_GOLDEN_VECTORS, DRIFT_INTERVAL_MS);
     }
 
     @Override
@@ -76,13 +83,16 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                     context.getCatalogModel().getResolvedInputSchema().getColumns(),
                     context.getCatalogModel().getResolvedOutputSchema().getColumns());
         }
-        OnnxInferenceSpec<Object[], org.apache.flink.table.data.RowData> spec = OnnxInference.<Object[]>builder(source)
-                .providers(ProviderChain.parse(options.get(PROVIDERS)))
-                .sessionSettings(SessionSettings.builder().intraOpThreads(options.get(INTRA_OP_THREADS)).build())
-                .failOnCpuFallback(options.get(FAIL_ON_CPU_FALLBACK))
-                .encoder(new SqlEncoder(binding))
-                .decoder(new SqlDecoder(binding), null)
-                .buildUnchecked();
+        OnnxInferenceSpec.Builder<Object[], org.apache.flink.table.data.RowData> builder =
+                OnnxInference.<Object[]>builder(source)
+                        .providers(ProviderChain.parse(options.get(PROVIDERS)))
+                        .sessionSettings(SessionSettings.builder().intraOpThreads(options.get(INTRA_OP_THREADS)).build())
+                        .failOnCpuFallback(options.get(FAIL_ON_CPU_FALLBACK))
+                        .encoder(new SqlEncoder(binding))
+                        .decoder(new SqlDecoder(binding), null);
+        options.getOptional(DRIFT_GOLDEN_VECTORS).ifPresent(folder -> builder.driftAgainstGoldenVectors(folder,
+                java.time.Duration.ofMillis(options.get(DRIFT_INTERVAL_MS))));
+        OnnxInferenceSpec<Object[], org.apache.flink.table.data.RowData> spec = builder.buildUnchecked();
         return new OnnxModelProvider(spec, binding, options.get(BATCH_MAX_SIZE), options.get(BATCH_MAX_DELAY_MS));
     }
 

@@ -13,6 +13,7 @@ public class OnnxPredictFunction extends PredictFunction {
     private final OnnxInferenceSpec<Object[], RowData> spec;
     private final SqlBinding binding;
     private transient InferenceRunner<Object[], RowData> runner;
+    private transient DriftMonitor<Object[]> drift;
 
     OnnxPredictFunction(OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding) {
         this.spec = spec;
@@ -22,13 +23,15 @@ public class OnnxPredictFunction extends PredictFunction {
     @Override
     public void open(FunctionContext context) throws Exception {
         runner = new InferenceRunner<>(spec);
-        runner.open(context.getTaskInfo().getAllocationIDAsString(), context.getTaskInfo().getIndexOfThisSubtask(),
-                context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP));
+        org.apache.flink.metrics.MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
+        runner.open(context.getTaskInfo().getAllocationIDAsString(), context.getTaskInfo().getIndexOfThisSubtask(), metrics);
+        drift = DriftMonitor.openForSql(spec, runner, context, metrics);
     }
 
     @Override
     public Collection<RowData> predict(RowData features) {
         try {
+            DriftMonitor.checkGoldenIfDue(drift);
             return List.of(runner.infer(binding.values(features)));
         } catch (RuntimeException e) {
             throw e;
@@ -39,6 +42,10 @@ public class OnnxPredictFunction extends PredictFunction {
 
     @Override
     public void close() throws Exception {
+        if (drift != null) {
+            drift.close();
+            drift = null;
+        }
         if (runner != null) {
             runner.close();
             runner = null;

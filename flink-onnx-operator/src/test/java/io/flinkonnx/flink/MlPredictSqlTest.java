@@ -99,6 +99,17 @@ class MlPredictSqlTest {
                 .satisfies(e -> assertThat(rootMessages(e)).contains(message));
     }
 
+    @org.junit.jupiter.api.Test
+    void goldenVectorsOptionIsCheckedWhenTheFunctionOpens() throws Exception {
+        TableEnvironment t = tableEnv(true);
+        java.nio.file.Path missing = dir.resolve("no-such-golden");
+        t.executeSql("CREATE MODEL checked INPUT (features ARRAY<FLOAT>) OUTPUT (y ARRAY<FLOAT>) WITH ('provider' = 'onnx',"
+                + " 'path' = '" + model + "', 'drift.golden-vectors' = '" + missing + "')");
+        assertThatThrownBy(() -> t.executeSql("SELECT * FROM ML_PREDICT(TABLE txns, MODEL checked, DESCRIPTOR(features),"
+                + " MAP['async', 'false'])").await())
+                .satisfies(e -> assertThat(rootMessages(e)).contains("Golden vectors folder not found: " + missing));
+    }
+
     private static String rootMessages(Throwable e) {
         StringBuilder sb = new StringBuilder();
         for (Throwable t = e; t != null; t = t.getCause()) {
