@@ -11,6 +11,14 @@ import org.apache.flink.util.OutputTag;
  * of elements outside tolerance and, for classifier outputs, top-1 agreement. Flagged when any output is
  * out of tolerance. Emitted by the batching operator on {@link #TAG} at the configured sampling rate, and
  * by every entry point as gauges and in the log.
+ *
+ * <pre>{@code
+ * OnnxInferenceSpec<Txn, Scored> spec = OnnxInference.<Txn>builder("fraud-int8.onnx")
+ *         .driftAgainstModel("fraud-fp32.onnx", 0.01)      // shadow run on 1% of batches
+ *         .encoder(...).decoder(..., type).build();
+ * DataStream<DriftReport> flagged = OnnxInference.batched(txns, spec, policy)
+ *         .getSideOutput(DriftReport.TAG).filter(r -> r.flagged);
+ * }</pre>
  */
 public class DriftReport implements Serializable {
     private static final long serialVersionUID = 1L;

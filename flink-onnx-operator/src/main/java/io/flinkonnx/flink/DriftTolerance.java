@@ -10,6 +10,10 @@ import java.io.Serializable;
  * {@code |out - ref| <= atol + rtol * |ref|}. The rtol/atol given here apply to floating outputs
  * (default: rtol 1e-3, atol 1e-5 for float32, ONNX Runtime's own advice); INT8/UINT8 outputs allow 1
  * (quantization rounding); other integer, BOOL and STRING outputs must match exactly.
+ *
+ * <pre>{@code
+ * builder.driftTolerance(DriftTolerance.of(1e-2, 1e-4));   // looser, for an fp16 model against fp32
+ * }</pre>
  */
 public final class DriftTolerance implements Serializable {
     private static final long serialVersionUID = 1L;

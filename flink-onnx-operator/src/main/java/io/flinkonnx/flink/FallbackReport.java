@@ -15,6 +15,14 @@ import org.apache.flink.util.OutputTag;
  * on an EP other than the first one asked for, their share of the warm-up time, and how many EP
  * boundaries the graph crosses. Made once per session load from ORT's profile of one warm-up run;
  * emitted by the batching operator on {@link #TAG} and logged by every entry point.
+ *
+ * <pre>{@code
+ * SingleOutputStreamOperator<Scored> scored = OnnxInference.batched(txns, spec, policy);
+ * scored.getSideOutput(FallbackReport.TAG)
+ *         .filter(FallbackReport::fellBackToCpu)
+ *         .map(FallbackReport::summary)
+ *         .sinkTo(alerts);
+ * }</pre>
  */
 public class FallbackReport implements Serializable {
     private static final long serialVersionUID = 1L;

@@ -3,6 +3,11 @@ package io.flinkonnx.flink;
 /**
  * Counts of the ONNX Runtime sessions this library has open in the current process (a TaskManager, or a
  * MiniCluster), for monitoring and for tests that prove sessions are shared and released.
+ *
+ * <pre>{@code
+ * env.execute();
+ * assert SessionStats.open() == 0;   // every session was released when the job ended
+ * }</pre>
  */
 public final class SessionStats {
     private SessionStats() {}
