@@ -76,10 +76,6 @@ final class SessionLoader {
                             : model.signature().get();
                     Placement placement = measurePlacement(session, signature);
                     long millis = (System.nanoTime() - start) / 1_000_000;
-                    if (resolution.fellBack()) {
-                        LOG.warn("Model {} asked for {} but runs on {}: {}", model.source(), chain.preferred().id(),
-                                resolution.effective().id(), resolution.skipped());
-                    }
                     return new SharedSession(key, session, signature, resolution, millis, model.sizeBytes(),
                             placement.nodes, placement.note);
                 } catch (RuntimeException | OrtException e) {
