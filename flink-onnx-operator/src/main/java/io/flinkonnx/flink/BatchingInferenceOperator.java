@@ -93,9 +93,8 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
                 new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
         queueTimeMicros = metrics.histogram("queue_time_micro_secs", new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
         output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
-        drift = new DriftMonitor<>(spec.drift(), runner, getRuntimeContext().getTaskInfo().getIndexOfThisSubtask());
+        drift = runner.drift();
         if (drift.enabled()) {
-            drift.open(getRuntimeContext().getTaskInfo().getAllocationIDAsString(), metrics, policy.padValue());
             checkGoldenVectors(getProcessingTimeService().getCurrentProcessingTime());
         }
     }
@@ -242,13 +241,10 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
     @Override
     public void close() throws Exception {
         try {
-            if (drift != null) {
-                drift.close();
-                drift = null;
-            }
             if (runner != null) {
-                runner.close();
+                runner.close(); // closes the drift monitor too
                 runner = null;
+                drift = null;
             }
         } finally {
             super.close();

@@ -80,25 +80,12 @@ final class DriftMonitor<IN> implements AutoCloseable {
     }
 
     /**
-     * The drift monitor of a SQL function (golden vectors only; SQL has no side outputs, so reports go to
-     * gauges and the log), checked once at open; null when the spec asks for no drift.
+     * Runs the golden vectors when they are due by the wall clock (entry points without Flink timers);
+     * the reports go to the gauges and the log.
      */
-    static DriftMonitor<Object[]> openForSql(OnnxInferenceSpec<Object[], ?> spec, InferenceRunner<Object[], ?> runner,
-            org.apache.flink.table.functions.FunctionContext context, MetricGroup metrics) throws Exception {
-        if (!spec.drift().enabled()) {
-            return null;
-        }
-        DriftMonitor<Object[]> monitor = new DriftMonitor<>(spec.drift(), runner,
-                context.getTaskInfo().getIndexOfThisSubtask());
-        monitor.open(context.getTaskInfo().getAllocationIDAsString(), metrics, 0);
-        checkGoldenIfDue(monitor);
-        return monitor;
-    }
-
-    /** Runs the golden vectors when they are due (a no-op for a null monitor). */
     static void checkGoldenIfDue(DriftMonitor<?> monitor) throws OrtException {
         long now = System.currentTimeMillis();
-        if (monitor != null && monitor.goldenDue(now)) {
+        if (monitor.goldenDue(now)) {
             monitor.checkGolden(now);
         }
     }

@@ -36,6 +36,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
     private BatchOutputs outputs;
     private int maskInput = -1;
     private FallbackReport fallbackReport;
+    private DriftMonitor<IN> drift;
     private final Map<Integer, Object> maskOnes = new HashMap<>();
 
     InferenceRunner(OnnxInferenceSpec<IN, OUT> spec) {
@@ -100,6 +101,10 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
                         + (fallbackReport.skipped.isEmpty() ? "" : "; skipped: " + fallbackReport.skipped));
             }
             registerMetrics(metrics);
+            drift = new DriftMonitor<>(spec.drift(), this, subtask);
+            if (drift.enabled()) {
+                drift.open(slot, metrics, policy.padValue());
+            }
         } catch (Exception | Error e) {
             close();
             throw e;
@@ -297,6 +302,11 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
         return signature;
     }
 
+    /** The drift monitor of this instance (check {@link DriftMonitor#enabled()}); closed with the runner. */
+    DriftMonitor<IN> drift() {
+        return drift;
+    }
+
     /** Where this operator's model runs (EPs and kernels), as measured when its session was loaded. */
     FallbackReport fallbackReport() {
         return fallbackReport;
@@ -308,6 +318,10 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
 
     @Override
     public void close() {
+        if (drift != null) {
+            drift.close();
+            drift = null;
+        }
         if (shared != null) {
             SessionRegistry.INSTANCE.release(shared);
             shared = null;

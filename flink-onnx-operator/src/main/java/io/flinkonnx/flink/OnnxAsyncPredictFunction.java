@@ -26,7 +26,6 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     private final int batchDelayMillis;
 
     private transient InferenceRunner<Object[], RowData> runner;
-    private transient DriftMonitor<Object[]> drift;
     private transient BlockingQueue<Pending> queue;
     private transient Thread worker;
     private transient volatile boolean running;
@@ -56,7 +55,8 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
         org.apache.flink.metrics.MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
         runner.open(context.getTaskInfo().getAllocationIDAsString(), context.getTaskInfo().getIndexOfThisSubtask(),
                 metrics, rows, BatchPolicy.defaults());
-        drift = DriftMonitor.openForSql(spec, runner, context, metrics);
+        // SQL has no side outputs: drift reports go to the gauges and the log.
+        DriftMonitor.checkGoldenIfDue(runner.drift());
         queue = new ArrayBlockingQueue<>(4 * batchSize);
         running = true;
         worker = new Thread(this::work, "onnx-ml-predict-" + context.getTaskInfo().getIndexOfThisSubtask());
@@ -108,7 +108,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
 
     private void score(List<Pending> batch) {
         try {
-            DriftMonitor.checkGoldenIfDue(drift);
+            DriftMonitor.checkGoldenIfDue(runner.drift());
         } catch (Exception e) {
             batch.forEach(p -> p.result.completeExceptionally(e));
             return;
@@ -138,10 +138,6 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
 
     @Override
     public void close() throws Exception {
-        if (drift != null) {
-            drift.close();
-            drift = null;
-        }
         running = false;
         if (worker != null) {
             worker.interrupt();

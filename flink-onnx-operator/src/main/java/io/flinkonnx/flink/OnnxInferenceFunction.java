@@ -30,7 +30,6 @@ public class OnnxInferenceFunction<IN, OUT> extends RichMapFunction<IN, OUT> imp
 
     private final OnnxInferenceSpec<IN, OUT> spec;
     private transient InferenceRunner<IN, OUT> runner;
-    private transient DriftMonitor<IN> drift;
     private transient Object[] one;
 
     public OnnxInferenceFunction(OnnxInferenceSpec<IN, OUT> spec) {
@@ -49,26 +48,18 @@ public class OnnxInferenceFunction<IN, OUT> extends RichMapFunction<IN, OUT> imp
         org.apache.flink.metrics.MetricGroup metrics =
                 getRuntimeContext().getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
         runner.open(slot, subtask, metrics);
-        drift = new DriftMonitor<>(spec.drift(), runner, subtask);
-        if (drift.enabled()) {
-            drift.open(slot, metrics, 0);
-            one = new Object[1];
-            long now = System.currentTimeMillis();
-            if (drift.goldenDue(now)) {
-                drift.checkGolden(now); // reported as gauges and in the log: a map function has no side outputs
-            }
-        }
+        one = new Object[1];
+        // A map function has no side outputs: drift reports go to the gauges and the log.
+        DriftMonitor.checkGoldenIfDue(runner.drift());
     }
 
     @Override
     public OUT map(IN value) throws Exception {
+        DriftMonitor<IN> drift = runner.drift();
         if (!drift.enabled()) {
             return runner.infer(value);
         }
-        long now = System.currentTimeMillis();
-        if (drift.goldenDue(now)) {
-            drift.checkGolden(now);
-        }
+        DriftMonitor.checkGoldenIfDue(drift);
         runner.encode(value, runner.row(0), false);
         runner.run(0, 1);
         one[0] = value;
@@ -78,15 +69,11 @@ public class OnnxInferenceFunction<IN, OUT> extends RichMapFunction<IN, OUT> imp
 
     /** The drift monitor of this instance (open after {@link #open}). */
     DriftMonitor<IN> drift() {
-        return drift;
+        return runner.drift();
     }
 
     @Override
     public void close() throws Exception {
-        if (drift != null) {
-            drift.close();
-            drift = null;
-        }
         if (runner != null) {
             runner.close();
             runner = null;

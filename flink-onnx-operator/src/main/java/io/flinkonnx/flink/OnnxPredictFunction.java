@@ -13,7 +13,6 @@ public class OnnxPredictFunction extends PredictFunction {
     private final OnnxInferenceSpec<Object[], RowData> spec;
     private final SqlBinding binding;
     private transient InferenceRunner<Object[], RowData> runner;
-    private transient DriftMonitor<Object[]> drift;
 
     OnnxPredictFunction(OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding) {
         this.spec = spec;
@@ -25,13 +24,14 @@ public class OnnxPredictFunction extends PredictFunction {
         runner = new InferenceRunner<>(spec);
         org.apache.flink.metrics.MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
         runner.open(context.getTaskInfo().getAllocationIDAsString(), context.getTaskInfo().getIndexOfThisSubtask(), metrics);
-        drift = DriftMonitor.openForSql(spec, runner, context, metrics);
+        // SQL has no side outputs: drift reports go to the gauges and the log.
+        DriftMonitor.checkGoldenIfDue(runner.drift());
     }
 
     @Override
     public Collection<RowData> predict(RowData features) {
         try {
-            DriftMonitor.checkGoldenIfDue(drift);
+            DriftMonitor.checkGoldenIfDue(runner.drift());
             return List.of(runner.infer(binding.values(features)));
         } catch (RuntimeException e) {
             throw e;
@@ -42,10 +42,6 @@ public class OnnxPredictFunction extends PredictFunction {
 
     @Override
     public void close() throws Exception {
-        if (drift != null) {
-            drift.close();
-            drift = null;
-        }
         if (runner != null) {
             runner.close();
             runner = null;
