@@ -21,12 +21,16 @@ import java.time.Duration;
 public final class BatchPolicy implements Serializable {
     private static final long serialVersionUID = 1L;
 
+    /** The default bound on buffered input bytes, padding included: 256 MiB. */
+    public static final long DEFAULT_MAX_BUFFERED_BYTES = 256L << 20;
+
     private final int maxBatchSize;
     private final Duration maxBatchDelay;
     private final long maxBufferedBytes;
     private final double padValue;
     private final String attentionMaskInput;
     private final boolean rejectNaN;
+    private final boolean padWithoutMask;
 
     private BatchPolicy(Builder b) {
         this.maxBatchSize = b.maxBatchSize;
@@ -35,9 +39,13 @@ public final class BatchPolicy implements Serializable {
         this.padValue = b.padValue;
         this.attentionMaskInput = b.attentionMaskInput;
         this.rejectNaN = b.rejectNaN;
+        this.padWithoutMask = b.padWithoutMask;
     }
 
-    /** 64 records, 10 ms, no byte bound, pad 0, mask input {@code attention_mask}, NaN accepted. */
+    /**
+     * 64 records, 10 ms, 256 MiB of buffered input ({@link #DEFAULT_MAX_BUFFERED_BYTES}), pad 0, mask input
+     * {@code attention_mask}, ragged records padded only where the mask covers the axis, NaN accepted.
+     */
     public static BatchPolicy defaults() {
         return builder().build();
     }
@@ -72,21 +80,27 @@ public final class BatchPolicy implements Serializable {
         return rejectNaN;
     }
 
+    /** Whether records that differ along an axis no mask input covers are padded into one run anyway. */
+    public boolean padWithoutMask() {
+        return padWithoutMask;
+    }
+
     @Override
     public String toString() {
         return "BatchPolicy{maxBatchSize=" + maxBatchSize + ", maxBatchDelay=" + maxBatchDelay
-                + (maxBufferedBytes == Long.MAX_VALUE ? "" : ", maxBufferedBytes=" + maxBufferedBytes) + ", padValue="
-                + padValue + ", attentionMaskInput=" + attentionMaskInput + ", rejectNaN=" + rejectNaN + "}";
+                + ", maxBufferedBytes=" + maxBufferedBytes + ", padValue=" + padValue + ", attentionMaskInput="
+                + attentionMaskInput + ", padWithoutMask=" + padWithoutMask + ", rejectNaN=" + rejectNaN + "}";
     }
 
     /** Builder of {@link BatchPolicy}; each setter checks its argument at once. */
     public static final class Builder {
         private int maxBatchSize = 64;
         private Duration maxBatchDelay = Duration.ofMillis(10);
-        private long maxBufferedBytes = Long.MAX_VALUE;
+        private long maxBufferedBytes = DEFAULT_MAX_BUFFERED_BYTES;
         private double padValue;
         private String attentionMaskInput = "attention_mask";
         private boolean rejectNaN;
+        private boolean padWithoutMask;
 
         private Builder() {}
 
@@ -108,10 +122,28 @@ public final class BatchPolicy implements Serializable {
             return this;
         }
 
-        /** Bound on the buffered records' input bytes (estimated from their arrays), > 0. */
+        /**
+         * Bound on the buffered records' input bytes as they will be packed (padding to the longest record
+         * included), > 0; default 256 MiB. A record that would take the buffer past it first flushes what
+         * is buffered; a record larger than the bound on its own is scored alone (the per-record bound is
+         * {@link OnnxInferenceSpec.Builder#maxRecordBytes}).
+         */
         public Builder maxBufferedBytes(long bytes) {
             checkArgument(bytes > 0, "maxBufferedBytes must be > 0, got %s", bytes);
             this.maxBufferedBytes = bytes;
+            return this;
+        }
+
+        /**
+         * Pads records that differ along a free axis into one run even where no attention-mask input covers
+         * that axis (default false: such records are grouped into runs of equal shape instead).
+         *
+         * <p>Only for models that ignore padding by construction. For any other model (an LSTM, mean
+         * pooling, a convolution over time) a record's prediction then depends on the records that share
+         * its batch, and no drift check can see it.
+         */
+        public Builder padWithoutMask(boolean pad) {
+            this.padWithoutMask = pad;
             return this;
         }
 

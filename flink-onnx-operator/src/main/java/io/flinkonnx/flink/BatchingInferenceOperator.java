@@ -1,7 +1,7 @@
 package io.flinkonnx.flink;
 
-import ai.onnxruntime.OrtException;
 import java.util.Arrays;
+import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.Histogram;
 import org.apache.flink.metrics.MetricGroup;
@@ -49,6 +49,13 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
     private transient long bufferedBytes;
     private transient long batchDeadline;
     private transient StreamRecord<OUT> reuse;
+    private transient TypeSerializer<IN> copier;
+    /** Per input, the widest dims of the buffered records (padding counts toward the byte bound). */
+    private transient long[][] widest;
+    private transient long[] widestStringBytes;
+    private transient Object[] results;
+    private transient Exception[] failures;
+    private transient InferenceRunner.Outcomes<OUT> outcomes;
 
     private transient Counter inferences;
     private transient Counter batches;
@@ -79,10 +86,35 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
         }
         delayMillis = policy.maxBatchDelay().toMillis();
         records = new Object[capacity];
+        results = new Object[capacity];
+        failures = new Exception[capacity];
+        widest = new long[runner.signature().inputs().size()][];
+        widestStringBytes = new long[widest.length];
         timestamps = new long[capacity];
         hasTimestamp = new boolean[capacity];
         arrivalNanos = new long[capacity];
         reuse = new StreamRecord<>(null);
+        // With object reuse the source hands the same instance again once processElement returns, and the
+        // buffered record would change under the decoder: keep a copy, as Flink's AsyncWaitOperator does.
+        copier = getExecutionConfig().isObjectReuseEnabled()
+                ? getOperatorConfig().<IN>getTypeSerializerIn(0, getUserCodeClassloader())
+                : null;
+        outcomes = new InferenceRunner.Outcomes<>() {
+            @Override
+            public void scored(int index, OUT result) {
+                results[index] = result;
+            }
+
+            @Override
+            public void failed(int index, Exception reason) {
+                failures[index] = reason;
+            }
+
+            @Override
+            public void drift(DriftReport report) {
+                output.collect(DriftReport.TAG, new StreamRecord<>(report));
+            }
+        };
 
         inferences = metrics.counter("num_inferences");
         batches = metrics.counter("num_batches");
@@ -109,7 +141,7 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
 
     @Override
     public void processElement(StreamRecord<IN> element) throws Exception {
-        IN record = element.getValue();
+        IN record = copier == null ? element.getValue() : copier.copy(element.getValue());
         RecordInputs row = runner.row(size);
         try {
             runner.encode(record, row, policy.rejectNaN());
@@ -117,11 +149,19 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
             deadLetter(record, e);
             return;
         }
+        // The encoder's arrays may be the record's own (reused with it) or a scratch array it refills.
+        row.detach();
+        if (size > 0 && bufferedBytesWith(row) > policy.maxBufferedBytes()) {
+            runner.swapRows(size, capacity); // park the encoded record in the spare row while the buffer runs
+            flush();
+            runner.swapRows(capacity, 0);
+        }
+        bufferedBytes = bufferedBytesWith(row);
+        widen(row);
         records[size] = record;
         hasTimestamp[size] = element.hasTimestamp();
         timestamps[size] = element.getTimestamp();
         arrivalNanos[size] = System.nanoTime();
-        bufferedBytes += row.byteEstimate();
         size++;
         if (size == 1 && delayMillis > 0 && capacity > 1) {
             long now = getProcessingTimeService().getCurrentProcessingTime();
@@ -131,6 +171,54 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
         if (size >= capacity || bufferedBytes >= policy.maxBufferedBytes() || delayMillis == 0) {
             flush();
         }
+    }
+
+    /**
+     * The buffer's bytes as packed if {@code row} joins it: every buffered record padded to each input's
+     * widest dims (an upper bound: records that may not be padded together run in separate groups).
+     */
+    private long bufferedBytesWith(RecordInputs row) {
+        long bytes = 0;
+        for (int i = 0; i < widest.length; i++) {
+            long[] shape = row.shape(i);
+            long elements = 1;
+            for (int d = 0; d < shape.length; d++) {
+                long dim = size > 0 && d < widest[i].length ? Math.max(widest[i][d], shape[d]) : shape[d];
+                elements = saturatedMultiply(elements, dim);
+            }
+            long perRecord = row.isStringInput(i) ? Math.max(row.inputBytes(i), widestStringBytes[i])
+                    : saturatedMultiply(elements, row.elementBytes(i));
+            bytes = saturatedAdd(bytes, saturatedMultiply(perRecord, size + 1));
+        }
+        return bytes;
+    }
+
+    /** Takes {@code row}'s dims into the buffer's widest dims. */
+    private void widen(RecordInputs row) {
+        for (int i = 0; i < widest.length; i++) {
+            long[] shape = row.shape(i);
+            if (size == 0 || widest[i].length != shape.length) {
+                widest[i] = shape.clone();
+                widestStringBytes[i] = 0;
+            } else {
+                for (int d = 0; d < shape.length; d++) {
+                    widest[i][d] = Math.max(widest[i][d], shape[d]);
+                }
+            }
+            if (row.isStringInput(i)) {
+                widestStringBytes[i] = Math.max(widestStringBytes[i], row.inputBytes(i));
+            }
+        }
+    }
+
+    private static long saturatedMultiply(long a, long b) {
+        long high = Math.multiplyHigh(a, b);
+        return high == 0 && a * b >= 0 ? a * b : Long.MAX_VALUE;
+    }
+
+    private static long saturatedAdd(long a, long b) {
+        long sum = a + b;
+        return sum < 0 ? Long.MAX_VALUE : sum;
     }
 
     @Override
@@ -168,7 +256,8 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
         super.finish();
     }
 
-    /** Scores everything buffered, in order. */
+    /** Scores everything buffered and emits the results in input order. */
+    @SuppressWarnings("unchecked")
     void flush() throws Exception {
         if (size == 0) {
             return;
@@ -177,63 +266,51 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
         for (int i = 0; i < size; i++) {
             queueTimeMicros.update((start - arrivalNanos[i]) / 1000);
         }
-        score(0, size);
-        batches.inc();
-        batchSizes.update(size);
-        batchLatencyMicros.update((System.nanoTime() - start) / 1000);
-        Arrays.fill(records, 0, size, null);
+        int count = size;
+        // Cleared first: a systemic failure thrown below fails the task, and nothing may be emitted twice.
         size = 0;
         bufferedBytes = 0;
+        try {
+            if (runner.scoreBatch(records, count, outcomes)) {
+                failedBatches.inc();
+            }
+            for (int i = 0; i < count; i++) {
+                if (failures[i] != null) {
+                    deadLetter((IN) records[i], failures[i]);
+                    continue;
+                }
+                inferences.inc();
+                OUT result = (OUT) results[i];
+                if (hasTimestamp[i]) {
+                    output.collect(reuse.replace(result, timestamps[i]));
+                } else {
+                    reuse.eraseTimestamp();
+                    output.collect(reuse.replace(result));
+                }
+            }
+        } finally {
+            Arrays.fill(records, 0, count, null);
+            Arrays.fill(results, 0, count, null);
+            Arrays.fill(failures, 0, count, null);
+        }
+        batches.inc();
+        batchSizes.update(count);
+        batchLatencyMicros.update((System.nanoTime() - start) / 1000);
     }
 
-    /** Scores rows [from, to); when the run fails, halves the range until the failing records are alone. */
-    @SuppressWarnings("unchecked")
-    private void score(int from, int to) throws Exception {
-        try {
-            runner.run(from, to - from);
-        } catch (OrtException | RecordConversionException e) {
-            failedBatches.inc();
-            if (to - from == 1) {
-                deadLetter((IN) records[from], e);
-                return;
-            }
-            int mid = (from + to) >>> 1;
-            score(from, mid);
-            score(mid, to);
-            return;
-        }
-        if (drift.enabled()) {
-            try {
-                for (DriftReport report : drift.afterRun(records, from, to - from)) {
-                    output.collect(DriftReport.TAG, new StreamRecord<>(report));
-                }
-            } catch (Exception e) {
-                // A reference that cannot be compared must not stop scoring; it is a configuration error to fix.
-                LOG.warn("Drift check of model {} failed: {}", runner.modelName(), e.getMessage());
-            }
-        }
-        for (int i = from; i < to; i++) {
-            IN record = (IN) records[i];
-            OUT result;
-            try {
-                result = runner.decode(record, i - from);
-            } catch (Exception e) {
-                deadLetter(record, e);
-                continue;
-            }
-            inferences.inc();
-            if (hasTimestamp[i]) {
-                output.collect(reuse.replace(result, timestamps[i]));
-            } else {
-                reuse.eraseTimestamp();
-                output.collect(reuse.replace(result));
-            }
-        }
+    /** The engine of this operator (open after {@link #open}). */
+    InferenceRunner<IN, OUT> runner() {
+        return runner;
+    }
+
+    /** Batches in which a run failed (isolation was needed), however many runs the isolation took. */
+    long failedBatchesCount() {
+        return failedBatches.getCount();
     }
 
     private void deadLetter(IN record, Exception e) {
         failedRecords.inc();
-        String reason = e instanceof OrtException ? "ONNX Runtime failed on this record: " + e.getMessage() : e.getMessage();
+        String reason = InferenceRunner.reasonOf(e);
         output.collect(failedTag, new StreamRecord<>(new FailedRecord<>(record, reason, runner.modelName(),
                 e.getClass().getName())));
     }

@@ -11,8 +11,9 @@ import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.SessionSettings;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.TensorSpec;
+import ai.onnxruntime.OrtSession.RunOptions;
 import java.util.Arrays;
-import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import org.apache.flink.metrics.Gauge;
@@ -25,6 +26,8 @@ import org.apache.flink.metrics.MetricGroup;
  */
 final class InferenceRunner<IN, OUT> implements AutoCloseable {
     static final String METRIC_GROUP = "onnx";
+    private static final int MASK_CACHE_ENTRIES = 16;
+    private static final int MASK_CACHE_MAX_LENGTH = 1 << 16;
     private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(InferenceRunner.class);
 
     private final OnnxInferenceSpec<IN, OUT> spec;
@@ -37,7 +40,20 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
     private int maskInput = -1;
     private FallbackReport fallbackReport;
     private DriftMonitor<IN> drift;
-    private final Map<Integer, Object> maskOnes = new HashMap<>();
+    /** Per input, per record dim: whether records that differ there may share a run (padded). */
+    private boolean[][] paddable;
+    /** Ones arrays of the derived attention mask by length: a few recent lengths, small arrays only. */
+    private final Map<Integer, Object> maskOnes = new LinkedHashMap<>(16, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<Integer, Object> eldest) {
+            return size() > MASK_CACHE_ENTRIES;
+        }
+    };
+    private RunOptions runOptions;
+    private int[] order;
+    private Object[] ordered;
+    private int consecutiveFailedBatches;
+    private long runsStarted;
 
     InferenceRunner(OnnxInferenceSpec<IN, OUT> spec) {
         this.spec = spec;
@@ -79,10 +95,15 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
                 }
             }
             packer = new TensorPacker(OrtRuntime.env(), inputs, policy.padValue(), maskInput);
-            rows = new RecordInputs[maxRows];
-            for (int i = 0; i < maxRows; i++) {
+            paddable = paddableDims(inputs, maskInput, policy.padWithoutMask());
+            // One spare row: a record is encoded before the operator knows whether the batch must go first.
+            rows = new RecordInputs[maxRows + 1];
+            for (int i = 0; i < rows.length; i++) {
                 rows[i] = new RecordInputs(modelName, inputs);
             }
+            order = new int[maxRows];
+            ordered = new Object[maxRows];
+            runOptions = new RunOptions();
             outputs = new BatchOutputs(modelName, signature.outputs());
             fallbackReport = FallbackReport.of(modelName, shared.modelSha256(), subtask, shared.resolution(),
                     shared.placement(), shared.placementNote());
@@ -160,9 +181,60 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
         return true;
     }
 
+    /**
+     * Which record dims may differ within one run, padded to the longest: dims named by a symbol the
+     * attention-mask input also carries (the model is told where the padding is), or every free dim when
+     * the policy opts in. Anywhere else padding would change the prediction (an LSTM, mean pooling), so
+     * records that differ there are run in separate groups of equal shape.
+     */
+    private static boolean[][] paddableDims(List<TensorSpec> inputs, int maskInput, boolean padWithoutMask) {
+        java.util.Set<String> masked = new java.util.HashSet<>();
+        if (maskInput >= 0) {
+            for (Dim d : inputs.get(maskInput).recordDims()) {
+                if (d.isSymbolic()) {
+                    masked.add(d.symbol());
+                }
+            }
+        }
+        boolean[][] paddable = new boolean[inputs.size()][];
+        for (int i = 0; i < inputs.size(); i++) {
+            List<Dim> dims = inputs.get(i).recordDims();
+            paddable[i] = new boolean[dims.size()];
+            for (int d = 0; d < dims.size(); d++) {
+                Dim dim = dims.get(d);
+                paddable[i][d] = !dim.isFixed() && (padWithoutMask || (dim.isSymbolic() && masked.contains(dim.symbol())));
+            }
+        }
+        return paddable;
+    }
+
+    /** Whether two encoded records may share one run: equal shapes except along paddable dims. */
+    private boolean shareRun(RecordInputs a, RecordInputs b) {
+        for (int i = 0; i < paddable.length; i++) {
+            long[] sa = a.shape(i);
+            long[] sb = b.shape(i);
+            if (sa.length != sb.length) {
+                return false;
+            }
+            for (int d = 0; d < sa.length; d++) {
+                if (sa[d] != sb[d] && (d >= paddable[i].length || !paddable[i][d])) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
     /** Batch row {@code i}. */
     RecordInputs row(int i) {
         return rows[i];
+    }
+
+    /** Swaps batch rows {@code i} and {@code j} (an encoded record moves to the front of a new batch). */
+    void swapRows(int i, int j) {
+        RecordInputs t = rows[i];
+        rows[i] = rows[j];
+        rows[j] = t;
     }
 
     /**
@@ -184,6 +256,11 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
             deriveMask(row);
         }
         row.checkComplete();
+        long bytes = row.byteEstimate();
+        if (bytes > spec.maxRecordBytes()) {
+            throw new RecordConversionException("The record carries " + bytes + " bytes of input for model "
+                    + modelName + ", more than maxRecordBytes (" + spec.maxRecordBytes() + ")");
+        }
         if (rejectNaN) {
             String input = row.inputWithNaN();
             if (input != null) {
@@ -209,7 +286,8 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
             }
         }
         int n = Math.toIntExact(Padding.product(shape));
-        Object ones = maskOnes.computeIfAbsent(n, k -> ones(mask.elementType(), k));
+        Object ones = n > MASK_CACHE_MAX_LENGTH ? ones(mask.elementType(), n)
+                : maskOnes.computeIfAbsent(n, k -> ones(mask.elementType(), k));
         row.putDerived(maskInput, ones, shape);
     }
 
@@ -264,16 +342,212 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * read them with {@link #decode}. Tensors and the result are closed on every path.
      */
     void run(int offset, int count) throws OrtException {
+        runsStarted++;
         runOn(shared.session(), packer, outputs, offset, count);
     }
 
     /** Runs the encoded rows on {@code session} (a shadow reference, say) into {@code into}. */
     void runOn(OrtSession session, TensorPacker with, BatchOutputs into, int offset, int count) throws OrtException {
         Map<String, OnnxTensor> tensors = with.pack(rows, offset, count);
-        try (OrtSession.Result result = session.run(tensors)) {
+        try (OrtSession.Result result = session.run(tensors, runOptions)) {
             into.load(result, count, with.paddedLengths());
         } finally {
             tensors.values().forEach(OnnxTensor::close);
+        }
+    }
+
+    /**
+     * Where {@link #scoreBatch} hands each record's outcome, by the record's index in the batch. Every
+     * record gets exactly one call: {@link #scored} or {@link #failed}.
+     */
+    interface Outcomes<OUT> {
+        void scored(int index, OUT result) throws Exception;
+
+        void failed(int index, Exception reason) throws Exception;
+
+        /** A drift report due after a run (shadow model, record references). */
+        default void drift(DriftReport report) throws Exception {}
+    }
+
+    /**
+     * Scores batch rows {@code [0, count)}, already encoded, for {@code records[0 .. count)}. Records that
+     * may not share a run (they differ along an axis that cannot be padded) are run in separate groups of
+     * equal shape; a run that fails (packing included) is halved until the failing records are alone,
+     * spending at most {@code count + 2 ceil(log2 count) + 1} runs on the batch (see {@link Isolation}),
+     * after which the records not yet isolated fail with the last error. Outcomes are handed over group by
+     * group.
+     *
+     * @throws SystemicFailureException when every run has failed in {@code maxConsecutiveFailedBatches}
+     *     batches in a row: the session, not the data, is broken
+     * @return whether a run of this batch failed
+     */
+    boolean scoreBatch(Object[] records, int count, Outcomes<OUT> outcomes) throws Exception {
+        for (int i = 0; i < count; i++) {
+            order[i] = i;
+        }
+        boolean grouped = groupByRun(count);
+        Object[] view = records;
+        if (grouped && drift.enabled()) {
+            for (int p = 0; p < count; p++) {
+                ordered[p] = records[order[p]];
+            }
+            view = ordered;
+        }
+        Isolation isolation = new Isolation(count);
+        int from = 0;
+        while (from < count) {
+            int to = from + 1;
+            while (to < count && (!grouped || shareRun(rows[from], rows[to]))) {
+                to++;
+            }
+            isolate(view, from, to, isolation, outcomes);
+            from = to;
+        }
+        if (grouped) {
+            Arrays.fill(ordered, 0, count, null);
+        }
+        if (isolation.succeededRuns > 0 || isolation.failedRuns == 0) {
+            consecutiveFailedBatches = 0;
+        } else if (++consecutiveFailedBatches >= spec.maxConsecutiveFailedBatches()) {
+            throw new SystemicFailureException("Every run of model " + modelName + " failed in "
+                    + consecutiveFailedBatches + " batches in a row (maxConsecutiveFailedBatches = "
+                    + spec.maxConsecutiveFailedBatches() + "): the session, not the records, looks broken. Last"
+                    + " error: " + isolation.lastError, isolation.lastError);
+        }
+        return isolation.failedRuns > 0;
+    }
+
+    /** Runs spent and failed while scoring one batch. */
+    private static final class Isolation {
+        int runsLeft;
+        int succeededRuns;
+        int failedRuns;
+        Exception lastError;
+
+        /**
+         * A run per record plus one descent of the halving: enough to isolate a few bad records (one bad
+         * record in n costs 2 log2(n) + 1 runs), about half the 2n - 1 runs of a batch where all fail.
+         */
+        Isolation(int count) {
+            this.runsLeft = count + 2 * (32 - Integer.numberOfLeadingZeros(Math.max(1, count - 1))) + 1;
+        }
+    }
+
+    /**
+     * Puts rows that may share a run next to each other (stable: groups in order of their first record,
+     * records in input order within a group), tracking each row's original index in {@link #order}.
+     * Returns false, touching nothing, when all rows may share one run (the common case).
+     */
+    private boolean groupByRun(int count) {
+        int first = 1;
+        while (first < count && shareRun(rows[0], rows[first])) {
+            first++;
+        }
+        if (first >= count) {
+            return false;
+        }
+        // Insertion by group: each row moves back to just after the last row of its group seen so far.
+        for (int r = first; r < count; r++) {
+            int end = groupEnd(r);
+            RecordInputs row = rows[r];
+            int index = order[r];
+            for (int k = r; k > end; k--) {
+                rows[k] = rows[k - 1];
+                order[k] = order[k - 1];
+            }
+            rows[end] = row;
+            order[end] = index;
+        }
+        return true;
+    }
+
+    /** Where row {@code r} goes among the already placed rows {@code [0, r)}: after its group, or at the end. */
+    private int groupEnd(int r) {
+        int end = -1;
+        for (int k = 0; k < r; k++) {
+            if (shareRun(rows[k], rows[r])) {
+                end = k + 1;
+            }
+        }
+        return end < 0 ? r : end;
+    }
+
+    private void isolate(Object[] records, int from, int to, Isolation isolation, Outcomes<OUT> outcomes)
+            throws Exception {
+        if (isolation.runsLeft <= 0) {
+            for (int i = from; i < to; i++) {
+                outcomes.failed(order[i], new RecordConversionException("Not scored: isolating the failing records"
+                        + " of this batch used up its runs (a run per record plus one halving); last error: "
+                        + isolation.lastError.getMessage(), isolation.lastError));
+            }
+            return;
+        }
+        isolation.runsLeft--;
+        try {
+            run(from, to - from);
+        } catch (OrtException | RuntimeException error) {
+            isolation.failedRuns++;
+            isolation.lastError = error;
+            if (to - from == 1) {
+                outcomes.failed(order[from], error);
+                return;
+            }
+            int mid = (from + to) >>> 1;
+            isolate(records, from, mid, isolation, outcomes);
+            isolate(records, mid, to, isolation, outcomes);
+            return;
+        }
+        isolation.succeededRuns++;
+        if (drift.enabled()) {
+            try {
+                for (DriftReport report : drift.afterRun(records, from, to - from)) {
+                    outcomes.drift(report);
+                }
+            } catch (OrtException | RuntimeException e) {
+                // A reference that cannot be compared must not stop scoring; it is a configuration error to fix.
+                LOG.warn("Drift check of model {} failed: {}", modelName, e.getMessage());
+            }
+        }
+        for (int i = from; i < to; i++) {
+            @SuppressWarnings("unchecked")
+            IN record = (IN) records[i];
+            OUT result;
+            try {
+                result = decode(record, i - from);
+            } catch (Exception e) {
+                outcomes.failed(order[i], e);
+                continue;
+            }
+            outcomes.scored(order[i], result);
+        }
+    }
+
+    /** Runs started on the served session since open (for tests of isolation cost). */
+    long runsStarted() {
+        return runsStarted;
+    }
+
+    /** Lengths whose derived-mask arrays are cached. */
+    int maskCacheSize() {
+        return maskOnes.size();
+    }
+
+    /** A dead letter's reason: the exception's message, ORT's marked as such. */
+    static String reasonOf(Exception e) {
+        return e instanceof OrtException ? "ONNX Runtime failed on this record: " + e.getMessage() : e.getMessage();
+    }
+
+    /**
+     * Cancels a run in flight from another thread (ORT's {@code RunOptions.setTerminate}); runs after this
+     * fail at once. For closing while a worker thread may still be inside {@code run}.
+     */
+    void terminate() {
+        try {
+            if (runOptions != null) {
+                runOptions.setTerminate(true);
+            }
+        } catch (OrtException e) {
+            LOG.warn("Could not cancel the run of model {}: {}", modelName, e.getMessage());
         }
     }
 
@@ -318,6 +592,10 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
 
     @Override
     public void close() {
+        if (runOptions != null) {
+            runOptions.close();
+            runOptions = null;
+        }
         if (drift != null) {
             drift.close();
             drift = null;

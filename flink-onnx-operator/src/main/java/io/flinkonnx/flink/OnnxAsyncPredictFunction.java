@@ -10,6 +10,8 @@ import java.util.concurrent.TimeUnit;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.functions.AsyncPredictFunction;
 import org.apache.flink.table.functions.FunctionContext;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * ML_PREDICT's asynchronous runtime for ONNX models: rows in flight (up to the planner's async capacity,
@@ -19,6 +21,7 @@ import org.apache.flink.table.functions.FunctionContext;
  */
 public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     private static final long serialVersionUID = 1L;
+    private static final Logger LOG = LoggerFactory.getLogger(OnnxAsyncPredictFunction.class);
 
     private final OnnxInferenceSpec<Object[], RowData> spec;
     private final SqlBinding binding;
@@ -29,6 +32,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     private transient BlockingQueue<Pending> queue;
     private transient Thread worker;
     private transient volatile boolean running;
+    private transient volatile Throwable failure;
 
     private static final class Pending {
         final Object[] values;
@@ -67,10 +71,18 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     @Override
     public CompletableFuture<Collection<RowData>> asyncPredict(RowData features) {
         CompletableFuture<Collection<RowData>> result = new CompletableFuture<>();
+        if (!running) {
+            result.completeExceptionally(closed());
+            return result;
+        }
         try {
             // Converted here: the planner may reuse the row once this call returns.
             Pending p = new Pending(binding.values(features), result);
             queue.put(p);
+            // close() may have drained the queue between the check above and the put: never strand a request.
+            if (!running && queue.remove(p)) {
+                result.completeExceptionally(closed());
+            }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             result.completeExceptionally(e);
@@ -82,8 +94,8 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
 
     private void work() {
         List<Pending> batch = new ArrayList<>(batchSize);
-        while (running) {
-            try {
+        try {
+            while (running) {
                 Pending first = queue.poll(100, TimeUnit.MILLISECONDS);
                 if (first == null) {
                     continue;
@@ -98,20 +110,30 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
                     batch.add(next);
                 }
                 score(batch);
-            } catch (InterruptedException e) {
-                return;
-            } finally {
                 batch.clear();
             }
+        } catch (InterruptedException e) {
+            // closing
+        } catch (Throwable t) {
+            // A systemic failure (every run failing) or a bug: fail what this worker holds; close() fails the rest.
+            batch.forEach(p -> p.result.completeExceptionally(t));
+            failure = t;
+            running = false;
+        } finally {
+            batch.forEach(p -> p.result.completeExceptionally(closed()));
         }
     }
 
-    private void score(List<Pending> batch) {
+    /**
+     * Scores one gathered batch through the engine: a row that does not convert, or that makes the run
+     * fail, fails its own future with the reason the DataStream operator gives its dead letter; the other
+     * rows of the batch are scored.
+     */
+    private void score(List<Pending> batch) throws Exception {
         try {
             DriftMonitor.checkGoldenIfDue(runner.drift());
         } catch (Exception e) {
-            batch.forEach(p -> p.result.completeExceptionally(e));
-            return;
+            LOG.warn("Golden-vector drift check of model {} failed: {}", runner.modelName(), e.getMessage());
         }
         List<Pending> encoded = new ArrayList<>(batch.size());
         for (Pending p : batch) {
@@ -119,29 +141,59 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
                 runner.encode(p.values, runner.row(encoded.size()), false);
                 encoded.add(p);
             } catch (RuntimeException e) {
-                p.result.completeExceptionally(e);
+                p.result.completeExceptionally(rowFailure(e));
             }
         }
         if (encoded.isEmpty()) {
             return;
         }
-        try {
-            runner.run(0, encoded.size());
-            for (int i = 0; i < encoded.size(); i++) {
-                Pending p = encoded.get(i);
-                p.result.complete(List.of(runner.decode(p.values, i)));
-            }
-        } catch (Exception e) {
-            encoded.forEach(p -> p.result.completeExceptionally(e));
+        Object[] records = new Object[encoded.size()];
+        for (int i = 0; i < records.length; i++) {
+            records[i] = encoded.get(i).values;
         }
+        runner.scoreBatch(records, records.length, new InferenceRunner.Outcomes<>() {
+            @Override
+            public void scored(int index, RowData result) {
+                encoded.get(index).result.complete(List.of(result));
+            }
+
+            @Override
+            public void failed(int index, Exception reason) {
+                encoded.get(index).result.completeExceptionally(rowFailure(reason));
+            }
+        });
     }
 
+    /** The failure of one row, with the reason the DataStream operator gives its dead letter. */
+    private RecordConversionException rowFailure(Exception e) {
+        return e instanceof RecordConversionException ? (RecordConversionException) e
+                : new RecordConversionException(InferenceRunner.reasonOf(e), e);
+    }
+
+    private IllegalStateException closed() {
+        return new IllegalStateException("ML_PREDICT with model " + spec.model().uri() + " is closed"
+                + (failure == null ? "" : " after a failure: " + failure), failure);
+    }
+
+    /**
+     * Stops the worker, cancelling a run in flight (ORT's terminate flag) rather than closing the session
+     * under it, waits for it to leave, then fails every request still queued: none is left incomplete.
+     */
     @Override
     public void close() throws Exception {
         running = false;
         if (worker != null) {
+            if (runner != null) {
+                runner.terminate();
+            }
             worker.interrupt();
-            worker.join(TimeUnit.SECONDS.toMillis(10));
+            worker.join();
+            worker = null;
+        }
+        if (queue != null) {
+            List<Pending> left = new ArrayList<>();
+            queue.drainTo(left);
+            left.forEach(p -> p.result.completeExceptionally(closed()));
         }
         if (runner != null) {
             runner.close();

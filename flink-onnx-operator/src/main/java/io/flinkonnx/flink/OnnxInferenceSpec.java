@@ -4,6 +4,8 @@ import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.SessionSettings;
+import static org.apache.flink.util.Preconditions.checkArgument;
+
 import java.io.Serializable;
 import java.util.Objects;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
@@ -25,6 +27,12 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         void check(ModelSignature signature, String model);
     }
 
+    /** The default of {@link Builder#maxRecordBytes}: 64 MiB of input per record. */
+    public static final long DEFAULT_MAX_RECORD_BYTES = 64L << 20;
+
+    /** The default of {@link Builder#maxConsecutiveFailedBatches}. */
+    public static final int DEFAULT_MAX_CONSECUTIVE_FAILED_BATCHES = 10;
+
     private final ModelSource model;
     private final ProviderChain providers;
     private final SessionSettings sessionSettings;
@@ -35,27 +43,40 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
     private final SignatureCheck signatureCheck;
     private final boolean failOnCpuFallback;
     private final DriftConfig<IN> drift;
+    private final long maxRecordBytes;
+    private final int maxConsecutiveFailedBatches;
 
-    OnnxInferenceSpec(ModelSource model, ProviderChain providers, SessionSettings sessionSettings, Integer batchAxis,
-            RecordEncoder<IN> encoder, ResultDecoder<IN, OUT> decoder, TypeInformation<OUT> resultType,
-            SignatureCheck signatureCheck, boolean failOnCpuFallback, DriftConfig<IN> drift) {
-        this(model, providers, sessionSettings, batchAxis, encoder, decoder, resultType, signatureCheck,
-                failOnCpuFallback, drift, false);
-    }
-
-    private OnnxInferenceSpec(ModelSource model, ProviderChain providers, SessionSettings sessionSettings,
-            Integer batchAxis, RecordEncoder<IN> encoder, ResultDecoder<IN, OUT> decoder, TypeInformation<OUT> resultType,
-            SignatureCheck signatureCheck, boolean failOnCpuFallback, DriftConfig<IN> drift, boolean untypedResult) {
-        this.model = Objects.requireNonNull(model, "model");
+    private OnnxInferenceSpec(Builder<IN, OUT> b, ProviderChain providers, SessionSettings sessionSettings,
+            boolean untypedResult) {
+        this.model = Objects.requireNonNull(b.model, "model");
         this.providers = Objects.requireNonNull(providers, "providers");
         this.sessionSettings = Objects.requireNonNull(sessionSettings, "sessionSettings");
-        this.batchAxis = batchAxis;
-        this.encoder = Objects.requireNonNull(encoder, "encoder: say how records become inputs");
-        this.decoder = Objects.requireNonNull(decoder, "decoder: say how outputs become results");
-        this.resultType = untypedResult ? resultType : Objects.requireNonNull(resultType, "resultType");
-        this.signatureCheck = signatureCheck;
-        this.failOnCpuFallback = failOnCpuFallback;
-        this.drift = drift;
+        this.batchAxis = b.batchAxis;
+        this.encoder = Objects.requireNonNull(b.encoder, "encoder: say how records become inputs");
+        this.decoder = Objects.requireNonNull(b.decoder, "decoder: say how outputs become results");
+        this.resultType = untypedResult ? b.resultType : Objects.requireNonNull(b.resultType, "resultType");
+        this.signatureCheck = b.signatureCheck;
+        this.failOnCpuFallback = b.failOnCpuFallback;
+        this.drift = b.drift;
+        this.maxRecordBytes = b.maxRecordBytes;
+        this.maxConsecutiveFailedBatches = b.maxConsecutiveFailedBatches;
+    }
+
+    /** A builder holding this spec's settings, to derive a changed copy. */
+    private Builder<IN, OUT> toBuilder() {
+        Builder<IN, OUT> b = new Builder<>(model);
+        b.providers = providers;
+        b.sessionSettings = sessionSettings;
+        b.batchAxis = batchAxis;
+        b.encoder = encoder;
+        b.decoder = decoder;
+        b.resultType = resultType;
+        b.signatureCheck = signatureCheck;
+        b.failOnCpuFallback = failOnCpuFallback;
+        b.drift = drift;
+        b.maxRecordBytes = maxRecordBytes;
+        b.maxConsecutiveFailedBatches = maxConsecutiveFailedBatches;
+        return b;
     }
 
     public ModelSource model() {
@@ -100,16 +121,24 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         return drift;
     }
 
+    /** The largest input, in bytes, one record may carry; a larger one is refused before it is buffered. */
+    public long maxRecordBytes() {
+        return maxRecordBytes;
+    }
+
+    /** After this many batches in a row in which every run failed, the job fails with the last cause. */
+    public int maxConsecutiveFailedBatches() {
+        return maxConsecutiveFailedBatches;
+    }
+
     /** The same spec on another provider chain. */
     public OnnxInferenceSpec<IN, OUT> withProviders(ProviderChain chain) {
-        return new OnnxInferenceSpec<>(model, chain, sessionSettings, batchAxis, encoder, decoder, resultType,
-                signatureCheck, failOnCpuFallback, drift);
+        return new OnnxInferenceSpec<>(toBuilder(), chain, sessionSettings, resultType == null);
     }
 
     /** The same spec with other session settings. */
     public OnnxInferenceSpec<IN, OUT> withSessionSettings(SessionSettings settings) {
-        return new OnnxInferenceSpec<>(model, providers, settings, batchAxis, encoder, decoder, resultType,
-                signatureCheck, failOnCpuFallback, drift);
+        return new OnnxInferenceSpec<>(toBuilder(), providers, settings, resultType == null);
     }
 
     @Override
@@ -135,6 +164,8 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         private SignatureCheck signatureCheck;
         private boolean failOnCpuFallback;
         private DriftConfig<IN> drift = DriftConfig.none();
+        private long maxRecordBytes = DEFAULT_MAX_RECORD_BYTES;
+        private int maxConsecutiveFailedBatches = DEFAULT_MAX_CONSECUTIVE_FAILED_BATCHES;
 
         Builder(ModelSource model) {
             this.model = Objects.requireNonNull(model, "model");
@@ -220,6 +251,30 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
             return this;
         }
 
+        /**
+         * The largest input one record may carry, in bytes as packed (element size times values; strings
+         * count their characters), > 0; default 64 MiB. A larger record is refused at encoding, before it
+         * is buffered or reaches ORT: a dead letter naming its size and this bound in the batching operator
+         * and SQL, a {@link RecordConversionException} in the map function.
+         */
+        public Builder<IN, OUT> maxRecordBytes(long bytes) {
+            checkArgument(bytes > 0, "maxRecordBytes must be > 0 bytes, got %s", bytes);
+            this.maxRecordBytes = bytes;
+            return this;
+        }
+
+        /**
+         * How many batches in a row may fail in every run before the job fails with the cause, >= 1;
+         * default 10. A record that fails alone is a dead letter; a model that fails on everything (a lost
+         * device, a corrupted session) is not a data problem, and restarting the job (which reloads the
+         * session, falling back along the EP chain) is the cure. A batch of one record counts as a batch.
+         */
+        public Builder<IN, OUT> maxConsecutiveFailedBatches(int batches) {
+            checkArgument(batches >= 1, "maxConsecutiveFailedBatches must be >= 1, got %s", batches);
+            this.maxConsecutiveFailedBatches = batches;
+            return this;
+        }
+
         Builder<IN, OUT> signatureCheck(SignatureCheck check) {
             this.signatureCheck = check;
             return this;
@@ -232,14 +287,12 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
             if (decoder == null || resultType == null) {
                 throw new IllegalStateException("No decoder: call decoder((record, out) -> ..., resultType)");
             }
-            return new OnnxInferenceSpec<>(model, providers, sessionSettings, batchAxis, encoder, decoder, resultType,
-                    signatureCheck, failOnCpuFallback, drift);
+            return new OnnxInferenceSpec<>(this, providers, sessionSettings, false);
         }
 
         /** For runtimes that produce their own types (SQL): no result TypeInformation needed. */
         OnnxInferenceSpec<IN, OUT> buildUnchecked() {
-            return new OnnxInferenceSpec<>(model, providers, sessionSettings, batchAxis, encoder, decoder,
-                    resultType, signatureCheck, failOnCpuFallback, drift, true);
+            return new OnnxInferenceSpec<>(this, providers, sessionSettings, true);
         }
 
         /** The map function of this spec: {@code stream.map(builder.buildFunction())}. */

@@ -17,17 +17,41 @@ final class RecordInputs implements InputRow {
     private final List<TensorSpec> specs;
     private final Object[] values;
     private final long[][] shapes;
+    /** Whether value i was derived by the operator (a shared, never-mutated array) rather than given. */
+    private final boolean[] derived;
 
     RecordInputs(String model, List<TensorSpec> specs) {
         this.model = model;
         this.specs = specs;
         this.values = new Object[specs.size()];
         this.shapes = new long[specs.size()][];
+        this.derived = new boolean[specs.size()];
     }
 
     void reset() {
         Arrays.fill(values, null);
         Arrays.fill(shapes, null);
+        Arrays.fill(derived, false);
+    }
+
+    /**
+     * Copies every array the encoder gave, so that a buffered record no longer shares memory with its
+     * source: with object reuse, or an encoder that fills one scratch array per call, the next record
+     * would otherwise overwrite this one's values before the batch runs.
+     */
+    void detach() {
+        for (int i = 0; i < values.length; i++) {
+            if (values[i] != null && !derived[i]) {
+                values[i] = copyOf(values[i]);
+            }
+        }
+    }
+
+    private static Object copyOf(Object array) {
+        int length = Array.getLength(array);
+        Object copy = Array.newInstance(array.getClass().getComponentType(), length);
+        System.arraycopy(array, 0, copy, 0, length);
+        return copy;
     }
 
     Object values(int input) {
@@ -72,21 +96,38 @@ final class RecordInputs implements InputRow {
     void putDerived(int input, Object array, long[] shape) {
         values[input] = array;
         shapes[input] = shape;
+        derived[input] = true;
     }
 
     /** An estimate of this record's input bytes (8 per string element beyond its characters). */
     long byteEstimate() {
         long bytes = 0;
         for (int i = 0; i < specs.size(); i++) {
-            if (values[i] instanceof String[]) {
-                for (String v : (String[]) values[i]) {
-                    bytes += 8 + (v == null ? 0 : 2L * v.length());
-                }
-            } else if (values[i] != null) {
-                bytes += (long) Array.getLength(values[i]) * Math.max(1, specs.get(i).elementType().byteSize());
-            }
+            bytes += inputBytes(i);
         }
         return bytes;
+    }
+
+    boolean isStringInput(int i) {
+        return values[i] instanceof String[];
+    }
+
+    /** Bytes per element of input {@code i} as packed (1 for BOOL). */
+    int elementBytes(int i) {
+        return Math.max(1, specs.get(i).elementType().byteSize());
+    }
+
+    /** An estimate of the bytes of input {@code i} (0 when not given). */
+    long inputBytes(int i) {
+        if (values[i] instanceof String[]) {
+            long bytes = 0;
+            for (String v : (String[]) values[i]) {
+                bytes += 8 + (v == null ? 0 : 2L * v.length());
+            }
+            return bytes;
+        }
+        return values[i] == null ? 0
+                : (long) Array.getLength(values[i]) * Math.max(1, specs.get(i).elementType().byteSize());
     }
 
     /** The first FLOAT/DOUBLE input holding a NaN, or null. */
@@ -168,6 +209,9 @@ final class RecordInputs implements InputRow {
     private long[] inferShape(TensorSpec spec, Object array) {
         checkType(spec, array);
         int length = Array.getLength(array);
+        if (length == 0) {
+            throw emptyInput(spec, "it has no values");
+        }
         if (!spec.isShapeKnown()) {
             return new long[] {length};
         }
@@ -187,6 +231,9 @@ final class RecordInputs implements InputRow {
                 free = d;
             }
         }
+        if (fixedProduct == 0) {
+            throw emptyInput(spec, "its record shape " + shapeOf(dims) + " holds no values");
+        }
         if (free < 0) {
             if (length != fixedProduct) {
                 throw new RecordConversionException("Input '" + spec.name() + "' expects " + fixedProduct
@@ -194,7 +241,7 @@ final class RecordInputs implements InputRow {
                         + spec.shapeString() + ") but the record has " + length);
             }
         } else {
-            if (fixedProduct == 0 || length % fixedProduct != 0) {
+            if (length % fixedProduct != 0) {
                 throw new RecordConversionException("Input '" + spec.name() + "' expects a multiple of "
                         + fixedProduct + " values per record (record shape " + shapeOf(dims)
                         + ") but the record has " + length);
@@ -213,7 +260,15 @@ final class RecordInputs implements InputRow {
                 throw new RecordConversionException("Input '" + spec.name() + "': negative dimension in shape "
                         + Arrays.toString(shape));
             }
-            product *= d;
+            if (d == 0) {
+                throw emptyInput(spec, "shape " + Arrays.toString(shape) + " has a zero-sized dimension");
+            }
+            try {
+                product = Math.multiplyExact(product, d);
+            } catch (ArithmeticException e) {
+                throw new RecordConversionException("Input '" + spec.name() + "': shape " + Arrays.toString(shape)
+                        + " holds more values than a long counts");
+            }
         }
         if (product != length) {
             throw new RecordConversionException("Input '" + spec.name() + "': shape " + Arrays.toString(shape)
@@ -232,6 +287,15 @@ final class RecordInputs implements InputRow {
             }
         }
         return shape.clone();
+    }
+
+    /**
+     * A zero-sized dimension never reaches ORT: kernels that divide by a length (mean pooling, integer
+     * Div) crash the process with SIGFPE instead of failing the run.
+     */
+    private static RecordConversionException emptyInput(TensorSpec spec, String why) {
+        return new RecordConversionException("Input '" + spec.name() + "' is empty: " + why + "; every dimension of"
+                + " a record must hold at least one value (model shape " + spec.shapeString() + ")");
     }
 
     private static String expected(TensorSpec spec) {

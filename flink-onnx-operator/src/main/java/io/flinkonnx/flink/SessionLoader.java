@@ -32,6 +32,9 @@ import org.slf4j.LoggerFactory;
 final class SessionLoader {
     private static final Logger LOG = LoggerFactory.getLogger(SessionLoader.class);
 
+    /** The largest synthetic warm-up input: the probe must not cost more memory than the records will. */
+    private static final long MAX_WARM_UP_BYTES = OnnxInferenceSpec.DEFAULT_MAX_RECORD_BYTES;
+
     private SessionLoader() {}
 
     static SharedSession load(SessionRegistry.Key key, LocalModel model, ProviderChain chain, SessionSettings settings)
@@ -78,8 +81,10 @@ final class SessionLoader {
                     long millis = (System.nanoTime() - start) / 1_000_000;
                     return new SharedSession(key, session, signature, resolution, millis, model.sizeBytes(),
                             placement.nodes, placement.note);
-                } catch (RuntimeException | OrtException e) {
-                    session.close();
+                } catch (Throwable e) {
+                    // Errors too (an OutOfMemoryError while warming up): a session left open here is ~50 MB of
+                    // native memory that nothing can close later.
+                    closeQuietly(session, e);
                     throw e;
                 } finally {
                     deleteRecursively(profileDir);
@@ -108,11 +113,18 @@ final class SessionLoader {
         if (warmUpError == null) {
             try {
                 warmUp(session, signature);
-            } catch (OrtException | RuntimeException e) {
-                warmUpError = "warm-up run on a synthetic input failed: " + firstLine(e.getMessage());
+            } catch (Exception | OutOfMemoryError e) {
+                // The probe is a report, not a precondition: a model that refuses synthetic inputs (or whose
+                // synthetic input does not fit in memory) still loads, with the reason in its report.
+                warmUpError = "warm-up run on a synthetic input failed: " + firstLine(e.toString());
             }
         }
-        String trace = session.endProfiling();
+        String trace;
+        try {
+            trace = session.endProfiling();
+        } catch (OrtException | RuntimeException e) {
+            return new Placement(null, "ORT's profile could not be ended: " + firstLine(e.getMessage()));
+        }
         try {
             if (warmUpError != null) {
                 return new Placement(null, warmUpError);
@@ -158,8 +170,14 @@ final class SessionLoader {
             }
             List<Dim> dims = spec.recordDims();
             long[] shape = new long[dims.size()];
+            long values = 1;
             for (int d = 0; d < shape.length; d++) {
                 shape[d] = dims.get(d).isFixed() ? dims.get(d).value() : 1;
+                values = shape[d] == 0 ? 0 : Math.min(Long.MAX_VALUE / shape[d], values) * shape[d];
+            }
+            if (values > MAX_WARM_UP_BYTES / Math.max(1, spec.elementType().byteSize())) {
+                throw new IllegalArgumentException("input " + spec + " is too large to synthesize (more than "
+                        + MAX_WARM_UP_BYTES + " bytes)");
             }
             // Ones, not zeros: a zero divisor makes integer Div/Mod kernels crash the process (SIGFPE).
             Object ones = java.lang.reflect.Array.newInstance(arrayType.getComponentType(),
@@ -193,6 +211,14 @@ final class SessionLoader {
             java.util.Arrays.fill((boolean[]) array, true);
         } else if (array instanceof String[]) {
             java.util.Arrays.fill((String[]) array, "");
+        }
+    }
+
+    private static void closeQuietly(OrtSession session, Throwable failure) {
+        try {
+            session.close();
+        } catch (Throwable t) {
+            failure.addSuppressed(t);
         }
     }
 

@@ -24,9 +24,14 @@ final class TensorPacker {
     private final OrtEnvironment env;
     private final List<TensorSpec> specs;
     private final ByteBuffer[] buffers;
+    /** Per input: packs in a row that needed less than a quarter of the buffer. */
+    private final int[] smallPacks;
     private final double padValue;
     private final int maskInput;
     private final Map<String, long[]> padded = new HashMap<>();
+
+    static final int SHRINK_WINDOW = 32;
+    static final long SHRINK_FLOOR_BYTES = 1 << 20;
 
     /**
      * @param padValue what ragged inputs are padded with
@@ -36,6 +41,7 @@ final class TensorPacker {
         this.env = env;
         this.specs = specs;
         this.buffers = new ByteBuffer[specs.size()];
+        this.smallPacks = new int[specs.size()];
         this.padValue = padValue;
         this.maskInput = maskInput;
     }
@@ -47,15 +53,44 @@ final class TensorPacker {
      */
     Map<String, OnnxTensor> pack(RecordInputs[] rows, int offset, int count) throws OrtException {
         padded.clear();
+        shrinkIfIdle();
         Map<String, OnnxTensor> tensors = new LinkedHashMap<>();
         try {
             for (int i = 0; i < specs.size(); i++) {
                 tensors.put(specs.get(i).name(), packInput(i, rows, offset, count));
             }
             return tensors;
+        } catch (OutOfMemoryError e) {
+            // Heap or direct memory for padding/packing this batch: a failed run, not a dead TaskManager.
+            tensors.values().forEach(OnnxTensor::close);
+            Arrays.fill(buffers, null);
+            throw new RecordConversionException("Packing " + count + " record(s) for model inputs ran out of memory ("
+                    + e.getMessage() + ")", e);
         } catch (OrtException | RuntimeException e) {
             tensors.values().forEach(OnnxTensor::close);
             throw e;
+        }
+    }
+
+    /** Direct bytes held between batches. */
+    long retainedBytes() {
+        long bytes = 0;
+        for (ByteBuffer b : buffers) {
+            bytes += b == null ? 0 : b.capacity();
+        }
+        return bytes;
+    }
+
+    /**
+     * Drops a buffer that the last {@link #SHRINK_WINDOW} packs all needed less than a quarter of: one
+     * outlier record must not keep its batch's memory for the operator's life.
+     */
+    private void shrinkIfIdle() {
+        for (int i = 0; i < buffers.length; i++) {
+            if (buffers[i] != null && smallPacks[i] >= SHRINK_WINDOW && buffers[i].capacity() > SHRINK_FLOOR_BYTES) {
+                buffers[i] = null;
+                smallPacks[i] = 0;
+            }
         }
     }
 
@@ -126,7 +161,12 @@ final class TensorPacker {
         TensorSpec spec = specs.get(input);
         long[] recordShape = commonShape(input, rows, offset, count);
         long[] shape = batchShape(spec, recordShape, count);
-        int perRecord = Math.toIntExact(Padding.product(recordShape));
+        long perRecordLong = Padding.product(recordShape);
+        if (perRecordLong * count > Integer.MAX_VALUE) {
+            throw new RecordConversionException("A batch of " + count + " record(s) for input '" + spec.name()
+                    + "' would hold " + perRecordLong * count + " values, more than one tensor buffer holds");
+        }
+        int perRecord = (int) perRecordLong;
         ElementType type = spec.elementType();
         if (type == ElementType.STRING) {
             String[] flat = new String[perRecord * count];
@@ -222,11 +262,13 @@ final class TensorPacker {
     /** A cleared native-order direct buffer of at least {@code bytes}, grown by doubling. */
     private ByteBuffer buffer(int input, long bytes) {
         if (bytes > Integer.MAX_VALUE) {
-            throw new IllegalStateException("Batch for input '" + specs.get(input).name() + "' needs " + bytes
+            throw new RecordConversionException("Batch for input '" + specs.get(input).name() + "' needs " + bytes
                     + " bytes, more than one buffer holds");
         }
         ByteBuffer b = buffers[input];
+        smallPacks[input] = b != null && 4 * bytes < b.capacity() ? smallPacks[input] + 1 : 0;
         if (b == null || b.capacity() < bytes) {
+            buffers[input] = null; // the old one is garbage before the new one is allocated
             int capacity = (int) Math.min(Integer.MAX_VALUE, Math.max(bytes, b == null ? 64 : 2L * b.capacity()));
             b = ByteBuffer.allocateDirect(capacity).order(ByteOrder.nativeOrder());
             buffers[input] = b;

@@ -2,6 +2,7 @@ package io.flinkonnx.flink;
 
 import java.util.ArrayList;
 import java.util.List;
+import org.apache.flink.api.common.serialization.SerializerConfigImpl;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
@@ -18,6 +19,25 @@ final class Harnesses {
         harness.setProcessingTime(0);
         harness.open();
         return harness;
+    }
+
+    /** The harness with object reuse on: the operator then gets the same input instance again and again. */
+    static <IN, OUT> OneInputStreamOperatorTestHarness<IN, OUT> openWithObjectReuse(OnnxInferenceSpec<IN, OUT> spec,
+            BatchPolicy policy, TypeInformation<IN> recordType) throws Exception {
+        BatchingInferenceOperator<IN, OUT> operator =
+                new BatchingInferenceOperator<>(spec, policy, FailedRecord.tag(recordType));
+        OneInputStreamOperatorTestHarness<IN, OUT> harness = new OneInputStreamOperatorTestHarness<>(operator,
+                recordType.createSerializer(new SerializerConfigImpl()));
+        harness.getExecutionConfig().enableObjectReuse();
+        harness.setProcessingTime(0);
+        harness.open();
+        return harness;
+    }
+
+    /** The operator inside {@code harness}. */
+    @SuppressWarnings("unchecked")
+    static <IN, OUT> BatchingInferenceOperator<IN, OUT> operator(OneInputStreamOperatorTestHarness<IN, OUT> harness) {
+        return (BatchingInferenceOperator<IN, OUT>) harness.getOperator();
     }
 
     static <IN> List<FailedRecord<IN>> failed(OneInputStreamOperatorTestHarness<IN, ?> harness,

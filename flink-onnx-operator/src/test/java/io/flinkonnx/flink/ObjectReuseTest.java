@@ -1,0 +1,104 @@
+package io.flinkonnx.flink;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
+import io.flinkonnx.model.testing.TestModels;
+import java.nio.file.Path;
+import java.util.List;
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** A buffered record keeps its own values until its batch runs, whatever its source does with the arrays. */
+class ObjectReuseTest {
+    private static final TypeInformation<float[]> FLOATS = PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO;
+    private static final TestModels.Mlp MLP = new TestModels.Mlp(4, 8, 2);
+
+    @TempDir
+    Path dir;
+
+    private OneInputStreamOperatorTestHarness<float[], float[]> harness;
+
+    @AfterEach
+    void close() throws Exception {
+        if (harness != null) {
+            harness.close();
+        }
+    }
+
+    private static float[] input(int k) {
+        return TestModels.features(k, MLP.in);
+    }
+
+    private void assertEachRecordGotItsOwnPrediction(List<float[]> out, int records) {
+        assertThat(out).hasSize(records);
+        for (int k = 0; k < records; k++) {
+            assertThat(out.get(k)).as("record %s", k).containsExactly(MLP.reference(input(k)), within(1e-5f));
+        }
+    }
+
+    @Test
+    void withObjectReuseEveryBufferedRecordKeepsItsOwnPrediction() throws Exception {
+        OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(MLP.writeTo(dir.resolve("m.onnx")).toString())
+                .encoder((x, row) -> row.put("x", x))
+                .decoder((x, out) -> out.floats("y"), FLOATS)
+                .build();
+        harness = Harnesses.openWithObjectReuse(spec, BatchPolicy.builder().maxBatchSize(8).build(), FLOATS);
+        float[] reused = new float[MLP.in];
+        for (int k = 0; k < 5; k++) {
+            System.arraycopy(input(k), 0, reused, 0, MLP.in); // the upstream operator refills one instance
+            harness.processElement(reused, k);
+        }
+        harness.endInput();
+        assertEachRecordGotItsOwnPrediction(harness.extractOutputValues(), 5);
+    }
+
+    @Test
+    void withObjectReuseTheDecoderSeesTheRecordAsItWasWhenBuffered() throws Exception {
+        OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(MLP.writeTo(dir.resolve("m.onnx")).toString())
+                .encoder((x, row) -> row.put("x", x))
+                .decoder((x, out) -> x.clone(), FLOATS)
+                .build();
+        harness = Harnesses.openWithObjectReuse(spec, BatchPolicy.builder().maxBatchSize(8).build(), FLOATS);
+        float[] reused = new float[MLP.in];
+        for (int k = 0; k < 3; k++) {
+            System.arraycopy(input(k), 0, reused, 0, MLP.in);
+            harness.processElement(reused, k);
+        }
+        harness.endInput();
+        assertThat(harness.extractOutputValues()).containsExactly(input(0), input(1), input(2));
+    }
+
+    /** An encoder that copies every record into one scratch array, as allocation-shy encoders do. */
+    static final class ScratchEncoder implements RecordEncoder<float[]> {
+        private static final long serialVersionUID = 1L;
+        private transient float[] scratch;
+
+        @Override
+        public void encode(float[] record, InputRow row) {
+            if (scratch == null) {
+                scratch = new float[record.length];
+            }
+            System.arraycopy(record, 0, scratch, 0, record.length);
+            row.put("x", scratch);
+        }
+    }
+
+    @Test
+    void anEncoderThatRefillsOneScratchArrayDoesNotMixRecords() throws Exception {
+        OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(MLP.writeTo(dir.resolve("m.onnx")).toString())
+                .encoder(new ScratchEncoder())
+                .decoder((x, out) -> out.floats("y"), FLOATS)
+                .build();
+        harness = Harnesses.open(spec, BatchPolicy.builder().maxBatchSize(8).build(), FLOATS);
+        for (int k = 0; k < 6; k++) {
+            harness.processElement(input(k), k);
+        }
+        harness.endInput();
+        assertEachRecordGotItsOwnPrediction(harness.extractOutputValues(), 6);
+    }
+}
