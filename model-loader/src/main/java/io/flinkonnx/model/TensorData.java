@@ -49,7 +49,11 @@ public final class TensorData implements Serializable {
         return values;
     }
 
-    /** Reads a serialized {@code TensorProto} file; fails naming the file when it is not one or uses an unsupported type. */
+    /**
+     * Reads a serialized {@code TensorProto} file; fails naming the file when it is not one, uses an
+     * unsupported type, declares dims that are negative or too large, or holds fewer values than its dims
+     * declare. Dims are checked against the bytes present before any value array is allocated.
+     */
     public static TensorData read(Path file) throws IOException {
         TensorProto proto;
         try {
@@ -64,22 +68,26 @@ public final class TensorData implements Serializable {
         }
     }
 
-    /** Decodes a {@code TensorProto} held inline (typed fields) or as little-endian {@code raw_data}. */
+    /**
+     * Decodes a {@code TensorProto} held inline (typed fields) or as little-endian {@code raw_data}.
+     *
+     * @throws IllegalArgumentException when a dim is negative, the dims multiply to more elements than one
+     *     Java array holds, the data holds fewer values than the dims declare, the data lies externally or
+     *     the element type is not supported; checked before anything is allocated
+     */
     public static TensorData of(TensorProto t) {
         ElementType type = ElementType.fromOnnxCode(t.getDataType());
         long[] dims = t.getDimsList().stream().mapToLong(Long::longValue).toArray();
-        long count = 1;
-        for (long d : dims) {
-            if (d < 0 || (d > 0 && count > Integer.MAX_VALUE / d)) {
-                throw new IllegalArgumentException("not a dense TensorProto (dims " + java.util.Arrays.toString(dims)
-                        + "): a sequence, map or optional value?");
-            }
-            count *= d;
+        String what = "tensor '" + t.getName() + "' (" + type + ", dims " + Arrays.toString(dims) + ")";
+        long count = elementCount(dims, what);
+        if (t.getDataLocation() == TensorProto.DataLocation.EXTERNAL) {
+            throw new IllegalArgumentException(what + " keeps its data externally; not supported here");
+        }
+        if (type.javaArrayType() == null) {
+            throw new IllegalArgumentException(what + " has element type " + type + ", which is not supported");
         }
         int n = (int) count;
-        if (t.getDataLocation() == TensorProto.DataLocation.EXTERNAL) {
-            throw new IllegalArgumentException("tensor '" + t.getName() + "' keeps its data externally; not supported here");
-        }
+        checkDataPresent(t, type, n, what);
         boolean raw = t.hasRawData();
         ByteBuffer rawData = raw ? t.getRawData().asReadOnlyByteBuffer().order(ByteOrder.LITTLE_ENDIAN) : null;
         Object values;
@@ -169,10 +177,79 @@ public final class TensorData implements Serializable {
                 break;
             }
             default:
-                throw new IllegalArgumentException("tensor '" + t.getName() + "' has element type " + type
-                        + ", which is not supported");
+                throw new IllegalArgumentException(what + " has element type " + type + ", which is not supported");
         }
         return new TensorData(t.getName(), type, dims, values);
+    }
+
+    /** Largest array length every JVM allocates (a few header words below {@code Integer.MAX_VALUE}). */
+    private static final int MAX_ARRAY_LENGTH = Integer.MAX_VALUE - 8;
+
+    /** The product of {@code dims}, refused when a dim is negative, it overflows, or no Java array holds it. */
+    private static long elementCount(long[] dims, String what) {
+        long count = 1;
+        for (long d : dims) {
+            if (d < 0) {
+                throw new IllegalArgumentException(what + " has the negative dimension " + d
+                        + ": a dense tensor's dims are all >= 0 (is it a sequence, map or optional value?)");
+            }
+        }
+        for (long d : dims) {
+            try {
+                count = Math.multiplyExact(count, d);
+            } catch (ArithmeticException e) {
+                throw new IllegalArgumentException(what + " declares a number of elements that overflows a 64-bit"
+                        + " count: at most " + MAX_ARRAY_LENGTH + " elements are allowed");
+            }
+        }
+        if (count > MAX_ARRAY_LENGTH) {
+            throw new IllegalArgumentException(what + " declares " + count + " elements, more than one Java array holds"
+                    + " (at most " + MAX_ARRAY_LENGTH + " elements are allowed)");
+        }
+        return count;
+    }
+
+    /** Fails unless {@code t} holds at least {@code n} values of {@code type}, in raw_data or the typed field. */
+    private static void checkDataPresent(TensorProto t, ElementType type, int n, String what) {
+        if (t.hasRawData() && type != ElementType.STRING) {
+            long needed = (long) n * type.byteSize();
+            int held = t.getRawData().size();
+            if (held < needed) {
+                throw new IllegalArgumentException(what + " declares " + n + " elements (" + needed + " bytes of "
+                        + type.byteSize() + " each) but its raw_data holds " + held + " bytes: the file is truncated"
+                        + " or its dims are wrong");
+            }
+            return;
+        }
+        int held;
+        String field;
+        switch (type) {
+            case FLOAT:
+                held = t.getFloatDataCount();
+                field = "float_data";
+                break;
+            case DOUBLE:
+                held = t.getDoubleDataCount();
+                field = "double_data";
+                break;
+            case INT64:
+                held = t.getInt64DataCount();
+                field = "int64_data";
+                break;
+            case STRING:
+                held = t.getStringDataCount();
+                field = "string_data";
+                break;
+            default:
+                held = t.getInt32DataCount();
+                field = "int32_data";
+                break;
+        }
+        if (held < n) {
+            throw new IllegalArgumentException(what + " declares " + n + " elements but holds " + held + " in "
+                    + field + (t.hasRawData() ? "" : " and has no raw_data") + ": the file is truncated or its dims are"
+                    + " wrong");
+        }
     }
 
     @Override
