@@ -1,55 +1,83 @@
 package io.flinkonnx.model;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 
 /**
- * A fetched and checked model file on the local disk, ready for ONNX Runtime. Closing it deletes the
- * temporary copy, if one was made (remote and classpath models); a local file is left alone.
+ * A fetched and checked model file on the local disk, ready for ONNX Runtime. Remote, classpath and pinned
+ * models are a private copy (the model and its external data, at the same relative locations) made from the
+ * bytes that were hashed and checked; closing this deletes that copy. An unpinned local file is used in
+ * place and left alone.
  */
 public final class LocalModel implements AutoCloseable {
     private final ModelSource source;
     private final Path path;
     private final Path tempDir;
     private final String sha256;
+    private final String modelFileSha256;
+    private final Map<String, String> externalDataSha256;
     private final long sizeBytes;
     private final ModelFormat format;
     private final ModelSignature signature;
     private final ModelSource.RuntimeCheck runtimeCheck;
-    private final java.util.List<String> externalData;
 
-    LocalModel(ModelSource source, Path path, Path tempDir, String sha256, long sizeBytes, ModelFormat format,
-            ModelSignature signature, ModelSource.RuntimeCheck runtimeCheck, java.util.List<String> externalData) {
+    LocalModel(ModelSource source, Path path, Path tempDir, String sha256, String modelFileSha256,
+            Map<String, String> externalDataSha256, long sizeBytes, ModelFormat format, ModelSignature signature,
+            ModelSource.RuntimeCheck runtimeCheck) {
         this.source = source;
         this.path = path;
         this.tempDir = tempDir;
         this.sha256 = sha256;
+        this.modelFileSha256 = modelFileSha256;
+        this.externalDataSha256 = Collections.unmodifiableMap(new LinkedHashMap<>(externalDataSha256));
         this.sizeBytes = sizeBytes;
         this.format = format;
         this.signature = signature;
         this.runtimeCheck = runtimeCheck;
-        this.externalData = java.util.List.copyOf(externalData);
     }
 
     /** The external-data files the model refers to (relative to its folder), in first-use order. */
-    public java.util.List<String> externalData() {
-        return externalData;
+    public List<String> externalData() {
+        return List.copyOf(new ArrayList<>(externalDataSha256.keySet()));
     }
 
     public ModelSource source() {
         return source;
     }
 
-    /** The local model file to hand to ONNX Runtime (external data lies beside it). */
+    /**
+     * The local model file to hand to ONNX Runtime (external data lies beside it). For remote, classpath
+     * and pinned models it is a private copy of the checked bytes, valid until {@link #close()}.
+     */
     public Path path() {
         return path;
     }
 
-    /** Lower-case hex sha256 of the model file. */
+    /**
+     * The lower-case hex digest a {@link ModelSource#withSha256 pin} is checked against: the model file's
+     * sha256 when it has no external data, else a digest covering the model file and every external-data
+     * file (see {@link ModelSource#withSha256}).
+     */
     public String sha256() {
         return sha256;
     }
 
+    /** Lower-case hex sha256 of the model file alone. */
+    public String modelFileSha256() {
+        return modelFileSha256;
+    }
+
+    /** Lower-case hex sha256 of each external-data file, by location, in first-use order. */
+    public Map<String, String> externalDataSha256() {
+        return externalDataSha256;
+    }
+
+    /** Size of the model file in bytes (external data not included). */
     public long sizeBytes() {
         return sizeBytes;
     }
@@ -73,6 +101,7 @@ public final class LocalModel implements AutoCloseable {
         }
     }
 
+    /** Deletes the private copy, if one was made; idempotent. */
     @Override
     public void close() {
         ModelSource.deleteRecursively(tempDir);

@@ -6,19 +6,24 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.Serializable;
+import java.io.UncheckedIOException;
 import java.net.URI;
 import java.net.URISyntaxException;
 import java.net.URL;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.security.DigestInputStream;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
-import java.util.List;
+import java.util.LinkedHashMap;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.TreeMap;
 import java.util.regex.Pattern;
 import org.apache.flink.core.fs.FileSystem;
 
@@ -32,9 +37,13 @@ import org.apache.flink.core.fs.FileSystem;
  *   <li>{@code classpath:models/fraud.onnx}, looked up in the thread context class loader (Flink's user
  *       code class loader inside a task), then in this library's loader;
  *   <li>any URI a Flink {@link FileSystem} handles ({@code s3://}, {@code hdfs://}, {@code gs://}, ...) where
- *       its plugin is installed. Such a model is copied to a local temporary folder, with its external data
- *       files beside it.
+ *       its plugin is installed. Such a model is streamed to a local temporary folder, with its external data
+ *       files beside it, and hashed while it streams.
  * </ul>
+ *
+ * <p>Remote, classpath and pinned models are handed out as a private copy ({@link LocalModel#path()}) made
+ * from the very bytes that were hashed and checked, so ONNX Runtime never re-reads the original location;
+ * {@link LocalModel#close()} deletes it. An unpinned local model is used in place.
  *
  * <pre>{@code
  * ModelSource source = ModelSource.of("s3://models/fraud-v3.onnx")
@@ -70,7 +79,25 @@ public final class ModelSource implements Serializable {
         return new ModelSource(uri.trim(), null);
     }
 
-    /** This source pinned to a sha256 (64 hex digits, case-insensitive) of the model file's bytes. */
+    /**
+     * This source pinned to a sha256 (64 hex digits, case-insensitive) that covers every byte ONNX Runtime
+     * will read: the model file and each of its external-data files. It is one digest:
+     *
+     * <ul>
+     *   <li>for a model without external data (and for {@code .ort} files), the sha256 of the model file,
+     *       what {@code sha256sum model.onnx} prints;
+     *   <li>for a model with external data, the sha256 of a UTF-8 manifest: the model file's sha256 in
+     *       lower-case hex and a newline, then for each distinct external-data location the model refers
+     *       to, sorted by location (character order, as {@code LC_ALL=C sort}), a line
+     *       {@code <sha256 of that file>  <location>} (two spaces, {@code sha256sum}'s format) ending in a
+     *       newline. In a shell, from the model's folder:
+     *       <pre>{@code (sha256sum < model.onnx | cut -c1-64; sha256sum weights.bin data/more.bin | LC_ALL=C sort -k2) | sha256sum}</pre>
+     * </ul>
+     *
+     * <p>The simplest way to get it is {@link LocalModel#sha256()} of an unpinned fetch of bytes you trust.
+     * A pinned model, even a local one, is copied to a private temporary folder while it is hashed, and
+     * ONNX Runtime is handed that copy, so a file rewritten after the check cannot reach it.
+     */
     public ModelSource withSha256(String hex) {
         Objects.requireNonNull(hex, "sha256");
         String normalized = hex.trim().toLowerCase(Locale.ROOT);
@@ -85,28 +112,47 @@ public final class ModelSource implements Serializable {
         return uri;
     }
 
-    /** The pinned digest, lower-case hex. */
+    /** The pinned digest, lower-case hex (see {@link #withSha256} for what it covers). */
     public Optional<String> sha256() {
         return Optional.ofNullable(sha256);
     }
 
     /**
-     * Fetches the model to a local file, computes its sha256, checks the pin, recognizes its format and,
-     * for ONNX, parses and checks it (not ONNX, truncated, external data escaping its folder or missing).
-     * Runtime limits (opset, IR) are checked separately with {@link LocalModel#checkRuntimeLimits}, since
-     * they depend on the runtime.
+     * Fetches the model to a local file, computes its sha256 (covering external data, see
+     * {@link #withSha256}), checks the pin, recognizes its format and, for ONNX, parses and checks it (not
+     * ONNX, truncated, external data escaping its folder or missing). Copies are made in the JVM's
+     * temporary folder ({@code java.io.tmpdir}). Runtime limits (opset, IR) are checked separately with
+     * {@link LocalModel#checkRuntimeLimits}, since they depend on the runtime.
      *
      * @throws ModelLoadException naming the URI and the cause
      */
     public LocalModel fetch() {
+        return fetchUnder(null);
+    }
+
+    /**
+     * Same as {@link #fetch()}, with the private copy (of a remote, classpath or pinned model) made in a
+     * new folder under {@code tempRoot}, for example one of Flink's {@code io.tmp.dirs}. Whatever happens
+     * ({@code IOException}, a failed check, even an {@code Error}), a failed fetch leaves nothing there.
+     *
+     * @param tempRoot an existing folder
+     * @throws ModelLoadException naming the URI and the cause
+     */
+    public LocalModel fetch(Path tempRoot) {
+        Objects.requireNonNull(tempRoot, "tempRoot");
+        return fetchUnder(tempRoot);
+    }
+
+    private LocalModel fetchUnder(Path tempRoot) {
         if (uri.startsWith(CLASSPATH)) {
-            return fetchFromClasspath();
+            return fetchFromClasspath(tempRoot);
         }
         Path local = localPath();
         if (local != null) {
-            return fetchLocal(local);
+            Path abs = local.toAbsolutePath();
+            return sha256 == null ? fetchLocalInPlace(abs) : fetchLocalCopy(abs, tempRoot);
         }
-        return fetchRemote();
+        return fetchRemote(tempRoot);
     }
 
     /** The local path this URI names, or null when it is not a local file URI. */
@@ -128,8 +174,8 @@ public final class ModelSource implements Serializable {
         }
     }
 
-    private LocalModel fetchLocal(Path path) {
-        Path abs = path.toAbsolutePath();
+    /** An unpinned local model: used in place (ONNX Runtime reads the original), hashed for its digest. */
+    private LocalModel fetchLocalInPlace(Path abs) {
         byte[] bytes;
         try {
             bytes = Files.readAllBytes(abs);
@@ -138,10 +184,46 @@ public final class ModelSource implements Serializable {
         } catch (IOException e) {
             throw new ModelLoadException("Model file " + abs + " cannot be read: " + e, e);
         }
-        return accept(bytes, abs, null, null);
+        String label = abs.toString();
+        FileDigest model = new FileDigest(sha256Hex(bytes), bytes.length);
+        ModelFormat format = ModelFormat.detect(bytes);
+        ModelProto proto = format == ModelFormat.ONNX ? OnnxModelReader.parse(bytes, label) : null;
+        Map<String, FileDigest> external = new LinkedHashMap<>();
+        for (Map.Entry<String, String> ref : externalReferences(proto).entrySet()) {
+            String location = ref.getKey();
+            Path resolved = existingExternalFile(abs.getParent(), location, ref.getValue(), label);
+            try (InputStream in = Files.newInputStream(resolved)) {
+                external.put(location, copyHashing(in, null));
+            } catch (IOException e) {
+                throw new ModelLoadException("Model file " + label + ": cannot read external data '" + location + "'"
+                        + tensorNote(ref.getValue()) + ": " + e, e);
+            }
+        }
+        return verified(abs, null, label, model, external, format, proto);
     }
 
-    private LocalModel fetchFromClasspath() {
+    /** A pinned local model: copied to a private folder while hashed, so ORT loads exactly the checked bytes. */
+    private LocalModel fetchLocalCopy(Path abs, Path tempRoot) {
+        String label = abs.toString();
+        return fetchCopy(tempRoot, fileName(abs.getFileName() == null ? "" : abs.getFileName().toString()), label,
+                new Origin() {
+                    @Override
+                    public InputStream openModel() throws IOException {
+                        try {
+                            return Files.newInputStream(abs);
+                        } catch (NoSuchFileException e) {
+                            throw new ModelLoadException("Model file not found: " + abs + describeUri(abs.toString()));
+                        }
+                    }
+
+                    @Override
+                    public InputStream openExternal(String location, String tensor) throws IOException {
+                        return Files.newInputStream(existingExternalFile(abs.getParent(), location, tensor, label));
+                    }
+                });
+    }
+
+    private LocalModel fetchFromClasspath(Path tempRoot) {
         String resource = uri.substring(CLASSPATH.length());
         while (resource.startsWith("/")) {
             resource = resource.substring(1);
@@ -151,27 +233,27 @@ public final class ModelSource implements Serializable {
             throw new ModelLoadException("Model not found on the classpath: " + uri
                     + " (no resource '" + resource + "' in the user code or library class loader)");
         }
-        Path dir = createTempDir();
-        try {
-            Path target = dir.resolve(fileName(resource));
-            byte[] bytes = copy(loader.getResource(resource), target);
-            String parent = resource.contains("/") ? resource.substring(0, resource.lastIndexOf('/') + 1) : "";
-            ClassLoader finalLoader = loader;
-            return accept(bytes, target, dir, location -> {
-                URL url = finalLoader.getResource(parent + location);
+        URL model = loader.getResource(resource);
+        String parent = resource.contains("/") ? resource.substring(0, resource.lastIndexOf('/') + 1) : "";
+        return fetchCopy(tempRoot, fileName(resource), uri, new Origin() {
+            @Override
+            public InputStream openModel() throws IOException {
+                return model.openStream();
+            }
+
+            @Override
+            public InputStream openExternal(String location, String tensor) throws IOException {
+                URL url = loader.getResource(parent + location);
                 if (url == null) {
-                    throw new ModelLoadException("Model " + uri + " refers to external data '" + location
-                            + "', which is not on the classpath beside it (" + parent + location + ")");
+                    throw new ModelLoadException("Model " + uri + " refers to external data '" + location + "'"
+                            + tensorNote(tensor) + ", which is not on the classpath beside it (" + parent + location + ")");
                 }
-                copy(url, dir.resolve(location));
-            });
-        } catch (RuntimeException | IOException e) {
-            deleteRecursively(dir);
-            throw asLoadException(e);
-        }
+                return url.openStream();
+            }
+        });
     }
 
-    private LocalModel fetchRemote() {
+    private LocalModel fetchRemote(Path tempRoot) {
         org.apache.flink.core.fs.Path remote = new org.apache.flink.core.fs.Path(uri);
         FileSystem fs;
         try {
@@ -180,63 +262,162 @@ public final class ModelSource implements Serializable {
             throw new ModelLoadException("No Flink file system can read model " + uri + ": " + e.getMessage()
                     + " (for s3/gs/azure, install the file system plugin in Flink's plugins/ folder)", e);
         }
-        Path dir = createTempDir();
-        try {
-            Path target = dir.resolve(fileName(remote.getName()));
-            byte[] bytes;
-            try {
-                bytes = copyRemote(fs, remote, target);
-            } catch (FileNotFoundException e) {
-                throw new ModelLoadException("Model file not found: " + uri + " (" + e.getMessage() + ")");
-            }
-            return accept(bytes, target, dir, location ->
-                    copyRemote(fs, new org.apache.flink.core.fs.Path(remote.getParent(), location), dir.resolve(location)));
-        } catch (RuntimeException | IOException e) {
-            deleteRecursively(dir);
-            throw asLoadException(e);
-        }
-    }
-
-    @FunctionalInterface
-    private interface ExternalFetcher {
-        void fetch(String location) throws IOException;
-    }
-
-    /** Checks digest, format and (for ONNX) the protobuf and its external data, then wraps the result. */
-    private LocalModel accept(byte[] bytes, Path file, Path tempDir, ExternalFetcher fetcher) {
-        String digest = sha256Hex(bytes);
-        if (sha256 != null && !sha256.equals(digest)) {
-            throw new ModelLoadException("sha256 mismatch for model " + uri + ": expected " + sha256 + ", actual "
-                    + digest + " (" + bytes.length + " bytes). The file changed, or the pin is wrong.");
-        }
-        ModelFormat format = ModelFormat.detect(bytes);
-        if (format == ModelFormat.ORT) {
-            return new LocalModel(this, file, tempDir, digest, bytes.length, format, null, null, List.of());
-        }
-        String label = tempDir == null ? file.toString() : uri;
-        ModelProto proto = OnnxModelReader.parse(bytes, label);
-        List<String> external = OnnxModelReader.externalDataLocations(proto);
-        for (String location : external) {
-            Path resolved = OnnxModelReader.resolveExternalData(file.getParent(), location, label);
-            if (fetcher != null) {
+        return fetchCopy(tempRoot, fileName(remote.getName()), uri, new Origin() {
+            @Override
+            public InputStream openModel() throws IOException {
                 try {
-                    Files.createDirectories(resolved.getParent());
-                    fetcher.fetch(location);
-                } catch (FileNotFoundException | NoSuchFileException e) {
-                    throw new ModelLoadException("Model " + label + " refers to external data '" + location
-                            + "', which was not found beside it: " + e.getMessage());
-                } catch (IOException e) {
-                    throw new ModelLoadException("Model " + label + ": cannot fetch external data '" + location + "': "
-                            + e, e);
+                    return fs.open(remote);
+                } catch (FileNotFoundException e) {
+                    throw new ModelLoadException("Model file not found: " + uri + " (" + e.getMessage() + ")");
                 }
-            } else if (!Files.isRegularFile(resolved)) {
-                throw new ModelLoadException("Model file " + label + " refers to external data '" + location
-                        + "', which does not exist: " + resolved);
             }
+
+            @Override
+            public InputStream openExternal(String location, String tensor) throws IOException {
+                return fs.open(new org.apache.flink.core.fs.Path(remote.getParent(), location));
+            }
+        });
+    }
+
+    /** Where a copied model's files are read from. */
+    private interface Origin {
+        /** Opens the model file; throws a {@link ModelLoadException} when it does not exist. */
+        InputStream openModel() throws IOException;
+
+        /** Opens the external-data file at {@code location} (already checked: relative, no {@code ..}). */
+        InputStream openExternal(String location, String tensor) throws IOException;
+    }
+
+    /** Size and sha256 of one file, as streamed. */
+    static final class FileDigest {
+        final String sha256;
+        final long size;
+
+        FileDigest(String sha256, long size) {
+            this.sha256 = sha256;
+            this.size = size;
+        }
+    }
+
+    /**
+     * Streams the model and its external data into a new private folder under {@code tempRoot}, hashing
+     * while streaming, then checks the copy. The folder is deleted on every failure, {@code Error}s included.
+     */
+    private LocalModel fetchCopy(Path tempRoot, String modelName, String label, Origin origin) {
+        Path dir = createTempDir(tempRoot);
+        try {
+            return copyAndCheck(dir, modelName, label, origin);
+        } catch (ModelLoadException e) {
+            deleteAfterFailure(dir, e);
+            throw e;
+        } catch (IOException e) {
+            deleteAfterFailure(dir, e);
+            throw new ModelLoadException("Model " + uri + " cannot be fetched: " + e, e);
+        } catch (Throwable t) {
+            deleteAfterFailure(dir, t);
+            throw t;
+        }
+    }
+
+    private LocalModel copyAndCheck(Path dir, String modelName, String label, Origin origin) throws IOException {
+        Path target = dir.resolve(modelName);
+        FileDigest model;
+        try (InputStream in = origin.openModel()) {
+            model = copyHashing(in, target);
+        }
+        ModelFormat format = detectFormat(target);
+        ModelProto proto = format == ModelFormat.ONNX ? OnnxModelReader.parse(target, label) : null;
+        Map<String, FileDigest> external = new LinkedHashMap<>();
+        for (Map.Entry<String, String> ref : externalReferences(proto).entrySet()) {
+            String location = ref.getKey();
+            String tensor = ref.getValue();
+            Path relative = OnnxModelReader.checkExternalDataLocation(location, tensor, label);
+            Path copy = dir.resolve(relative).normalize();
+            try {
+                Files.createDirectories(copy.getParent());
+                try (InputStream in = origin.openExternal(location, tensor)) {
+                    external.put(location, copyHashing(in, copy));
+                }
+            } catch (FileNotFoundException | NoSuchFileException e) {
+                throw new ModelLoadException("Model " + label + " refers to external data '" + location + "'"
+                        + tensorNote(tensor) + ", which was not found beside it: " + e.getMessage());
+            } catch (IOException e) {
+                throw new ModelLoadException("Model " + label + ": cannot fetch external data '" + location + "'"
+                        + tensorNote(tensor) + ": " + e, e);
+            }
+        }
+        return verified(target, dir, label, model, external, format, proto);
+    }
+
+    /** Checks the pin against the digest of everything read, then wraps the result. */
+    private LocalModel verified(Path file, Path tempDir, String label, FileDigest model, Map<String, FileDigest> external,
+            ModelFormat format, ModelProto proto) {
+        Map<String, String> externalSha256 = new LinkedHashMap<>();
+        external.forEach((location, d) -> externalSha256.put(location, d.sha256));
+        String digest = pinDigest(model.sha256, externalSha256);
+        if (sha256 != null && !sha256.equals(digest)) {
+            throw new ModelLoadException(mismatch(file, digest, model, external));
+        }
+        if (proto == null) {
+            return new LocalModel(this, file, tempDir, digest, model.sha256, externalSha256, model.size, format, null,
+                    null);
         }
         ModelSignature signature = OnnxModelReader.signature(proto);
         RuntimeCheck check = limits -> OnnxModelReader.checkRuntimeLimits(proto, limits, label);
-        return new LocalModel(this, file, tempDir, digest, bytes.length, format, signature, check, external);
+        return new LocalModel(this, file, tempDir, digest, model.sha256, externalSha256, model.size, format, signature,
+                check);
+    }
+
+    private String mismatch(Path file, String digest, FileDigest model, Map<String, FileDigest> external) {
+        if (external.isEmpty()) {
+            return "sha256 mismatch for model " + uri + ": expected " + sha256 + ", actual " + digest + " ("
+                    + model.size + " bytes). The file changed, or the pin is wrong.";
+        }
+        StringBuilder m = new StringBuilder("sha256 mismatch for model ").append(uri).append(": expected ")
+                .append(sha256).append(", actual ").append(digest)
+                .append(". The pin covers the model file and its external data (see ModelSource.withSha256): model file ")
+                .append(file.getFileName()).append(" sha256 ").append(model.sha256).append(" (").append(model.size)
+                .append(" bytes)");
+        external.forEach((location, d) -> m.append(", external data '").append(location).append("' sha256 ")
+                .append(d.sha256).append(" (").append(d.size).append(" bytes)"));
+        m.append(". A file changed, or the pin is wrong.");
+        if (sha256.equals(model.sha256)) {
+            m.append(" The pin is the sha256 of the model file alone, which does not cover its external data.");
+        }
+        return m.toString();
+    }
+
+    /**
+     * The digest a pin is checked against: the model file's sha256 when there is no external data, else
+     * the sha256 of the manifest {@link #withSha256} describes.
+     */
+    static String pinDigest(String modelSha256, Map<String, String> externalSha256) {
+        if (externalSha256.isEmpty()) {
+            return modelSha256;
+        }
+        StringBuilder manifest = new StringBuilder(modelSha256).append('\n');
+        new TreeMap<>(externalSha256).forEach((location, digest) ->
+                manifest.append(digest).append("  ").append(location).append('\n'));
+        return sha256Hex(manifest.toString().getBytes(StandardCharsets.UTF_8));
+    }
+
+    /** Location -> first tensor referring to it; empty for ORT-format files. */
+    private static Map<String, String> externalReferences(ModelProto proto) {
+        return proto == null ? Map.of() : OnnxModelReader.externalDataReferences(proto);
+    }
+
+    /** The confined, existing external-data file of a local model. */
+    private static Path existingExternalFile(Path modelDir, String location, String tensor, String label) {
+        Path resolved = OnnxModelReader.resolveExternalData(modelDir, location, tensor, label);
+        if (!Files.isRegularFile(resolved)) {
+            throw new ModelLoadException("Model file " + label + " refers to external data '" + location
+                    + "', which does not exist: " + resolved + tensorNote(tensor));
+        }
+        return resolved;
+    }
+
+    private static String tensorNote(String tensor) {
+        return tensor == null ? "" : " (tensor '" + tensor + "')";
     }
 
     /** Deferred check of runtime limits against the parsed protobuf. */
@@ -245,19 +426,29 @@ public final class ModelSource implements Serializable {
         void check(RuntimeLimits limits);
     }
 
-    private static byte[] copyRemote(FileSystem fs, org.apache.flink.core.fs.Path from, Path to) throws IOException {
-        try (InputStream in = fs.open(from)) {
-            byte[] bytes = in.readAllBytes();
-            Files.write(to, bytes);
-            return bytes;
+    private static final int BUFFER_SIZE = 64 * 1024;
+
+    /**
+     * Streams {@code in} to {@code target} (or nowhere, when null) through a SHA-256 digest with a fixed
+     * buffer: the file is never held in memory, whatever its size. Does not close {@code in}.
+     */
+    static FileDigest copyHashing(InputStream in, Path target) throws IOException {
+        MessageDigest md = newSha256();
+        DigestInputStream digesting = new DigestInputStream(in, md);
+        byte[] buffer = new byte[BUFFER_SIZE];
+        long size = 0;
+        try (OutputStream out = target == null ? OutputStream.nullOutputStream() : Files.newOutputStream(target)) {
+            for (int n; (n = digesting.read(buffer)) != -1; ) {
+                out.write(buffer, 0, n);
+                size += n;
+            }
         }
+        return new FileDigest(HexFormat.of().formatHex(md.digest()), size);
     }
 
-    private static byte[] copy(URL from, Path to) throws IOException {
-        try (InputStream in = from.openStream(); OutputStream out = Files.newOutputStream(to)) {
-            byte[] bytes = in.readAllBytes();
-            out.write(bytes);
-            return bytes;
+    private static ModelFormat detectFormat(Path file) throws IOException {
+        try (InputStream in = Files.newInputStream(file)) {
+            return ModelFormat.detect(in.readNBytes(8));
         }
     }
 
@@ -279,19 +470,23 @@ public final class ModelSource implements Serializable {
         return name.isEmpty() ? "model.onnx" : name;
     }
 
-    private static Path createTempDir() {
+    private static Path createTempDir(Path root) {
         try {
-            return Files.createTempDirectory("flink-onnx-model-");
+            // Owner-only permissions on POSIX file systems: the copy is private to this user.
+            return root == null ? Files.createTempDirectory("flink-onnx-model-")
+                    : Files.createTempDirectory(root, "flink-onnx-model-");
         } catch (IOException e) {
-            throw new ModelLoadException("Cannot create a temporary folder for a model copy: " + e, e);
+            throw new ModelLoadException("Cannot create a temporary folder for a model copy"
+                    + (root == null ? "" : " under " + root) + ": " + e, e);
         }
     }
 
-    private ModelLoadException asLoadException(Exception e) {
-        if (e instanceof ModelLoadException) {
-            return (ModelLoadException) e;
+    private static void deleteAfterFailure(Path dir, Throwable failure) {
+        try {
+            deleteRecursively(dir);
+        } catch (Throwable t) {
+            failure.addSuppressed(t);
         }
-        return new ModelLoadException("Model " + uri + " cannot be fetched: " + e, e);
     }
 
     static void deleteRecursively(Path dir) {
@@ -306,15 +501,19 @@ public final class ModelSource implements Serializable {
                     // best effort: a leftover temp file is not worth failing a job for
                 }
             });
-        } catch (IOException ignored) {
+        } catch (IOException | UncheckedIOException ignored) {
             // same
         }
     }
 
     /** Lower-case hex sha256 of {@code bytes}. */
     public static String sha256Hex(byte[] bytes) {
+        return HexFormat.of().formatHex(newSha256().digest(bytes));
+    }
+
+    private static MessageDigest newSha256() {
         try {
-            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
+            return MessageDigest.getInstance("SHA-256");
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("SHA-256 is required of every JVM", e);
         }

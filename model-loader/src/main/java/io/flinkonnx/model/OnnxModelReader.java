@@ -1,5 +1,6 @@
 package io.flinkonnx.model;
 
+import com.google.protobuf.CodedInputStream;
 import com.google.protobuf.InvalidProtocolBufferException;
 import io.flinkonnx.model.proto.OnnxProto;
 import io.flinkonnx.model.proto.OnnxProto.AttributeProto;
@@ -11,13 +12,14 @@ import io.flinkonnx.model.proto.OnnxProto.TensorProto;
 import io.flinkonnx.model.proto.OnnxProto.TensorShapeProto;
 import io.flinkonnx.model.proto.OnnxProto.TypeProto;
 import io.flinkonnx.model.proto.OnnxProto.ValueInfoProto;
+import java.io.IOException;
+import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
-import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -40,12 +42,45 @@ public final class OnnxModelReader {
         try {
             model = ModelProto.parseFrom(bytes);
         } catch (InvalidProtocolBufferException e) {
-            throw new ModelLoadException("Model file " + file + " is not a valid ONNX model (" + bytes.length
-                    + " bytes): the protobuf could not be parsed (" + firstLine(e.getMessage())
-                    + "). Is the file truncated, or not an .onnx/.ort file?");
+            throw notParsable(file, bytes.length, e);
         }
+        return checked(model, file, bytes.length);
+    }
+
+    /**
+     * Parses the ONNX model in {@code path}, streaming it rather than holding its bytes and the parsed
+     * message at once; fails naming {@code file} when it is empty, truncated, not ONNX or unreadable.
+     */
+    public static ModelProto parse(Path path, String file) {
+        long size;
+        ModelProto model;
+        try {
+            size = Files.size(path);
+            if (size == 0) {
+                throw new ModelLoadException("Model file " + file + " is empty (0 bytes): it is not an ONNX model.");
+            }
+            try (InputStream in = Files.newInputStream(path)) {
+                CodedInputStream coded = CodedInputStream.newInstance(in, 64 * 1024);
+                coded.setSizeLimit(Integer.MAX_VALUE);
+                model = ModelProto.parseFrom(coded);
+            } catch (InvalidProtocolBufferException e) {
+                throw notParsable(file, size, e);
+            }
+        } catch (IOException e) {
+            throw new ModelLoadException("Model file " + file + " cannot be read: " + e, e);
+        }
+        return checked(model, file, size);
+    }
+
+    private static ModelLoadException notParsable(String file, long size, InvalidProtocolBufferException e) {
+        return new ModelLoadException("Model file " + file + " is not a valid ONNX model (" + size
+                + " bytes): the protobuf could not be parsed (" + firstLine(e.getMessage())
+                + "). Is the file truncated, or not an .onnx/.ort file?");
+    }
+
+    private static ModelProto checked(ModelProto model, String file, long size) {
         if (!model.hasGraph() || model.getIrVersion() <= 0) {
-            throw new ModelLoadException("Model file " + file + " is not a valid ONNX model (" + bytes.length
+            throw new ModelLoadException("Model file " + file + " is not a valid ONNX model (" + size
                     + " bytes): it has " + (model.hasGraph() ? "no ir_version" : "no graph")
                     + ". Is the file truncated, or not an .onnx/.ort file?");
         }
@@ -105,53 +140,119 @@ public final class OnnxModelReader {
 
     /** The distinct external-data locations the model's tensors refer to, in first-use order. */
     public static List<String> externalDataLocations(ModelProto model) {
-        Set<String> locations = new LinkedHashSet<>();
-        collectExternal(model.getGraph(), locations);
-        for (OnnxProto.FunctionProto f : model.getFunctionsList()) {
-            for (NodeProto n : f.getNodeList()) {
-                collectExternal(n, locations);
-            }
-        }
-        return new ArrayList<>(locations);
+        return new ArrayList<>(externalDataReferences(model).keySet());
     }
 
     /**
-     * Resolves an external-data location against the model's folder, refusing any location that is
-     * absolute or leads out of that folder (by {@code ..} or by a symbolic link), whatever the runtime
-     * version would do.
+     * The distinct external-data locations the model's tensors refer to, in first-use order, each with the
+     * name of the first tensor that refers to it (for messages that name the tensor).
      */
-    public static Path resolveExternalData(Path modelDir, String location, String file) {
-        Path dir = modelDir.toAbsolutePath().normalize();
+    public static Map<String, String> externalDataReferences(ModelProto model) {
+        Map<String, String> references = new LinkedHashMap<>();
+        collectExternal(model.getGraph(), references);
+        for (OnnxProto.FunctionProto f : model.getFunctionsList()) {
+            for (NodeProto n : f.getNodeList()) {
+                collectExternal(n, references);
+            }
+        }
+        return references;
+    }
+
+    /**
+     * Checks an external-data location by its text: it must be a relative path with no {@code ..} segment
+     * (with {@code /} or {@code \} as separator) that names something below the model's folder. A
+     * {@code ..} is refused even where the text normalizes to a path inside the folder: after a symbolic
+     * link ({@code sub/../w.bin} with {@code sub} a link) the operating system, and ONNX Runtime before
+     * 1.24, would leave the folder.
+     *
+     * @param tensor the tensor that refers to it, named in the message; may be null
+     * @param file the model file (or URI) named in the message
+     * @return the location as a relative path
+     * @throws ModelLoadException naming the model file, the tensor and the location
+     */
+    public static Path checkExternalDataLocation(String location, String tensor, String file) {
         Path relative;
         try {
             relative = Path.of(location);
         } catch (RuntimeException e) {
             throw new ModelLoadException("Model file " + file + " refers to external data at an invalid location '"
-                    + location + "': " + e.getMessage());
+                    + location + "'" + forTensor(tensor) + ": " + e.getMessage());
         }
-        Path resolved = dir.resolve(relative).normalize();
-        if (relative.isAbsolute() || location.startsWith("/") || location.startsWith("\\") || !resolved.startsWith(dir)
-                || resolved.equals(dir)) {
+        if (location.isEmpty()) {
+            throw new ModelLoadException("Model file " + file + " refers to external data with an empty location"
+                    + forTensor(tensor) + ": refused. " + CONFINEMENT);
+        }
+        boolean dotDot = false;
+        for (String segment : location.split("[/\\\\]", -1)) {
+            dotDot |= segment.equals("..");
+        }
+        Path normalized = relative.normalize();
+        if (relative.isAbsolute() || relative.getRoot() != null || location.startsWith("/")
+                || location.startsWith("\\")
+                || (location.length() > 1 && location.charAt(1) == ':' && Character.isLetter(location.charAt(0)))
+                || normalized.startsWith("..") || normalized.toString().isEmpty()) {
             throw new ModelLoadException("Model file " + file + " refers to external data '" + location
-                    + "' outside the model's folder " + dir + ": refused. External data must lie in the model's"
-                    + " folder or below it.");
+                    + "' outside the model's folder" + forTensor(tensor) + ": refused. " + CONFINEMENT);
+        }
+        if (dotDot) {
+            throw new ModelLoadException("Model file " + file + " refers to external data '" + location + "'"
+                    + forTensor(tensor) + ", a location with a '..' segment: refused. After a symbolic link, '..'"
+                    + " leads outside the model's folder whatever the text says. " + CONFINEMENT);
+        }
+        return relative;
+    }
+
+    private static final String CONFINEMENT = "External data must lie in the model's folder or below it, named by a"
+            + " relative path without '..' segments.";
+
+    /**
+     * Resolves an external-data location against the model's folder, refusing any location that is
+     * absolute, has a {@code ..} segment, or leads out of that folder by a symbolic link, whatever the
+     * runtime version would do. Same as {@link #resolveExternalData(Path, String, String, String)} without
+     * naming the tensor.
+     */
+    public static Path resolveExternalData(Path modelDir, String location, String file) {
+        return resolveExternalData(modelDir, location, null, file);
+    }
+
+    /**
+     * Resolves an external-data location against the model's folder, refusing any location that is
+     * absolute, has a {@code ..} segment ({@link #checkExternalDataLocation}), or leads out of that folder
+     * by a symbolic link (checked when the path exists), whatever the runtime version would do.
+     *
+     * @param tensor the tensor that refers to the location, named in messages; may be null
+     * @param file the model file (or URI) named in messages
+     * @throws ModelLoadException naming the model file, the tensor and the location
+     */
+    public static Path resolveExternalData(Path modelDir, String location, String tensor, String file) {
+        Path relative = checkExternalDataLocation(location, tensor, file);
+        Path dir = modelDir.toAbsolutePath().normalize();
+        Path resolved = dir.resolve(relative).normalize();
+        if (!resolved.startsWith(dir) || resolved.equals(dir)) {
+            throw new ModelLoadException("Model file " + file + " refers to external data '" + location
+                    + "' outside the model's folder " + dir + forTensor(tensor) + ": refused. " + CONFINEMENT);
         }
         if (Files.exists(resolved, LinkOption.NOFOLLOW_LINKS)) {
             try {
                 Path real = resolved.toRealPath();
                 if (!real.startsWith(dir.toRealPath())) {
-                    throw new ModelLoadException("Model file " + file + " refers to external data '" + location
-                            + "', a link to " + real + " outside the model's folder " + dir + ": refused.");
+                    throw new ModelLoadException("Model file " + file + " refers to external data '" + location + "'"
+                            + forTensor(tensor) + ", a link to " + real + " outside the model's folder " + dir
+                            + ": refused. " + CONFINEMENT);
                 }
             } catch (java.io.IOException e) {
                 throw new ModelLoadException("Model file " + file + ": cannot resolve external data '" + location
-                        + "': " + e.getMessage(), e);
+                        + "'" + forTensor(tensor) + ": " + e.getMessage(), e);
             }
         }
         return resolved;
     }
 
-    private static void collectExternal(GraphProto graph, Set<String> out) {
+    private static String forTensor(String tensor) {
+        return tensor == null ? "" : " (tensor '" + tensor + "')";
+    }
+
+    private static void collectExternal(GraphProto graph, Map<String, String> out) {
         graph.getInitializerList().forEach(t -> collectExternal(t, out));
         graph.getSparseInitializerList().forEach(s -> {
             collectExternal(s.getValues(), out);
@@ -162,7 +263,7 @@ public final class OnnxModelReader {
         }
     }
 
-    private static void collectExternal(NodeProto node, Set<String> out) {
+    private static void collectExternal(NodeProto node, Map<String, String> out) {
         for (AttributeProto a : node.getAttributeList()) {
             if (a.hasT()) {
                 collectExternal(a.getT(), out);
@@ -175,11 +276,11 @@ public final class OnnxModelReader {
         }
     }
 
-    private static void collectExternal(TensorProto t, Set<String> out) {
+    private static void collectExternal(TensorProto t, Map<String, String> out) {
         if (t.getDataLocation() == TensorProto.DataLocation.EXTERNAL) {
             t.getExternalDataList().stream()
                     .filter(e -> e.getKey().equals("location"))
-                    .forEach(e -> out.add(e.getValue()));
+                    .forEach(e -> out.putIfAbsent(e.getValue(), t.getName()));
         }
     }
 

@@ -187,4 +187,45 @@ class ModelSourceTest {
             assertThat(model.signature()).isEmpty();
         }
     }
+
+    @Test
+    void externalDataReachedThroughASymlinkAndADotDotSegmentIsRefusedNamingModelTensorAndLocation() throws IOException {
+        // model/sub -> outside/inner, so model/sub/../w.bin is outside/w.bin for the OS (and ORT 1.23), while the
+        // path text normalizes to model/w.bin, a harmless file inside the model's folder.
+        Path file = new TestModels.Mlp(4, 8, 2).writeWithExternalWeights(dir.resolve("model/mlp.onnx"), "sub/../w.bin");
+        Path inner = Files.createDirectories(dir.resolve("outside/inner"));
+        Files.copy(dir.resolve("model/w.bin"), dir.resolve("outside/w.bin"));
+        Files.createSymbolicLink(dir.resolve("model/sub"), inner);
+        assertThatThrownBy(() -> ModelSource.of(file.toString()).fetch())
+                .isInstanceOf(ModelLoadException.class)
+                .hasMessageContaining("Model file " + file.toAbsolutePath())
+                .hasMessageContaining("external data 'sub/../w.bin'")
+                .hasMessageContaining("tensor 'w1'")
+                .hasMessageContaining("'..' segment");
+    }
+
+    @Test
+    void externalDataThatIsASymlinkOutOfTheFolderIsRefusedAtFetch() throws IOException {
+        Path file = new TestModels.Mlp(4, 8, 2).writeWithExternalWeights(dir.resolve("model/mlp.onnx"), "w.bin");
+        Files.move(dir.resolve("model/w.bin"), Files.createDirectories(dir.resolve("outside")).resolve("w.bin"));
+        Files.createSymbolicLink(dir.resolve("model/w.bin"), dir.resolve("outside/w.bin"));
+        assertThatThrownBy(() -> ModelSource.of(file.toString()).fetch())
+                .isInstanceOf(ModelLoadException.class)
+                .hasMessageContaining("Model file " + file.toAbsolutePath())
+                .hasMessageContaining("external data 'w.bin'")
+                .hasMessageContaining("tensor 'w1'")
+                .hasMessageContaining("a link to " + dir.resolve("outside/w.bin").toRealPath());
+    }
+
+    @Test
+    void absoluteExternalDataLocationIsRefusedAtFetch() throws IOException {
+        Path outside = Files.createDirectories(dir.resolve("outside")).resolve("w.bin");
+        Path file = new TestModels.Mlp(4, 8, 2).writeWithExternalWeights(dir.resolve("model/mlp.onnx"),
+                outside.toAbsolutePath().toString());
+        assertThatThrownBy(() -> ModelSource.of(file.toString()).fetch())
+                .isInstanceOf(ModelLoadException.class)
+                .hasMessageContaining("Model file " + file.toAbsolutePath())
+                .hasMessageContaining("external data '" + outside.toAbsolutePath() + "' outside the model's folder")
+                .hasMessageContaining("tensor 'w1'");
+    }
 }

@@ -174,4 +174,25 @@ class OnnxModelReaderTest {
             Files.deleteIfExists(outside);
         }
     }
+
+    @Test
+    void anyDotDotSegmentInAnExternalDataLocationIsRefusedEvenWhereItStaysInside() throws IOException {
+        Files.createDirectories(dir.resolve("sub"));
+        Files.write(dir.resolve("w.bin"), new byte[16]);
+        for (String location : List.of("sub/../w.bin", "sub/./../w.bin", "a/b/../../w.bin", "sub\\..\\w.bin")) {
+            assertThatThrownBy(() -> OnnxModelReader.resolveExternalData(dir, location, "w1", "/m/dots.onnx"))
+                    .as(location)
+                    .isInstanceOf(ModelLoadException.class)
+                    .hasMessageContaining("Model file /m/dots.onnx refers to external data '" + location + "'")
+                    .hasMessageContaining("tensor 'w1'")
+                    .hasMessageContaining("'..' segment");
+        }
+    }
+
+    @Test
+    void externalDataReferencesNameTheFirstTensorUsingEachLocation() throws IOException {
+        Path file = new TestModels.Mlp(4, 4, 2).writeWithExternalWeights(dir.resolve("ext.onnx"), "weights/w1.bin");
+        ModelProto model = OnnxModelReader.parse(Files.readAllBytes(file), "ext.onnx");
+        assertThat(OnnxModelReader.externalDataReferences(model)).containsExactly(Map.entry("weights/w1.bin", "w1"));
+    }
 }
