@@ -205,14 +205,17 @@ final class RecordInputs implements InputRow {
         }
     }
 
-    /** The record shape from the array's length: fixed dims as declared, at most one free dim inferred. */
+    /**
+     * The record shape from the array's length: fixed dims as declared, at most one free dim inferred. A
+     * free dim is never 0; a dim the model itself declares as 0 is kept (the model expects an empty tensor).
+     */
     private long[] inferShape(TensorSpec spec, Object array) {
         checkType(spec, array);
         int length = Array.getLength(array);
-        if (length == 0) {
-            throw emptyInput(spec, "it has no values");
-        }
         if (!spec.isShapeKnown()) {
+            if (length == 0) {
+                throw emptyInput(spec, "it has no values");
+            }
             return new long[] {length};
         }
         List<Dim> dims = spec.recordDims();
@@ -231,23 +234,28 @@ final class RecordInputs implements InputRow {
                 free = d;
             }
         }
-        if (fixedProduct == 0) {
-            throw emptyInput(spec, "its record shape " + shapeOf(dims) + " holds no values");
-        }
         if (free < 0) {
             if (length != fixedProduct) {
                 throw new RecordConversionException("Input '" + spec.name() + "' expects " + fixedProduct
                         + " values per record (record shape " + shapeOf(dims) + ", model shape "
                         + spec.shapeString() + ") but the record has " + length);
             }
-        } else {
-            if (length % fixedProduct != 0) {
-                throw new RecordConversionException("Input '" + spec.name() + "' expects a multiple of "
-                        + fixedProduct + " values per record (record shape " + shapeOf(dims)
-                        + ") but the record has " + length);
-            }
-            shape[free] = length / fixedProduct;
+            return shape;
         }
+        if (fixedProduct == 0) {
+            throw new RecordConversionException("Input '" + spec.name() + "' has record shape " + shapeOf(dims)
+                    + ": a fixed dimension of 0 leaves the free one undetermined; give the shape explicitly, put(\""
+                    + spec.name() + "\", values, dims...)");
+        }
+        if (length == 0) {
+            throw emptyInput(spec, "it has no values");
+        }
+        if (length % fixedProduct != 0) {
+            throw new RecordConversionException("Input '" + spec.name() + "' expects a multiple of "
+                    + fixedProduct + " values per record (record shape " + shapeOf(dims)
+                    + ") but the record has " + length);
+        }
+        shape[free] = length / fixedProduct;
         return shape;
     }
 
@@ -260,9 +268,6 @@ final class RecordInputs implements InputRow {
                 throw new RecordConversionException("Input '" + spec.name() + "': negative dimension in shape "
                         + Arrays.toString(shape));
             }
-            if (d == 0) {
-                throw emptyInput(spec, "shape " + Arrays.toString(shape) + " has a zero-sized dimension");
-            }
             try {
                 product = Math.multiplyExact(product, d);
             } catch (ArithmeticException e) {
@@ -274,8 +279,14 @@ final class RecordInputs implements InputRow {
             throw new RecordConversionException("Input '" + spec.name() + "': shape " + Arrays.toString(shape)
                     + " holds " + product + " values but the record has " + length);
         }
-        if (spec.isShapeKnown()) {
-            List<Dim> dims = spec.recordDims();
+        List<Dim> dims = spec.isShapeKnown() ? spec.recordDims() : null;
+        for (int d = 0; d < shape.length; d++) {
+            boolean declaredZero = dims != null && d < dims.size() && dims.get(d).isFixed() && dims.get(d).value() == 0;
+            if (shape[d] == 0 && !declaredZero) {
+                throw emptyInput(spec, "shape " + Arrays.toString(shape) + " has a zero-sized dimension");
+            }
+        }
+        if (dims != null) {
             boolean fits = dims.size() == shape.length;
             for (int d = 0; fits && d < shape.length; d++) {
                 fits = !dims.get(d).isFixed() || dims.get(d).value() == shape[d];
@@ -294,8 +305,8 @@ final class RecordInputs implements InputRow {
      * Div) crash the process with SIGFPE instead of failing the run.
      */
     private static RecordConversionException emptyInput(TensorSpec spec, String why) {
-        return new RecordConversionException("Input '" + spec.name() + "' is empty: " + why + "; every dimension of"
-                + " a record must hold at least one value (model shape " + spec.shapeString() + ")");
+        return new RecordConversionException("Input '" + spec.name() + "' is empty: " + why + "; every free dimension"
+                + " of a record must hold at least one value (model shape " + spec.shapeString() + ")");
     }
 
     private static String expected(TensorSpec spec) {
