@@ -78,6 +78,14 @@ final class DriftAccumulator {
         }
     }
 
+    /** One element as a number, reading the bytes of a UINT8 output as unsigned (0..255) and INT8 as signed. */
+    private double value(Object array, int i) {
+        if (type == ElementType.UINT8 && array instanceof byte[]) {
+            return Byte.toUnsignedInt(((byte[]) array)[i]);
+        }
+        return signedValue(array, i);
+    }
+
     private int argmax(Object values, int row) {
         int best = 0;
         double bestValue = Double.NEGATIVE_INFINITY;
@@ -91,7 +99,7 @@ final class DriftAccumulator {
         return best;
     }
 
-    private static double value(Object array, int i) {
+    private static double signedValue(Object array, int i) {
         if (array instanceof float[]) {
             return ((float[]) array)[i];
         } else if (array instanceof double[]) {

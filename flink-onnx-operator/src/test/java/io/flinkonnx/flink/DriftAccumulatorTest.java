@@ -38,6 +38,28 @@ class DriftAccumulatorTest {
     }
 
     @Test
+    void uint8ValuesAreComparedUnsignedSo255Against0IsOutsideTolerance() {
+        DriftAccumulator u = new DriftAccumulator("u", ElementType.UINT8, DriftTolerance.defaults(), 0);
+        u.add(new byte[] {(byte) 255, (byte) 200, 7}, new byte[] {0, (byte) 201, 7});
+        OutputDrift d = u.result();
+        assertThat(d.maxAbsError).as("|255 - 0| on UINT8").isEqualTo(255);
+        assertThat(d.maxRelError).isInfinite();
+        assertThat(d.fractionOutside).isCloseTo(1 / 3.0, within(1e-9)); // 200 vs 201 is within atol 1
+        assertThat(d.withinTolerance).isFalse();
+    }
+
+    @Test
+    void int8ValuesKeepSignedSemantics() {
+        DriftAccumulator s = new DriftAccumulator("s", ElementType.INT8, DriftTolerance.defaults(), 0);
+        // (byte) 255 is -1 as INT8: -1 against 0 is a difference of 1, within INT8's atol of 1
+        s.add(new byte[] {(byte) 255, -128}, new byte[] {0, 127});
+        OutputDrift d = s.result();
+        assertThat(d.maxAbsError).as("|-128 - 127| on INT8").isEqualTo(255);
+        assertThat(d.fractionOutside).isEqualTo(0.5);
+        assertThat(d.withinTolerance).isFalse();
+    }
+
+    @Test
     void zeroReferenceGivesInfiniteRelativeErrorAndNaNMustMatchNaN() {
         DriftAccumulator acc = new DriftAccumulator("y", ElementType.DOUBLE, DriftTolerance.defaults(), 0);
         acc.add(new double[] {1e-6, Double.NaN, Double.NaN}, new double[] {0, Double.NaN, 1});
