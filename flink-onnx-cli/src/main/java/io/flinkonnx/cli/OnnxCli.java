@@ -36,7 +36,8 @@ public final class OnnxCli {
             "  optimize MODEL -o OUT [--level basic|extended|all] [--format onnx|ort]",
             "  verify   MODEL --test-data DIR [--rtol R] [--atol A]",
             "                                         run ONNX test_data_set_N folders, print per-output errors,",
-            "                                         exit 1 when out of tolerance or an input does not fit",
+            "                                         exit 1 when out of tolerance, an input does not fit, or an",
+            "                                         output_K.pb is missing (a set must compare every output)",
             "MODEL: a path, file:/classpath: URI, or any Flink file system URI; append @sha256:HEX to pin it.");
 
     private OnnxCli() {}

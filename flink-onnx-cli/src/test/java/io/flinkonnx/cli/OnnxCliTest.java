@@ -115,6 +115,33 @@ class OnnxCliTest {
     }
 
     @Test
+    void verifyExitsNonZeroNamingTheMissingOutputFileWhenOutput0IsRemoved() throws Exception {
+        float[] x = TestModels.features(1, 4);
+        Path set = dir.resolve("incomplete/test_data_set_0");
+        writeSet(set, x, mlp.reference(x));
+        Files.delete(set.resolve("output_0.pb"));
+        assertThat(run("verify", model.toString(), "--test-data", dir.resolve("incomplete").toString()))
+                .as("exit status of verify on a set without output_0.pb; out: %s", out()).isEqualTo(OnnxCli.FAILED);
+        assertThat(out()).contains("test_data_set_0: ERROR ")
+                .contains("incomplete/test_data_set_0 is missing expected output output_0.pb (output 'y')").endsWith("FAIL\n").doesNotContain("PASS");
+    }
+
+    @Test
+    void verifyExitsNonZeroWhenOneOfTwoSetsHasNoOutputsAtAll() throws Exception {
+        float[] x = TestModels.features(1, 4);
+        writeSet(dir.resolve("mixed/test_data_set_0"), x, mlp.reference(x));
+        Path empty = dir.resolve("mixed/test_data_set_1");
+        writeSet(empty, x, mlp.reference(x));
+        Files.delete(empty.resolve("output_0.pb"));
+        assertThat(run("verify", model.toString(), "--test-data", dir.resolve("mixed").toString()))
+                .as("a set that compares nothing is no pass; out: %s", out()).isEqualTo(OnnxCli.FAILED);
+        assertThat(out()).contains("test_data_set_0: PASS")
+                .contains("test_data_set_1: ERROR ")
+                .contains("mixed/test_data_set_1 is missing expected output output_0.pb (output 'y')")
+                .contains("the set has 0").endsWith("FAIL\n");
+    }
+
+    @Test
     void verifyRefusesAnInputOfTheWrongTypeInsteadOfCastingIt() throws Exception {
         Path set = Files.createDirectories(dir.resolve("typed/test_data_set_0"));
         TensorProto.Builder ints = TensorProto.newBuilder().setName("x").setDataType(ElementType.INT64.onnxCode())

@@ -68,7 +68,8 @@ final class DriftMonitor<IN> implements AutoCloseable {
             recordEvery = Math.max(1, Math.round(1 / config.recordFraction));
         }
         if (config.goldenVectors != null) {
-            golden = ReferenceDataSet.readAll(Path.of(config.goldenVectors));
+            // Complete sets only: a missing output_K.pb fails here, at start, instead of comparing nothing later.
+            golden = GoldenVectors.readAll(Path.of(config.goldenVectors), runner.modelName(), runner.signature());
             nextGoldenMillis = 0;
         }
         if (metrics != null && enabled()) {
@@ -108,6 +109,10 @@ final class DriftMonitor<IN> implements AutoCloseable {
                 this.runner.signature());
         for (ReferenceDataSet set : golden) {
             runner.compare(set, acc, config.tolerance, DriftMonitor::classes);
+        }
+        if (acc.isEmpty()) {
+            throw new IllegalStateException("Golden vectors " + config.goldenVectors + " compared no output of "
+                    + this.runner.modelName() + ": a check that compares nothing is not a pass");
         }
         return publish(report(DriftReport.Source.GOLDEN_VECTORS, config.goldenVectors, golden.size(), acc, nowMillis));
     }

@@ -8,8 +8,17 @@ import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ReferenceDataSet;
 import io.flinkonnx.model.TensorData;
 import io.flinkonnx.model.TensorSpec;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
 
 /**
  * Runs ONNX test-data sets through a session with the operator's own conversion (type and shape checks,
@@ -17,6 +26,8 @@ import java.util.Map;
  * the signature is used without a batch axis.
  */
 final class GoldenVectors {
+    private static final Pattern NUMBERED = Pattern.compile("(input|output)_(\\d+)\\.pb");
+
     private final String model;
     private final OrtSession session;
     private final ModelSignature signature;
@@ -45,6 +56,7 @@ final class GoldenVectors {
             throw new RecordConversionException(set.name() + " has " + set.inputs().size() + " inputs, model " + model
                     + " takes " + inputs.size() + " (" + RecordInputs.describe(inputs) + ")");
         }
+        requireEveryOutput(model, set.name(), set, signature);
         row.reset();
         for (int k = 0; k < inputs.size(); k++) {
             TensorData data = set.inputs().get(k);
@@ -58,7 +70,7 @@ final class GoldenVectors {
         } finally {
             tensors.values().forEach(OnnxTensor::close);
         }
-        for (int k = 0; k < set.outputs().size() && k < signature.outputs().size(); k++) {
+        for (int k = 0; k < signature.outputs().size(); k++) {
             TensorSpec spec = signature.outputs().get(k);
             TensorData expected = set.outputs().get(k);
             Object reference = HalfFloats.widen(expected);
@@ -67,5 +79,91 @@ final class GoldenVectors {
             acc.computeIfAbsent(spec.name(), n -> new DriftAccumulator(n, type, tolerance, classes.apply(spec)))
                     .add(actual, reference);
         }
+    }
+
+    /**
+     * Reads every {@code test_data_set_*} folder below {@code folder} (or {@code folder} itself) for
+     * {@code model}, refusing a set that lacks an expected output: see {@link #read}.
+     */
+    static List<ReferenceDataSet> readAll(Path folder, String model, ModelSignature signature) throws IOException {
+        List<ReferenceDataSet> sets = new ArrayList<>();
+        for (Path set : ReferenceDataSet.folders(folder)) {
+            sets.add(read(set, model, signature));
+        }
+        return sets;
+    }
+
+    /**
+     * Reads one {@code test_data_set_N} folder and checks that it is complete: its {@code input_K.pb} and
+     * {@code output_K.pb} files are numbered from 0 without a gap, and there is an expected output for each
+     * of the model's outputs. A set that compares nothing, or fewer outputs than the model has, would pass
+     * without proving anything.
+     *
+     * @throws IOException when a numbered file is missing (the message names it) or the set cannot be read
+     */
+    static ReferenceDataSet read(Path folder, String model, ModelSignature signature) throws IOException {
+        requireNoGap(folder, "input", signature.inputs());
+        requireNoGap(folder, "output", signature.outputs());
+        ReferenceDataSet set = ReferenceDataSet.read(folder);
+        try {
+            requireEveryOutput(model, folder.toString(), set, signature);
+        } catch (IllegalArgumentException e) {
+            throw new IOException(e.getMessage(), e);
+        }
+        return set;
+    }
+
+    /**
+     * Fails unless {@code set} (found at {@code where}) has exactly one expected output per output of the model.
+     *
+     * @throws IllegalArgumentException naming the missing {@code output_K.pb} files and outputs
+     */
+    static void requireEveryOutput(String model, String where, ReferenceDataSet set, ModelSignature signature) {
+        List<TensorSpec> outputs = signature.outputs();
+        int have = set.outputs().size();
+        if (have < outputs.size()) {
+            List<String> missing = new ArrayList<>();
+            for (int k = have; k < outputs.size(); k++) {
+                missing.add("output_" + k + ".pb (output '" + outputs.get(k).name() + "')");
+            }
+            throw new IllegalArgumentException(where + " is missing expected output " + String.join(", ", missing)
+                    + ": model " + model + " has " + outputs.size() + " output(s) (" + describe(outputs) + ") and the"
+                    + " set has " + have + "; every output needs its output_K.pb, or nothing is compared for it");
+        }
+        if (have > outputs.size()) {
+            throw new IllegalArgumentException(where + " has " + have + " expected outputs but model " + model
+                    + " has " + outputs.size() + " (" + describe(outputs) + "); remove output_" + outputs.size()
+                    + ".pb and beyond, or verify the model they belong to");
+        }
+    }
+
+    /** Fails when {@code output_K.pb} (or input) exists for some K but not for a lower one. */
+    private static void requireNoGap(Path folder, String kind, List<TensorSpec> specs) throws IOException {
+        TreeSet<Integer> present = new TreeSet<>();
+        if (Files.isDirectory(folder)) {
+            try (Stream<Path> children = Files.list(folder)) {
+                for (Path p : children.collect(Collectors.toList())) {
+                    Matcher m = NUMBERED.matcher(p.getFileName().toString());
+                    if (m.matches() && m.group(1).equals(kind)) {
+                        present.add(Integer.parseInt(m.group(2)));
+                    }
+                }
+            }
+        }
+        if (present.isEmpty()) {
+            return; // counted against the model's inputs/outputs by the caller, with the model's names
+        }
+        for (int k = 0; k < present.last(); k++) {
+            if (!present.contains(k)) {
+                String which = k < specs.size() ? " (" + kind + " '" + specs.get(k).name() + "')" : "";
+                throw new IOException(folder + " has " + kind + "_" + present.last() + ".pb but no " + kind + "_" + k
+                        + ".pb" + which + ": " + kind + " files are numbered from 0 in the model's " + kind
+                        + " order, and a missing one must not shift the others onto the wrong " + kind);
+            }
+        }
+    }
+
+    private static String describe(List<TensorSpec> specs) {
+        return specs.stream().map(TensorSpec::name).collect(Collectors.joining(", "));
     }
 }

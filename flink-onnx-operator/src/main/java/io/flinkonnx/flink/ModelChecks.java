@@ -53,8 +53,9 @@ public final class ModelChecks {
         public DriftReport report;
         public String error;
 
+        /** True only when outputs were compared and all were within tolerance: comparing nothing is no pass. */
         public boolean passed() {
-            return error == null && report != null && !report.flagged;
+            return error == null && report != null && !report.outputs.isEmpty() && !report.flagged;
         }
     }
 
@@ -135,7 +136,7 @@ public final class ModelChecks {
                         continue;
                     }
                     try {
-                        ReferenceDataSet set = ReferenceDataSet.read(folder);
+                        ReferenceDataSet set = GoldenVectors.read(folder, source.uri(), session.signature());
                         Map<String, DriftAccumulator> acc = new LinkedHashMap<>();
                         golden.compare(set, acc, tolerance, DriftMonitor::classes);
                         DriftReport d = new DriftReport();
