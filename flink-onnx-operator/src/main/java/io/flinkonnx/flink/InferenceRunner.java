@@ -285,7 +285,17 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
                         + "'; put the mask in the encoder");
             }
         }
-        int n = Math.toIntExact(Padding.product(shape));
+        long values = 1;
+        for (long d : shape) {
+            values = d == 0 || values <= spec.maxRecordBytes() / d ? values * d : spec.maxRecordBytes() + 1;
+        }
+        long bytes = values * Math.max(1, mask.elementType().byteSize());
+        if (values > spec.maxRecordBytes() || row.byteEstimate() + bytes > spec.maxRecordBytes()) {
+            throw new RecordConversionException("The attention mask '" + mask.name() + "' derived for this record ("
+                    + Arrays.toString(shape) + ") would take the record past maxRecordBytes (" + spec.maxRecordBytes()
+                    + ")");
+        }
+        int n = (int) values;
         Object ones = n > MASK_CACHE_MAX_LENGTH ? ones(mask.elementType(), n)
                 : maskOnes.computeIfAbsent(n, k -> ones(mask.elementType(), k));
         row.putDerived(maskInput, ones, shape);
@@ -386,8 +396,9 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
             order[i] = i;
         }
         boolean grouped = groupByRun(count);
+        // In run order: the decoder and the drift checks must see the record whose row they read.
         Object[] view = records;
-        if (grouped && drift.enabled()) {
+        if (grouped) {
             for (int p = 0; p < count; p++) {
                 ordered[p] = records[order[p]];
             }
@@ -408,7 +419,9 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
         }
         if (isolation.succeededRuns > 0 || isolation.failedRuns == 0) {
             consecutiveFailedBatches = 0;
-        } else if (++consecutiveFailedBatches >= spec.maxConsecutiveFailedBatches()) {
+        } else if (isolation.failedRecords >= 2 && ++consecutiveFailedBatches >= spec.maxConsecutiveFailedBatches()) {
+            // Only batches where two or more records failed count: one record failing alone cannot tell a bad
+            // record from a broken model, and counting it would restart the job on a run of bad records.
             throw new SystemicFailureException("Every run of model " + modelName + " failed in "
                     + consecutiveFailedBatches + " batches in a row (maxConsecutiveFailedBatches = "
                     + spec.maxConsecutiveFailedBatches() + "): the session, not the records, looks broken. Last"
@@ -422,6 +435,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
         int runsLeft;
         int succeededRuns;
         int failedRuns;
+        int failedRecords;
         Exception lastError;
 
         /**
@@ -475,6 +489,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
     private void isolate(Object[] records, int from, int to, Isolation isolation, Outcomes<OUT> outcomes)
             throws Exception {
         if (isolation.runsLeft <= 0) {
+            isolation.failedRecords += to - from;
             for (int i = from; i < to; i++) {
                 outcomes.failed(order[i], new RecordConversionException("Not scored: isolating the failing records"
                         + " of this batch used up its runs (a run per record plus one halving); last error: "
@@ -489,6 +504,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
             isolation.failedRuns++;
             isolation.lastError = error;
             if (to - from == 1) {
+                isolation.failedRecords++;
                 outcomes.failed(order[from], error);
                 return;
             }
@@ -503,7 +519,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
                 for (DriftReport report : drift.afterRun(records, from, to - from)) {
                     outcomes.drift(report);
                 }
-            } catch (OrtException | RuntimeException e) {
+            } catch (Exception e) {
                 // A reference that cannot be compared must not stop scoring; it is a configuration error to fix.
                 LOG.warn("Drift check of model {} failed: {}", modelName, e.getMessage());
             }

@@ -2,6 +2,7 @@ package io.flinkonnx.flink;
 
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
@@ -31,6 +32,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     private transient InferenceRunner<Object[], RowData> runner;
     private transient BlockingQueue<Pending> queue;
     private transient Thread worker;
+    private transient int gatherSize;
     private transient volatile boolean running;
     private transient volatile Throwable failure;
 
@@ -61,6 +63,8 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
                 metrics, rows, BatchPolicy.defaults());
         // SQL has no side outputs: drift reports go to the gauges and the log.
         DriftMonitor.checkGoldenIfDue(runner.drift());
+        // A model without a free batch axis takes one row per run (as in the batching operator).
+        gatherSize = runner.batchable() ? batchSize : 1;
         queue = new ArrayBlockingQueue<>(4 * batchSize);
         running = true;
         worker = new Thread(this::work, "onnx-ml-predict-" + context.getTaskInfo().getIndexOfThisSubtask());
@@ -93,7 +97,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     }
 
     private void work() {
-        List<Pending> batch = new ArrayList<>(batchSize);
+        List<Pending> batch = new ArrayList<>(gatherSize);
         try {
             while (running) {
                 Pending first = queue.poll(100, TimeUnit.MILLISECONDS);
@@ -102,7 +106,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
                 }
                 batch.add(first);
                 long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(batchDelayMillis);
-                while (batch.size() < batchSize) {
+                while (batch.size() < gatherSize) {
                     Pending next = queue.poll(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
                     if (next == null) {
                         break;
@@ -119,6 +123,10 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
             batch.forEach(p -> p.result.completeExceptionally(t));
             failure = t;
             running = false;
+            // and what is queued, which also frees a task thread blocked on a full queue
+            List<Pending> queued = new ArrayList<>();
+            queue.drainTo(queued);
+            queued.forEach(p -> p.result.completeExceptionally(closed()));
         } finally {
             batch.forEach(p -> p.result.completeExceptionally(closed()));
         }
@@ -154,7 +162,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
         runner.scoreBatch(records, records.length, new InferenceRunner.Outcomes<>() {
             @Override
             public void scored(int index, RowData result) {
-                encoded.get(index).result.complete(List.of(result));
+                encoded.get(index).result.complete(Collections.singletonList(result));
             }
 
             @Override

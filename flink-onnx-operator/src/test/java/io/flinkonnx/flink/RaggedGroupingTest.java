@@ -97,8 +97,13 @@ class RaggedGroupingTest {
     }
 
     @Test
-    void groupsOfEqualShapeKeepTheInputOrderOfTheirResults() throws Exception {
-        OnnxInferenceSpec<float[], float[]> spec = spec(HardeningModels.writeMeanPool(dir.resolve("mean.onnx")), "y");
+    void groupsOfEqualShapeKeepTheInputOrderAndEachResultIsDecodedWithItsOwnRecord() throws Exception {
+        // the decoder returns the record's first value beside the prediction: both must be the record's own
+        OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(
+                        HardeningModels.writeMeanPool(dir.resolve("mean.onnx")).toString())
+                .encoder((x, row) -> row.put("x", x))
+                .decoder((x, out) -> new float[] {out.floats("y")[0], x[0]}, FLOATS)
+                .build();
         List<float[]> records = new ArrayList<>();
         int[] lengths = {3, 7, 3, 7, 5, 3, 9};
         for (int i = 0; i < lengths.length; i++) {
@@ -108,6 +113,7 @@ class RaggedGroupingTest {
         assertThat(out).hasSize(records.size());
         for (int i = 0; i < records.size(); i++) {
             assertThat(out.get(i)[0]).as("record %s", i).isCloseTo(mean(records.get(i)), within(1e-4f));
+            assertThat(out.get(i)[1]).as("record %s handed to the decoder", i).isEqualTo(records.get(i)[0]);
         }
     }
 

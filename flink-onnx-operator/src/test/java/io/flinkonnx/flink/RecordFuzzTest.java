@@ -287,10 +287,18 @@ class RecordFuzzTest {
                         row.put(input, r.payload, r.shape);
                     }
                 })
-                .decoder((r, out) -> asDoubles(out.value(output)), DOUBLES)
+                .decoder((r, out) -> withId(r.id, asDoubles(out.value(output))), DOUBLES)
                 .maxRecordBytes(MAX_RECORD_BYTES)
                 .maxConsecutiveFailedBatches(Integer.MAX_VALUE)
                 .build();
+    }
+
+    /** The record's id first: a result decoded with another record's input shows. */
+    private static double[] withId(int id, double[] values) {
+        double[] d = new double[values.length + 1];
+        d[0] = id;
+        System.arraycopy(values, 0, d, 1, values.length);
+        return d;
     }
 
     private static double[] asDoubles(Object values) {

@@ -70,6 +70,16 @@ class SystemicFailureTest {
     }
 
     @Test
+    void recordsThatFailAloneInBatchesOfOneNeverFailTheJob() throws Exception {
+        // One record failing alone cannot tell a bad record from a broken model: a run of bad records at low
+        // traffic (each flushed alone) must not restart the job into the same records again and again.
+        harness = Harnesses.open(gather().maxConsecutiveFailedBatches(2).build(),
+                BatchPolicy.builder().maxBatchSize(1).build(), Types.LONG);
+        processBatch(100, 101, 102, 103, 104, 105);
+        assertThat(Harnesses.failed(harness, Types.LONG)).hasSize(6);
+    }
+
+    @Test
     void isolatingABatchWhereEveryRecordFailsIsCappedAndEveryRecordStillGetsAnOutcome() throws Exception {
         harness = Harnesses.open(gather().maxConsecutiveFailedBatches(100).build(),
                 BatchPolicy.builder().maxBatchSize(64).build(), Types.LONG);
