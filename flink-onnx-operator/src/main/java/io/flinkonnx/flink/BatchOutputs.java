@@ -47,14 +47,15 @@ final class BatchOutputs implements OutputRow {
         this.count = count;
         this.paddedLengths = paddedLengths.isEmpty() ? Map.of() : new HashMap<>(paddedLengths);
         for (int i = 0; i < specs.size(); i++) {
-            OnnxValue v = result.get(specs.get(i).name()).orElseThrow(() -> new IllegalStateException(
-                    "ONNX Runtime returned no output named " + names));
+            String name = specs.get(i).name();
+            OnnxValue v = result.get(name).orElseThrow(() -> new IllegalStateException(
+                    "ONNX Runtime returned no output named '" + name + "' (outputs: " + names + ")"));
             data[i] = null;
             values[i] = null;
             if (v instanceof OnnxTensor) {
                 OnnxTensor t = (OnnxTensor) v;
                 shapes[i] = t.getInfo().getShape();
-                data[i] = copy(t, OrtRuntime.elementType(t.getInfo()));
+                data[i] = ElementCodec.ofOutput(OrtRuntime.elementType(t.getInfo())).copyOut(t);
             } else {
                 shapes[i] = new long[0];
                 values[i] = v.getValue();
@@ -183,7 +184,7 @@ final class BatchOutputs implements OutputRow {
         }
         if (all.getClass() != wanted) {
             throw new RecordConversionException("Output '" + name + "' of " + model + " is " + specs.get(i).elementType()
-                    + " (" + all.getClass().getSimpleName() + "): read it with " + accessorFor(all.getClass())
+                    + " (" + all.getClass().getSimpleName() + "): read it with " + ElementCodec.ofArray(all.getClass()).accessor()
                     + "(\"" + name + "\"), not " + accessor + "()");
         }
         if (!batched(i)) {
@@ -211,98 +212,5 @@ final class BatchOutputs implements OutputRow {
                     + RecordInputs.describe(specs));
         }
         return i;
-    }
-
-    private static String accessorFor(Class<?> c) {
-        if (c == float[].class) {
-            return "floats";
-        } else if (c == double[].class) {
-            return "doubles";
-        } else if (c == long[].class) {
-            return "longs";
-        } else if (c == int[].class) {
-            return "ints";
-        } else if (c == short[].class) {
-            return "shorts";
-        } else if (c == byte[].class) {
-            return "bytes";
-        } else if (c == boolean[].class) {
-            return "booleans";
-        }
-        return "strings";
-    }
-
-    private static Object copy(OnnxTensor t, ElementType type) throws OrtException {
-        switch (type) {
-            case FLOAT: {
-                java.nio.FloatBuffer b = t.getFloatBuffer();
-                float[] a = new float[b.remaining()];
-                b.get(a);
-                return a;
-            }
-            case DOUBLE: {
-                java.nio.DoubleBuffer b = t.getDoubleBuffer();
-                double[] a = new double[b.remaining()];
-                b.get(a);
-                return a;
-            }
-            case INT64: {
-                java.nio.LongBuffer b = t.getLongBuffer();
-                long[] a = new long[b.remaining()];
-                b.get(a);
-                return a;
-            }
-            case INT32: {
-                java.nio.IntBuffer b = t.getIntBuffer();
-                int[] a = new int[b.remaining()];
-                b.get(a);
-                return a;
-            }
-            case INT16: {
-                java.nio.ShortBuffer b = t.getShortBuffer();
-                short[] a = new short[b.remaining()];
-                b.get(a);
-                return a;
-            }
-            case INT8:
-            case UINT8: {
-                java.nio.ByteBuffer b = t.getByteBuffer();
-                byte[] a = new byte[b.remaining()];
-                b.get(a);
-                return a;
-            }
-            case BOOL: {
-                java.nio.ByteBuffer b = t.getByteBuffer();
-                boolean[] a = new boolean[b.remaining()];
-                for (int k = 0; k < a.length; k++) {
-                    a[k] = b.get() != 0;
-                }
-                return a;
-            }
-            case STRING: {
-                List<String> flat = new ArrayList<>();
-                flatten(t.getValue(), flat);
-                return flat.toArray(new String[0]);
-            }
-            default:
-                // FLOAT16/BFLOAT16 and the like: ORT widens them to float.
-                java.nio.FloatBuffer b = t.getFloatBuffer();
-                if (b == null) {
-                    throw new RecordConversionException("Output element type " + type + " is not supported");
-                }
-                float[] a = new float[b.remaining()];
-                b.get(a);
-                return a;
-        }
-    }
-
-    private static void flatten(Object value, List<String> out) {
-        if (value instanceof String) {
-            out.add((String) value);
-        } else if (value != null && value.getClass().isArray()) {
-            for (int k = 0; k < Array.getLength(value); k++) {
-                flatten(Array.get(value, k), out);
-            }
-        }
     }
 }

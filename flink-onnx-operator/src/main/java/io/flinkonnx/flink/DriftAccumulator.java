@@ -6,6 +6,7 @@ import io.flinkonnx.model.ElementType;
 final class DriftAccumulator {
     private final String output;
     private final ElementType type;
+    private final ElementCodec outputCodec;
     private final double rtol;
     private final double atol;
     /** Classes per row for top-1 agreement, 0 when the output is not classifier-shaped. */
@@ -20,6 +21,7 @@ final class DriftAccumulator {
     DriftAccumulator(String output, ElementType type, DriftTolerance tolerance, int classes) {
         this.output = output;
         this.type = type;
+        this.outputCodec = ElementCodec.ofOutput(type);
         this.rtol = tolerance.rtolFor(type);
         this.atol = tolerance.atolFor(type);
         this.classes = DriftTolerance.isFloating(type) ? classes : 0;
@@ -78,12 +80,14 @@ final class DriftAccumulator {
         }
     }
 
-    /** One element as a number, reading the bytes of a UINT8 output as unsigned (0..255) and INT8 as signed. */
+    /** One element as a number, by the output's codec: UINT8 unsigned (0..255), INT8 signed, and so on. */
     private double value(Object array, int i) {
-        if (type == ElementType.UINT8 && array instanceof byte[]) {
-            return Byte.toUnsignedInt(((byte[]) array)[i]);
+        ElementCodec codec = array.getClass() == outputCodec.arrayType() ? outputCodec
+                : ElementCodec.ofArray(array.getClass());
+        if (codec == null) {
+            throw new IllegalArgumentException("Cannot compare values of " + array.getClass().getSimpleName());
         }
-        return signedValue(array, i);
+        return codec.number(array, i);
     }
 
     private int argmax(Object values, int row) {
@@ -97,23 +101,6 @@ final class DriftAccumulator {
             }
         }
         return best;
-    }
-
-    private static double signedValue(Object array, int i) {
-        if (array instanceof float[]) {
-            return ((float[]) array)[i];
-        } else if (array instanceof double[]) {
-            return ((double[]) array)[i];
-        } else if (array instanceof long[]) {
-            return ((long[]) array)[i];
-        } else if (array instanceof int[]) {
-            return ((int[]) array)[i];
-        } else if (array instanceof short[]) {
-            return ((short[]) array)[i];
-        } else if (array instanceof byte[]) {
-            return ((byte[]) array)[i];
-        }
-        throw new IllegalArgumentException("Cannot compare values of " + array.getClass().getSimpleName());
     }
 
     private static String describe(Object o) {

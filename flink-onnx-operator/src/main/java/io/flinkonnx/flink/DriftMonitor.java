@@ -1,6 +1,7 @@
 package io.flinkonnx.flink;
 
 import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ReferenceDataSet;
@@ -26,7 +27,9 @@ final class DriftMonitor<IN> implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DriftMonitor.class);
 
     private final DriftConfig<IN> config;
-    private final InferenceRunner<IN, ?> runner;
+    private final String modelName;
+    private final ModelSignature signature;
+    private final OrtSession served;
     private final int subtask;
     private SharedSession reference;
     private TensorPacker referencePacker;
@@ -38,9 +41,15 @@ final class DriftMonitor<IN> implements AutoCloseable {
     private long batches;
     private volatile DriftReport latest;
 
-    DriftMonitor(DriftConfig<IN> config, InferenceRunner<IN, ?> runner, int subtask) {
+    /**
+     * @param served the session whose outputs are checked (golden vectors run on it); the monitor never
+     *     scores records itself, it is handed each batch's rows and outputs by the engine
+     */
+    DriftMonitor(DriftConfig<IN> config, String modelName, ModelSignature signature, OrtSession served, int subtask) {
         this.config = config;
-        this.runner = runner;
+        this.modelName = modelName;
+        this.signature = signature;
+        this.served = served;
         this.subtask = subtask;
     }
 
@@ -53,7 +62,7 @@ final class DriftMonitor<IN> implements AutoCloseable {
         if (config.referenceModel != null) {
             reference = InferenceRunner.acquire(config.referenceModel, slot, ProviderChain.cpu(), SessionSettings.defaults());
             ModelSignature sig = reference.signature();
-            List<TensorSpec> inputs = runner.signature().inputs();
+            List<TensorSpec> inputs = signature.inputs();
             for (TensorSpec input : inputs) {
                 if (sig.input(input.name()).isEmpty()) {
                     throw new IllegalArgumentException("Reference model " + config.referenceModel.uri()
@@ -69,7 +78,7 @@ final class DriftMonitor<IN> implements AutoCloseable {
         }
         if (config.goldenVectors != null) {
             // Complete sets only: a missing output_K.pb fails here, at start, instead of comparing nothing later.
-            golden = GoldenVectors.readAll(Path.of(config.goldenVectors), runner.modelName(), runner.signature());
+            golden = GoldenVectors.readAll(Path.of(config.goldenVectors), modelName, signature);
             nextGoldenMillis = 0;
         }
         if (metrics != null && enabled()) {
@@ -105,32 +114,33 @@ final class DriftMonitor<IN> implements AutoCloseable {
     DriftReport checkGolden(long nowMillis) throws OrtException {
         nextGoldenMillis = nowMillis + config.goldenInterval.toMillis();
         Map<String, DriftAccumulator> acc = new LinkedHashMap<>();
-        GoldenVectors runner = new GoldenVectors(this.runner.modelName(), this.runner.session().session(),
-                this.runner.signature());
+        GoldenVectors vectors = new GoldenVectors(modelName, served, signature);
         for (ReferenceDataSet set : golden) {
-            runner.compare(set, acc, config.tolerance, DriftMonitor::classes);
+            vectors.compare(set, acc, config.tolerance, DriftMonitor::classes);
         }
         if (acc.isEmpty()) {
             throw new IllegalStateException("Golden vectors " + config.goldenVectors + " compared no output of "
-                    + this.runner.modelName() + ": a check that compares nothing is not a pass");
+                    + modelName + ": a check that compares nothing is not a pass");
         }
         return publish(report(DriftReport.Source.GOLDEN_VECTORS, config.goldenVectors, golden.size(), acc, nowMillis));
     }
 
     /**
-     * After a successful run of rows {@code [offset, offset+count)}: the reports due for this batch (shadow,
-     * record references), possibly none.
+     * After a successful run of {@code rows[offset, offset+count)} (for {@code records[offset ..]}) whose
+     * outputs are {@code outputs}: the reports due for this batch (shadow, record references), possibly
+     * none. The shadow model is run here, on this monitor's own packed copy of the rows.
      */
     @SuppressWarnings("unchecked")
-    List<DriftReport> afterRun(Object[] records, int offset, int count) throws Exception {
+    List<DriftReport> afterRun(Object[] records, RecordInputs[] rows, int offset, int count, BatchOutputs outputs)
+            throws Exception {
         batches++;
         List<DriftReport> reports = new ArrayList<>(2);
         long now = System.currentTimeMillis();
         if (reference != null && batches % shadowEvery == 0) {
-            runner.runOn(reference.session(), referencePacker, referenceOutputs, offset, count);
+            referencePacker.run(reference.session(), null, rows, offset, count, referenceOutputs);
             Map<String, DriftAccumulator> acc = new LinkedHashMap<>();
-            for (TensorSpec spec : runner.signature().outputs()) {
-                Object actual = runner.outputs().batchValues(spec.name());
+            for (TensorSpec spec : signature.outputs()) {
+                Object actual = outputs.batchValues(spec.name());
                 if (actual != null && reference.signature().output(spec.name()).isPresent()) {
                     accumulator(acc, spec, spec.elementType()).add(actual, referenceOutputs.batchValues(spec.name()));
                 }
@@ -146,11 +156,11 @@ final class DriftMonitor<IN> implements AutoCloseable {
                     continue;
                 }
                 compared++;
-                OutputRow row = runner.outputs().at(i);
+                OutputRow row = outputs.at(i);
                 for (Map.Entry<String, Object> e : refs.entrySet()) {
-                    TensorSpec spec = runner.signature().output(e.getKey()).orElseThrow(() -> new IllegalArgumentException(
-                            "Record reference names output '" + e.getKey() + "', which " + runner.modelName()
-                                    + " does not have (outputs: " + runner.signature().outputs() + ")"));
+                    TensorSpec spec = signature.output(e.getKey()).orElseThrow(() -> new IllegalArgumentException(
+                            "Record reference names output '" + e.getKey() + "', which " + modelName
+                                    + " does not have (outputs: " + signature.outputs() + ")"));
                     accumulator(acc, spec, spec.elementType()).add(row.value(spec.name()), e.getValue());
                 }
             }
@@ -176,7 +186,7 @@ final class DriftMonitor<IN> implements AutoCloseable {
     private DriftReport report(DriftReport.Source source, String referenceName, long records,
             Map<String, DriftAccumulator> acc, long nowMillis) {
         DriftReport r = new DriftReport();
-        r.model = runner.modelName();
+        r.model = modelName;
         r.subtask = subtask;
         r.source = source;
         r.reference = referenceName;

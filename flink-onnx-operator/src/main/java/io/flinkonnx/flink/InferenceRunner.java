@@ -54,6 +54,8 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
     private Object[] ordered;
     private int consecutiveFailedBatches;
     private long runsStarted;
+    private final Object[] single = new Object[1];
+    private final SingleOutcome<OUT> singleOutcome = new SingleOutcome<>();
 
     InferenceRunner(OnnxInferenceSpec<IN, OUT> spec) {
         this.spec = spec;
@@ -122,7 +124,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
                         + (fallbackReport.skipped.isEmpty() ? "" : "; skipped: " + fallbackReport.skipped));
             }
             registerMetrics(metrics);
-            drift = new DriftMonitor<>(spec.drift(), this, subtask);
+            drift = new DriftMonitor<>(spec.drift(), modelName, signature, shared.session(), subtask);
             if (drift.enabled()) {
                 drift.open(slot, metrics, policy.padValue());
             }
@@ -161,7 +163,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
         long size = shared.modelSizeBytes();
         metrics.gauge("load_model_latency_milli_secs", (Gauge<Long>) () -> loadTime);
         metrics.gauge("model_byte_size", (Gauge<Long>) () -> size);
-        metrics.gauge("openSessions", (Gauge<Integer>) SessionRegistry.INSTANCE::openSessions);
+        metrics.gauge("open_sessions", (Gauge<Integer>) SessionRegistry.INSTANCE::openSessions);
         int nodesOnCpu = fallbackReport.nodesOnCpu;
         double cpuTime = fallbackReport.cpuTimeFraction;
         metrics.gauge("nodes_on_cpu", (Gauge<Integer>) () -> nodesOnCpu);
@@ -320,31 +322,12 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
         return -1;
     }
 
-    private Object ones(ElementType type, int n) {
-        switch (type) {
-            case INT64: {
-                long[] a = new long[n];
-                Arrays.fill(a, 1L);
-                return a;
-            }
-            case INT32: {
-                int[] a = new int[n];
-                Arrays.fill(a, 1);
-                return a;
-            }
-            case FLOAT: {
-                float[] a = new float[n];
-                Arrays.fill(a, 1f);
-                return a;
-            }
-            case BOOL: {
-                boolean[] a = new boolean[n];
-                Arrays.fill(a, true);
-                return a;
-            }
-            default:
-                throw new RecordConversionException("Cannot derive an attention mask of type " + type);
-        }
+    /** The mask's ones: the mask input's element type (INT64, INT32, FLOAT, BOOL, ...) filled with 1. */
+    private static Object ones(ElementType type, int n) {
+        ElementCodec codec = ElementCodec.of(type);
+        Object ones = codec.newArray(n);
+        codec.fill(ones, 1);
+        return ones;
     }
 
     /**
@@ -353,17 +336,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
      */
     void run(int offset, int count) throws OrtException {
         runsStarted++;
-        runOn(shared.session(), packer, outputs, offset, count);
-    }
-
-    /** Runs the encoded rows on {@code session} (a shadow reference, say) into {@code into}. */
-    void runOn(OrtSession session, TensorPacker with, BatchOutputs into, int offset, int count) throws OrtException {
-        Map<String, OnnxTensor> tensors = with.pack(rows, offset, count);
-        try (OrtSession.Result result = session.run(tensors, runOptions)) {
-            into.load(result, count, with.paddedLengths());
-        } finally {
-            tensors.values().forEach(OnnxTensor::close);
-        }
+        packer.run(shared.session(), runOptions, rows, offset, count, outputs);
     }
 
     /**
@@ -516,7 +489,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
         isolation.succeededRuns++;
         if (drift.enabled()) {
             try {
-                for (DriftReport report : drift.afterRun(records, from, to - from)) {
+                for (DriftReport report : drift.afterRun(records, rows, from, to - from, outputs)) {
                     outcomes.drift(report);
                 }
             } catch (Exception e) {
@@ -577,11 +550,47 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
         return spec.decoder().decode(record, outputs.at(index));
     }
 
-    /** Scores one record. */
+    /**
+     * Scores one record as a batch of one, through {@link #scoreBatch} like every other entry point; a
+     * record that fails is rethrown (the map function and the SQL functions have no side output: the
+     * task fails with the message a dead letter would carry).
+     */
     OUT infer(IN record) throws Exception {
         encode(record, rows[0], false);
-        run(0, 1);
-        return decode(record, 0);
+        single[0] = record;
+        try {
+            scoreBatch(single, 1, singleOutcome);
+        } finally {
+            single[0] = null;
+        }
+        return singleOutcome.take();
+    }
+
+    /** The outcome of a batch of one. */
+    private static final class SingleOutcome<OUT> implements Outcomes<OUT> {
+        private OUT result;
+        private Exception failure;
+
+        @Override
+        public void scored(int index, OUT result) {
+            this.result = result;
+        }
+
+        @Override
+        public void failed(int index, Exception reason) {
+            this.failure = reason;
+        }
+
+        OUT take() throws Exception {
+            Exception f = failure;
+            OUT r = result;
+            failure = null;
+            result = null;
+            if (f != null) {
+                throw f;
+            }
+            return r;
+        }
     }
 
     String modelName() {

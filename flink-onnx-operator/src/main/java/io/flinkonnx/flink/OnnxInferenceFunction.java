@@ -30,7 +30,7 @@ public class OnnxInferenceFunction<IN, OUT> extends RichMapFunction<IN, OUT> imp
 
     private final OnnxInferenceSpec<IN, OUT> spec;
     private transient InferenceRunner<IN, OUT> runner;
-    private transient Object[] one;
+
 
     public OnnxInferenceFunction(OnnxInferenceSpec<IN, OUT> spec) {
         this.spec = Objects.requireNonNull(spec, "spec");
@@ -48,23 +48,15 @@ public class OnnxInferenceFunction<IN, OUT> extends RichMapFunction<IN, OUT> imp
         org.apache.flink.metrics.MetricGroup metrics =
                 getRuntimeContext().getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
         runner.open(slot, subtask, metrics);
-        one = new Object[1];
+
         // A map function has no side outputs: drift reports go to the gauges and the log.
         DriftMonitor.checkGoldenIfDue(runner.drift());
     }
 
     @Override
     public OUT map(IN value) throws Exception {
-        DriftMonitor<IN> drift = runner.drift();
-        if (!drift.enabled()) {
-            return runner.infer(value);
-        }
-        DriftMonitor.checkGoldenIfDue(drift);
-        runner.encode(value, runner.row(0), false);
-        runner.run(0, 1);
-        one[0] = value;
-        drift.afterRun(one, 0, 1);
-        return runner.decode(value, 0);
+        DriftMonitor.checkGoldenIfDue(runner.drift());
+        return runner.infer(value);
     }
 
     /** The drift monitor of this instance (open after {@link #open}). */

@@ -1,6 +1,5 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.model.ElementType;
 import java.lang.reflect.Array;
 import java.util.Arrays;
 
@@ -20,9 +19,9 @@ final class Padding {
     }
 
     /** {@code values} of {@code shape} placed in a new array of {@code target} shape, the rest filled with the pad. */
-    static Object pad(Object values, long[] shape, long[] target, ElementType type, double padValue) {
-        Object out = Array.newInstance(values.getClass().getComponentType(), Math.toIntExact(product(target)));
-        fill(out, type, padValue);
+    static Object pad(Object values, long[] shape, long[] target, ElementCodec codec, double padValue) {
+        Object out = codec.newArray(Math.toIntExact(product(target)));
+        codec.fill(out, padValue);
         copyBlock(values, shape, out, target, shape);
         return out;
     }
@@ -61,24 +60,5 @@ final class Padding {
                 index[d] = 0;
             }
         }
-    }
-
-    private static void fill(Object array, ElementType type, double padValue) {
-        if (array instanceof float[]) {
-            Arrays.fill((float[]) array, (float) padValue);
-        } else if (array instanceof double[]) {
-            Arrays.fill((double[]) array, padValue);
-        } else if (array instanceof long[]) {
-            Arrays.fill((long[]) array, (long) padValue);
-        } else if (array instanceof int[]) {
-            Arrays.fill((int[]) array, (int) padValue);
-        } else if (array instanceof short[]) {
-            Arrays.fill((short[]) array, (short) padValue);
-        } else if (array instanceof byte[]) {
-            Arrays.fill((byte[]) array, (byte) padValue);
-        } else if (array instanceof String[]) {
-            Arrays.fill((String[]) array, "");
-        }
-        // boolean[] pads false, Java's default
     }
 }

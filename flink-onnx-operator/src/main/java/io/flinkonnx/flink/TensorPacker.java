@@ -1,10 +1,9 @@
 package io.flinkonnx.flink;
 
-import ai.onnxruntime.OnnxJavaType;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
-import io.flinkonnx.model.ElementType;
+import ai.onnxruntime.OrtSession;
 import io.flinkonnx.model.TensorSpec;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -69,6 +68,22 @@ final class TensorPacker {
         } catch (OrtException | RuntimeException e) {
             tensors.values().forEach(OnnxTensor::close);
             throw e;
+        }
+    }
+
+    /**
+     * Packs {@code rows[offset, offset+count)}, runs them on {@code session} and loads the outputs into
+     * {@code into}; tensors and the result are closed on every path.
+     *
+     * @param options ORT run options (a terminate flag), or null
+     */
+    void run(OrtSession session, OrtSession.RunOptions options, RecordInputs[] rows, int offset, int count,
+            BatchOutputs into) throws OrtException {
+        Map<String, OnnxTensor> tensors = pack(rows, offset, count);
+        try (OrtSession.Result result = options == null ? session.run(tensors) : session.run(tensors, options)) {
+            into.load(result, count, padded);
+        } finally {
+            tensors.values().forEach(OnnxTensor::close);
         }
     }
 
@@ -154,7 +169,8 @@ final class TensorPacker {
         if (Arrays.equals(shape, target)) {
             return values;
         }
-        return Padding.pad(values, shape, target, specs.get(input).elementType(), input == maskInput ? 0 : padValue);
+        return Padding.pad(values, shape, target, ElementCodec.of(specs.get(input).elementType()),
+                input == maskInput ? 0 : padValue);
     }
 
     private OnnxTensor packInput(int input, RecordInputs[] rows, int offset, int count) throws OrtException {
@@ -167,75 +183,19 @@ final class TensorPacker {
                     + "' would hold " + perRecordLong * count + " values, more than one tensor buffer holds");
         }
         int perRecord = (int) perRecordLong;
-        ElementType type = spec.elementType();
-        if (type == ElementType.STRING) {
-            String[] flat = new String[perRecord * count];
+        ElementCodec codec = ElementCodec.of(spec.elementType());
+        if (!codec.buffered()) {
+            Object flat = codec.newArray(perRecord * count);
             for (int r = 0; r < count; r++) {
                 System.arraycopy(valuesIn(rows[offset + r], input, recordShape), 0, flat, r * perRecord, perRecord);
             }
-            return OnnxTensor.createTensor(env, flat, shape);
+            return OnnxTensor.createTensor(env, (String[]) flat, shape);
         }
-        ByteBuffer buf = buffer(input, (long) perRecord * count * type.byteSize());
-        switch (type) {
-            case FLOAT: {
-                java.nio.FloatBuffer fb = buf.asFloatBuffer();
-                for (int r = 0; r < count; r++) {
-                    fb.put((float[]) valuesIn(rows[offset + r], input, recordShape));
-                }
-                return OnnxTensor.createTensor(env, fb.flip(), shape);
-            }
-            case DOUBLE: {
-                java.nio.DoubleBuffer db = buf.asDoubleBuffer();
-                for (int r = 0; r < count; r++) {
-                    db.put((double[]) valuesIn(rows[offset + r], input, recordShape));
-                }
-                return OnnxTensor.createTensor(env, db.flip(), shape);
-            }
-            case INT64: {
-                java.nio.LongBuffer lb = buf.asLongBuffer();
-                for (int r = 0; r < count; r++) {
-                    lb.put((long[]) valuesIn(rows[offset + r], input, recordShape));
-                }
-                return OnnxTensor.createTensor(env, lb.flip(), shape);
-            }
-            case INT32: {
-                java.nio.IntBuffer ib = buf.asIntBuffer();
-                for (int r = 0; r < count; r++) {
-                    ib.put((int[]) valuesIn(rows[offset + r], input, recordShape));
-                }
-                return OnnxTensor.createTensor(env, ib.flip(), shape);
-            }
-            case INT16:
-            case FLOAT16:
-            case BFLOAT16: {
-                java.nio.ShortBuffer sb = buf.asShortBuffer();
-                for (int r = 0; r < count; r++) {
-                    sb.put((short[]) valuesIn(rows[offset + r], input, recordShape));
-                }
-                OnnxJavaType javaType = type == ElementType.FLOAT16 ? OnnxJavaType.FLOAT16
-                        : type == ElementType.BFLOAT16 ? OnnxJavaType.BFLOAT16 : OnnxJavaType.INT16;
-                return OnnxTensor.createTensor(env, sb.flip(), shape, javaType);
-            }
-            case INT8:
-            case UINT8: {
-                for (int r = 0; r < count; r++) {
-                    buf.put((byte[]) valuesIn(rows[offset + r], input, recordShape));
-                }
-                return OnnxTensor.createTensor(env, buf.flip(), shape,
-                        type == ElementType.UINT8 ? OnnxJavaType.UINT8 : OnnxJavaType.INT8);
-            }
-            case BOOL: {
-                for (int r = 0; r < count; r++) {
-                    for (boolean b : (boolean[]) valuesIn(rows[offset + r], input, recordShape)) {
-                        buf.put(b ? (byte) 1 : (byte) 0);
-                    }
-                }
-                return OnnxTensor.createTensor(env, buf.flip(), shape, OnnxJavaType.BOOL);
-            }
-            default:
-                throw new RecordConversionException("Input '" + spec.name() + "' has element type " + type
-                        + ", which records cannot feed yet");
+        ByteBuffer buf = buffer(input, (long) perRecord * count * codec.byteSize());
+        for (int r = 0; r < count; r++) {
+            codec.put(buf, valuesIn(rows[offset + r], input, recordShape));
         }
+        return codec.tensor(env, buf, shape);
     }
 
     /** The record shape with the batch dimension ({@code count}) inserted at the batch axis. */

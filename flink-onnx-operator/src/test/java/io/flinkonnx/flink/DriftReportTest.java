@@ -139,7 +139,8 @@ class DriftReportTest {
                 .driftAgainstGoldenVectors(folder.toString(), Duration.ofMinutes(10))
                 .build();
         try (InferenceRunner<float[], float[]> runner = Runners.open(spec);
-                DriftMonitor<float[]> drift = new DriftMonitor<>(spec.drift(), runner, 0)) {
+                DriftMonitor<float[]> drift = new DriftMonitor<>(spec.drift(), runner.modelName(), runner.signature(),
+                        runner.session().session(), 0)) {
             drift.open("test-slot", null, 0);
             DriftReport r = drift.checkGolden(0);
             assertThat(r.source).isEqualTo(DriftReport.Source.GOLDEN_VECTORS);

@@ -211,10 +211,10 @@ class ModelLoadingTest {
         InferenceRunner<float[], float[]> runner = new InferenceRunner<>(new OnnxInference(model.toString()).spec());
         runner.open("metrics-slot", 0, group);
         try {
-            assertThat(metrics).containsKeys("load_model_latency_milli_secs", "model_byte_size", "openSessions", "nodes_on_cpu",
+            assertThat(metrics).containsKeys("load_model_latency_milli_secs", "model_byte_size", "open_sessions", "nodes_on_cpu",
                     "cpu_time_fraction");
             assertThat(((Gauge<?>) metrics.get("model_byte_size")).getValue()).isEqualTo(Files.size(model));
-            assertThat(((Gauge<?>) metrics.get("openSessions")).getValue()).isEqualTo(1);
+            assertThat(((Gauge<?>) metrics.get("open_sessions")).getValue()).isEqualTo(1);
         } finally {
             runner.close();
         }

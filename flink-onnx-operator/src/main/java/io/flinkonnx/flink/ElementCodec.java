@@ -1,0 +1,512 @@
+package io.flinkonnx.flink;
+
+import ai.onnxruntime.OnnxJavaType;
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import io.flinkonnx.model.ElementType;
+import java.lang.reflect.Array;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Everything that depends on an element type, in one place: the Java array records carry, filling it,
+ * writing it into a native-order buffer, making a tensor of that buffer, copying an output tensor back,
+ * reading a value as a number, and the {@link OutputRow} accessor that returns it. One instance per
+ * {@link ElementType} that records can feed ({@link #of}); outputs of other types are read through
+ * {@link #ofOutput}.
+ */
+abstract class ElementCodec {
+    private static final Map<ElementType, ElementCodec> CODECS = new EnumMap<>(ElementType.class);
+
+    static {
+        register(new Floats());
+        register(new Doubles());
+        register(new Longs());
+        register(new Ints());
+        register(new Shorts(ElementType.INT16, OnnxJavaType.INT16));
+        register(new Shorts(ElementType.FLOAT16, OnnxJavaType.FLOAT16));
+        register(new Shorts(ElementType.BFLOAT16, OnnxJavaType.BFLOAT16));
+        register(new Bytes(ElementType.INT8, OnnxJavaType.INT8));
+        register(new Bytes(ElementType.UINT8, OnnxJavaType.UINT8));
+        register(new Booleans());
+        register(new Strings());
+    }
+
+    private static void register(ElementCodec codec) {
+        CODECS.put(codec.type, codec);
+    }
+
+    final ElementType type;
+
+    private ElementCodec(ElementType type) {
+        this.type = type;
+    }
+
+    /** The codec of a type records can feed. */
+    static ElementCodec of(ElementType type) {
+        ElementCodec codec = CODECS.get(type);
+        if (codec == null) {
+            throw new RecordConversionException("Element type " + type + " cannot be fed by records yet (supported: "
+                    + CODECS.keySet() + ")");
+        }
+        return codec;
+    }
+
+    /**
+     * The codec that reads an output of {@code type}. ORT widens half floats to float on the way out, so
+     * FLOAT16/BFLOAT16 outputs (and any other type ORT returns as floats) are read as FLOAT.
+     */
+    static ElementCodec ofOutput(ElementType type) {
+        ElementCodec codec = CODECS.get(type);
+        return codec == null || codec instanceof Shorts && type != ElementType.INT16 ? CODECS.get(ElementType.FLOAT)
+                : codec;
+    }
+
+    /** The codec whose Java array class is {@code arrayClass}, or null. */
+    static ElementCodec ofArray(Class<?> arrayClass) {
+        for (ElementCodec c : CODECS.values()) {
+            if (c.arrayType() == arrayClass) {
+                return c;
+            }
+        }
+        return null;
+    }
+
+    /** The Java array type records carry for this element type ({@code float[]} for FLOAT). */
+    abstract Class<?> arrayType();
+
+    /** The {@link OutputRow} accessor that returns this codec's arrays. */
+    abstract String accessor();
+
+    final Object newArray(int length) {
+        return Array.newInstance(arrayType().getComponentType(), length);
+    }
+
+    /** Fills {@code array} with {@code value} (strings: "", booleans: value != 0). */
+    abstract void fill(Object array, double value);
+
+    /** Bytes one element takes in a packed buffer. */
+    final int byteSize() {
+        return Math.max(1, type.byteSize());
+    }
+
+    /** Whether values are packed through a native buffer (all but STRING). */
+    boolean buffered() {
+        return true;
+    }
+
+    /** Appends {@code values} at the buffer's position. */
+    abstract void put(ByteBuffer buffer, Object values);
+
+    /** A tensor of the buffer's content [0, position), backed by it. */
+    abstract OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException;
+
+    /** A copy of an output tensor's values, flat. */
+    abstract Object copyOut(OnnxTensor tensor) throws OrtException;
+
+    /** Element {@code i} of {@code array} as a number (unsigned for UINT8, 0/1 for BOOL). */
+    abstract double number(Object array, int i);
+
+    private static final class Floats extends ElementCodec {
+        Floats() {
+            super(ElementType.FLOAT);
+        }
+
+        @Override
+        Class<?> arrayType() {
+            return float[].class;
+        }
+
+        @Override
+        String accessor() {
+            return "floats";
+        }
+
+        @Override
+        void fill(Object array, double value) {
+            Arrays.fill((float[]) array, (float) value);
+        }
+
+        @Override
+        void put(ByteBuffer buffer, Object values) {
+            float[] v = (float[]) values;
+            buffer.asFloatBuffer().put(v);
+            buffer.position(buffer.position() + 4 * v.length);
+        }
+
+        @Override
+        OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
+            return OnnxTensor.createTensor(env, buffer.flip().asFloatBuffer(), shape);
+        }
+
+        @Override
+        Object copyOut(OnnxTensor tensor) throws OrtException {
+            java.nio.FloatBuffer b = tensor.getFloatBuffer();
+            if (b == null) {
+                throw new RecordConversionException("Output element type " + tensor.getInfo().type
+                        + " is not supported");
+            }
+            float[] a = new float[b.remaining()];
+            b.get(a);
+            return a;
+        }
+
+        @Override
+        double number(Object array, int i) {
+            return ((float[]) array)[i];
+        }
+    }
+
+    private static final class Doubles extends ElementCodec {
+        Doubles() {
+            super(ElementType.DOUBLE);
+        }
+
+        @Override
+        Class<?> arrayType() {
+            return double[].class;
+        }
+
+        @Override
+        String accessor() {
+            return "doubles";
+        }
+
+        @Override
+        void fill(Object array, double value) {
+            Arrays.fill((double[]) array, value);
+        }
+
+        @Override
+        void put(ByteBuffer buffer, Object values) {
+            double[] v = (double[]) values;
+            buffer.asDoubleBuffer().put(v);
+            buffer.position(buffer.position() + 8 * v.length);
+        }
+
+        @Override
+        OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
+            return OnnxTensor.createTensor(env, buffer.flip().asDoubleBuffer(), shape);
+        }
+
+        @Override
+        Object copyOut(OnnxTensor tensor) {
+            java.nio.DoubleBuffer b = tensor.getDoubleBuffer();
+            double[] a = new double[b.remaining()];
+            b.get(a);
+            return a;
+        }
+
+        @Override
+        double number(Object array, int i) {
+            return ((double[]) array)[i];
+        }
+    }
+
+    private static final class Longs extends ElementCodec {
+        Longs() {
+            super(ElementType.INT64);
+        }
+
+        @Override
+        Class<?> arrayType() {
+            return long[].class;
+        }
+
+        @Override
+        String accessor() {
+            return "longs";
+        }
+
+        @Override
+        void fill(Object array, double value) {
+            Arrays.fill((long[]) array, (long) value);
+        }
+
+        @Override
+        void put(ByteBuffer buffer, Object values) {
+            long[] v = (long[]) values;
+            buffer.asLongBuffer().put(v);
+            buffer.position(buffer.position() + 8 * v.length);
+        }
+
+        @Override
+        OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
+            return OnnxTensor.createTensor(env, buffer.flip().asLongBuffer(), shape);
+        }
+
+        @Override
+        Object copyOut(OnnxTensor tensor) {
+            java.nio.LongBuffer b = tensor.getLongBuffer();
+            long[] a = new long[b.remaining()];
+            b.get(a);
+            return a;
+        }
+
+        @Override
+        double number(Object array, int i) {
+            return ((long[]) array)[i];
+        }
+    }
+
+    private static final class Ints extends ElementCodec {
+        Ints() {
+            super(ElementType.INT32);
+        }
+
+        @Override
+        Class<?> arrayType() {
+            return int[].class;
+        }
+
+        @Override
+        String accessor() {
+            return "ints";
+        }
+
+        @Override
+        void fill(Object array, double value) {
+            Arrays.fill((int[]) array, (int) value);
+        }
+
+        @Override
+        void put(ByteBuffer buffer, Object values) {
+            int[] v = (int[]) values;
+            buffer.asIntBuffer().put(v);
+            buffer.position(buffer.position() + 4 * v.length);
+        }
+
+        @Override
+        OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
+            return OnnxTensor.createTensor(env, buffer.flip().asIntBuffer(), shape);
+        }
+
+        @Override
+        Object copyOut(OnnxTensor tensor) {
+            java.nio.IntBuffer b = tensor.getIntBuffer();
+            int[] a = new int[b.remaining()];
+            b.get(a);
+            return a;
+        }
+
+        @Override
+        double number(Object array, int i) {
+            return ((int[]) array)[i];
+        }
+    }
+
+    /** INT16, and FLOAT16/BFLOAT16 as their raw 16-bit patterns. */
+    private static final class Shorts extends ElementCodec {
+        private final OnnxJavaType javaType;
+
+        Shorts(ElementType type, OnnxJavaType javaType) {
+            super(type);
+            this.javaType = javaType;
+        }
+
+        @Override
+        Class<?> arrayType() {
+            return short[].class;
+        }
+
+        @Override
+        String accessor() {
+            return "shorts";
+        }
+
+        @Override
+        void fill(Object array, double value) {
+            Arrays.fill((short[]) array, (short) value);
+        }
+
+        @Override
+        void put(ByteBuffer buffer, Object values) {
+            short[] v = (short[]) values;
+            buffer.asShortBuffer().put(v);
+            buffer.position(buffer.position() + 2 * v.length);
+        }
+
+        @Override
+        OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
+            return OnnxTensor.createTensor(env, buffer.flip().asShortBuffer(), shape, javaType);
+        }
+
+        @Override
+        Object copyOut(OnnxTensor tensor) {
+            java.nio.ShortBuffer b = tensor.getShortBuffer();
+            short[] a = new short[b.remaining()];
+            b.get(a);
+            return a;
+        }
+
+        @Override
+        double number(Object array, int i) {
+            short bits = ((short[]) array)[i];
+            if (type == ElementType.FLOAT16) {
+                return HalfFloats.fp16(bits);
+            }
+            return type == ElementType.BFLOAT16 ? Float.intBitsToFloat((bits & 0xFFFF) << 16) : bits;
+        }
+    }
+
+    /** INT8, and UINT8 read as unsigned. */
+    private static final class Bytes extends ElementCodec {
+        private final OnnxJavaType javaType;
+
+        Bytes(ElementType type, OnnxJavaType javaType) {
+            super(type);
+            this.javaType = javaType;
+        }
+
+        @Override
+        Class<?> arrayType() {
+            return byte[].class;
+        }
+
+        @Override
+        String accessor() {
+            return "bytes";
+        }
+
+        @Override
+        void fill(Object array, double value) {
+            Arrays.fill((byte[]) array, (byte) value);
+        }
+
+        @Override
+        void put(ByteBuffer buffer, Object values) {
+            buffer.put((byte[]) values);
+        }
+
+        @Override
+        OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
+            return OnnxTensor.createTensor(env, buffer.flip(), shape, javaType);
+        }
+
+        @Override
+        Object copyOut(OnnxTensor tensor) {
+            ByteBuffer b = tensor.getByteBuffer();
+            byte[] a = new byte[b.remaining()];
+            b.get(a);
+            return a;
+        }
+
+        @Override
+        double number(Object array, int i) {
+            byte v = ((byte[]) array)[i];
+            return type == ElementType.UINT8 ? Byte.toUnsignedInt(v) : v;
+        }
+    }
+
+    private static final class Booleans extends ElementCodec {
+        Booleans() {
+            super(ElementType.BOOL);
+        }
+
+        @Override
+        Class<?> arrayType() {
+            return boolean[].class;
+        }
+
+        @Override
+        String accessor() {
+            return "booleans";
+        }
+
+        @Override
+        void fill(Object array, double value) {
+            Arrays.fill((boolean[]) array, value != 0);
+        }
+
+        @Override
+        void put(ByteBuffer buffer, Object values) {
+            for (boolean b : (boolean[]) values) {
+                buffer.put(b ? (byte) 1 : (byte) 0);
+            }
+        }
+
+        @Override
+        OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
+            return OnnxTensor.createTensor(env, buffer.flip(), shape, OnnxJavaType.BOOL);
+        }
+
+        @Override
+        Object copyOut(OnnxTensor tensor) {
+            ByteBuffer b = tensor.getByteBuffer();
+            boolean[] a = new boolean[b.remaining()];
+            for (int k = 0; k < a.length; k++) {
+                a[k] = b.get() != 0;
+            }
+            return a;
+        }
+
+        @Override
+        double number(Object array, int i) {
+            return ((boolean[]) array)[i] ? 1 : 0;
+        }
+    }
+
+    /** Strings are not packed in a native buffer: ORT copies them from a {@code String[]}. */
+    private static final class Strings extends ElementCodec {
+        Strings() {
+            super(ElementType.STRING);
+        }
+
+        @Override
+        Class<?> arrayType() {
+            return String[].class;
+        }
+
+        @Override
+        String accessor() {
+            return "strings";
+        }
+
+        @Override
+        boolean buffered() {
+            return false;
+        }
+
+        @Override
+        void fill(Object array, double value) {
+            Arrays.fill((String[]) array, "");
+        }
+
+        @Override
+        void put(ByteBuffer buffer, Object values) {
+            throw new UnsupportedOperationException("STRING values are not packed in a buffer");
+        }
+
+        @Override
+        OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) {
+            throw new UnsupportedOperationException("STRING tensors are made from a String[]");
+        }
+
+        @Override
+        Object copyOut(OnnxTensor tensor) throws OrtException {
+            List<String> flat = new ArrayList<>();
+            flatten(tensor.getValue(), flat);
+            return flat.toArray(new String[0]);
+        }
+
+        @Override
+        double number(Object array, int i) {
+            throw new UnsupportedOperationException("STRING values are compared for equality, not as numbers");
+        }
+
+        private static void flatten(Object value, List<String> out) {
+            if (value instanceof String) {
+                out.add((String) value);
+            } else if (value != null && value.getClass().isArray()) {
+                for (int k = 0; k < Array.getLength(value); k++) {
+                    flatten(Array.get(value, k), out);
+                }
+            }
+        }
+    }
+}
