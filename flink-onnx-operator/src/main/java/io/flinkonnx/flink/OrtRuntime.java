@@ -20,8 +20,9 @@ final class OrtRuntime {
     }
 
     /**
-     * The IR/opset limits of this ORT version, measured (1.23, 1.24: see stack-facts.md and
-     * OrtRuntimeLimitsTest); null for versions not measured, whose own load error is then reported.
+     * The IR/opset limits of this ORT version, measured for 1.23 and 1.24 (guarded by
+     * {@code ModelLoadingTest}, which loads a model at each limit and one past it in the real ORT); null
+     * for versions not measured, whose own load error is then reported.
      */
     static RuntimeLimits limits() {
         return limitsOf(version());
