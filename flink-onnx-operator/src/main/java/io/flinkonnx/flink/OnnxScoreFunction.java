@@ -118,7 +118,7 @@ public class OnnxScoreFunction extends ScalarFunction {
             TensorSpec in = inputs.get(i);
             Object v = values[i];
             if (v != null && v.getClass().isArray()) {
-                row.put(in.name(), unbox(v, in.elementType()));
+                row.put(in.name(), SqlTypes.unbox(v, in.elementType()));
             } else {
                 Object one = Array.newInstance(in.elementType().javaArrayType().getComponentType(), 1);
                 if (v == null) {
@@ -130,43 +130,16 @@ public class OnnxScoreFunction extends ScalarFunction {
         }
     }
 
-    /** Float[] (SQL's ARRAY conversion class) to float[], and so on; nulls are refused. */
-    private static Object unbox(Object boxed, ElementType type) {
-        int n = Array.getLength(boxed);
-        Object out = Array.newInstance(type.javaArrayType().getComponentType(), n);
-        for (int i = 0; i < n; i++) {
-            Object v = Array.get(boxed, i);
-            if (v == null) {
-                throw new RecordConversionException("Element " + i + " of an ARRAY argument is NULL");
-            }
-            Array.set(out, i, v);
-        }
-        return out;
-    }
-
     private static Object decode(ModelSignature signature, OutputRow out) {
         List<TensorSpec> outputs = signature.outputs();
         if (outputs.size() == 1) {
-            return box(out.value(outputs.get(0).name()));
+            return SqlTypes.box(out.value(outputs.get(0).name()));
         }
         Row row = Row.withNames();
         for (TensorSpec o : outputs) {
-            row.setField(o.name(), box(out.value(o.name())));
+            row.setField(o.name(), SqlTypes.box(out.value(o.name())));
         }
         return row;
-    }
-
-    private static Object box(Object primitive) {
-        int n = Array.getLength(primitive);
-        Class<?> c = primitive.getClass().getComponentType();
-        Class<?> boxed = c == float.class ? Float.class : c == double.class ? Double.class : c == long.class ? Long.class
-                : c == int.class ? Integer.class : c == short.class ? Short.class : c == byte.class ? Byte.class
-                : c == boolean.class ? Boolean.class : String.class;
-        Object out = Array.newInstance(boxed, n);
-        for (int i = 0; i < n; i++) {
-            Array.set(out, i, Array.get(primitive, i));
-        }
-        return out;
     }
 
     @Override
@@ -237,7 +210,7 @@ public class OnnxScoreFunction extends ScalarFunction {
             LogicalType type = args.get(i).getLogicalType();
             boolean array = type.getTypeRoot() == LogicalTypeRoot.ARRAY;
             LogicalType element = array ? type.getChildren().get(0) : type;
-            DataType expected = SqlBinding.dataType(in.elementType());
+            DataType expected = SqlTypes.dataType(in.elementType());
             if (expected == null || !element.getTypeRoot().equals(expected.getLogicalType().getTypeRoot())
                     || (packedScalars && array)) {
                 throw call.newValidationError("Argument " + (i + first + 1) + " (" + type + ") does not fit ONNX input "
@@ -251,32 +224,10 @@ public class OnnxScoreFunction extends ScalarFunction {
                             + " scalars per row; pass one ARRAY argument");
                 }
             }
-            DataType bridged = array ? DataTypes.ARRAY(expected.notNull()).bridgedTo(boxedArray(in.elementType())) : expected;
+            DataType bridged = array ? DataTypes.ARRAY(expected.notNull()).bridgedTo(SqlTypes.boxedArray(in.elementType())) : expected;
             result.add(bridged);
         }
         return result;
-    }
-
-    private static Class<?> boxedArray(ElementType t) {
-        switch (t) {
-            case FLOAT:
-                return Float[].class;
-            case DOUBLE:
-                return Double[].class;
-            case INT64:
-                return Long[].class;
-            case INT32:
-                return Integer[].class;
-            case INT16:
-                return Short[].class;
-            case INT8:
-            case UINT8:
-                return Byte[].class;
-            case BOOL:
-                return Boolean[].class;
-            default:
-                return String[].class;
-        }
     }
 
     private static DataType resultType(String uri) {
@@ -292,7 +243,7 @@ public class OnnxScoreFunction extends ScalarFunction {
     }
 
     private static DataType sqlTypeOrFail(TensorSpec o) {
-        DataType t = SqlBinding.dataType(o.elementType());
+        DataType t = SqlTypes.dataType(o.elementType());
         if (t == null || o.kind() != TensorSpec.Kind.TENSOR) {
             throw new IllegalArgumentException("ONNX output " + o + " has no SQL type");
         }

@@ -82,18 +82,17 @@ final class SqlBinding implements Serializable {
         LogicalType type = c.getDataType().getLogicalType();
         boolean array = type.getTypeRoot() == LogicalTypeRoot.ARRAY;
         LogicalType element = array ? ((ArrayType) type).getElementType() : type;
-        ElementType expected = elementType(element.getTypeRoot());
+        ElementType expected = SqlTypes.elementType(element.getTypeRoot());
         String where = "Model " + model + ": " + side.toUpperCase() + " column '" + c.getName() + "' (" + type
                 + ") is bound to ONNX " + side + " " + spec;
         if (spec.kind() != TensorSpec.Kind.TENSOR) {
             throw new IllegalArgumentException(where + ", which is not a tensor");
         }
-        boolean compatible = expected == spec.elementType()
-                || (expected == ElementType.INT8 && spec.elementType() == ElementType.UINT8);
+        boolean compatible = expected != null && SqlTypes.feeds(expected, spec.elementType());
         if (expected == null || !compatible) {
             throw new IllegalArgumentException(where + ": the types differ (" + (expected == null ? element
-                    : expected) + " vs " + spec.elementType() + "); declare the column as " + sqlType(spec.elementType())
-                    + " or ARRAY<" + sqlType(spec.elementType()) + ">");
+                    : expected) + " vs " + spec.elementType() + "); declare the column as " + SqlTypes.sqlName(spec.elementType())
+                    + " or ARRAY<" + SqlTypes.sqlName(spec.elementType()) + ">");
         }
         long[] scalarShape = null;
         if (!array) {
@@ -105,64 +104,10 @@ final class SqlBinding implements Serializable {
             } else {
                 throw new IllegalArgumentException(where + ": a scalar column needs a [batch] or [batch,1] tensor,"
                         + " this one takes " + RecordInputs.shapeOf(dims) + " per record; declare the column as ARRAY<"
-                        + sqlType(spec.elementType()) + ">");
+                        + SqlTypes.sqlName(spec.elementType()) + ">");
             }
         }
         return new Binding(c.getName(), spec.name(), spec.elementType(), array, scalarShape);
-    }
-
-    private static ElementType elementType(LogicalTypeRoot root) {
-        switch (root) {
-            case FLOAT:
-                return ElementType.FLOAT;
-            case DOUBLE:
-                return ElementType.DOUBLE;
-            case BIGINT:
-                return ElementType.INT64;
-            case INTEGER:
-                return ElementType.INT32;
-            case SMALLINT:
-                return ElementType.INT16;
-            case TINYINT:
-                return ElementType.INT8;
-            case BOOLEAN:
-                return ElementType.BOOL;
-            case CHAR:
-            case VARCHAR:
-                return ElementType.STRING;
-            default:
-                return null;
-        }
-    }
-
-    /** The SQL type carrying values of {@code t} (one element of an ARRAY, or a scalar), or null. */
-    static DataType dataType(ElementType t) {
-        switch (t) {
-            case FLOAT:
-                return DataTypes.FLOAT();
-            case DOUBLE:
-                return DataTypes.DOUBLE();
-            case INT64:
-                return DataTypes.BIGINT();
-            case INT32:
-                return DataTypes.INT();
-            case INT16:
-                return DataTypes.SMALLINT();
-            case INT8:
-            case UINT8:
-                return DataTypes.TINYINT();
-            case BOOL:
-                return DataTypes.BOOLEAN();
-            case STRING:
-                return DataTypes.STRING();
-            default:
-                return null;
-        }
-    }
-
-    private static String sqlType(ElementType t) {
-        DataType type = dataType(t);
-        return type == null ? "(no SQL type for " + t + ")" : type.toString();
     }
 
     private static String names(List<Column> columns) {
@@ -178,7 +123,7 @@ final class SqlBinding implements Serializable {
                 throw new RecordConversionException("Column '" + b.column + "' is NULL; ONNX input '" + b.onnxName
                         + "' needs a value");
             }
-            values[i] = b.array ? fromArray(row.getArray(i), b) : fromScalar(row, i, b);
+            values[i] = b.array ? SqlTypes.fromArray(row.getArray(i), b.type) : SqlTypes.fromScalar(row, i, b.type);
         }
         return values;
     }
@@ -202,7 +147,7 @@ final class SqlBinding implements Serializable {
             Binding b = outputs.get(i);
             Object values = out.value(b.onnxName);
             if (b.array) {
-                row.setField(i, toArrayData(values));
+                row.setField(i, SqlTypes.toArrayData(values));
             } else {
                 if (java.lang.reflect.Array.getLength(values) != 1) {
                     throw new RecordConversionException("Output column '" + b.column + "' is a scalar but ONNX output '"
@@ -213,82 +158,5 @@ final class SqlBinding implements Serializable {
             }
         }
         return row;
-    }
-
-    private static Object fromArray(ArrayData a, Binding b) {
-        switch (b.type) {
-            case FLOAT:
-                return a.toFloatArray();
-            case DOUBLE:
-                return a.toDoubleArray();
-            case INT64:
-                return a.toLongArray();
-            case INT32:
-                return a.toIntArray();
-            case INT16:
-                return a.toShortArray();
-            case INT8:
-            case UINT8:
-                return a.toByteArray();
-            case BOOL:
-                return a.toBooleanArray();
-            case STRING: {
-                String[] s = new String[a.size()];
-                for (int k = 0; k < s.length; k++) {
-                    s[k] = Objects.toString(a.getString(k), null);
-                }
-                return s;
-            }
-            default:
-                throw new IllegalStateException(b.type.name());
-        }
-    }
-
-    private static Object fromScalar(RowData row, int i, Binding b) {
-        switch (b.type) {
-            case FLOAT:
-                return new float[] {row.getFloat(i)};
-            case DOUBLE:
-                return new double[] {row.getDouble(i)};
-            case INT64:
-                return new long[] {row.getLong(i)};
-            case INT32:
-                return new int[] {row.getInt(i)};
-            case INT16:
-                return new short[] {row.getShort(i)};
-            case INT8:
-            case UINT8:
-                return new byte[] {row.getByte(i)};
-            case BOOL:
-                return new boolean[] {row.getBoolean(i)};
-            case STRING:
-                return new String[] {row.getString(i).toString()};
-            default:
-                throw new IllegalStateException(b.type.name());
-        }
-    }
-
-    private static ArrayData toArrayData(Object values) {
-        if (values instanceof float[]) {
-            return new GenericArrayData((float[]) values);
-        } else if (values instanceof double[]) {
-            return new GenericArrayData((double[]) values);
-        } else if (values instanceof long[]) {
-            return new GenericArrayData((long[]) values);
-        } else if (values instanceof int[]) {
-            return new GenericArrayData((int[]) values);
-        } else if (values instanceof short[]) {
-            return new GenericArrayData((short[]) values);
-        } else if (values instanceof byte[]) {
-            return new GenericArrayData((byte[]) values);
-        } else if (values instanceof boolean[]) {
-            return new GenericArrayData((boolean[]) values);
-        }
-        String[] s = (String[]) values;
-        StringData[] d = new StringData[s.length];
-        for (int k = 0; k < s.length; k++) {
-            d[k] = StringData.fromString(s[k]);
-        }
-        return new GenericArrayData(d);
     }
 }
