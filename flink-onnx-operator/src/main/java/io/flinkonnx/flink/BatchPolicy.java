@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
 import static org.apache.flink.util.Preconditions.checkArgument;
 import static org.apache.flink.util.Preconditions.checkNotNull;
 
@@ -18,6 +19,7 @@ import java.time.Duration;
  *         .build();
  * }</pre>
  */
+@PublicEvolving
 public final class BatchPolicy implements Serializable {
     private static final long serialVersionUID = 1L;
 

@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
 import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.List;
@@ -20,6 +21,7 @@ import org.apache.flink.util.OutputTag;
  *         .getSideOutput(DriftReport.TAG).filter(r -> r.flagged);
  * }</pre>
  */
+@PublicEvolving
 public class DriftReport implements Serializable {
     private static final long serialVersionUID = 1L;
 

@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
 import static org.apache.flink.util.Preconditions.checkArgument;
 
 import io.flinkonnx.model.ElementType;
@@ -15,6 +16,7 @@ import java.io.Serializable;
  * builder.driftTolerance(DriftTolerance.of(1e-2, 1e-4));   // looser, for an fp16 model against fp32
  * }</pre>
  */
+@PublicEvolving
 public final class DriftTolerance implements Serializable {
     private static final long serialVersionUID = 1L;
 

@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
 import java.util.Map;
 import java.util.Objects;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
@@ -17,6 +18,7 @@ import org.apache.flink.util.OutputTag;
  *
  * @param <IN> the record type
  */
+@PublicEvolving
 public class FailedRecord<IN> {
     /** The id of the failed-records side output. */
     public static final String OUTPUT_TAG_ID = "onnx-failed-records";

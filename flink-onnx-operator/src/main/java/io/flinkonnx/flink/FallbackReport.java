@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
 import io.flinkonnx.providers.ExecutionProvider;
 import io.flinkonnx.providers.ProviderResolution;
 import java.io.Serializable;
@@ -24,6 +25,7 @@ import org.apache.flink.util.OutputTag;
  *         .sinkTo(alerts);
  * }</pre>
  */
+@PublicEvolving
 public class FallbackReport implements Serializable {
     private static final long serialVersionUID = 1L;
 

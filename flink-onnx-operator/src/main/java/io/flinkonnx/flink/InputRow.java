@@ -1,5 +1,7 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
+
 /**
  * Where a {@link RecordEncoder} puts one record's values for the model's named inputs: one row of the
  * batch axis per input.
@@ -11,6 +13,7 @@ package io.flinkonnx.flink;
  * without the batch axis; it is inferred from the length when at most one of its dims is not fixed,
  * otherwise give it with {@link #put(String, Object, long...)}.
  */
+@PublicEvolving
 public interface InputRow {
 
     /** Values for input {@code name}, shape inferred; the array's class must match the element type. */

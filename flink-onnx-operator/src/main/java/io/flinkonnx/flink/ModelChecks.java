@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
 import ai.onnxruntime.OrtEnvironment;
 import io.flinkonnx.model.LocalModel;
 import io.flinkonnx.model.ModelFormat;
@@ -29,6 +30,7 @@ import java.util.stream.Collectors;
  *         Path.of("model-tests"), DriftTolerance.defaults());
  * }</pre>
  */
+@PublicEvolving
 public final class ModelChecks {
     private static final String SLOT = "model-checks";
 

@@ -1,9 +1,11 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
 import java.io.Serializable;
 import java.util.Objects;
 
 /** Where one kernel of the optimized graph ran during the warm-up run, and how long it took. */
+@PublicEvolving
 public class NodePlacement implements Serializable {
     private static final long serialVersionUID = 1L;
 

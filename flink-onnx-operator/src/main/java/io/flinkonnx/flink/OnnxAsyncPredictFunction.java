@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.Internal;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Collections;
@@ -20,6 +21,7 @@ import org.slf4j.LoggerFactory;
  * single ORT run of up to {@code batch.max-size} rows, waiting at most {@code batch.max-delay-ms}. The
  * bounded queue gives backpressure.
  */
+@Internal
 public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(OnnxAsyncPredictFunction.class);

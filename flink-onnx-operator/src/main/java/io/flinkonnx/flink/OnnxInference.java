@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
@@ -26,6 +27,7 @@ import org.apache.flink.util.Preconditions;
  *
  * <p>For other types, several inputs or outputs, or custom result types, use {@link #builder(String)}.
  */
+@PublicEvolving
 public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
     private static final long serialVersionUID = 1L;
 

@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
 import java.util.Objects;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.functions.RichMapFunction;
@@ -25,6 +26,7 @@ import org.apache.flink.api.java.typeutils.ResultTypeQueryable;
  * @param <IN> the record type
  * @param <OUT> the result type
  */
+@PublicEvolving
 public class OnnxInferenceFunction<IN, OUT> extends RichMapFunction<IN, OUT> implements ResultTypeQueryable<OUT> {
     private static final long serialVersionUID = 1L;
 

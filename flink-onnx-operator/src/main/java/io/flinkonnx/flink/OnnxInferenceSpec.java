@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.providers.ProviderChain;
@@ -18,6 +19,7 @@ import org.apache.flink.api.common.typeinfo.TypeInformation;
  * @param <IN> the record type
  * @param <OUT> the result type
  */
+@PublicEvolving
 public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
     private static final long serialVersionUID = 1L;
 

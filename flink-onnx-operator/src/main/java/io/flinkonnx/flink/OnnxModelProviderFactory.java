@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.Internal;
 import io.flinkonnx.model.LocalModel;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
@@ -26,6 +27,7 @@ import org.apache.flink.table.ml.ModelProvider;
  * synchronous and the asynchronous runtime are offered; the asynchronous one (ML_PREDICT's default)
  * gathers concurrent rows into one ORT run.
  */
+@Internal
 public class OnnxModelProviderFactory implements ModelProviderFactory {
     public static final String IDENTIFIER = "onnx";
 

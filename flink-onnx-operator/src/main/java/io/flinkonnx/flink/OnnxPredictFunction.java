@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.Internal;
 import java.util.Collection;
 import java.util.List;
 import org.apache.flink.table.data.RowData;
@@ -7,6 +8,7 @@ import org.apache.flink.table.functions.FunctionContext;
 import org.apache.flink.table.functions.PredictFunction;
 
 /** ML_PREDICT's synchronous runtime for ONNX models: one ORT run per row, on the slot's shared session. */
+@Internal
 public class OnnxPredictFunction extends PredictFunction {
     private static final long serialVersionUID = 1L;
 

@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
 import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.LocalModel;
@@ -49,6 +50,7 @@ import org.apache.flink.types.Row;
  * Wrong arity or types fail at planning, naming the ONNX input. One ORT run per call, on the slot's shared
  * session; for micro-batching use ML_PREDICT.
  */
+@PublicEvolving
 public class OnnxScoreFunction extends ScalarFunction {
     private static final long serialVersionUID = 1L;
     private static final Map<String, ModelSignature> SIGNATURES = new ConcurrentHashMap<>();

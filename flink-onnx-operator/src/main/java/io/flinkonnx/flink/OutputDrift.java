@@ -1,8 +1,10 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
 import java.io.Serializable;
 
 /** How one output compares with its reference over the compared elements. */
+@PublicEvolving
 public class OutputDrift implements Serializable {
     private static final long serialVersionUID = 1L;
 

@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
 import java.util.List;
 
 /**
@@ -8,6 +9,7 @@ import java.util.List;
  * FLOAT, ...): a mismatch is an error naming the output and the right accessor. The single-argument-less
  * forms read the model's only output.
  */
+@PublicEvolving
 public interface OutputRow {
 
     /** The output names, in the model's order. */

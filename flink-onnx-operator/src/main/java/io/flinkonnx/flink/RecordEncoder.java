@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
 import java.io.Serializable;
 
 /**
@@ -14,6 +15,7 @@ import java.io.Serializable;
  * @param <IN> the record type
  */
 @FunctionalInterface
+@PublicEvolving
 public interface RecordEncoder<IN> extends Serializable {
     void encode(IN record, InputRow row) throws Exception;
 }

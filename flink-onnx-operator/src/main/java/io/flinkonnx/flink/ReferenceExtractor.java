@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
 import java.io.Serializable;
 import java.util.Map;
 
@@ -15,6 +16,7 @@ import java.util.Map;
  * @param <IN> the record type
  */
 @FunctionalInterface
+@PublicEvolving
 public interface ReferenceExtractor<IN> extends Serializable {
     Map<String, Object> references(IN record) throws Exception;
 }

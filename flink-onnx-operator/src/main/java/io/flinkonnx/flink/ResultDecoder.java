@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
 import java.io.Serializable;
 
 /**
@@ -13,6 +14,7 @@ import java.io.Serializable;
  * @param <OUT> the result type
  */
 @FunctionalInterface
+@PublicEvolving
 public interface ResultDecoder<IN, OUT> extends Serializable {
     OUT decode(IN record, OutputRow outputs) throws Exception;
 }

@@ -1,5 +1,7 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.PublicEvolving;
+
 /**
  * Counts of the ONNX Runtime sessions this library has open in the current process (a TaskManager, or a
  * MiniCluster), for monitoring and for tests that prove sessions are shared and released.
@@ -9,6 +11,7 @@ package io.flinkonnx.flink;
  * assert SessionStats.open() == 0;   // every session was released when the job ended
  * }</pre>
  */
+@PublicEvolving
 public final class SessionStats {
     private SessionStats() {}
 
