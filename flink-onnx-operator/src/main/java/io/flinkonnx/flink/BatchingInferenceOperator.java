@@ -1,5 +1,8 @@
 package io.flinkonnx.flink;
 
+import io.flinkonnx.flink.drift.DriftMonitor;
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.tensor.RecordInputs;
 import java.util.Arrays;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.metrics.Counter;

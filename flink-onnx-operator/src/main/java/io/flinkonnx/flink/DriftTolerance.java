@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.Internal;
 import org.apache.flink.annotation.PublicEvolving;
 import static org.apache.flink.util.Preconditions.checkArgument;
 
@@ -48,19 +49,23 @@ public final class DriftTolerance implements Serializable {
     }
 
     /** rtol for outputs of {@code type}. */
-    double rtolFor(ElementType type) {
+    @Internal
+    public double rtolFor(ElementType type) {
         return isFloating(type) ? rtol : 0;
     }
 
     /** atol for outputs of {@code type}. */
-    double atolFor(ElementType type) {
+    @Internal
+    public double atolFor(ElementType type) {
         if (isFloating(type)) {
             return atol;
         }
         return type == ElementType.INT8 || type == ElementType.UINT8 ? 1 : 0;
     }
 
-    static boolean isFloating(ElementType type) {
+    @Internal
+
+    public static boolean isFloating(ElementType type) {
         return type == ElementType.FLOAT || type == ElementType.DOUBLE || type == ElementType.FLOAT16
                 || type == ElementType.BFLOAT16;
     }

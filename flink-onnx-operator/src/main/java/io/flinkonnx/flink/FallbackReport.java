@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.Internal;
 import org.apache.flink.annotation.PublicEvolving;
 import io.flinkonnx.providers.ExecutionProvider;
 import io.flinkonnx.providers.ProviderResolution;
@@ -68,7 +69,9 @@ public class FallbackReport implements Serializable {
 
     public FallbackReport() {}
 
-    static FallbackReport of(String model, String sha256, int subtask, ProviderResolution resolution,
+    @Internal
+
+    public static FallbackReport of(String model, String sha256, int subtask, ProviderResolution resolution,
             List<NodePlacement> placements, String note) {
         FallbackReport r = new FallbackReport();
         r.model = model;

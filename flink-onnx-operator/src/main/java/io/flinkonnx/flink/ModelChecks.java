@@ -1,5 +1,12 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.Internal;
+import io.flinkonnx.flink.drift.DriftAccumulator;
+import io.flinkonnx.flink.drift.DriftMonitor;
+import io.flinkonnx.flink.drift.GoldenVectors;
+import io.flinkonnx.flink.session.OrtRuntime;
+import io.flinkonnx.flink.session.SessionRegistry;
+import io.flinkonnx.flink.session.SharedSession;
 import org.apache.flink.annotation.PublicEvolving;
 import ai.onnxruntime.OrtEnvironment;
 import io.flinkonnx.model.LocalModel;
@@ -181,7 +188,8 @@ public final class ModelChecks {
     }
 
     /** The signature of a model that carries none of its own (ORT format), from a short-lived CPU session. */
-    static ModelSignature sessionSignature(LocalModel model) {
+    @Internal
+    public static ModelSignature sessionSignature(LocalModel model) {
         try (ai.onnxruntime.OrtSession.SessionOptions options = new ai.onnxruntime.OrtSession.SessionOptions();
                 ai.onnxruntime.OrtSession session = OrtRuntime.env().createSession(model.path().toString(), options)) {
             return SessionLoader.signatureFromSession(session);

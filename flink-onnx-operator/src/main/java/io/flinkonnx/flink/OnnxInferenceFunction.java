@@ -1,5 +1,7 @@
 package io.flinkonnx.flink;
 
+import io.flinkonnx.flink.drift.DriftMonitor;
+import io.flinkonnx.flink.engine.InferenceRunner;
 import org.apache.flink.annotation.PublicEvolving;
 import java.util.Objects;
 import org.apache.flink.api.common.functions.OpenContext;

@@ -1,5 +1,7 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.Internal;
+import io.flinkonnx.flink.drift.DriftConfig;
 import org.apache.flink.annotation.PublicEvolving;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
@@ -25,7 +27,8 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
 
     /** A check of the model's signature made once at open, before any record (fail at job start). */
     @FunctionalInterface
-    interface SignatureCheck extends Serializable {
+    @Internal
+    public interface SignatureCheck extends Serializable {
         void check(ModelSignature signature, String model);
     }
 
@@ -110,7 +113,9 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         return resultType;
     }
 
-    SignatureCheck signatureCheck() {
+    @Internal
+
+    public SignatureCheck signatureCheck() {
         return signatureCheck;
     }
 
@@ -119,7 +124,9 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         return failOnCpuFallback;
     }
 
-    DriftConfig<IN> drift() {
+    @Internal
+
+    public DriftConfig<IN> drift() {
         return drift;
     }
 
@@ -293,7 +300,8 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         }
 
         /** For runtimes that produce their own types (SQL): no result TypeInformation needed. */
-        OnnxInferenceSpec<IN, OUT> buildUnchecked() {
+        @Internal
+        public OnnxInferenceSpec<IN, OUT> buildUnchecked() {
             return new OnnxInferenceSpec<>(this, providers, sessionSettings, true);
         }
 

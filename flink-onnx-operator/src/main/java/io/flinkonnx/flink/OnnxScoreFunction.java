@@ -1,5 +1,8 @@
 package io.flinkonnx.flink;
 
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.sql.SqlTypes;
+import io.flinkonnx.flink.tensor.RecordInputs;
 import org.apache.flink.annotation.PublicEvolving;
 import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.ElementType;

@@ -1,5 +1,13 @@
 package io.flinkonnx.flink;
 
+import org.apache.flink.annotation.Internal;
+import io.flinkonnx.flink.placement.ProfileTraceParser;
+import io.flinkonnx.flink.session.OrtRuntime;
+import io.flinkonnx.flink.session.SessionRegistry;
+import io.flinkonnx.flink.session.SharedSession;
+import io.flinkonnx.flink.tensor.Padding;
+import io.flinkonnx.flink.tensor.RecordInputs;
+import io.flinkonnx.flink.tensor.TensorPacker;
 import ai.onnxruntime.NodeInfo;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
@@ -29,7 +37,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /** Creates the ORT session of a fetched model: limits check, EP chain, creation, signature. */
-final class SessionLoader {
+@Internal
+public final class SessionLoader {
     private static final Logger LOG = LoggerFactory.getLogger(SessionLoader.class);
 
     /** The largest synthetic warm-up input: the probe must not cost more memory than the records will. */
@@ -37,7 +46,7 @@ final class SessionLoader {
 
     private SessionLoader() {}
 
-    static SharedSession load(SessionRegistry.Key key, LocalModel model, ProviderChain chain, SessionSettings settings)
+    public static SharedSession load(SessionRegistry.Key key, LocalModel model, ProviderChain chain, SessionSettings settings)
             throws OrtException, IOException {
         long start = System.nanoTime();
         RuntimeLimits limits = OrtRuntime.limits();
@@ -145,7 +154,7 @@ final class SessionLoader {
      * Why a synthetic run must not be tried, or null. ORT 1.24's Java API crashes the JVM (not an
      * exception) when a run returns an OPTIONAL value, and only dense tensor inputs can be synthesized.
      */
-    static String unsafeToRun(ModelSignature signature) {
+    public static String unsafeToRun(ModelSignature signature) {
         for (TensorSpec t : signature.outputs()) {
             if (t.kind() == TensorSpec.Kind.OPTIONAL || t.kind() == TensorSpec.Kind.UNKNOWN) {
                 return "no warm-up run: output " + t + " is " + t.kind() + ", which ORT's Java API cannot return";
@@ -245,7 +254,7 @@ final class SessionLoader {
     }
 
     /** The signature of a session (the only source for {@code .ort} files); -1 dims become symbolic/unknown. */
-    static ModelSignature signatureFromSession(OrtSession session) throws OrtException {
+    public static ModelSignature signatureFromSession(OrtSession session) throws OrtException {
         return new ModelSignature(ModelFormat.ORT, 0, Map.of(), "", "", specs(session.getInputInfo()),
                 specs(session.getOutputInfo()));
     }

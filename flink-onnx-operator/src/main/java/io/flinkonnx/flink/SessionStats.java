@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import io.flinkonnx.flink.session.SessionRegistry;
 import org.apache.flink.annotation.PublicEvolving;
 
 /**

@@ -1,5 +1,7 @@
 package io.flinkonnx.flink;
 
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.tensor.HalfFloats;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.flinkonnx.model.ElementType;

@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import io.flinkonnx.flink.engine.InferenceRunner;
 import java.nio.file.Path;
 import java.time.Duration;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;

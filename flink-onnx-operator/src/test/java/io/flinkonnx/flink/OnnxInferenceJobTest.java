@@ -1,5 +1,8 @@
 package io.flinkonnx.flink;
 
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.session.OrtRuntime;
+import io.flinkonnx.flink.session.SessionRegistry;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;

@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import io.flinkonnx.flink.engine.InferenceRunner;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 

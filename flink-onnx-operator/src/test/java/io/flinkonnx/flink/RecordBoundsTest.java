@@ -1,5 +1,9 @@
 package io.flinkonnx.flink;
 
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.session.OrtRuntime;
+import io.flinkonnx.flink.tensor.RecordInputs;
+import io.flinkonnx.flink.tensor.TensorPacker;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 

@@ -1,5 +1,7 @@
 package io.flinkonnx.flink;
 
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.session.SessionRegistry;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.flinkonnx.model.testing.TestModels;

@@ -1,5 +1,7 @@
 package io.flinkonnx.flink;
 
+import io.flinkonnx.flink.engine.InferenceRunner;
+
 /** Opens runners outside Flink for tests of conversion and loading (real ORT sessions). */
 final class Runners {
     private Runners() {}

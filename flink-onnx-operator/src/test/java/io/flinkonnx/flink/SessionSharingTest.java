@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import io.flinkonnx.flink.session.SessionRegistry;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.flinkonnx.model.testing.TestModels;

@@ -1,5 +1,9 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.sql;
 
+import io.flinkonnx.flink.OnnxScoreFunction;
+import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.flink.tensor.ElementCodec;
+import org.apache.flink.annotation.Internal;
 import io.flinkonnx.model.ElementType;
 import java.lang.reflect.Array;
 import java.util.EnumMap;
@@ -21,7 +25,8 @@ import org.apache.flink.table.types.logical.LogicalTypeRoot;
  * column, and the conversions of values both ways (internal {@code RowData}/{@code ArrayData} for the
  * provider, boxed arrays for the function). UINT8 travels as TINYINT.
  */
-final class SqlTypes {
+@Internal
+public final class SqlTypes {
     /** What one element type needs in SQL. */
     private static final class Mapping {
         final DataType dataType;
@@ -76,44 +81,44 @@ final class SqlTypes {
     private SqlTypes() {}
 
     /** The SQL type carrying values of {@code t} (one element of an ARRAY, or a scalar), or null. */
-    static DataType dataType(ElementType t) {
+    public static DataType dataType(ElementType t) {
         Mapping m = MAPPINGS.get(t);
         return m == null ? null : m.dataType;
     }
 
     /** The SQL type's name for messages: {@code FLOAT}, or why there is none. */
-    static String sqlName(ElementType t) {
+    public static String sqlName(ElementType t) {
         DataType type = dataType(t);
         return type == null ? "(no SQL type for " + t + ")" : type.toString();
     }
 
     /** The ONNX element type a SQL column of {@code root} carries, or null. */
-    static ElementType elementType(LogicalTypeRoot root) {
+    public static ElementType elementType(LogicalTypeRoot root) {
         return BY_ROOT.get(root);
     }
 
     /** Whether a column carrying {@code given} may feed an ONNX input of {@code wanted} (TINYINT feeds UINT8). */
-    static boolean feeds(ElementType given, ElementType wanted) {
+    public static boolean feeds(ElementType given, ElementType wanted) {
         return given == wanted || (given == ElementType.INT8 && wanted == ElementType.UINT8);
     }
 
     /** The boxed array class SQL hands a function for ARRAY of {@code t} ({@code Float[]} for FLOAT). */
-    static Class<?> boxedArray(ElementType t) {
+    public static Class<?> boxedArray(ElementType t) {
         return mapping(t).boxedArray;
     }
 
     /** An ARRAY column's values as a fresh primitive array for ONNX input {@code t}. */
-    static Object fromArray(ArrayData a, ElementType t) {
+    public static Object fromArray(ArrayData a, ElementType t) {
         return mapping(t).fromArray.apply(a);
     }
 
     /** A scalar column's value as a one-element primitive array for ONNX input {@code t}. */
-    static Object fromScalar(RowData row, int column, ElementType t) {
+    public static Object fromScalar(RowData row, int column, ElementType t) {
         return mapping(t).fromScalar.apply(row, column);
     }
 
     /** An output's values (a primitive array, or String[]) as SQL's internal ARRAY data. */
-    static ArrayData toArrayData(Object values) {
+    public static ArrayData toArrayData(Object values) {
         ElementCodec codec = ElementCodec.ofArray(values.getClass());
         if (codec == null) {
             throw new IllegalArgumentException("No SQL ARRAY for " + values.getClass().getSimpleName());
@@ -122,7 +127,7 @@ final class SqlTypes {
     }
 
     /** A boxed array ({@code Float[]}, SQL's conversion class of ARRAY) as a primitive one; nulls refused. */
-    static Object unbox(Object boxed, ElementType t) {
+    public static Object unbox(Object boxed, ElementType t) {
         int n = Array.getLength(boxed);
         ElementCodec codec = ElementCodec.of(t);
         Object out = codec.newArray(n);
@@ -137,7 +142,7 @@ final class SqlTypes {
     }
 
     /** A primitive array as its boxed twin ({@code float[]} to {@code Float[]}), what SQL functions return. */
-    static Object box(Object primitive) {
+    public static Object box(Object primitive) {
         ElementCodec codec = ElementCodec.ofArray(primitive.getClass());
         Class<?> boxed = codec == null ? String[].class : mapping(codec.type).boxedArray;
         int n = Array.getLength(primitive);

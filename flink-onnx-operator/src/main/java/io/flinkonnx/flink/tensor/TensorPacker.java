@@ -1,5 +1,7 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.tensor;
 
+import io.flinkonnx.flink.RecordConversionException;
+import org.apache.flink.annotation.Internal;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
@@ -19,7 +21,8 @@ import java.util.Map;
  * native-order direct buffers (ORT then reads them without a copy). A tensor made here is backed by its
  * buffer: close it before the next {@link #pack}.
  */
-final class TensorPacker {
+@Internal
+public final class TensorPacker {
     private final OrtEnvironment env;
     private final List<TensorSpec> specs;
     private final ByteBuffer[] buffers;
@@ -29,14 +32,14 @@ final class TensorPacker {
     private final int maskInput;
     private final Map<String, long[]> padded = new HashMap<>();
 
-    static final int SHRINK_WINDOW = 32;
-    static final long SHRINK_FLOOR_BYTES = 1 << 20;
+    public static final int SHRINK_WINDOW = 32;
+    public static final long SHRINK_FLOOR_BYTES = 1 << 20;
 
     /**
      * @param padValue what ragged inputs are padded with
      * @param maskInput the attention-mask input, always padded with 0 (-1 when the model has none)
      */
-    TensorPacker(OrtEnvironment env, List<TensorSpec> specs, double padValue, int maskInput) {
+    public TensorPacker(OrtEnvironment env, List<TensorSpec> specs, double padValue, int maskInput) {
         this.env = env;
         this.specs = specs;
         this.buffers = new ByteBuffer[specs.size()];
@@ -50,7 +53,7 @@ final class TensorPacker {
      * every path). Records that differ along a free (symbolic or unknown) dim are padded to the longest
      * with {@code padValue}; the lengths per symbol are then in {@link #paddedLengths()}.
      */
-    Map<String, OnnxTensor> pack(RecordInputs[] rows, int offset, int count) throws OrtException {
+    public Map<String, OnnxTensor> pack(RecordInputs[] rows, int offset, int count) throws OrtException {
         padded.clear();
         shrinkIfIdle();
         Map<String, OnnxTensor> tensors = new LinkedHashMap<>();
@@ -77,7 +80,7 @@ final class TensorPacker {
      *
      * @param options ORT run options (a terminate flag), or null
      */
-    void run(OrtSession session, OrtSession.RunOptions options, RecordInputs[] rows, int offset, int count,
+    public void run(OrtSession session, OrtSession.RunOptions options, RecordInputs[] rows, int offset, int count,
             BatchOutputs into) throws OrtException {
         Map<String, OnnxTensor> tensors = pack(rows, offset, count);
         try (OrtSession.Result result = options == null ? session.run(tensors) : session.run(tensors, options)) {
@@ -88,7 +91,7 @@ final class TensorPacker {
     }
 
     /** Direct bytes held between batches. */
-    long retainedBytes() {
+    public long retainedBytes() {
         long bytes = 0;
         for (ByteBuffer b : buffers) {
             bytes += b == null ? 0 : b.capacity();
@@ -110,7 +113,7 @@ final class TensorPacker {
     }
 
     /** For the last {@link #pack}: symbol of each padded axis -> the records' own lengths along it. */
-    Map<String, long[]> paddedLengths() {
+    public Map<String, long[]> paddedLengths() {
         return padded;
     }
 

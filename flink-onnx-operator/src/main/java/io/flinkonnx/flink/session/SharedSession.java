@@ -1,5 +1,7 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.session;
 
+import io.flinkonnx.flink.NodePlacement;
+import org.apache.flink.annotation.Internal;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import io.flinkonnx.model.ModelSignature;
@@ -10,7 +12,8 @@ import java.util.List;
  * One ORT session shared by every operator of a task slot that uses the same model and settings.
  * {@link OrtSession#run} is thread-safe, so unchained operators of one slot may share it.
  */
-final class SharedSession {
+@Internal
+public final class SharedSession {
     private final SessionRegistry.Key key;
     private final OrtSession session;
     private final ModelSignature signature;
@@ -20,7 +23,7 @@ final class SharedSession {
     private final List<NodePlacement> placement;
     private final String placementNote;
 
-    SharedSession(SessionRegistry.Key key, OrtSession session, ModelSignature signature, ProviderResolution resolution,
+    public SharedSession(SessionRegistry.Key key, OrtSession session, ModelSignature signature, ProviderResolution resolution,
             long loadTimeMillis, long modelSizeBytes, List<NodePlacement> placement, String placementNote) {
         this.key = key;
         this.session = session;
@@ -33,44 +36,44 @@ final class SharedSession {
     }
 
     /** Where each kernel ran in the warm-up run; null when it could not be measured ({@link #placementNote}). */
-    List<NodePlacement> placement() {
+    public List<NodePlacement> placement() {
         return placement;
     }
 
-    String placementNote() {
+    public String placementNote() {
         return placementNote;
     }
 
-    SessionRegistry.Key key() {
+    public SessionRegistry.Key key() {
         return key;
     }
 
-    OrtSession session() {
+    public OrtSession session() {
         return session;
     }
 
     /** The signature as read from the model (default batch-axis rule). */
-    ModelSignature signature() {
+    public ModelSignature signature() {
         return signature;
     }
 
-    ProviderResolution resolution() {
+    public ProviderResolution resolution() {
         return resolution;
     }
 
-    long loadTimeMillis() {
+    public long loadTimeMillis() {
         return loadTimeMillis;
     }
 
-    long modelSizeBytes() {
+    public long modelSizeBytes() {
         return modelSizeBytes;
     }
 
-    String modelSha256() {
+    public String modelSha256() {
         return key.modelSha256;
     }
 
-    void close() throws OrtException {
+    public void close() throws OrtException {
         session.close();
     }
 }

@@ -1,5 +1,22 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.engine;
 
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.DriftReport;
+import io.flinkonnx.flink.FallbackReport;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.flink.SessionLoader;
+import io.flinkonnx.flink.SystemicFailureException;
+import io.flinkonnx.flink.drift.DriftMonitor;
+import io.flinkonnx.flink.session.OrtRuntime;
+import io.flinkonnx.flink.session.SessionRegistry;
+import io.flinkonnx.flink.session.SharedSession;
+import io.flinkonnx.flink.tensor.BatchOutputs;
+import io.flinkonnx.flink.tensor.ElementCodec;
+import io.flinkonnx.flink.tensor.Padding;
+import io.flinkonnx.flink.tensor.RecordInputs;
+import io.flinkonnx.flink.tensor.TensorPacker;
+import org.apache.flink.annotation.Internal;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
@@ -24,8 +41,9 @@ import org.apache.flink.metrics.MetricGroup;
  * (one reused {@link RecordInputs} per batch row) and outputs to results, and releases the session. Not
  * thread-safe: one per operator instance.
  */
-final class InferenceRunner<IN, OUT> implements AutoCloseable {
-    static final String METRIC_GROUP = "onnx";
+@Internal
+public final class InferenceRunner<IN, OUT> implements AutoCloseable {
+    public static final String METRIC_GROUP = "onnx";
     private static final int MASK_CACHE_ENTRIES = 16;
     private static final int MASK_CACHE_MAX_LENGTH = 1 << 16;
     private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(InferenceRunner.class);
@@ -57,13 +75,13 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
     private final Object[] single = new Object[1];
     private final SingleOutcome<OUT> singleOutcome = new SingleOutcome<>();
 
-    InferenceRunner(OnnxInferenceSpec<IN, OUT> spec) {
+    public InferenceRunner(OnnxInferenceSpec<IN, OUT> spec) {
         this.spec = spec;
         this.modelName = spec.model().uri();
     }
 
     /** {@link #open(String, int, MetricGroup, int, BatchPolicy)} for one record per run. */
-    void open(String slot, int subtask, MetricGroup metrics) throws Exception {
+    public void open(String slot, int subtask, MetricGroup metrics) throws Exception {
         open(slot, subtask, metrics, 1, BatchPolicy.defaults());
     }
 
@@ -72,7 +90,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * up to {@code maxRows} records. Fails at job start on a bad model or signature, naming the model and
      * the cause.
      */
-    void open(String slot, int subtask, MetricGroup metrics, int maxRows, BatchPolicy policy) throws Exception {
+    public void open(String slot, int subtask, MetricGroup metrics, int maxRows, BatchPolicy policy) throws Exception {
         shared = acquire(spec.model(), slot, spec.providers(), spec.sessionSettings());
         try {
             signature = spec.batchAxis() == null ? shared.signature() : shared.signature().withBatchAxis(spec.batchAxis());
@@ -139,7 +157,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * first user of the slot fetches it (one download per slot, not per operator); an unpinned model is
      * fetched to learn its digest, since the bytes behind a URI may change.
      */
-    static SharedSession acquire(ModelSource source, String slot, ProviderChain providers, SessionSettings settings)
+    public static SharedSession acquire(ModelSource source, String slot, ProviderChain providers, SessionSettings settings)
             throws Exception {
         if (source.sha256().isPresent()) {
             SessionRegistry.Key key = new SessionRegistry.Key(slot, source.sha256().get(), providers, settings);
@@ -174,7 +192,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * Whether several records can share a run: every input has its batch axis first and free. Models
      * whose batch dim is fixed (usually at 1) or absent are run one record at a time.
      */
-    boolean batchable() {
+    public boolean batchable() {
         for (TensorSpec input : signature.inputs()) {
             if (!input.hasBatchAxis() || input.batchAxis() != 0 || input.dims().get(0).isFixed()) {
                 return false;
@@ -228,12 +246,12 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
     }
 
     /** Batch row {@code i}. */
-    RecordInputs row(int i) {
+    public RecordInputs row(int i) {
         return rows[i];
     }
 
     /** Swaps batch rows {@code i} and {@code j} (an encoded record moves to the front of a new batch). */
-    void swapRows(int i, int j) {
+    public void swapRows(int i, int j) {
         RecordInputs t = rows[i];
         rows[i] = rows[j];
         rows[j] = t;
@@ -245,7 +263,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
      *
      * @throws RecordConversionException naming what does not fit
      */
-    void encode(IN record, RecordInputs row, boolean rejectNaN) {
+    public void encode(IN record, RecordInputs row, boolean rejectNaN) {
         row.reset();
         try {
             spec.encoder().encode(record, row);
@@ -334,7 +352,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * Runs rows {@code offset .. offset+count)} (already encoded) in one ORT run and loads the outputs;
      * read them with {@link #decode}. Tensors and the result are closed on every path.
      */
-    void run(int offset, int count) throws OrtException {
+    public void run(int offset, int count) throws OrtException {
         runsStarted++;
         packer.run(shared.session(), runOptions, rows, offset, count, outputs);
     }
@@ -343,7 +361,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * Where {@link #scoreBatch} hands each record's outcome, by the record's index in the batch. Every
      * record gets exactly one call: {@link #scored} or {@link #failed}.
      */
-    interface Outcomes<OUT> {
+    public interface Outcomes<OUT> {
         void scored(int index, OUT result) throws Exception;
 
         void failed(int index, Exception reason) throws Exception;
@@ -364,7 +382,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
      *     batches in a row: the session, not the data, is broken
      * @return whether a run of this batch failed
      */
-    boolean scoreBatch(Object[] records, int count, Outcomes<OUT> outcomes) throws Exception {
+    public boolean scoreBatch(Object[] records, int count, Outcomes<OUT> outcomes) throws Exception {
         for (int i = 0; i < count; i++) {
             order[i] = i;
         }
@@ -512,17 +530,17 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
     }
 
     /** Runs started on the served session since open (for tests of isolation cost). */
-    long runsStarted() {
+    public long runsStarted() {
         return runsStarted;
     }
 
     /** Lengths whose derived-mask arrays are cached. */
-    int maskCacheSize() {
+    public int maskCacheSize() {
         return maskOnes.size();
     }
 
     /** A dead letter's reason: the exception's message, ORT's marked as such. */
-    static String reasonOf(Exception e) {
+    public static String reasonOf(Exception e) {
         return e instanceof OrtException ? "ONNX Runtime failed on this record: " + e.getMessage() : e.getMessage();
     }
 
@@ -530,7 +548,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * Cancels a run in flight from another thread (ORT's {@code RunOptions.setTerminate}); runs after this
      * fail at once. For closing while a worker thread may still be inside {@code run}.
      */
-    void terminate() {
+    public void terminate() {
         try {
             if (runOptions != null) {
                 runOptions.setTerminate(true);
@@ -541,12 +559,12 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
     }
 
     /** The outputs of the last {@link #run}. */
-    BatchOutputs outputs() {
+    public BatchOutputs outputs() {
         return outputs;
     }
 
     /** The result of record {@code index} of the last {@link #run}. */
-    OUT decode(IN record, int index) throws Exception {
+    public OUT decode(IN record, int index) throws Exception {
         return spec.decoder().decode(record, outputs.at(index));
     }
 
@@ -555,7 +573,7 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * record that fails is rethrown (the map function and the SQL functions have no side output: the
      * task fails with the message a dead letter would carry).
      */
-    OUT infer(IN record) throws Exception {
+    public OUT infer(IN record) throws Exception {
         encode(record, rows[0], false);
         single[0] = record;
         try {
@@ -593,25 +611,25 @@ final class InferenceRunner<IN, OUT> implements AutoCloseable {
         }
     }
 
-    String modelName() {
+    public String modelName() {
         return modelName;
     }
 
-    ModelSignature signature() {
+    public ModelSignature signature() {
         return signature;
     }
 
     /** The drift monitor of this instance (check {@link DriftMonitor#enabled()}); closed with the runner. */
-    DriftMonitor<IN> drift() {
+    public DriftMonitor<IN> drift() {
         return drift;
     }
 
     /** Where this operator's model runs (EPs and kernels), as measured when its session was loaded. */
-    FallbackReport fallbackReport() {
+    public FallbackReport fallbackReport() {
         return fallbackReport;
     }
 
-    SharedSession session() {
+    public SharedSession session() {
         return shared;
     }
 

@@ -1,5 +1,6 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.session;
 
+import org.apache.flink.annotation.Internal;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.TensorInfo;
 import io.flinkonnx.model.ElementType;
@@ -7,15 +8,16 @@ import io.flinkonnx.model.RuntimeLimits;
 import java.util.Map;
 
 /** The ONNX Runtime in this process: its environment, version, and what models it can read. */
-final class OrtRuntime {
+@Internal
+public final class OrtRuntime {
     private OrtRuntime() {}
 
     /** ORT's process-wide environment; never closed (ORT's shutdown hook owns it). */
-    static OrtEnvironment env() {
+    public static OrtEnvironment env() {
         return OrtEnvironment.getEnvironment();
     }
 
-    static String version() {
+    public static String version() {
         return env().getVersion();
     }
 
@@ -24,7 +26,7 @@ final class OrtRuntime {
      * {@code ModelLoadingTest}, which loads a model at each limit and one past it in the real ORT); null
      * for versions not measured, whose own load error is then reported.
      */
-    static RuntimeLimits limits() {
+    public static RuntimeLimits limits() {
         return limitsOf(version());
     }
 
@@ -32,7 +34,7 @@ final class OrtRuntime {
      * The ONNX element type of an ORT tensor. ORT's {@code OnnxTensorType.value} is not the ONNX code
      * (FLOAT is 10 there, 1 in ONNX), so the mapping goes by name.
      */
-    static ElementType elementType(TensorInfo info) {
+    public static ElementType elementType(TensorInfo info) {
         String name = info.onnxType.name().substring("ONNX_TENSOR_ELEMENT_DATA_TYPE_".length());
         try {
             return ElementType.valueOf(name);
@@ -41,7 +43,7 @@ final class OrtRuntime {
         }
     }
 
-    static RuntimeLimits limitsOf(String version) {
+    public static RuntimeLimits limitsOf(String version) {
         String[] parts = version.split("\\.");
         if (parts.length < 2) {
             return null;

@@ -1,5 +1,8 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.drift;
 
+import io.flinkonnx.flink.DriftTolerance;
+import io.flinkonnx.flink.ReferenceExtractor;
+import org.apache.flink.annotation.Internal;
 import static org.apache.flink.util.Preconditions.checkArgument;
 
 import io.flinkonnx.model.ModelSource;
@@ -7,20 +10,21 @@ import java.io.Serializable;
 import java.time.Duration;
 
 /** What drift is measured against, how often, and with which tolerance. Immutable. */
-final class DriftConfig<IN> implements Serializable {
+@Internal
+public final class DriftConfig<IN> implements Serializable {
     private static final long serialVersionUID = 1L;
 
-    static <IN> DriftConfig<IN> none() {
+    public static <IN> DriftConfig<IN> none() {
         return new DriftConfig<>(null, 0, null, null, null, 0, DriftTolerance.defaults());
     }
 
-    final ModelSource referenceModel;
-    final double shadowFraction;
-    final String goldenVectors;
-    final Duration goldenInterval;
-    final ReferenceExtractor<IN> recordReferences;
-    final double recordFraction;
-    final DriftTolerance tolerance;
+    public final ModelSource referenceModel;
+    public final double shadowFraction;
+    public final String goldenVectors;
+    public final Duration goldenInterval;
+    public final ReferenceExtractor<IN> recordReferences;
+    public final double recordFraction;
+    public final DriftTolerance tolerance;
 
     private DriftConfig(ModelSource referenceModel, double shadowFraction, String goldenVectors, Duration goldenInterval,
             ReferenceExtractor<IN> recordReferences, double recordFraction, DriftTolerance tolerance) {
@@ -33,16 +37,16 @@ final class DriftConfig<IN> implements Serializable {
         this.tolerance = tolerance;
     }
 
-    boolean enabled() {
+    public boolean enabled() {
         return referenceModel != null || goldenVectors != null || recordReferences != null;
     }
 
-    DriftConfig<IN> withShadow(ModelSource model, double fraction) {
+    public DriftConfig<IN> withShadow(ModelSource model, double fraction) {
         checkFraction(fraction);
         return new DriftConfig<>(model, fraction, goldenVectors, goldenInterval, recordReferences, recordFraction, tolerance);
     }
 
-    DriftConfig<IN> withGolden(String folder, Duration interval) {
+    public DriftConfig<IN> withGolden(String folder, Duration interval) {
         checkArgument(folder != null && !folder.isBlank(), "golden vectors folder must be given");
         checkArgument(interval != null && !interval.isNegative() && !interval.isZero(),
                 "golden vectors interval must be > 0, got %s", interval);
@@ -50,13 +54,13 @@ final class DriftConfig<IN> implements Serializable {
                 tolerance);
     }
 
-    DriftConfig<IN> withRecords(ReferenceExtractor<IN> extractor, double fraction) {
+    public DriftConfig<IN> withRecords(ReferenceExtractor<IN> extractor, double fraction) {
         checkFraction(fraction);
         return new DriftConfig<>(referenceModel, shadowFraction, goldenVectors, goldenInterval, extractor, fraction,
                 tolerance);
     }
 
-    DriftConfig<IN> withTolerance(DriftTolerance t) {
+    public DriftConfig<IN> withTolerance(DriftTolerance t) {
         return new DriftConfig<>(referenceModel, shadowFraction, goldenVectors, goldenInterval, recordReferences,
                 recordFraction, t);
     }

@@ -1,7 +1,9 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.sql;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.model.LocalModel;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;

@@ -1,5 +1,7 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.sql;
 
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import org.apache.flink.annotation.Internal;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.functions.AsyncPredictFunction;
 import org.apache.flink.table.functions.PredictFunction;
@@ -7,13 +9,14 @@ import org.apache.flink.table.ml.AsyncPredictRuntimeProvider;
 import org.apache.flink.table.ml.PredictRuntimeProvider;
 
 /** Both runtimes of the {@code onnx} model provider. */
-final class OnnxModelProvider implements PredictRuntimeProvider, AsyncPredictRuntimeProvider {
+@Internal
+public final class OnnxModelProvider implements PredictRuntimeProvider, AsyncPredictRuntimeProvider {
     private final OnnxInferenceSpec<Object[], RowData> spec;
     private final SqlBinding binding;
     private final int batchSize;
     private final int batchDelayMillis;
 
-    OnnxModelProvider(OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, int batchSize, int batchDelayMillis) {
+    public OnnxModelProvider(OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, int batchSize, int batchDelayMillis) {
         this.spec = spec;
         this.binding = binding;
         this.batchSize = batchSize;

@@ -1,5 +1,10 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.sql;
 
+import io.flinkonnx.flink.InputRow;
+import io.flinkonnx.flink.OutputRow;
+import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.flink.tensor.RecordInputs;
+import org.apache.flink.annotation.Internal;
 import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.ModelSignature;
@@ -26,11 +31,12 @@ import org.apache.flink.table.types.logical.LogicalTypeRoot;
  * {@code [batch]} or {@code [batch,1]} tensor. Types must match exactly (FLOAT-FLOAT, BIGINT-INT64, ...):
  * nothing is cast. Checked when the model is planned; errors name the column and the ONNX input.
  */
-final class SqlBinding implements Serializable {
+@Internal
+public final class SqlBinding implements Serializable {
     private static final long serialVersionUID = 1L;
 
     /** One column bound to one ONNX tensor. */
-    static final class Binding implements Serializable {
+    public static final class Binding implements Serializable {
         private static final long serialVersionUID = 1L;
         final String column;
         final String onnxName;
@@ -48,15 +54,15 @@ final class SqlBinding implements Serializable {
         }
     }
 
-    final List<Binding> inputs;
-    final List<Binding> outputs;
+    public final List<Binding> inputs;
+    public final List<Binding> outputs;
 
     private SqlBinding(List<Binding> inputs, List<Binding> outputs) {
         this.inputs = List.copyOf(inputs);
         this.outputs = List.copyOf(outputs);
     }
 
-    static SqlBinding bind(String model, ModelSignature signature, List<Column> inputColumns, List<Column> outputColumns) {
+    public static SqlBinding bind(String model, ModelSignature signature, List<Column> inputColumns, List<Column> outputColumns) {
         return new SqlBinding(bindSide(model, "input", signature.inputs(), inputColumns),
                 bindSide(model, "output", signature.outputs(), outputColumns));
     }
@@ -115,7 +121,7 @@ final class SqlBinding implements Serializable {
     }
 
     /** The input values of {@code row} as fresh Java arrays (the planner may reuse the row afterwards). */
-    Object[] values(RowData row) {
+    public Object[] values(RowData row) {
         Object[] values = new Object[inputs.size()];
         for (int i = 0; i < inputs.size(); i++) {
             Binding b = inputs.get(i);
@@ -129,7 +135,7 @@ final class SqlBinding implements Serializable {
     }
 
     /** Puts converted values into a record's inputs. */
-    void encode(Object[] values, InputRow row) {
+    public void encode(Object[] values, InputRow row) {
         for (int i = 0; i < inputs.size(); i++) {
             Binding b = inputs.get(i);
             if (b.array) {
@@ -141,7 +147,7 @@ final class SqlBinding implements Serializable {
     }
 
     /** The output columns of one record. */
-    RowData decode(OutputRow out) {
+    public RowData decode(OutputRow out) {
         GenericRowData row = new GenericRowData(outputs.size());
         for (int i = 0; i < outputs.size(); i++) {
             Binding b = outputs.get(i);

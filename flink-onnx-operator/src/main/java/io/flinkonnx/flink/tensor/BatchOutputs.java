@@ -1,5 +1,9 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.tensor;
 
+import io.flinkonnx.flink.OutputRow;
+import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.flink.session.OrtRuntime;
+import org.apache.flink.annotation.Internal;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OnnxValue;
 import ai.onnxruntime.OrtException;
@@ -18,7 +22,8 @@ import java.util.Map;
  * The outputs of one {@code run}, copied out of ORT's memory once and read per record: the view is moved
  * to a record with {@link #at(int)} and handed to the decoder as an {@link OutputRow}.
  */
-final class BatchOutputs implements OutputRow {
+@Internal
+public final class BatchOutputs implements OutputRow {
     private final String model;
     private final List<TensorSpec> specs;
     private final List<String> names;
@@ -29,7 +34,7 @@ final class BatchOutputs implements OutputRow {
     private int record;
     private Map<String, long[]> paddedLengths = Map.of();
 
-    BatchOutputs(String model, List<TensorSpec> specs) {
+    public BatchOutputs(String model, List<TensorSpec> specs) {
         this.model = model;
         this.specs = specs;
         this.names = specs.stream().map(TensorSpec::name).collect(java.util.stream.Collectors.toUnmodifiableList());
@@ -43,7 +48,7 @@ final class BatchOutputs implements OutputRow {
      * {@code paddedLengths} (symbol -> each record's own length) says which axes were padded: outputs that
      * carry such an axis are cut back to each record's length.
      */
-    void load(OrtSession.Result result, int count, Map<String, long[]> paddedLengths) throws OrtException {
+    public void load(OrtSession.Result result, int count, Map<String, long[]> paddedLengths) throws OrtException {
         this.count = count;
         this.paddedLengths = paddedLengths.isEmpty() ? Map.of() : new HashMap<>(paddedLengths);
         for (int i = 0; i < specs.size(); i++) {
@@ -64,12 +69,12 @@ final class BatchOutputs implements OutputRow {
     }
 
     /** The whole batch's values of tensor output {@code name}, flat; null for non-tensor outputs. */
-    Object batchValues(String name) {
+    public Object batchValues(String name) {
         return data[indexOf(name)];
     }
 
     /** Points this view at record {@code index} of the batch. */
-    OutputRow at(int index) {
+    public OutputRow at(int index) {
         this.record = index;
         return this;
     }

@@ -1,5 +1,15 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.drift;
 
+import io.flinkonnx.flink.DriftReport;
+import io.flinkonnx.flink.OutputRow;
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.session.OrtRuntime;
+import io.flinkonnx.flink.session.SessionRegistry;
+import io.flinkonnx.flink.session.SharedSession;
+import io.flinkonnx.flink.tensor.BatchOutputs;
+import io.flinkonnx.flink.tensor.RecordInputs;
+import io.flinkonnx.flink.tensor.TensorPacker;
+import org.apache.flink.annotation.Internal;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import io.flinkonnx.model.ElementType;
@@ -23,7 +33,8 @@ import org.slf4j.LoggerFactory;
  * golden vectors at start and on an interval, references carried by sampled records. Reports go to the
  * caller (a side output) and to gauges and the log here.
  */
-final class DriftMonitor<IN> implements AutoCloseable {
+@Internal
+public final class DriftMonitor<IN> implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DriftMonitor.class);
 
     private final DriftConfig<IN> config;
@@ -45,7 +56,7 @@ final class DriftMonitor<IN> implements AutoCloseable {
      * @param served the session whose outputs are checked (golden vectors run on it); the monitor never
      *     scores records itself, it is handed each batch's rows and outputs by the engine
      */
-    DriftMonitor(DriftConfig<IN> config, String modelName, ModelSignature signature, OrtSession served, int subtask) {
+    public DriftMonitor(DriftConfig<IN> config, String modelName, ModelSignature signature, OrtSession served, int subtask) {
         this.config = config;
         this.modelName = modelName;
         this.signature = signature;
@@ -53,12 +64,12 @@ final class DriftMonitor<IN> implements AutoCloseable {
         this.subtask = subtask;
     }
 
-    boolean enabled() {
+    public boolean enabled() {
         return config.enabled();
     }
 
     /** Opens the reference session and reads the golden vectors; fails at start when either is unusable. */
-    void open(String slot, MetricGroup metrics, double padValue) throws Exception {
+    public void open(String slot, MetricGroup metrics, double padValue) throws Exception {
         if (config.referenceModel != null) {
             reference = InferenceRunner.acquire(config.referenceModel, slot, ProviderChain.cpu(), SessionSettings.defaults());
             ModelSignature sig = reference.signature();
@@ -93,7 +104,7 @@ final class DriftMonitor<IN> implements AutoCloseable {
      * Runs the golden vectors when they are due by the wall clock (entry points without Flink timers);
      * the reports go to the gauges and the log.
      */
-    static void checkGoldenIfDue(DriftMonitor<?> monitor) throws OrtException {
+    public static void checkGoldenIfDue(DriftMonitor<?> monitor) throws OrtException {
         long now = System.currentTimeMillis();
         if (monitor.goldenDue(now)) {
             monitor.checkGolden(now);
@@ -101,17 +112,17 @@ final class DriftMonitor<IN> implements AutoCloseable {
     }
 
     /** Whether the golden vectors are due at {@code nowMillis}. */
-    boolean goldenDue(long nowMillis) {
+    public boolean goldenDue(long nowMillis) {
         return !golden.isEmpty() && nowMillis >= nextGoldenMillis;
     }
 
     /** When the golden vectors are next due (Long.MAX_VALUE without golden vectors). */
-    long nextGoldenMillis() {
+    public long nextGoldenMillis() {
         return nextGoldenMillis;
     }
 
     /** Runs every golden-vector set on the served session and compares its outputs. */
-    DriftReport checkGolden(long nowMillis) throws OrtException {
+    public DriftReport checkGolden(long nowMillis) throws OrtException {
         nextGoldenMillis = nowMillis + config.goldenInterval.toMillis();
         Map<String, DriftAccumulator> acc = new LinkedHashMap<>();
         GoldenVectors vectors = new GoldenVectors(modelName, served, signature);
@@ -131,7 +142,7 @@ final class DriftMonitor<IN> implements AutoCloseable {
      * none. The shadow model is run here, on this monitor's own packed copy of the rows.
      */
     @SuppressWarnings("unchecked")
-    List<DriftReport> afterRun(Object[] records, RecordInputs[] rows, int offset, int count, BatchOutputs outputs)
+    public List<DriftReport> afterRun(Object[] records, RecordInputs[] rows, int offset, int count, BatchOutputs outputs)
             throws Exception {
         batches++;
         List<DriftReport> reports = new ArrayList<>(2);
@@ -176,7 +187,7 @@ final class DriftMonitor<IN> implements AutoCloseable {
     }
 
     /** Classes per row when the output looks like a classifier's ([batch, classes] with classes fixed >= 2). */
-    static int classes(TensorSpec spec) {
+    public static int classes(TensorSpec spec) {
         if (spec.rank() == 2 && spec.dims().get(1).isFixed() && spec.dims().get(1).value() >= 2) {
             return (int) spec.dims().get(1).value();
         }
@@ -207,7 +218,7 @@ final class DriftMonitor<IN> implements AutoCloseable {
         return r;
     }
 
-    DriftReport latest() {
+    public DriftReport latest() {
         return latest;
     }
 

@@ -1,5 +1,6 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.tensor;
 
+import org.apache.flink.annotation.Internal;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.TensorData;
 
@@ -7,15 +8,16 @@ import io.flinkonnx.model.TensorData;
  * FLOAT16 and BFLOAT16 values travel as their raw 16-bit patterns ({@code short[]}); ORT widens such
  * outputs to float, so references are widened the same way before comparing.
  */
-final class HalfFloats {
+@Internal
+public final class HalfFloats {
     private HalfFloats() {}
 
-    static boolean isHalf(ElementType type) {
+    public static boolean isHalf(ElementType type) {
         return type == ElementType.FLOAT16 || type == ElementType.BFLOAT16;
     }
 
     /** The values of {@code t}, widened to {@code float[]} when they are half floats. */
-    static Object widen(TensorData t) {
+    public static Object widen(TensorData t) {
         if (!isHalf(t.type())) {
             return t.values();
         }
@@ -28,7 +30,7 @@ final class HalfFloats {
     }
 
     /** IEEE 754 binary16 to float. */
-    static float fp16(short h) {
+    public static float fp16(short h) {
         int bits = h & 0xFFFF;
         int sign = (bits >>> 15) << 31;
         int exponent = (bits >>> 10) & 0x1F;

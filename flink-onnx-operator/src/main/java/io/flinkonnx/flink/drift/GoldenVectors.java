@@ -1,5 +1,13 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.drift;
 
+import io.flinkonnx.flink.DriftTolerance;
+import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.flink.session.OrtRuntime;
+import io.flinkonnx.flink.tensor.BatchOutputs;
+import io.flinkonnx.flink.tensor.HalfFloats;
+import io.flinkonnx.flink.tensor.RecordInputs;
+import io.flinkonnx.flink.tensor.TensorPacker;
+import org.apache.flink.annotation.Internal;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
@@ -25,7 +33,8 @@ import java.util.stream.Stream;
  * packing into direct buffers) and compares the outputs. Each {@code input_K.pb} is one whole tensor, so
  * the signature is used without a batch axis.
  */
-final class GoldenVectors {
+@Internal
+public final class GoldenVectors {
     private static final Pattern NUMBERED = Pattern.compile("(input|output)_(\\d+)\\.pb");
 
     private final String model;
@@ -35,7 +44,7 @@ final class GoldenVectors {
     private final RecordInputs row;
     private final BatchOutputs outputs;
 
-    GoldenVectors(String model, OrtSession session, ModelSignature served) {
+    public GoldenVectors(String model, OrtSession session, ModelSignature served) {
         this.model = model;
         this.session = session;
         this.signature = served.withBatchAxis(TensorSpec.NO_BATCH_AXIS);
@@ -49,7 +58,7 @@ final class GoldenVectors {
      *
      * @throws RecordConversionException when an input does not fit the model (type or shape): never cast
      */
-    void compare(ReferenceDataSet set, Map<String, DriftAccumulator> acc, DriftTolerance tolerance,
+    public void compare(ReferenceDataSet set, Map<String, DriftAccumulator> acc, DriftTolerance tolerance,
             java.util.function.Function<TensorSpec, Integer> classes) throws OrtException {
         List<TensorSpec> inputs = signature.inputs();
         if (set.inputs().size() != inputs.size()) {
@@ -85,7 +94,7 @@ final class GoldenVectors {
      * Reads every {@code test_data_set_*} folder below {@code folder} (or {@code folder} itself) for
      * {@code model}, refusing a set that lacks an expected output: see {@link #read}.
      */
-    static List<ReferenceDataSet> readAll(Path folder, String model, ModelSignature signature) throws IOException {
+    public static List<ReferenceDataSet> readAll(Path folder, String model, ModelSignature signature) throws IOException {
         List<ReferenceDataSet> sets = new ArrayList<>();
         for (Path set : ReferenceDataSet.folders(folder)) {
             sets.add(read(set, model, signature));
@@ -101,7 +110,7 @@ final class GoldenVectors {
      *
      * @throws IOException when a numbered file is missing (the message names it) or the set cannot be read
      */
-    static ReferenceDataSet read(Path folder, String model, ModelSignature signature) throws IOException {
+    public static ReferenceDataSet read(Path folder, String model, ModelSignature signature) throws IOException {
         requireNoGap(folder, "input", signature.inputs());
         requireNoGap(folder, "output", signature.outputs());
         ReferenceDataSet set = ReferenceDataSet.read(folder);
@@ -118,7 +127,7 @@ final class GoldenVectors {
      *
      * @throws IllegalArgumentException naming the missing {@code output_K.pb} files and outputs
      */
-    static void requireEveryOutput(String model, String where, ReferenceDataSet set, ModelSignature signature) {
+    public static void requireEveryOutput(String model, String where, ReferenceDataSet set, ModelSignature signature) {
         List<TensorSpec> outputs = signature.outputs();
         int have = set.outputs().size();
         if (have < outputs.size()) {

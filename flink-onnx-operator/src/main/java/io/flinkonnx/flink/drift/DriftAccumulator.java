@@ -1,9 +1,14 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.drift;
 
+import io.flinkonnx.flink.DriftTolerance;
+import io.flinkonnx.flink.OutputDrift;
+import io.flinkonnx.flink.tensor.ElementCodec;
+import org.apache.flink.annotation.Internal;
 import io.flinkonnx.model.ElementType;
 
 /** Accumulates element-wise comparisons of one output with its reference. */
-final class DriftAccumulator {
+@Internal
+public final class DriftAccumulator {
     private final String output;
     private final ElementType type;
     private final ElementCodec outputCodec;
@@ -18,7 +23,7 @@ final class DriftAccumulator {
     private long rows;
     private long rowsAgreeing;
 
-    DriftAccumulator(String output, ElementType type, DriftTolerance tolerance, int classes) {
+    public DriftAccumulator(String output, ElementType type, DriftTolerance tolerance, int classes) {
         this.output = output;
         this.type = type;
         this.outputCodec = ElementCodec.ofOutput(type);
@@ -32,7 +37,7 @@ final class DriftAccumulator {
      *
      * @throws IllegalArgumentException when they differ in type or length (a reference that cannot be right)
      */
-    void add(Object actual, Object reference) {
+    public void add(Object actual, Object reference) {
         if (actual == null || reference == null || actual.getClass() != reference.getClass()) {
             throw new IllegalArgumentException("Output '" + output + "' is " + describe(actual)
                     + " but its reference is " + describe(reference));
@@ -107,7 +112,7 @@ final class DriftAccumulator {
         return o == null ? "missing" : o.getClass().getSimpleName();
     }
 
-    OutputDrift result() {
+    public OutputDrift result() {
         OutputDrift d = new OutputDrift();
         d.output = output;
         d.elements = elements;
@@ -121,7 +126,7 @@ final class DriftAccumulator {
         return d;
     }
 
-    ElementType type() {
+    public ElementType type() {
         return type;
     }
 }

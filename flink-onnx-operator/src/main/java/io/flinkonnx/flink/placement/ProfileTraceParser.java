@@ -1,5 +1,7 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.placement;
 
+import io.flinkonnx.flink.NodePlacement;
+import org.apache.flink.annotation.Internal;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -14,17 +16,18 @@ import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMap
  * {@code "cat": "Node"} event named {@code <node>_kernel_time} carries {@code args.op_name},
  * {@code args.provider} and {@code dur} (microseconds). Fence events and session events are ignored.
  */
-final class ProfileTraceParser {
+@Internal
+public final class ProfileTraceParser {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final String KERNEL_SUFFIX = "_kernel_time";
 
     private ProfileTraceParser() {}
 
-    static List<NodePlacement> parse(Path trace) throws IOException {
+    public static List<NodePlacement> parse(Path trace) throws IOException {
         return parse(Files.readString(trace));
     }
 
-    static List<NodePlacement> parse(String trace) throws IOException {
+    public static List<NodePlacement> parse(String trace) throws IOException {
         JsonNode events = JSON.readTree(trace);
         if (events == null || !events.isArray()) {
             throw new IOException("Not an ONNX Runtime profile (expected a JSON array of trace events)");
@@ -44,7 +47,7 @@ final class ProfileTraceParser {
     }
 
     /** {@code CUDAExecutionProvider} -> {@code cuda}, the ids of {@code ProviderChain}. */
-    static String providerId(String ortName) {
+    public static String providerId(String ortName) {
         String id = ortName.endsWith("ExecutionProvider")
                 ? ortName.substring(0, ortName.length() - "ExecutionProvider".length()) : ortName;
         id = id.toLowerCase(Locale.ROOT);

@@ -1,5 +1,6 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.tensor;
 
+import org.apache.flink.annotation.Internal;
 import java.lang.reflect.Array;
 import java.util.Arrays;
 
@@ -7,10 +8,11 @@ import java.util.Arrays;
  * Row-major copies between a record's own shape and a larger (padded) shape of the same rank: padding
  * before a run, cutting back after it.
  */
-final class Padding {
+@Internal
+public final class Padding {
     private Padding() {}
 
-    static long product(long[] shape) {
+    public static long product(long[] shape) {
         long p = 1;
         for (long d : shape) {
             p *= d;
@@ -19,7 +21,7 @@ final class Padding {
     }
 
     /** {@code values} of {@code shape} placed in a new array of {@code target} shape, the rest filled with the pad. */
-    static Object pad(Object values, long[] shape, long[] target, ElementCodec codec, double padValue) {
+    public static Object pad(Object values, long[] shape, long[] target, ElementCodec codec, double padValue) {
         Object out = codec.newArray(Math.toIntExact(product(target)));
         codec.fill(out, padValue);
         copyBlock(values, shape, out, target, shape);
@@ -27,7 +29,7 @@ final class Padding {
     }
 
     /** The leading {@code shape} block of {@code values} laid out in {@code from} shape, as a new dense array. */
-    static Object cut(Object values, long[] from, long[] shape) {
+    public static Object cut(Object values, long[] from, long[] shape) {
         Object out = Array.newInstance(values.getClass().getComponentType(), Math.toIntExact(product(shape)));
         copyBlock(values, from, out, shape, shape);
         return out;

@@ -1,5 +1,8 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.tensor;
 
+import io.flinkonnx.flink.OutputRow;
+import io.flinkonnx.flink.RecordConversionException;
+import org.apache.flink.annotation.Internal;
 import ai.onnxruntime.OnnxJavaType;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
@@ -20,7 +23,8 @@ import java.util.Map;
  * {@link ElementType} that records can feed ({@link #of}); outputs of other types are read through
  * {@link #ofOutput}.
  */
-abstract class ElementCodec {
+@Internal
+public abstract class ElementCodec {
     private static final Map<ElementType, ElementCodec> CODECS = new EnumMap<>(ElementType.class);
 
     static {
@@ -41,14 +45,14 @@ abstract class ElementCodec {
         CODECS.put(codec.type, codec);
     }
 
-    final ElementType type;
+    public final ElementType type;
 
     private ElementCodec(ElementType type) {
         this.type = type;
     }
 
     /** The codec of a type records can feed. */
-    static ElementCodec of(ElementType type) {
+    public static ElementCodec of(ElementType type) {
         ElementCodec codec = CODECS.get(type);
         if (codec == null) {
             throw new RecordConversionException("Element type " + type + " cannot be fed by records yet (supported: "
@@ -61,14 +65,14 @@ abstract class ElementCodec {
      * The codec that reads an output of {@code type}. ORT widens half floats to float on the way out, so
      * FLOAT16/BFLOAT16 outputs (and any other type ORT returns as floats) are read as FLOAT.
      */
-    static ElementCodec ofOutput(ElementType type) {
+    public static ElementCodec ofOutput(ElementType type) {
         ElementCodec codec = CODECS.get(type);
         return codec == null || codec instanceof Shorts && type != ElementType.INT16 ? CODECS.get(ElementType.FLOAT)
                 : codec;
     }
 
     /** The codec whose Java array class is {@code arrayClass}, or null. */
-    static ElementCodec ofArray(Class<?> arrayClass) {
+    public static ElementCodec ofArray(Class<?> arrayClass) {
         for (ElementCodec c : CODECS.values()) {
             if (c.arrayType() == arrayClass) {
                 return c;
@@ -78,39 +82,39 @@ abstract class ElementCodec {
     }
 
     /** The Java array type records carry for this element type ({@code float[]} for FLOAT). */
-    abstract Class<?> arrayType();
+    public abstract Class<?> arrayType();
 
     /** The {@link OutputRow} accessor that returns this codec's arrays. */
-    abstract String accessor();
+    public abstract String accessor();
 
-    final Object newArray(int length) {
+    public final Object newArray(int length) {
         return Array.newInstance(arrayType().getComponentType(), length);
     }
 
     /** Fills {@code array} with {@code value} (strings: "", booleans: value != 0). */
-    abstract void fill(Object array, double value);
+    public abstract void fill(Object array, double value);
 
     /** Bytes one element takes in a packed buffer. */
-    final int byteSize() {
+    public final int byteSize() {
         return Math.max(1, type.byteSize());
     }
 
     /** Whether values are packed through a native buffer (all but STRING). */
-    boolean buffered() {
+    public boolean buffered() {
         return true;
     }
 
     /** Appends {@code values} at the buffer's position. */
-    abstract void put(ByteBuffer buffer, Object values);
+    public abstract void put(ByteBuffer buffer, Object values);
 
     /** A tensor of the buffer's content [0, position), backed by it. */
-    abstract OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException;
+    public abstract OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException;
 
     /** A copy of an output tensor's values, flat. */
-    abstract Object copyOut(OnnxTensor tensor) throws OrtException;
+    public abstract Object copyOut(OnnxTensor tensor) throws OrtException;
 
     /** Element {@code i} of {@code array} as a number (unsigned for UINT8, 0/1 for BOOL). */
-    abstract double number(Object array, int i);
+    public abstract double number(Object array, int i);
 
     private static final class Floats extends ElementCodec {
         Floats() {
@@ -118,34 +122,34 @@ abstract class ElementCodec {
         }
 
         @Override
-        Class<?> arrayType() {
+        public Class<?> arrayType() {
             return float[].class;
         }
 
         @Override
-        String accessor() {
+        public String accessor() {
             return "floats";
         }
 
         @Override
-        void fill(Object array, double value) {
+        public void fill(Object array, double value) {
             Arrays.fill((float[]) array, (float) value);
         }
 
         @Override
-        void put(ByteBuffer buffer, Object values) {
+        public void put(ByteBuffer buffer, Object values) {
             float[] v = (float[]) values;
             buffer.asFloatBuffer().put(v);
             buffer.position(buffer.position() + 4 * v.length);
         }
 
         @Override
-        OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
+        public OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
             return OnnxTensor.createTensor(env, buffer.flip().asFloatBuffer(), shape);
         }
 
         @Override
-        Object copyOut(OnnxTensor tensor) throws OrtException {
+        public Object copyOut(OnnxTensor tensor) throws OrtException {
             java.nio.FloatBuffer b = tensor.getFloatBuffer();
             if (b == null) {
                 throw new RecordConversionException("Output element type " + tensor.getInfo().type
@@ -157,7 +161,7 @@ abstract class ElementCodec {
         }
 
         @Override
-        double number(Object array, int i) {
+        public double number(Object array, int i) {
             return ((float[]) array)[i];
         }
     }
@@ -168,34 +172,34 @@ abstract class ElementCodec {
         }
 
         @Override
-        Class<?> arrayType() {
+        public Class<?> arrayType() {
             return double[].class;
         }
 
         @Override
-        String accessor() {
+        public String accessor() {
             return "doubles";
         }
 
         @Override
-        void fill(Object array, double value) {
+        public void fill(Object array, double value) {
             Arrays.fill((double[]) array, value);
         }
 
         @Override
-        void put(ByteBuffer buffer, Object values) {
+        public void put(ByteBuffer buffer, Object values) {
             double[] v = (double[]) values;
             buffer.asDoubleBuffer().put(v);
             buffer.position(buffer.position() + 8 * v.length);
         }
 
         @Override
-        OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
+        public OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
             return OnnxTensor.createTensor(env, buffer.flip().asDoubleBuffer(), shape);
         }
 
         @Override
-        Object copyOut(OnnxTensor tensor) {
+        public Object copyOut(OnnxTensor tensor) {
             java.nio.DoubleBuffer b = tensor.getDoubleBuffer();
             double[] a = new double[b.remaining()];
             b.get(a);
@@ -203,7 +207,7 @@ abstract class ElementCodec {
         }
 
         @Override
-        double number(Object array, int i) {
+        public double number(Object array, int i) {
             return ((double[]) array)[i];
         }
     }
@@ -214,34 +218,34 @@ abstract class ElementCodec {
         }
 
         @Override
-        Class<?> arrayType() {
+        public Class<?> arrayType() {
             return long[].class;
         }
 
         @Override
-        String accessor() {
+        public String accessor() {
             return "longs";
         }
 
         @Override
-        void fill(Object array, double value) {
+        public void fill(Object array, double value) {
             Arrays.fill((long[]) array, (long) value);
         }
 
         @Override
-        void put(ByteBuffer buffer, Object values) {
+        public void put(ByteBuffer buffer, Object values) {
             long[] v = (long[]) values;
             buffer.asLongBuffer().put(v);
             buffer.position(buffer.position() + 8 * v.length);
         }
 
         @Override
-        OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
+        public OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
             return OnnxTensor.createTensor(env, buffer.flip().asLongBuffer(), shape);
         }
 
         @Override
-        Object copyOut(OnnxTensor tensor) {
+        public Object copyOut(OnnxTensor tensor) {
             java.nio.LongBuffer b = tensor.getLongBuffer();
             long[] a = new long[b.remaining()];
             b.get(a);
@@ -249,7 +253,7 @@ abstract class ElementCodec {
         }
 
         @Override
-        double number(Object array, int i) {
+        public double number(Object array, int i) {
             return ((long[]) array)[i];
         }
     }
@@ -260,34 +264,34 @@ abstract class ElementCodec {
         }
 
         @Override
-        Class<?> arrayType() {
+        public Class<?> arrayType() {
             return int[].class;
         }
 
         @Override
-        String accessor() {
+        public String accessor() {
             return "ints";
         }
 
         @Override
-        void fill(Object array, double value) {
+        public void fill(Object array, double value) {
             Arrays.fill((int[]) array, (int) value);
         }
 
         @Override
-        void put(ByteBuffer buffer, Object values) {
+        public void put(ByteBuffer buffer, Object values) {
             int[] v = (int[]) values;
             buffer.asIntBuffer().put(v);
             buffer.position(buffer.position() + 4 * v.length);
         }
 
         @Override
-        OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
+        public OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
             return OnnxTensor.createTensor(env, buffer.flip().asIntBuffer(), shape);
         }
 
         @Override
-        Object copyOut(OnnxTensor tensor) {
+        public Object copyOut(OnnxTensor tensor) {
             java.nio.IntBuffer b = tensor.getIntBuffer();
             int[] a = new int[b.remaining()];
             b.get(a);
@@ -295,7 +299,7 @@ abstract class ElementCodec {
         }
 
         @Override
-        double number(Object array, int i) {
+        public double number(Object array, int i) {
             return ((int[]) array)[i];
         }
     }
@@ -310,34 +314,34 @@ abstract class ElementCodec {
         }
 
         @Override
-        Class<?> arrayType() {
+        public Class<?> arrayType() {
             return short[].class;
         }
 
         @Override
-        String accessor() {
+        public String accessor() {
             return "shorts";
         }
 
         @Override
-        void fill(Object array, double value) {
+        public void fill(Object array, double value) {
             Arrays.fill((short[]) array, (short) value);
         }
 
         @Override
-        void put(ByteBuffer buffer, Object values) {
+        public void put(ByteBuffer buffer, Object values) {
             short[] v = (short[]) values;
             buffer.asShortBuffer().put(v);
             buffer.position(buffer.position() + 2 * v.length);
         }
 
         @Override
-        OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
+        public OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
             return OnnxTensor.createTensor(env, buffer.flip().asShortBuffer(), shape, javaType);
         }
 
         @Override
-        Object copyOut(OnnxTensor tensor) {
+        public Object copyOut(OnnxTensor tensor) {
             java.nio.ShortBuffer b = tensor.getShortBuffer();
             short[] a = new short[b.remaining()];
             b.get(a);
@@ -345,7 +349,7 @@ abstract class ElementCodec {
         }
 
         @Override
-        double number(Object array, int i) {
+        public double number(Object array, int i) {
             short bits = ((short[]) array)[i];
             if (type == ElementType.FLOAT16) {
                 return HalfFloats.fp16(bits);
@@ -364,32 +368,32 @@ abstract class ElementCodec {
         }
 
         @Override
-        Class<?> arrayType() {
+        public Class<?> arrayType() {
             return byte[].class;
         }
 
         @Override
-        String accessor() {
+        public String accessor() {
             return "bytes";
         }
 
         @Override
-        void fill(Object array, double value) {
+        public void fill(Object array, double value) {
             Arrays.fill((byte[]) array, (byte) value);
         }
 
         @Override
-        void put(ByteBuffer buffer, Object values) {
+        public void put(ByteBuffer buffer, Object values) {
             buffer.put((byte[]) values);
         }
 
         @Override
-        OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
+        public OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
             return OnnxTensor.createTensor(env, buffer.flip(), shape, javaType);
         }
 
         @Override
-        Object copyOut(OnnxTensor tensor) {
+        public Object copyOut(OnnxTensor tensor) {
             ByteBuffer b = tensor.getByteBuffer();
             byte[] a = new byte[b.remaining()];
             b.get(a);
@@ -397,7 +401,7 @@ abstract class ElementCodec {
         }
 
         @Override
-        double number(Object array, int i) {
+        public double number(Object array, int i) {
             byte v = ((byte[]) array)[i];
             return type == ElementType.UINT8 ? Byte.toUnsignedInt(v) : v;
         }
@@ -409,34 +413,34 @@ abstract class ElementCodec {
         }
 
         @Override
-        Class<?> arrayType() {
+        public Class<?> arrayType() {
             return boolean[].class;
         }
 
         @Override
-        String accessor() {
+        public String accessor() {
             return "booleans";
         }
 
         @Override
-        void fill(Object array, double value) {
+        public void fill(Object array, double value) {
             Arrays.fill((boolean[]) array, value != 0);
         }
 
         @Override
-        void put(ByteBuffer buffer, Object values) {
+        public void put(ByteBuffer buffer, Object values) {
             for (boolean b : (boolean[]) values) {
                 buffer.put(b ? (byte) 1 : (byte) 0);
             }
         }
 
         @Override
-        OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
+        public OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException {
             return OnnxTensor.createTensor(env, buffer.flip(), shape, OnnxJavaType.BOOL);
         }
 
         @Override
-        Object copyOut(OnnxTensor tensor) {
+        public Object copyOut(OnnxTensor tensor) {
             ByteBuffer b = tensor.getByteBuffer();
             boolean[] a = new boolean[b.remaining()];
             for (int k = 0; k < a.length; k++) {
@@ -446,7 +450,7 @@ abstract class ElementCodec {
         }
 
         @Override
-        double number(Object array, int i) {
+        public double number(Object array, int i) {
             return ((boolean[]) array)[i] ? 1 : 0;
         }
     }
@@ -458,44 +462,44 @@ abstract class ElementCodec {
         }
 
         @Override
-        Class<?> arrayType() {
+        public Class<?> arrayType() {
             return String[].class;
         }
 
         @Override
-        String accessor() {
+        public String accessor() {
             return "strings";
         }
 
         @Override
-        boolean buffered() {
+        public boolean buffered() {
             return false;
         }
 
         @Override
-        void fill(Object array, double value) {
+        public void fill(Object array, double value) {
             Arrays.fill((String[]) array, "");
         }
 
         @Override
-        void put(ByteBuffer buffer, Object values) {
+        public void put(ByteBuffer buffer, Object values) {
             throw new UnsupportedOperationException("STRING values are not packed in a buffer");
         }
 
         @Override
-        OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) {
+        public OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) {
             throw new UnsupportedOperationException("STRING tensors are made from a String[]");
         }
 
         @Override
-        Object copyOut(OnnxTensor tensor) throws OrtException {
+        public Object copyOut(OnnxTensor tensor) throws OrtException {
             List<String> flat = new ArrayList<>();
             flatten(tensor.getValue(), flat);
             return flat.toArray(new String[0]);
         }
 
         @Override
-        double number(Object array, int i) {
+        public double number(Object array, int i) {
             throw new UnsupportedOperationException("STRING values are compared for equality, not as numbers");
         }
 

@@ -1,5 +1,8 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.tensor;
 
+import io.flinkonnx.flink.InputRow;
+import io.flinkonnx.flink.RecordConversionException;
+import org.apache.flink.annotation.Internal;
 import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.TensorSpec;
@@ -12,7 +15,8 @@ import java.util.stream.Collectors;
  * One record's encoded inputs, checked against the model's inputs as they are put: type, per-record
  * shape, nothing missing. Reused across records ({@link #reset}).
  */
-final class RecordInputs implements InputRow {
+@Internal
+public final class RecordInputs implements InputRow {
     private final String model;
     private final List<TensorSpec> specs;
     private final Object[] values;
@@ -20,7 +24,7 @@ final class RecordInputs implements InputRow {
     /** Whether value i was derived by the operator (a shared, never-mutated array) rather than given. */
     private final boolean[] derived;
 
-    RecordInputs(String model, List<TensorSpec> specs) {
+    public RecordInputs(String model, List<TensorSpec> specs) {
         this.model = model;
         this.specs = specs;
         this.values = new Object[specs.size()];
@@ -28,7 +32,7 @@ final class RecordInputs implements InputRow {
         this.derived = new boolean[specs.size()];
     }
 
-    void reset() {
+    public void reset() {
         Arrays.fill(values, null);
         Arrays.fill(shapes, null);
         Arrays.fill(derived, false);
@@ -39,7 +43,7 @@ final class RecordInputs implements InputRow {
      * source: with object reuse, or an encoder that fills one scratch array per call, the next record
      * would otherwise overwrite this one's values before the batch runs.
      */
-    void detach() {
+    public void detach() {
         for (int i = 0; i < values.length; i++) {
             if (values[i] != null && !derived[i]) {
                 values[i] = copyOf(values[i]);
@@ -54,15 +58,15 @@ final class RecordInputs implements InputRow {
         return copy;
     }
 
-    Object values(int input) {
+    public Object values(int input) {
         return values[input];
     }
 
-    long[] shape(int input) {
+    public long[] shape(int input) {
         return shapes[input];
     }
 
-    int elementCount(int input) {
+    public int elementCount(int input) {
         return Array.getLength(values[input]);
     }
 
@@ -88,19 +92,19 @@ final class RecordInputs implements InputRow {
     }
 
     /** Whether input {@code input} was given. */
-    boolean has(int input) {
+    public boolean has(int input) {
         return values[input] != null;
     }
 
     /** Puts a value the operator derived itself (an attention mask), shape already known to fit. */
-    void putDerived(int input, Object array, long[] shape) {
+    public void putDerived(int input, Object array, long[] shape) {
         values[input] = array;
         shapes[input] = shape;
         derived[input] = true;
     }
 
     /** An estimate of this record's input bytes (8 per string element beyond its characters). */
-    long byteEstimate() {
+    public long byteEstimate() {
         long bytes = 0;
         for (int i = 0; i < specs.size(); i++) {
             bytes += inputBytes(i);
@@ -108,17 +112,17 @@ final class RecordInputs implements InputRow {
         return bytes;
     }
 
-    boolean isStringInput(int i) {
+    public boolean isStringInput(int i) {
         return values[i] instanceof String[];
     }
 
     /** Bytes per element of input {@code i} as packed (1 for BOOL). */
-    int elementBytes(int i) {
+    public int elementBytes(int i) {
         return Math.max(1, specs.get(i).elementType().byteSize());
     }
 
     /** An estimate of the bytes of input {@code i} (0 when not given). */
-    long inputBytes(int i) {
+    public long inputBytes(int i) {
         if (values[i] instanceof String[]) {
             long bytes = 0;
             for (String v : (String[]) values[i]) {
@@ -131,7 +135,7 @@ final class RecordInputs implements InputRow {
     }
 
     /** The first FLOAT/DOUBLE input holding a NaN, or null. */
-    String inputWithNaN() {
+    public String inputWithNaN() {
         for (int i = 0; i < specs.size(); i++) {
             if (values[i] instanceof float[]) {
                 for (float v : (float[]) values[i]) {
@@ -151,7 +155,7 @@ final class RecordInputs implements InputRow {
     }
 
     /** Fails naming the first input the encoder did not give. */
-    void checkComplete() {
+    public void checkComplete() {
         for (int i = 0; i < specs.size(); i++) {
             if (values[i] == null) {
                 throw new RecordConversionException("The record gave no value for input '" + specs.get(i).name()
@@ -315,11 +319,11 @@ final class RecordInputs implements InputRow {
                 + ")";
     }
 
-    static String shapeOf(List<Dim> dims) {
+    public static String shapeOf(List<Dim> dims) {
         return dims.stream().map(Dim::toString).collect(Collectors.joining(",", "[", "]"));
     }
 
-    static String describe(List<TensorSpec> specs) {
+    public static String describe(List<TensorSpec> specs) {
         return specs.stream().map(TensorSpec::toString).collect(Collectors.joining(", "));
     }
 }

@@ -1,5 +1,9 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.sql;
 
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.flink.drift.DriftMonitor;
+import io.flinkonnx.flink.engine.InferenceRunner;
 import org.apache.flink.annotation.Internal;
 import java.util.Collection;
 import java.util.List;
@@ -16,7 +20,7 @@ public class OnnxPredictFunction extends PredictFunction {
     private final SqlBinding binding;
     private transient InferenceRunner<Object[], RowData> runner;
 
-    OnnxPredictFunction(OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding) {
+    public OnnxPredictFunction(OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding) {
         this.spec = spec;
         this.binding = binding;
     }

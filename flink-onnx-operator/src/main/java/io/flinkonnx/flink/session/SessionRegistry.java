@@ -1,5 +1,6 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.session;
 
+import org.apache.flink.annotation.Internal;
 import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.SessionSettings;
 import java.util.HashMap;
@@ -16,19 +17,20 @@ import org.slf4j.LoggerFactory;
  * <p>Loading happens under a per-key lock, so slots load their models in parallel while two operators of
  * one slot wait for a single load.
  */
-final class SessionRegistry {
+@Internal
+public final class SessionRegistry {
     private static final Logger LOG = LoggerFactory.getLogger(SessionRegistry.class);
 
-    static final SessionRegistry INSTANCE = new SessionRegistry();
+    public static final SessionRegistry INSTANCE = new SessionRegistry();
 
     /** What makes two operators share a session. */
-    static final class Key {
+    public static final class Key {
         final String slot;
         final String modelSha256;
         final String providers;
         final String settings;
 
-        Key(String slot, String modelSha256, ProviderChain providers, SessionSettings settings) {
+        public Key(String slot, String modelSha256, ProviderChain providers, SessionSettings settings) {
             this.slot = Objects.requireNonNull(slot, "slot");
             this.modelSha256 = Objects.requireNonNull(modelSha256, "modelSha256");
             this.providers = providers.toString();
@@ -58,7 +60,7 @@ final class SessionRegistry {
 
     /** Loads a session for a key, on first use. */
     @FunctionalInterface
-    interface Loader {
+    public interface Loader {
         SharedSession load(Key key) throws Exception;
     }
 
@@ -72,7 +74,7 @@ final class SessionRegistry {
     private final AtomicLong closed = new AtomicLong();
 
     /** The shared session for {@code key}, loading it if this is its first user. Pair with {@link #release}. */
-    SharedSession acquire(Key key, Loader loader) throws Exception {
+    public SharedSession acquire(Key key, Loader loader) throws Exception {
         Holder holder;
         synchronized (this) {
             holder = holders.computeIfAbsent(key, k -> new Holder());
@@ -94,7 +96,7 @@ final class SessionRegistry {
     }
 
     /** Gives a session back; the last user closes it. */
-    void release(SharedSession session) {
+    public void release(SharedSession session) {
         Holder holder;
         synchronized (this) {
             holder = holders.get(session.key());
@@ -125,22 +127,22 @@ final class SessionRegistry {
     }
 
     /** Sessions open now in this process. */
-    synchronized int openSessions() {
+    public synchronized int openSessions() {
         return (int) holders.values().stream().filter(h -> h.session != null).count();
     }
 
     /** Users holding a session now, across all sessions of this process. */
-    synchronized int references() {
+    public synchronized int references() {
         return holders.values().stream().mapToInt(h -> h.references).sum();
     }
 
     /** Sessions ever opened in this process. */
-    long sessionsCreated() {
+    public long sessionsCreated() {
         return created.get();
     }
 
     /** Sessions ever closed in this process. */
-    long sessionsClosed() {
+    public long sessionsClosed() {
         return closed.get();
     }
 }

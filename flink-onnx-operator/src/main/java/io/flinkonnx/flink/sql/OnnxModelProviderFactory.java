@@ -1,5 +1,12 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.sql;
 
+import io.flinkonnx.flink.InputRow;
+import io.flinkonnx.flink.ModelChecks;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.OutputRow;
+import io.flinkonnx.flink.RecordEncoder;
+import io.flinkonnx.flink.ResultDecoder;
 import org.apache.flink.annotation.Internal;
 import io.flinkonnx.model.LocalModel;
 import io.flinkonnx.model.ModelSignature;
@@ -98,7 +105,7 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
         return new OnnxModelProvider(spec, binding, options.get(BATCH_MAX_SIZE), options.get(BATCH_MAX_DELAY_MS));
     }
 
-    static final class SqlEncoder implements RecordEncoder<Object[]> {
+    public static final class SqlEncoder implements RecordEncoder<Object[]> {
         private static final long serialVersionUID = 1L;
         private final SqlBinding binding;
 
@@ -112,7 +119,7 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
         }
     }
 
-    static final class SqlDecoder implements ResultDecoder<Object[], org.apache.flink.table.data.RowData> {
+    public static final class SqlDecoder implements ResultDecoder<Object[], org.apache.flink.table.data.RowData> {
         private static final long serialVersionUID = 1L;
         private final SqlBinding binding;
 

@@ -1,5 +1,10 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.sql;
 
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.flink.drift.DriftMonitor;
+import io.flinkonnx.flink.engine.InferenceRunner;
 import org.apache.flink.annotation.Internal;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -48,7 +53,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
         }
     }
 
-    OnnxAsyncPredictFunction(OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, int batchSize,
+    public OnnxAsyncPredictFunction(OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, int batchSize,
             int batchDelayMillis) {
         this.spec = spec;
         this.binding = binding;
