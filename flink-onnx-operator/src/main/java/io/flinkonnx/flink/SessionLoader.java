@@ -1,13 +1,13 @@
 package io.flinkonnx.flink;
 
 import org.apache.flink.annotation.Internal;
-import io.flinkonnx.flink.placement.ProfileTraceParser;
-import io.flinkonnx.flink.session.OrtRuntime;
 import io.flinkonnx.flink.session.SessionRegistry;
 import io.flinkonnx.flink.session.SharedSession;
-import io.flinkonnx.flink.tensor.Padding;
+import io.flinkonnx.flink.session.OrtRuntime;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import io.flinkonnx.flink.tensor.TensorPacker;
+import io.flinkonnx.flink.tensor.Padding;
+import io.flinkonnx.flink.placement.ProfileTraceParser;
 import ai.onnxruntime.NodeInfo;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
@@ -21,11 +21,10 @@ import io.flinkonnx.model.ModelLoadException;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.RuntimeLimits;
 import io.flinkonnx.model.TensorSpec;
-import io.flinkonnx.providers.ConfiguredSessionOptions;
-import io.flinkonnx.providers.ExecutionProvider;
 import io.flinkonnx.providers.ProviderChain;
-import io.flinkonnx.providers.ProviderResolution;
-import io.flinkonnx.providers.SessionOptionsFactory;
+import io.flinkonnx.providers.ResolvedSession;
+import io.flinkonnx.providers.SessionCreationException;
+import io.flinkonnx.providers.SessionFactory;
 import io.flinkonnx.providers.SessionSettings;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -33,13 +32,13 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
-/** Creates the ORT session of a fetched model: limits check, EP chain, creation, signature. */
+/**
+ * Creates the ORT session of a fetched model: limits check, creation along the EP chain (fallback is
+ * {@link SessionFactory}'s), signature, placement probe.
+ */
 @Internal
 public final class SessionLoader {
-    private static final Logger LOG = LoggerFactory.getLogger(SessionLoader.class);
 
     /** The largest synthetic warm-up input: the probe must not cost more memory than the records will. */
     private static final long MAX_WARM_UP_BYTES = OnnxInferenceSpec.DEFAULT_MAX_RECORD_BYTES;
@@ -53,52 +52,35 @@ public final class SessionLoader {
         if (limits != null) {
             model.checkRuntimeLimits(limits);
         }
-        ProviderChain attempt = chain;
-        ProviderResolution resolution = null;
-        while (true) {
-            try (ConfiguredSessionOptions configured = SessionOptionsFactory.create(attempt, settings)) {
-                if (resolution == null) {
-                    resolution = configured.resolution();
-                }
-                OrtSession session;
-                Path profileDir = Files.createTempDirectory("flink-onnx-profile-");
-                try {
-                    // Profile the warm-up run only: it tells where every kernel of the optimized graph runs.
-                    configured.options().enableProfiling(profileDir.resolve("ort").toString());
-                    session = OrtRuntime.env().createSession(model.path().toString(), configured.options());
-                } catch (OrtException e) {
-                    deleteRecursively(profileDir);
-                    ExecutionProvider failed = firstAccelerator(configured.resolution());
-                    if (chain.isStrict() || failed == null || !looksLikeProviderFailure(e)) {
-                        throw new ModelLoadException("ONNX Runtime " + OrtRuntime.version() + " could not load model "
-                                + model.source().uri() + " (" + model.path() + "): " + e.getCode() + ": "
-                                + firstLine(e.getMessage()), e);
-                    }
-                    // The EP was added but failed while the session was built (no device, driver mismatch):
-                    // fall back to the rest of the chain, as for an EP that throws when added.
-                    LOG.warn("Session creation for {} failed on {} ({}); retrying without it", model.source(),
-                            failed.id(), firstLine(e.getMessage()));
-                    resolution = resolution.withSkipped(failed, e.getCode().name(), firstLine(e.getMessage()));
-                    attempt = without(attempt, failed);
-                    continue;
-                }
-                try {
-                    ModelSignature signature = model.format() == ModelFormat.ORT || model.signature().isEmpty()
-                            ? signatureFromSession(session)
-                            : model.signature().get();
-                    Placement placement = measurePlacement(session, signature);
-                    long millis = (System.nanoTime() - start) / 1_000_000;
-                    return new SharedSession(key, session, signature, resolution, millis, model.sizeBytes(),
-                            placement.nodes, placement.note);
-                } catch (Throwable e) {
-                    // Errors too (an OutOfMemoryError while warming up): a session left open here is ~50 MB of
-                    // native memory that nothing can close later.
-                    closeQuietly(session, e);
-                    throw e;
-                } finally {
-                    deleteRecursively(profileDir);
-                }
+        Path profileDir = Files.createTempDirectory("flink-onnx-profile-");
+        try {
+            ResolvedSession created;
+            try {
+                // Profile the warm-up run only: it tells where every kernel of the optimized graph runs.
+                created = SessionFactory.create(OrtRuntime.env(), model.path().toString(), chain, settings,
+                        options -> options.enableProfiling(profileDir.resolve("ort").toString()));
+            } catch (SessionCreationException e) {
+                throw new ModelLoadException("ONNX Runtime " + OrtRuntime.version() + " could not load model "
+                        + model.source().uri() + " (" + model.path() + "): " + e.getCode() + ": "
+                        + firstLine(e.getMessage()), e);
             }
+            OrtSession session = created.session();
+            try {
+                ModelSignature signature = model.format() == ModelFormat.ORT || model.signature().isEmpty()
+                        ? signatureFromSession(session)
+                        : model.signature().get();
+                Placement placement = measurePlacement(session, signature);
+                long millis = (System.nanoTime() - start) / 1_000_000;
+                return new SharedSession(key, session, signature, created.resolution(), millis, model.sizeBytes(),
+                        placement.nodes, placement.note);
+            } catch (Throwable e) {
+                // Errors too (an OutOfMemoryError while warming up): a session left open here is ~50 MB of
+                // native memory that nothing can close later.
+                closeQuietly(session, e);
+                throw e;
+            }
+        } finally {
+            deleteRecursively(profileDir);
         }
     }
 
@@ -237,20 +219,6 @@ public final class SessionLoader {
         } catch (IOException ignored) {
             // a leftover empty temp folder is harmless
         }
-    }
-
-    private static ExecutionProvider firstAccelerator(ProviderResolution resolution) {
-        return resolution.registered().stream().filter(p -> p != ExecutionProvider.CPU).findFirst().orElse(null);
-    }
-
-    private static ProviderChain without(ProviderChain chain, ExecutionProvider provider) {
-        return ProviderChain.of(chain.providers().stream().filter(s -> s.provider() != provider)
-                .toArray(io.flinkonnx.providers.ProviderSpec[]::new));
-    }
-
-    private static boolean looksLikeProviderFailure(OrtException e) {
-        String m = String.valueOf(e.getMessage());
-        return e.getCode() == OrtException.OrtErrorCode.ORT_EP_FAIL || m.contains("CUDA") || m.contains("TensorRT");
     }
 
     /** The signature of a session (the only source for {@code .ort} files); -1 dims become symbolic/unknown. */

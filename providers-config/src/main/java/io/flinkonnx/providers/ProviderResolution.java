@@ -104,6 +104,19 @@ public final class ProviderResolution implements Serializable {
         return new ProviderResolution(requested, copy);
     }
 
+    /**
+     * This resolution with the EPs that {@code retry} (a later attempt on part of the same chain) skipped
+     * marked skipped with its reasons; EPs not in {@code retry} keep their outcome.
+     */
+    ProviderResolution updatedBy(ProviderResolution retry) {
+        List<Attempt> copy = new ArrayList<>();
+        for (Attempt a : attempts) {
+            Attempt later = retry.attempts.stream().filter(r -> r.provider() == a.provider()).findFirst().orElse(null);
+            copy.add(later != null && !later.isRegistered() ? later : a);
+        }
+        return new ProviderResolution(requested, copy);
+    }
+
     @Override
     public String toString() {
         return "requested " + requested + "; " + attempts.stream().map(Attempt::toString)

@@ -18,7 +18,8 @@ import org.slf4j.LoggerFactory;
  * chain order. An EP whose {@code add*} call throws (not compiled into this ORT build, shared library or
  * device missing) is skipped and its {@code OrtException} code and message are recorded; in strict mode
  * the first such failure throws {@link ProviderUnavailableException} instead. Every native object made
- * here is closed on failure.
+ * here is closed on failure. This covers registration only: {@link SessionFactory} also falls back when an
+ * EP that registered fails session creation, and is what a caller that wants a session should use.
  *
  * <pre>{@code
  * try (ConfiguredSessionOptions configured = SessionOptionsFactory.create(chain, settings);
