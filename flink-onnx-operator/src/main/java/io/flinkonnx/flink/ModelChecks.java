@@ -5,6 +5,7 @@ import io.flinkonnx.flink.drift.DriftAccumulator;
 import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.drift.GoldenVectors;
 import io.flinkonnx.flink.session.OrtRuntime;
+import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.flink.session.SessionRegistry;
 import io.flinkonnx.flink.session.SharedSession;
 import org.apache.flink.annotation.PublicEvolving;
@@ -190,13 +191,7 @@ public final class ModelChecks {
     /** The signature of a model that carries none of its own (ORT format), from a short-lived CPU session. */
     @Internal
     public static ModelSignature sessionSignature(LocalModel model) {
-        try (ai.onnxruntime.OrtSession.SessionOptions options = new ai.onnxruntime.OrtSession.SessionOptions();
-                ai.onnxruntime.OrtSession session = OrtRuntime.env().createSession(model.path().toString(), options)) {
-            return SessionLoader.signatureFromSession(session);
-        } catch (ai.onnxruntime.OrtException e) {
-            throw new io.flinkonnx.model.ModelLoadException("ONNX Runtime could not load model " + model.source().uri()
-                    + ": " + e.getMessage(), e);
-        }
+        return SessionLoader.signatureOf(model);
     }
 
     /** A session of its own (not shared: tools run outside any slot); the caller closes it. */

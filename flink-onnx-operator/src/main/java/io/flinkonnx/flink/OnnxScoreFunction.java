@@ -4,6 +4,7 @@ import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.sql.SqlTypes;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import org.apache.flink.annotation.PublicEvolving;
+import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.LocalModel;
@@ -158,7 +159,7 @@ public class OnnxScoreFunction extends ScalarFunction {
     static ModelSignature signature(String uri) {
         return SIGNATURES.computeIfAbsent(uri, u -> {
             try (LocalModel model = ModelSource.of(u).fetch()) {
-                return model.signature().orElseGet(() -> ModelChecks.sessionSignature(model));
+                return model.signature().orElseGet(() -> SessionLoader.signatureOf(model));
             }
         });
     }

@@ -2,6 +2,7 @@ package io.flinkonnx.flink;
 
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.session.OrtRuntime;
+import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.flink.session.SessionRegistry;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;

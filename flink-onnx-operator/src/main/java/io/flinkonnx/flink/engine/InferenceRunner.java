@@ -5,7 +5,7 @@ import io.flinkonnx.flink.DriftReport;
 import io.flinkonnx.flink.FallbackReport;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecordConversionException;
-import io.flinkonnx.flink.SessionLoader;
+import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.flink.SystemicFailureException;
 import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.session.OrtRuntime;
@@ -344,7 +344,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     private static Object ones(ElementType type, int n) {
         ElementCodec codec = ElementCodec.of(type);
         Object ones = codec.newArray(n);
-        codec.fill(ones, 1);
+        codec.fillOnes(ones);
         return ones;
     }
 

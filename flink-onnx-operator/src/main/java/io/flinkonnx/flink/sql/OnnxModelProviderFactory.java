@@ -1,13 +1,13 @@
 package io.flinkonnx.flink.sql;
 
 import io.flinkonnx.flink.InputRow;
-import io.flinkonnx.flink.ModelChecks;
 import io.flinkonnx.flink.OnnxInference;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.OutputRow;
 import io.flinkonnx.flink.RecordEncoder;
 import io.flinkonnx.flink.ResultDecoder;
 import org.apache.flink.annotation.Internal;
+import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.model.LocalModel;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
@@ -87,7 +87,7 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
         String name = context.getObjectIdentifier().asSummaryString();
         SqlBinding binding;
         try (LocalModel model = source.fetch()) {
-            ModelSignature signature = model.signature().orElseGet(() -> ModelChecks.sessionSignature(model));
+            ModelSignature signature = model.signature().orElseGet(() -> SessionLoader.signatureOf(model));
             binding = SqlBinding.bind(name + " (" + source.uri() + ")", signature,
                     context.getCatalogModel().getResolvedInputSchema().getColumns(),
                     context.getCatalogModel().getResolvedOutputSchema().getColumns());

@@ -94,6 +94,15 @@ public abstract class ElementCodec {
     /** Fills {@code array} with {@code value} (strings: "", booleans: value != 0). */
     public abstract void fill(Object array, double value);
 
+    /**
+     * Fills {@code array} with the value one: 1.0 as a half float's bit pattern for FLOAT16/BFLOAT16, true
+     * for BOOL. Synthetic inputs and derived masks use ones, never zeros: a zero divisor crashes ORT's
+     * integer Div/Mod kernels (SIGFPE).
+     */
+    public void fillOnes(Object array) {
+        fill(array, 1);
+    }
+
     /** Bytes one element takes in a packed buffer. */
     public final int byteSize() {
         return Math.max(1, type.byteSize());
@@ -326,6 +335,13 @@ public abstract class ElementCodec {
         @Override
         public void fill(Object array, double value) {
             Arrays.fill((short[]) array, (short) value);
+        }
+
+        @Override
+        public void fillOnes(Object array) {
+            // 1.0 as binary16 (0x3C00) and bfloat16 (0x3F80) bit patterns; 1 for INT16
+            short one = type == ElementType.FLOAT16 ? (short) 0x3C00 : type == ElementType.BFLOAT16 ? (short) 0x3F80 : 1;
+            Arrays.fill((short[]) array, one);
         }
 
         @Override

@@ -1,0 +1,161 @@
+package io.flinkonnx.flink.session;
+
+import org.apache.flink.annotation.Internal;
+import ai.onnxruntime.NodeInfo;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
+import ai.onnxruntime.TensorInfo;
+import ai.onnxruntime.ValueInfo;
+import io.flinkonnx.flink.placement.PlacementProbe;
+import io.flinkonnx.model.Dim;
+import io.flinkonnx.model.ElementType;
+import io.flinkonnx.model.LocalModel;
+import io.flinkonnx.model.ModelFormat;
+import io.flinkonnx.model.ModelLoadException;
+import io.flinkonnx.model.ModelSignature;
+import io.flinkonnx.model.RuntimeLimits;
+import io.flinkonnx.model.TensorSpec;
+import io.flinkonnx.providers.ProviderChain;
+import io.flinkonnx.providers.ResolvedSession;
+import io.flinkonnx.providers.SessionCreationException;
+import io.flinkonnx.providers.SessionFactory;
+import io.flinkonnx.providers.SessionSettings;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Creates the ORT session of a fetched model: limits check, creation along the EP chain (fallback is
+ * {@link SessionFactory}'s), signature, placement probe.
+ */
+@Internal
+public final class SessionLoader {
+
+    private SessionLoader() {}
+
+    public static SharedSession load(SessionRegistry.Key key, LocalModel model, ProviderChain chain, SessionSettings settings)
+            throws OrtException, IOException {
+        long start = System.nanoTime();
+        RuntimeLimits limits = OrtRuntime.limits();
+        if (limits != null) {
+            model.checkRuntimeLimits(limits);
+        }
+        Path profileDir = Files.createTempDirectory("flink-onnx-profile-");
+        try {
+            ResolvedSession created;
+            try {
+                // Profile the warm-up run only: it tells where every kernel of the optimized graph runs.
+                created = SessionFactory.create(OrtRuntime.env(), model.path().toString(), chain, settings,
+                        options -> options.enableProfiling(profileDir.resolve("ort").toString()));
+            } catch (SessionCreationException e) {
+                throw new ModelLoadException("ONNX Runtime " + OrtRuntime.version() + " could not load model "
+                        + model.source().uri() + " (" + model.path() + "): " + e.getCode() + ": "
+                        + firstLine(e.getMessage()), e);
+            }
+            OrtSession session = created.session();
+            try {
+                ModelSignature signature = model.format() == ModelFormat.ORT || model.signature().isEmpty()
+                        ? signatureFromSession(session)
+                        : model.signature().get();
+                PlacementProbe.Placement placement = PlacementProbe.measure(session, signature);
+                long millis = (System.nanoTime() - start) / 1_000_000;
+                return new SharedSession(key, session, signature, created.resolution(), millis, model.sizeBytes(),
+                        placement.nodes, placement.note);
+            } catch (Throwable e) {
+                // Errors too (an OutOfMemoryError while warming up): a session left open here is ~50 MB of
+                // native memory that nothing can close later.
+                closeQuietly(session, e);
+                throw e;
+            }
+        } finally {
+            deleteRecursively(profileDir);
+        }
+    }
+
+    /**
+     * Why a synthetic warm-up run must not be tried, or null (kept here for the model checks; the rule is
+     * {@link PlacementProbe#unsafeToRun}).
+     */
+    public static String unsafeToRun(ModelSignature signature) {
+        return PlacementProbe.unsafeToRun(signature);
+    }
+
+    private static void closeQuietly(OrtSession session, Throwable failure) {
+        try {
+            session.close();
+        } catch (Throwable t) {
+            failure.addSuppressed(t);
+        }
+    }
+
+    private static void deleteRecursively(Path dir) {
+        try (var paths = Files.walk(dir)) {
+            paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException ignored) {
+            // a leftover empty temp folder is harmless
+        }
+    }
+
+    /** The signature of a model that carries none of its own (ORT format), from a short-lived CPU session. */
+    public static ModelSignature signatureOf(LocalModel model) {
+        try (OrtSession.SessionOptions options = new OrtSession.SessionOptions();
+                OrtSession session = OrtRuntime.env().createSession(model.path().toString(), options)) {
+            return signatureFromSession(session);
+        } catch (OrtException e) {
+            throw new ModelLoadException("ONNX Runtime could not load model " + model.source().uri() + ": "
+                    + e.getMessage(), e);
+        }
+    }
+
+    /** The signature of a session (the only source for {@code .ort} files); -1 dims become symbolic/unknown. */
+    public static ModelSignature signatureFromSession(OrtSession session) throws OrtException {
+        return new ModelSignature(ModelFormat.ORT, 0, Map.of(), "", "", specs(session.getInputInfo()),
+                specs(session.getOutputInfo()));
+    }
+
+    private static List<TensorSpec> specs(Map<String, NodeInfo> infos) {
+        List<TensorSpec> specs = new ArrayList<>();
+        for (NodeInfo node : infos.values()) {
+            ValueInfo info = node.getInfo();
+            if (!(info instanceof TensorInfo)) {
+                specs.add(new TensorSpec(node.getName(), kindOf(info), ElementType.UNDEFINED, List.of(), false,
+                        TensorSpec.NO_BATCH_AXIS));
+                continue;
+            }
+            TensorInfo t = (TensorInfo) info;
+            long[] shape = t.getShape();
+            String[] names = t.getDimensionNames();
+            List<Dim> dims = new ArrayList<>();
+            for (int i = 0; i < shape.length; i++) {
+                if (shape[i] >= 0) {
+                    dims.add(Dim.fixed(shape[i]));
+                } else {
+                    dims.add(names != null && i < names.length ? Dim.symbolic(names[i]) : Dim.unknown());
+                }
+            }
+            specs.add(TensorSpec.tensor(node.getName(), OrtRuntime.elementType(t), dims));
+        }
+        return specs;
+    }
+
+    private static TensorSpec.Kind kindOf(ValueInfo info) {
+        if (info instanceof ai.onnxruntime.SequenceInfo) {
+            return TensorSpec.Kind.SEQUENCE;
+        }
+        if (info instanceof ai.onnxruntime.MapInfo) {
+            return TensorSpec.Kind.MAP;
+        }
+        return TensorSpec.Kind.UNKNOWN;
+    }
+
+    private static String firstLine(String s) {
+        if (s == null) {
+            return "";
+        }
+        int nl = s.indexOf('\n');
+        return nl < 0 ? s : s.substring(0, nl);
+    }
+}
