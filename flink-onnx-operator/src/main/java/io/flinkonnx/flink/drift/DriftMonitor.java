@@ -2,7 +2,7 @@ package io.flinkonnx.flink.drift;
 
 import io.flinkonnx.flink.DriftReport;
 import io.flinkonnx.flink.OutputRow;
-import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.flink.session.OrtRuntime;
 import io.flinkonnx.flink.session.SessionRegistry;
 import io.flinkonnx.flink.session.SharedSession;
@@ -71,7 +71,7 @@ public final class DriftMonitor<IN> implements AutoCloseable {
     /** Opens the reference session and reads the golden vectors; fails at start when either is unusable. */
     public void open(String slot, MetricGroup metrics, double padValue) throws Exception {
         if (config.referenceModel != null) {
-            reference = InferenceRunner.acquire(config.referenceModel, slot, ProviderChain.cpu(), SessionSettings.defaults());
+            reference = SessionLoader.acquire(config.referenceModel, slot, ProviderChain.cpu(), SessionSettings.defaults());
             ModelSignature sig = reference.signature();
             List<TensorSpec> inputs = signature.inputs();
             for (TensorSpec input : inputs) {

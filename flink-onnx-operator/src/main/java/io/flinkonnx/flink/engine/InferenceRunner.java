@@ -91,7 +91,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * the cause.
      */
     public void open(String slot, int subtask, MetricGroup metrics, int maxRows, BatchPolicy policy) throws Exception {
-        shared = acquire(spec.model(), slot, spec.providers(), spec.sessionSettings());
+        shared = SessionLoader.acquire(spec.model(), slot, spec.providers(), spec.sessionSettings());
         try {
             signature = spec.batchAxis() == null ? shared.signature() : shared.signature().withBatchAxis(spec.batchAxis());
             if (spec.signatureCheck() != null) {
@@ -152,26 +152,6 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         }
     }
 
-    /**
-     * The slot's session for {@code source}. A pinned model's key is known before fetching, so only the
-     * first user of the slot fetches it (one download per slot, not per operator); an unpinned model is
-     * fetched to learn its digest, since the bytes behind a URI may change.
-     */
-    public static SharedSession acquire(ModelSource source, String slot, ProviderChain providers, SessionSettings settings)
-            throws Exception {
-        if (source.sha256().isPresent()) {
-            SessionRegistry.Key key = new SessionRegistry.Key(slot, source.sha256().get(), providers, settings);
-            return SessionRegistry.INSTANCE.acquire(key, k -> {
-                try (LocalModel model = source.fetch()) {
-                    return SessionLoader.load(k, model, providers, settings);
-                }
-            });
-        }
-        try (LocalModel model = source.fetch()) {
-            SessionRegistry.Key key = new SessionRegistry.Key(slot, model.sha256(), providers, settings);
-            return SessionRegistry.INSTANCE.acquire(key, k -> SessionLoader.load(k, model, providers, settings));
-        }
-    }
 
     private void registerMetrics(MetricGroup metrics) {
         if (metrics == null) {

@@ -2,8 +2,6 @@ package io.flinkonnx.flink.session;
 
 import org.apache.flink.annotation.Internal;
 import ai.onnxruntime.OrtEnvironment;
-import ai.onnxruntime.TensorInfo;
-import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.RuntimeLimits;
 import java.util.Map;
 
@@ -28,19 +26,6 @@ public final class OrtRuntime {
      */
     public static RuntimeLimits limits() {
         return limitsOf(version());
-    }
-
-    /**
-     * The ONNX element type of an ORT tensor. ORT's {@code OnnxTensorType.value} is not the ONNX code
-     * (FLOAT is 10 there, 1 in ONNX), so the mapping goes by name.
-     */
-    public static ElementType elementType(TensorInfo info) {
-        String name = info.onnxType.name().substring("ONNX_TENSOR_ELEMENT_DATA_TYPE_".length());
-        try {
-            return ElementType.valueOf(name);
-        } catch (IllegalArgumentException e) {
-            return ElementType.UNDEFINED;
-        }
     }
 
     public static RuntimeLimits limitsOf(String version) {

@@ -7,12 +7,14 @@ import ai.onnxruntime.OrtSession;
 import ai.onnxruntime.TensorInfo;
 import ai.onnxruntime.ValueInfo;
 import io.flinkonnx.flink.placement.PlacementProbe;
+import io.flinkonnx.flink.tensor.ElementCodec;
 import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.LocalModel;
 import io.flinkonnx.model.ModelFormat;
 import io.flinkonnx.model.ModelLoadException;
 import io.flinkonnx.model.ModelSignature;
+import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.model.RuntimeLimits;
 import io.flinkonnx.model.TensorSpec;
 import io.flinkonnx.providers.ProviderChain;
@@ -35,6 +37,27 @@ import java.util.Map;
 public final class SessionLoader {
 
     private SessionLoader() {}
+
+    /**
+     * The slot's session for {@code source}. A pinned model's key is known before fetching, so only the
+     * first user of the slot fetches it (one download per slot, not per operator); an unpinned model is
+     * fetched to learn its digest, since the bytes behind a URI may change.
+     */
+    public static SharedSession acquire(ModelSource source, String slot, ProviderChain providers, SessionSettings settings)
+            throws Exception {
+        if (source.sha256().isPresent()) {
+            SessionRegistry.Key key = new SessionRegistry.Key(slot, source.sha256().get(), providers, settings);
+            return SessionRegistry.INSTANCE.acquire(key, k -> {
+                try (LocalModel model = source.fetch()) {
+                    return load(k, model, providers, settings);
+                }
+            });
+        }
+        try (LocalModel model = source.fetch()) {
+            SessionRegistry.Key key = new SessionRegistry.Key(slot, model.sha256(), providers, settings);
+            return SessionRegistry.INSTANCE.acquire(key, k -> load(k, model, providers, settings));
+        }
+    }
 
     public static SharedSession load(SessionRegistry.Key key, LocalModel model, ProviderChain chain, SessionSettings settings)
             throws OrtException, IOException {
@@ -136,7 +159,7 @@ public final class SessionLoader {
                     dims.add(names != null && i < names.length ? Dim.symbolic(names[i]) : Dim.unknown());
                 }
             }
-            specs.add(TensorSpec.tensor(node.getName(), OrtRuntime.elementType(t), dims));
+            specs.add(TensorSpec.tensor(node.getName(), ElementCodec.elementTypeOf(t), dims));
         }
         return specs;
     }

@@ -2,7 +2,6 @@ package io.flinkonnx.flink.tensor;
 
 import io.flinkonnx.flink.OutputRow;
 import io.flinkonnx.flink.RecordConversionException;
-import io.flinkonnx.flink.session.OrtRuntime;
 import org.apache.flink.annotation.Internal;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OnnxValue;
@@ -60,7 +59,7 @@ public final class BatchOutputs implements OutputRow {
             if (v instanceof OnnxTensor) {
                 OnnxTensor t = (OnnxTensor) v;
                 shapes[i] = t.getInfo().getShape();
-                data[i] = ElementCodec.ofOutput(OrtRuntime.elementType(t.getInfo())).copyOut(t);
+                data[i] = ElementCodec.ofOutput(ElementCodec.elementTypeOf(t.getInfo())).copyOut(t);
             } else {
                 shapes[i] = new long[0];
                 values[i] = v.getValue();

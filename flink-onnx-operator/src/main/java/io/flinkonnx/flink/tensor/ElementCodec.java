@@ -7,6 +7,7 @@ import ai.onnxruntime.OnnxJavaType;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
+import ai.onnxruntime.TensorInfo;
 import io.flinkonnx.model.ElementType;
 import java.lang.reflect.Array;
 import java.nio.ByteBuffer;
@@ -69,6 +70,19 @@ public abstract class ElementCodec {
         ElementCodec codec = CODECS.get(type);
         return codec == null || codec instanceof Shorts && type != ElementType.INT16 ? CODECS.get(ElementType.FLOAT)
                 : codec;
+    }
+
+    /**
+     * The ONNX element type of an ORT tensor. ORT's {@code OnnxTensorType.value} is not the ONNX code
+     * (FLOAT is 10 there, 1 in ONNX), so the mapping goes by name.
+     */
+    public static ElementType elementTypeOf(TensorInfo info) {
+        String name = info.onnxType.name().substring("ONNX_TENSOR_ELEMENT_DATA_TYPE_".length());
+        try {
+            return ElementType.valueOf(name);
+        } catch (IllegalArgumentException e) {
+            return ElementType.UNDEFINED;
+        }
     }
 
     /** The codec whose Java array class is {@code arrayClass}, or null. */
