@@ -44,8 +44,16 @@ final class BenchmarkModels {
         OnnxGraph g = net.graph;
         g.input("image", ElementType.FLOAT, "batch", 3, 224, 224).output("logits", ElementType.FLOAT, "batch", 1000);
         String x = net.conv("image", 3, 64, 7, 2, 3, true);
-        g.node("MaxPool", new String[] {x}, new String[] {"pool1"}, "kernel_shape", new long[] {3, 3}, "strides",
-                new long[] {2, 2}, "pads", new long[] {1, 1, 1, 1});
+        g.node(
+                "MaxPool",
+                new String[] {x},
+                new String[] {"pool1"},
+                "kernel_shape",
+                new long[] {3, 3},
+                "strides",
+                new long[] {2, 2},
+                "pads",
+                new long[] {1, 1, 1, 1});
         x = "pool1";
         int channels = 64;
         int[] widths = {64, 128, 256, 512};
@@ -80,12 +88,19 @@ final class BenchmarkModels {
 
         String conv(String input, int in, int out, int kernel, int stride, int pad, boolean relu) {
             String name = "conv" + (counter++);
-            graph.floatInitializer(name + "_w", weights(out * in * kernel * kernel, in * kernel * kernel), out, in,
-                    kernel, kernel);
+            graph.floatInitializer(
+                    name + "_w", weights(out * in * kernel * kernel, in * kernel * kernel), out, in, kernel, kernel);
             graph.floatInitializer(name + "_b", new float[out], out);
-            graph.node("Conv", new String[] {input, name + "_w", name + "_b"}, new String[] {name},
-                    "kernel_shape", new long[] {kernel, kernel}, "strides", new long[] {stride, stride},
-                    "pads", new long[] {pad, pad, pad, pad});
+            graph.node(
+                    "Conv",
+                    new String[] {input, name + "_w", name + "_b"},
+                    new String[] {name},
+                    "kernel_shape",
+                    new long[] {kernel, kernel},
+                    "strides",
+                    new long[] {stride, stride},
+                    "pads",
+                    new long[] {pad, pad, pad, pad});
             if (!relu) {
                 return name;
             }

@@ -49,9 +49,13 @@ public final class InferenceBenchmark {
         boolean mlp = !Arrays.asList(args).contains("--cnn");
         boolean cnn = !Arrays.asList(args).contains("--mlp");
         Path dir = Files.createTempDirectory("flink-onnx-bench");
-        System.out.printf("machine: %d cores, %s %s, Java %s, ONNX Runtime %s; one slot, one intra-op thread%n",
-                Runtime.getRuntime().availableProcessors(), System.getProperty("os.name"), System.getProperty("os.arch"),
-                System.getProperty("java.version"), OrtEnvironment.getEnvironment().getVersion());
+        System.out.printf(
+                "machine: %d cores, %s %s, Java %s, ONNX Runtime %s; one slot, one intra-op thread%n",
+                Runtime.getRuntime().availableProcessors(),
+                System.getProperty("os.name"),
+                System.getProperty("os.arch"),
+                System.getProperty("java.version"),
+                OrtEnvironment.getEnvironment().getVersion());
         List<String> rows = new ArrayList<>();
         if (mlp) {
             Path model = BenchmarkModels.writeMlp(dir.resolve("mlp.onnx"));
@@ -76,14 +80,15 @@ public final class InferenceBenchmark {
             rows.add(row("ResNet-18 224x224", batch, a, b, c));
         }
         System.out.println();
-        System.out.println("| model | batch | (a) raw ORT rec/s | (b) batching operator rec/s | (c) map per record rec/s | (b)/(a) | (b)/(c) |");
+        System.out.println(
+                "| model | batch | (a) raw ORT rec/s | (b) batching operator rec/s | (c) map per record rec/s | (b)/(a) | (b)/(c) |");
         System.out.println("|---|---|---|---|---|---|---|");
         rows.forEach(System.out::println);
     }
 
     private static String row(String model, int batch, double a, double b, double c) {
-        return String.format(Locale.ROOT, "| %s | %d | %,.0f | %,.0f | %,.0f | %.2f | %.1f |", model, batch, a, b, c,
-                b / a, b / c);
+        return String.format(
+                Locale.ROOT, "| %s | %d | %,.0f | %,.0f | %,.0f | %.2f | %.1f |", model, batch, a, b, c, b / a, b / c);
     }
 
     private static float[][] pool(int width) {
@@ -111,7 +116,8 @@ public final class InferenceBenchmark {
             options.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
             try (OrtSession session = env.createSession(model.toString(), options)) {
                 long[] shape = shapeOf(model, batch, width);
-                FloatBuffer buffer = ByteBuffer.allocateDirect(batch * width * 4).order(ByteOrder.nativeOrder())
+                FloatBuffer buffer = ByteBuffer.allocateDirect(batch * width * 4)
+                        .order(ByteOrder.nativeOrder())
                         .asFloatBuffer();
                 float[] out = null;
                 long records = 0;
@@ -215,9 +221,13 @@ public final class InferenceBenchmark {
         StreamExecutionEnvironment env = environment();
         long skip = records / 10;
         Meter.reset();
-        BatchPolicy policy = BatchPolicy.builder().maxBatchSize(batch).maxBatchDelay(Duration.ofMillis(5)).build();
+        BatchPolicy policy = BatchPolicy.builder()
+                .maxBatchSize(batch)
+                .maxBatchDelay(Duration.ofMillis(5))
+                .build();
         OnnxInference.batched(source(env, pool, records), model.toString(), policy)
-                .map(new Meter<>(skip)).sinkTo(new DiscardingSink<>());
+                .map(new Meter<>(skip))
+                .sinkTo(new DiscardingSink<>());
         env.execute("batched");
         double rate = Meter.rate(skip);
         System.out.printf(Locale.ROOT, "  (b) batching operator, batch %d: %,.0f rec/s%n", batch, rate);
@@ -229,7 +239,9 @@ public final class InferenceBenchmark {
         StreamExecutionEnvironment env = environment();
         long skip = records / 10;
         Meter.reset();
-        source(env, pool, records).map(new OnnxInference(model.toString())).map(new Meter<>(skip))
+        source(env, pool, records)
+                .map(new OnnxInference(model.toString()))
+                .map(new Meter<>(skip))
                 .sinkTo(new DiscardingSink<>());
         env.execute("per record");
         double rate = Meter.rate(skip);
@@ -290,25 +302,43 @@ public final class InferenceBenchmark {
             throws Exception {
         long records = (long) Math.max(20_000, rate * 5);
         StreamExecutionEnvironment env = environment();
-        TypeInformation<Tuple2<Long, float[]>> type = Types.TUPLE(Types.LONG,
-                PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO);
-        OnnxInferenceSpec<Tuple2<Long, float[]>, Long> spec = OnnxInference.<Tuple2<Long, float[]>>builder(model.toString())
+        TypeInformation<Tuple2<Long, float[]>> type =
+                Types.TUPLE(Types.LONG, PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO);
+        OnnxInferenceSpec<Tuple2<Long, float[]>, Long> spec = OnnxInference.<Tuple2<Long, float[]>>builder(
+                        model.toString())
                 .encoder((r, row) -> row.put("x", r.f1))
                 .decoder((r, out) -> r.f0, Types.LONG)
                 .build();
         Latencies.values = new long[(int) records];
         Latencies.count = 0;
-        DataStream<Tuple2<Long, float[]>> paced = env.fromSequence(0, records - 1).map(new Paced(pool, rate)).returns(type);
-        OnnxInference.batched(paced, spec, BatchPolicy.builder().maxBatchSize(batch).maxBatchDelay(delay).build())
-                .map(new Latencies(records / 10)).sinkTo(new DiscardingSink<>());
+        DataStream<Tuple2<Long, float[]>> paced =
+                env.fromSequence(0, records - 1).map(new Paced(pool, rate)).returns(type);
+        OnnxInference.batched(
+                        paced,
+                        spec,
+                        BatchPolicy.builder()
+                                .maxBatchSize(batch)
+                                .maxBatchDelay(delay)
+                                .build())
+                .map(new Latencies(records / 10))
+                .sinkTo(new DiscardingSink<>());
         env.execute("latency");
         long[] v = Arrays.copyOf(Latencies.values, Latencies.count);
         Arrays.sort(v);
         double p50 = v[v.length / 2] / 1e6;
         double p99 = v[(int) (v.length * 0.99)] / 1e6;
         double bound = delay.toMillis() + batchMillis;
-        System.out.printf(Locale.ROOT, "  latency at %,.0f rec/s (half of peak), batch %d, max delay %d ms: p50 %.2f ms,"
-                + " p99 %.2f ms; bound (delay + one batch %.2f ms) %.2f ms: %s%n", rate, batch, delay.toMillis(), p50,
-                p99, batchMillis, bound, p99 <= bound ? "met" : "NOT met");
+        System.out.printf(
+                Locale.ROOT,
+                "  latency at %,.0f rec/s (half of peak), batch %d, max delay %d ms: p50 %.2f ms,"
+                        + " p99 %.2f ms; bound (delay + one batch %.2f ms) %.2f ms: %s%n",
+                rate,
+                batch,
+                delay.toMillis(),
+                p50,
+                p99,
+                batchMillis,
+                bound,
+                p99 <= bound ? "met" : "NOT met");
     }
 }

@@ -8,6 +8,7 @@ import java.net.ServerSocket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Properties;
@@ -73,7 +74,8 @@ public final class EmbeddedKafka implements AutoCloseable {
             p.store(out, "flink-onnx embedded broker");
         }
         ByteArrayOutputStream formatLog = new ByteArrayOutputStream();
-        int rc = StorageTool.execute(new String[] {"format", "-t", Uuid.randomUuid().toString(), "-c", config.toString()},
+        int rc = StorageTool.execute(
+                new String[] {"format", "-t", Uuid.randomUuid().toString(), "-c", config.toString()},
                 new PrintStream(formatLog, true, StandardCharsets.UTF_8));
         if (rc != 0) {
             throw new IllegalStateException("Formatting the embedded Kafka log folder failed: " + formatLog);
@@ -92,7 +94,8 @@ public final class EmbeddedKafka implements AutoCloseable {
     /** Creates topics with {@code partitions} partitions each (replication factor 1). */
     public void createTopics(int partitions, String... topics) throws Exception {
         try (Admin admin = admin()) {
-            List<NewTopic> newTopics = java.util.Arrays.stream(topics).map(t -> new NewTopic(t, partitions, (short) 1))
+            List<NewTopic> newTopics = Arrays.stream(topics)
+                    .map(t -> new NewTopic(t, partitions, (short) 1))
                     .collect(Collectors.toList());
             admin.createTopics(newTopics).all().get(30, TimeUnit.SECONDS);
         }

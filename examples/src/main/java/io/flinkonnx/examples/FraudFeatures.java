@@ -9,8 +9,9 @@ import java.util.SplittableRandom;
  */
 public final class FraudFeatures {
     public static final int WIDTH = 8;
-    public static final String[] NAMES = {"log_amount", "hour_sin", "hour_cos", "foreign", "card_present",
-        "merchant_risk", "txns_24h", "log_distance_km"};
+    public static final String[] NAMES = {
+        "log_amount", "hour_sin", "hour_cos", "foreign", "card_present", "merchant_risk", "txns_24h", "log_distance_km"
+    };
 
     private FraudFeatures() {}
 
@@ -24,15 +25,26 @@ public final class FraudFeatures {
         double txns = Math.min(30, -Math.log(1 - random.nextDouble()) * 3);
         double distance = Math.exp(2 + 1.5 * gaussian(random));
         return new float[] {
-            (float) (Math.log1p(amount) / 10), (float) Math.sin(2 * Math.PI * hour / 24),
-            (float) Math.cos(2 * Math.PI * hour / 24), (float) foreign, (float) present, (float) risk,
-            (float) (txns / 10), (float) (Math.log1p(distance) / 10)
+            (float) (Math.log1p(amount) / 10),
+            (float) Math.sin(2 * Math.PI * hour / 24),
+            (float) Math.cos(2 * Math.PI * hour / 24),
+            (float) foreign,
+            (float) present,
+            (float) risk,
+            (float) (txns / 10),
+            (float) (Math.log1p(distance) / 10)
         };
     }
 
     /** The ground truth the synthetic labels follow: riskier when large, foreign, card-absent, at night, far. */
     public static double fraudLogit(float[] f) {
-        return -3.2 + 6 * (f[0] - 0.4) + 1.5 * f[3] - 1.6 * f[4] + 3.0 * f[5] + 0.8 * f[6] + 2.5 * (f[7] - 0.3)
+        return -3.2
+                + 6 * (f[0] - 0.4)
+                + 1.5 * f[3]
+                - 1.6 * f[4]
+                + 3.0 * f[5]
+                + 0.8 * f[6]
+                + 2.5 * (f[7] - 0.3)
                 + 1.2 * Math.max(0, f[2]);
     }
 

@@ -11,6 +11,7 @@ import java.util.Locale;
 import java.util.Properties;
 import java.util.SplittableRandom;
 import org.apache.flink.configuration.Configuration;
+import org.apache.flink.configuration.RestartStrategyOptions;
 import org.apache.flink.configuration.TaskManagerOptions;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
@@ -56,35 +57,47 @@ public final class KafkaScoringDemo {
                     .with("bounded", "true")
                     .with("drift.golden-vectors", extractGoldenVectors().toString());
             kafka.createTopics(4, config.get("topic.input"));
-            kafka.createTopics(2, config.get("topic.output"), config.get("topic.dead-letters"),
-                    config.get("topic.fallback-reports"), config.get("topic.drift-reports"));
+            kafka.createTopics(
+                    2,
+                    config.get("topic.output"),
+                    config.get("topic.dead-letters"),
+                    config.get("topic.fallback-reports"),
+                    config.get("topic.drift-reports"));
             int malformed = produce(kafka.bootstrapServers(), config.get("topic.input"), records);
 
-            System.out.printf("Scoring with %s on a local Flink MiniCluster (parallelism %s, batches of %s)...%n",
+            System.out.printf(
+                    "Scoring with %s on a local Flink MiniCluster (parallelism %s, batches of %s)...%n",
                     config.get("model"), config.get("parallelism"), config.get("batch.max-size"));
             Configuration flink = new Configuration();
             flink.set(TaskManagerOptions.NUM_TASK_SLOTS, (int) config.getLong("parallelism"));
             // A demo should stop and say why rather than restart forever (the default under checkpointing).
-            flink.set(org.apache.flink.configuration.RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
-            flink.set(org.apache.flink.configuration.RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 2);
+            flink.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
+            flink.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 2);
             StreamExecutionEnvironment env = StreamExecutionEnvironment.createLocalEnvironment(flink);
             KafkaScoringJob.build(env, config);
             long start = System.nanoTime();
             env.execute("flink-onnx Kafka scoring demo");
             double seconds = (System.nanoTime() - start) / 1e9;
 
-            List<ConsumerRecord<String, String>> predictions = readAll(kafka.bootstrapServers(), config.get("topic.output"),
-                    records - malformed);
-            List<ConsumerRecord<String, String>> deadLetters = readAll(kafka.bootstrapServers(),
-                    config.get("topic.dead-letters"), malformed);
-            List<ConsumerRecord<String, String>> fallback = readAll(kafka.bootstrapServers(),
-                    config.get("topic.fallback-reports"), (int) config.getLong("parallelism"));
-            List<ConsumerRecord<String, String>> drift = readAll(kafka.bootstrapServers(),
-                    config.get("topic.drift-reports"), (int) config.getLong("parallelism"));
+            List<ConsumerRecord<String, String>> predictions =
+                    readAll(kafka.bootstrapServers(), config.get("topic.output"), records - malformed);
+            List<ConsumerRecord<String, String>> deadLetters =
+                    readAll(kafka.bootstrapServers(), config.get("topic.dead-letters"), malformed);
+            List<ConsumerRecord<String, String>> fallback =
+                    readAll(kafka.bootstrapServers(), config.get("topic.fallback-reports"), (int)
+                            config.getLong("parallelism"));
+            List<ConsumerRecord<String, String>> drift = readAll(
+                    kafka.bootstrapServers(), config.get("topic.drift-reports"), (int) config.getLong("parallelism"));
 
-            System.out.printf(Locale.ROOT, "%nScored %,d transactions in %.1f s, job start-up included (%,.0f records/s);"
-                    + " %d malformed messages went to '%s'.%n", predictions.size(), seconds, records / seconds,
-                    deadLetters.size(), config.get("topic.dead-letters"));
+            System.out.printf(
+                    Locale.ROOT,
+                    "%nScored %,d transactions in %.1f s, job start-up included (%,.0f records/s);"
+                            + " %d malformed messages went to '%s'.%n",
+                    predictions.size(),
+                    seconds,
+                    records / seconds,
+                    deadLetters.size(),
+                    config.get("topic.dead-letters"));
             System.out.println("\nA few predictions (" + config.get("topic.output") + "):");
             predictions.stream().limit(5).forEach(r -> System.out.println("  " + r.value()));
             System.out.println("\nA dead letter:");
@@ -116,8 +129,9 @@ public final class KafkaScoringDemo {
                 String id = "t-" + i;
                 String value = FraudFeatures.toJson(id, FraudFeatures.draw(random));
                 if (i % 5_000 == 4_999) {
-                    value = malformed++ % 2 == 0 ? "{\"id\":\"" + id + "\",\"features\":[1,2,3" : "{\"id\":\"" + id
-                            + "\",\"features\":[1,2,3]}";
+                    value = malformed++ % 2 == 0
+                            ? "{\"id\":\"" + id + "\",\"features\":[1,2,3"
+                            : "{\"id\":\"" + id + "\",\"features\":[1,2,3]}";
                 }
                 producer.send(new ProducerRecord<>(topic, id, value));
                 if ((i + 1) % Math.max(1, n / 10) == 0) {
@@ -154,7 +168,8 @@ public final class KafkaScoringDemo {
         try {
             JsonNode r = KafkaScoringJob.JSON.readTree(json);
             return r.get("verdict").asText() + ": asked " + r.get("requested").asText() + ", registered "
-                    + r.get("registered") + ", " + r.get("nodes").size() + " nodes, " + r.get("nodesOnCpu").asInt()
+                    + r.get("registered") + ", " + r.get("nodes").size() + " nodes, "
+                    + r.get("nodesOnCpu").asInt()
                     + " on cpu, " + r.get("epBoundaries").asInt() + " EP boundaries; nodes " + r.get("nodes");
         } catch (Exception e) {
             return json;
@@ -166,7 +181,8 @@ public final class KafkaScoringDemo {
         Path dir = Files.createTempDirectory("fraud-mlp-golden");
         Path set = Files.createDirectories(dir.resolve("test_data_set_0"));
         for (String f : new String[] {"input_0.pb", "output_0.pb"}) {
-            try (InputStream in = KafkaScoringDemo.class.getResourceAsStream("/models/fraud-mlp-golden/test_data_set_0/" + f)) {
+            try (InputStream in =
+                    KafkaScoringDemo.class.getResourceAsStream("/models/fraud-mlp-golden/test_data_set_0/" + f)) {
                 Files.copy(in, set.resolve(f));
             }
         }

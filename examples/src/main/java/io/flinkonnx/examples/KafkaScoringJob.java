@@ -89,45 +89,69 @@ public final class KafkaScoringJob {
         if (Boolean.parseBoolean(c.get("bounded"))) {
             sourceBuilder.setBounded(OffsetsInitializer.latest());
         }
-        DataStream<KafkaMessage> messages = env.fromSource(sourceBuilder.build(), WatermarkStrategy.noWatermarks(),
-                "transactions").uid("transactions");
+        DataStream<KafkaMessage> messages = env.fromSource(
+                        sourceBuilder.build(), WatermarkStrategy.noWatermarks(), "transactions")
+                .uid("transactions");
 
         OnnxInferenceSpec.Builder<KafkaMessage, Prediction> spec = OnnxInference.<KafkaMessage>builder(model)
                 .providers(c.get("providers"))
                 .encoder(new TransactionEncoder())
                 .decoder(new PredictionDecoder(c.get("model"), sha256), TypeInformation.of(Prediction.class));
         if (!c.get("drift.golden-vectors").isEmpty()) {
-            spec.driftAgainstGoldenVectors(c.get("drift.golden-vectors"), Duration.ofMillis(c.getLong("drift.interval-ms")));
+            spec.driftAgainstGoldenVectors(
+                    c.get("drift.golden-vectors"), Duration.ofMillis(c.getLong("drift.interval-ms")));
         }
         BatchPolicy policy = BatchPolicy.builder()
                 .maxBatchSize((int) c.getLong("batch.max-size"))
                 .maxBatchDelay(Duration.ofMillis(c.getLong("batch.max-delay-ms")))
                 .build();
         SingleOutputStreamOperator<Prediction> predictions = OnnxInference.batched(messages, spec.build(), policy)
-                .name("onnx-score").uid("onnx-score");
+                .name("onnx-score")
+                .uid("onnx-score");
 
         // Each output becomes (key, JSON) text first; the Kafka sinks then write plain strings.
         String prefix = c.get("transactional-id-prefix");
-        predictions.map(p -> Tuple2.of(p.key, json(p))).returns(KEYED_JSON).name("prediction-json").uid("prediction-json")
-                .sinkTo(sink(c, c.get("topic.output"), prefix + "-predictions")).name("predictions").uid("predictions");
-        predictions.getSideOutput(FailedRecord.tag(messages.getType()))
-                .map(f -> Tuple2.of(f.record.key, deadLetterJson(f))).returns(KEYED_JSON)
-                .name("dead-letter-json").uid("dead-letter-json")
+        predictions
+                .map(p -> Tuple2.of(p.key, json(p)))
+                .returns(KEYED_JSON)
+                .name("prediction-json")
+                .uid("prediction-json")
+                .sinkTo(sink(c, c.get("topic.output"), prefix + "-predictions"))
+                .name("predictions")
+                .uid("predictions");
+        predictions
+                .getSideOutput(FailedRecord.tag(messages.getType()))
+                .map(f -> Tuple2.of(f.record.key, deadLetterJson(f)))
+                .returns(KEYED_JSON)
+                .name("dead-letter-json")
+                .uid("dead-letter-json")
                 .sinkTo(sink(c, c.get("topic.dead-letters"), prefix + "-dead-letters"))
-                .name("dead-letters").uid("dead-letters");
-        predictions.getSideOutput(FallbackReport.TAG)
-                .map(r -> Tuple2.of(r.model, json(r))).returns(KEYED_JSON).name("fallback-json").uid("fallback-json")
+                .name("dead-letters")
+                .uid("dead-letters");
+        predictions
+                .getSideOutput(FallbackReport.TAG)
+                .map(r -> Tuple2.of(r.model, json(r)))
+                .returns(KEYED_JSON)
+                .name("fallback-json")
+                .uid("fallback-json")
                 .sinkTo(sink(c, c.get("topic.fallback-reports"), prefix + "-fallback"))
-                .name("fallback-reports").uid("fallback-reports");
-        predictions.getSideOutput(DriftReport.TAG)
-                .map(r -> Tuple2.of(r.model, json(r))).returns(KEYED_JSON).name("drift-json").uid("drift-json")
+                .name("fallback-reports")
+                .uid("fallback-reports");
+        predictions
+                .getSideOutput(DriftReport.TAG)
+                .map(r -> Tuple2.of(r.model, json(r)))
+                .returns(KEYED_JSON)
+                .name("drift-json")
+                .uid("drift-json")
                 .sinkTo(sink(c, c.get("topic.drift-reports"), prefix + "-drift"))
-                .name("drift-reports").uid("drift-reports");
+                .name("drift-reports")
+                .uid("drift-reports");
     }
 
     static final TypeInformation<Tuple2<String, String>> KEYED_JSON = Types.TUPLE(Types.STRING, Types.STRING);
 
-    private static KafkaSink<Tuple2<String, String>> sink(ScoringJobConfig c, String topic, String transactionalIdPrefix) {
+    private static KafkaSink<Tuple2<String, String>> sink(
+            ScoringJobConfig c, String topic, String transactionalIdPrefix) {
         return KafkaSink.<Tuple2<String, String>>builder()
                 .setBootstrapServers(c.get("bootstrap.servers"))
                 .setRecordSerializer(KafkaRecordSerializationSchema.<Tuple2<String, String>>builder()
@@ -138,7 +162,9 @@ public final class KafkaScoringJob {
                 .setDeliveryGuarantee(DeliveryGuarantee.EXACTLY_ONCE)
                 .setTransactionalIdPrefix(transactionalIdPrefix)
                 // Below the broker's default transaction.max.timeout.ms (15 minutes).
-                .setProperty("transaction.timeout.ms", String.valueOf(Duration.ofMinutes(10).toMillis()))
+                .setProperty(
+                        "transaction.timeout.ms",
+                        String.valueOf(Duration.ofMinutes(10).toMillis()))
                 .build();
     }
 
@@ -184,9 +210,13 @@ public final class KafkaScoringJob {
 
         @Override
         public void deserialize(ConsumerRecord<byte[], byte[]> r, Collector<KafkaMessage> out) {
-            out.collect(new KafkaMessage(r.topic(), r.partition(), r.offset(),
+            out.collect(new KafkaMessage(
+                    r.topic(),
+                    r.partition(),
+                    r.offset(),
                     r.key() == null ? null : new String(r.key(), StandardCharsets.UTF_8),
-                    r.value() == null ? null : new String(r.value(), StandardCharsets.UTF_8), r.timestamp()));
+                    r.value() == null ? null : new String(r.value(), StandardCharsets.UTF_8),
+                    r.timestamp()));
         }
 
         @Override
@@ -213,8 +243,8 @@ public final class KafkaScoringJob {
             }
             JsonNode features = node == null ? null : node.get("features");
             if (features == null || !features.isArray()) {
-                throw new RecordConversionException("Missing field 'features' (an array of " + FraudFeatures.WIDTH
-                        + " numbers)");
+                throw new RecordConversionException(
+                        "Missing field 'features' (an array of " + FraudFeatures.WIDTH + " numbers)");
             }
             float[] x = new float[features.size()];
             for (int i = 0; i < x.length; i++) {

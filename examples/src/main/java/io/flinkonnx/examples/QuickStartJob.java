@@ -23,6 +23,7 @@ import org.apache.flink.util.CloseableIterator;
 public final class QuickStartJob {
     /** The bundled model: 32 features in, 4 scores out (see DemoModel in the tests, which made it). */
     public static final String MODEL = "classpath:models/demo-mlp.onnx";
+
     public static final int FEATURES = 32;
 
     private QuickStartJob() {}
@@ -44,8 +45,8 @@ public final class QuickStartJob {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.createLocalEnvironment(parallelism, conf);
         env.setRuntimeMode(RuntimeExecutionMode.STREAMING);
 
-        System.out.printf("flink-onnx quick start: scoring %,d records with %s at parallelism %d%n", records, MODEL,
-                parallelism);
+        System.out.printf(
+                "flink-onnx quick start: scoring %,d records with %s at parallelism %d%n", records, MODEL, parallelism);
         long start = System.nanoTime();
         List<float[]> predictions = score(env, records);
         double seconds = (System.nanoTime() - start) / 1e9;
@@ -53,8 +54,12 @@ public final class QuickStartJob {
         for (int i = 0; i < Math.min(5, predictions.size()); i++) {
             System.out.println("prediction " + i + ": " + format(predictions.get(i)));
         }
-        System.out.printf(Locale.ROOT, "scored %,d records in %.2f s (%.0f records/s, including cluster start-up)%n",
-                predictions.size(), seconds, predictions.size() / seconds);
+        System.out.printf(
+                Locale.ROOT,
+                "scored %,d records in %.2f s (%.0f records/s, including cluster start-up)%n",
+                predictions.size(),
+                seconds,
+                predictions.size() / seconds);
         if (predictions.size() != records) {
             throw new IllegalStateException("Expected " + records + " predictions, got " + predictions.size());
         }
@@ -62,7 +67,8 @@ public final class QuickStartJob {
 
     /** Builds and runs the job; returns every prediction. */
     public static List<float[]> score(StreamExecutionEnvironment env, int records) throws Exception {
-        DataStream<float[]> features = env.fromSequence(0, records - 1).map(QuickStartJob::features).rebalance();
+        DataStream<float[]> features =
+                env.fromSequence(0, records - 1).map(QuickStartJob::features).rebalance();
 
         DataStream<float[]> predictions = features.map(new OnnxInference(MODEL));
 

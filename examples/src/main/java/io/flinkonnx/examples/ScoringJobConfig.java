@@ -94,7 +94,8 @@ public final class ScoringJobConfig implements Serializable {
 
     private static void put(Map<String, String> v, String key, String value) {
         if (!DEFAULTS.containsKey(key)) {
-            throw new IllegalArgumentException("Unknown setting '" + key + "'. Known: " + String.join(", ", DEFAULTS.keySet()));
+            throw new IllegalArgumentException(
+                    "Unknown setting '" + key + "'. Known: " + String.join(", ", DEFAULTS.keySet()));
         }
         v.put(key, value.trim());
     }

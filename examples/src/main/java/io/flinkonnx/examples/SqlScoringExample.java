@@ -21,8 +21,8 @@ public final class SqlScoringExample {
             kafka.createTopics(2, "sql-transactions", "sql-predictions");
             int malformed = KafkaScoringDemo.produce(kafka.bootstrapServers(), "sql-transactions", 10_000);
             run(kafka.bootstrapServers(), "sql-transactions", "sql-predictions", true);
-            List<ConsumerRecord<String, String>> out = KafkaScoringDemo.readAll(kafka.bootstrapServers(),
-                    "sql-predictions", 10_000 - malformed);
+            List<ConsumerRecord<String, String>> out =
+                    KafkaScoringDemo.readAll(kafka.bootstrapServers(), "sql-predictions", 10_000 - malformed);
             System.out.println("ML_PREDICT wrote " + out.size() + " predictions (" + malformed
                     + " malformed messages skipped by the JSON format), for example:");
             out.stream().limit(3).forEach(r -> System.out.println("  " + r.value()));
@@ -49,6 +49,7 @@ public final class SqlScoringExample {
         t.executeSql("CREATE TEMPORARY VIEW valid_transactions AS SELECT * FROM transactions"
                 + " WHERE features IS NOT NULL AND CARDINALITY(features) = 8");
         t.executeSql("INSERT INTO predictions SELECT id, probabilities FROM ML_PREDICT(TABLE valid_transactions,"
-                + " MODEL fraud, DESCRIPTOR(features))").await();
+                        + " MODEL fraud, DESCRIPTOR(features))")
+                .await();
     }
 }

@@ -9,7 +9,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class BundledModelTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     @Test
     void bundledFraudModelAndGoldenVectorsAreExactlyWhatTheTrainerMakes() throws Exception {
@@ -22,14 +23,17 @@ class BundledModelTest {
             Files.copy(model, resources.resolve("fraud-mlp.onnx"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
             Path golden = Files.createDirectories(resources.resolve("fraud-mlp-golden/test_data_set_0"));
             for (String f : new String[] {"input_0.pb", "output_0.pb"}) {
-                Files.copy(dir.resolve("golden/test_data_set_0").resolve(f), golden.resolve(f),
+                Files.copy(
+                        dir.resolve("golden/test_data_set_0").resolve(f),
+                        golden.resolve(f),
                         java.nio.file.StandardCopyOption.REPLACE_EXISTING);
             }
         }
         assertThat(resource("/models/fraud-mlp.onnx")).isEqualTo(Files.readAllBytes(model));
         for (String f : new String[] {"input_0.pb", "output_0.pb"}) {
             assertThat(resource("/models/fraud-mlp-golden/test_data_set_0/" + f))
-                    .isEqualTo(Files.readAllBytes(dir.resolve("golden/test_data_set_0").resolve(f)));
+                    .isEqualTo(Files.readAllBytes(
+                            dir.resolve("golden/test_data_set_0").resolve(f)));
         }
     }
 
@@ -52,7 +56,9 @@ class BundledModelTest {
         Path generated = dir.resolve("demo-mlp.onnx");
         DemoModel.MLP.writeTo(generated);
         if (Boolean.getBoolean("regenerate")) {
-            Files.copy(generated, Path.of("src/main/resources/models/demo-mlp.onnx"),
+            Files.copy(
+                    generated,
+                    Path.of("src/main/resources/models/demo-mlp.onnx"),
                     java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         }
         try (InputStream bundled = getClass().getResourceAsStream("/models/demo-mlp.onnx")) {

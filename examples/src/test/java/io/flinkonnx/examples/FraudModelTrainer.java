@@ -70,7 +70,8 @@ public final class FraudModelTrainer {
                     if (h[j] <= 0) {
                         continue;
                     }
-                    double dh = (p[0] - (y[i] == 0 ? 1 : 0)) * m.w2[j * 2] + (p[1] - (y[i] == 1 ? 1 : 0)) * m.w2[j * 2 + 1];
+                    double dh =
+                            (p[0] - (y[i] == 0 ? 1 : 0)) * m.w2[j * 2] + (p[1] - (y[i] == 1 ? 1 : 0)) * m.w2[j * 2 + 1];
                     gb1[j] += dh;
                     for (int k = 0; k < FraudFeatures.WIDTH; k++) {
                         gw1[k * HIDDEN + j] += dh * x[i][k];
@@ -153,8 +154,11 @@ public final class FraudModelTrainer {
             System.arraycopy(predict(f), 0, out, i * 2, 2);
         }
         Path set = Files.createDirectories(dir.resolve("test_data_set_0"));
-        Files.write(set.resolve("input_0.pb"), tensor("features", in, n, FraudFeatures.WIDTH).toByteArray());
-        Files.write(set.resolve("output_0.pb"), tensor("probabilities", out, n, 2).toByteArray());
+        Files.write(
+                set.resolve("input_0.pb"),
+                tensor("features", in, n, FraudFeatures.WIDTH).toByteArray());
+        Files.write(
+                set.resolve("output_0.pb"), tensor("probabilities", out, n, 2).toByteArray());
     }
 
     private static TensorProto tensor(String name, float[] values, long... dims) {
@@ -162,7 +166,9 @@ public final class FraudModelTrainer {
         for (float v : values) {
             buf.putFloat(v);
         }
-        TensorProto.Builder t = TensorProto.newBuilder().setName(name).setDataType(ElementType.FLOAT.onnxCode())
+        TensorProto.Builder t = TensorProto.newBuilder()
+                .setName(name)
+                .setDataType(ElementType.FLOAT.onnxCode())
                 .setRawData(com.google.protobuf.ByteString.copyFrom(buf.array()));
         for (long d : dims) {
             t.addDims(d);

@@ -16,15 +16,19 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 class QuickStartJobTest {
     @RegisterExtension
     static final MiniClusterExtension CLUSTER = new MiniClusterExtension(new MiniClusterResourceConfiguration.Builder()
-            .setNumberTaskManagers(2).setNumberSlotsPerTaskManager(2).build());
+            .setNumberTaskManagers(2)
+            .setNumberSlotsPerTaskManager(2)
+            .build());
 
     @Test
     void quickStartJobScoresEveryRecordLikeTheReference() throws Exception {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         env.setParallelism(4);
         List<float[]> actual = QuickStartJob.score(env, 500);
-        List<float[]> expected = LongStream.range(0, 500).mapToObj(QuickStartJob::features)
-                .map(DemoModel.MLP::reference).collect(Collectors.toList());
+        List<float[]> expected = LongStream.range(0, 500)
+                .mapToObj(QuickStartJob::features)
+                .map(DemoModel.MLP::reference)
+                .collect(Collectors.toList());
         Comparator<float[]> byFirst = Comparator.comparingDouble(r -> r[0]);
         actual.sort(byFirst);
         expected.sort(byFirst);

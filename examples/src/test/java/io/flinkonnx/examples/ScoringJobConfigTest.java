@@ -9,13 +9,16 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class ScoringJobConfigTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     @Test
     void flagsOverrideThePropertiesFileWhichOverridesTheDefaults() throws Exception {
-        Path file = Files.writeString(dir.resolve("job.properties"),
+        Path file = Files.writeString(
+                dir.resolve("job.properties"),
                 "bootstrap.servers=kafka:9092\nbatch.max-size=128\nproviders=cuda > cpu\n");
-        ScoringJobConfig c = ScoringJobConfig.fromArgs("--config=" + file, "--batch.max-size=256", "--topic.input=txns");
+        ScoringJobConfig c =
+                ScoringJobConfig.fromArgs("--config=" + file, "--batch.max-size=256", "--topic.input=txns");
         assertThat(c.get("bootstrap.servers")).isEqualTo("kafka:9092");
         assertThat(c.getLong("batch.max-size")).isEqualTo(256);
         assertThat(c.get("providers")).isEqualTo("cuda > cpu");
@@ -29,7 +32,9 @@ class ScoringJobConfigTest {
                 .hasMessageStartingWith("Unknown setting 'batch.size'. Known: bootstrap.servers, topic.input");
         assertThatThrownBy(() -> ScoringJobConfig.fromArgs("batch.max-size=1"))
                 .hasMessage("Arguments are --key=value, got 'batch.max-size=1'");
-        assertThatThrownBy(() -> ScoringJobConfig.defaults().with("batch.max-size", "many").getLong("batch.max-size"))
+        assertThatThrownBy(() -> ScoringJobConfig.defaults()
+                        .with("batch.max-size", "many")
+                        .getLong("batch.max-size"))
                 .hasMessage("Setting batch.max-size must be an integer, got 'many'");
     }
 }

@@ -14,6 +14,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -28,7 +29,8 @@ public final class OnnxCli {
     static final int FAILED = 1;
     static final int USAGE = 2;
 
-    private static final String HELP = String.join("\n",
+    private static final String HELP = String.join(
+            "\n",
             "usage: java -jar flink-onnx-cli.jar <command> MODEL [options]",
             "  inspect  MODEL [--providers CHAIN]     signature, IR, opsets, producer, size, sha256, external data,",
             "                                         available EPs and where the model's nodes run on CHAIN",
@@ -98,7 +100,9 @@ public final class OnnxCli {
 
     private static ModelSource source(String arg) {
         int pin = arg.lastIndexOf("@sha256:");
-        return pin < 0 ? ModelSource.of(arg) : ModelSource.of(arg.substring(0, pin)).withSha256(arg.substring(pin + 8));
+        return pin < 0
+                ? ModelSource.of(arg)
+                : ModelSource.of(arg.substring(0, pin)).withSha256(arg.substring(pin + 8));
     }
 
     private static int inspect(ModelSource model, Map<String, String> options, PrintStream out) throws Exception {
@@ -108,7 +112,7 @@ public final class OnnxCli {
         out.println("format:     " + i.format + ", " + i.sizeBytes + " bytes, sha256 " + i.sha256);
         if (i.signature.irVersion() > 0) {
             out.println("IR:         " + i.signature.irVersion());
-            Map<String, Long> opsets = new java.util.LinkedHashMap<>();
+            Map<String, Long> opsets = new LinkedHashMap<>();
             i.signature.opsetImports().forEach((domain, v) -> opsets.put(domain.isEmpty() ? "ai.onnx" : domain, v));
             out.println("opsets:     " + opsets);
             out.println("producer:   " + (i.signature.producerName() + " " + i.signature.producerVersion()).trim());
@@ -127,8 +131,13 @@ public final class OnnxCli {
         for (NodePlacement n : r.nodes) {
             out.printf(Locale.ROOT, "  %-40s %-24s %-10s %6d us%n", n.name, n.opType, n.provider, n.durationMicros);
         }
-        out.printf(Locale.ROOT, "  %d nodes, %d on cpu (%.0f%% of warm-up time), %d EP boundaries%n", r.nodes.size(),
-                r.nodesOnCpu, 100 * r.cpuTimeFraction, r.epBoundaries);
+        out.printf(
+                Locale.ROOT,
+                "  %d nodes, %d on cpu (%.0f%% of warm-up time), %d EP boundaries%n",
+                r.nodes.size(),
+                r.nodesOnCpu,
+                100 * r.cpuTimeFraction,
+                r.epBoundaries);
         if (r.note != null) {
             out.println("  note: " + r.note);
         }
@@ -149,7 +158,8 @@ public final class OnnxCli {
         SessionSettings.OptimizationLevel level = SessionSettings.OptimizationLevel.valueOf(
                 options.getOrDefault("level", "basic").toUpperCase(Locale.ROOT).replace("DISABLE", "DISABLE_ALL"));
         SessionSettings.ModelFileFormat format = SessionSettings.ModelFileFormat.valueOf(
-                options.getOrDefault("format", target.endsWith(".ort") ? "ort" : "onnx").toUpperCase(Locale.ROOT));
+                options.getOrDefault("format", target.endsWith(".ort") ? "ort" : "onnx")
+                        .toUpperCase(Locale.ROOT));
         String warning = ModelChecks.optimize(model, Path.of(target), level, format);
         if (warning != null) {
             err.println("warning: " + warning);
@@ -165,7 +175,8 @@ public final class OnnxCli {
             err.println("verify needs --test-data DIR\n" + HELP);
             return USAGE;
         }
-        DriftTolerance tolerance = DriftTolerance.of(Double.parseDouble(options.getOrDefault("rtol", "1e-3")),
+        DriftTolerance tolerance = DriftTolerance.of(
+                Double.parseDouble(options.getOrDefault("rtol", "1e-3")),
                 Double.parseDouble(options.getOrDefault("atol", "1e-5")));
         List<ModelChecks.SetResult> results = ModelChecks.verify(model, Path.of(dir), tolerance);
         boolean passed = true;

@@ -20,7 +20,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The command line's commands, output and exit status, on real models and real ORT sessions. */
 class OnnxCliTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
+
     private TestModels.Mlp mlp;
     private Path model;
     private final ByteArrayOutputStream out = new ByteArrayOutputStream();
@@ -35,7 +37,9 @@ class OnnxCliTest {
     private int run(String... args) {
         out.reset();
         err.reset();
-        return OnnxCli.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
+        return OnnxCli.run(
+                args,
+                new PrintStream(out, true, StandardCharsets.UTF_8),
                 new PrintStream(err, true, StandardCharsets.UTF_8));
     }
 
@@ -49,7 +53,8 @@ class OnnxCliTest {
 
     @Test
     void inspectPrintsSignatureOpsetsDigestAndPlacement() {
-        assertThat(run("inspect", model.toString(), "--providers", "cuda > cpu")).isEqualTo(OnnxCli.OK);
+        assertThat(run("inspect", model.toString(), "--providers", "cuda > cpu"))
+                .isEqualTo(OnnxCli.OK);
         assertThat(out())
                 .contains("format:     ONNX")
                 .contains("sha256 ")
@@ -101,16 +106,35 @@ class OnnxCliTest {
     void verifyPassesOnGoldenVectorsAndFailsOnAWrongReference() throws Exception {
         float[] x = TestModels.features(1, 4);
         writeSet(dir.resolve("tests/test_data_set_0"), x, mlp.reference(x));
-        assertThat(run("verify", model.toString(), "--test-data", dir.resolve("tests").toString())).isEqualTo(OnnxCli.OK);
-        assertThat(out()).contains("test_data_set_0: PASS").contains("y: max abs").endsWith("PASS (1 data sets)\n");
+        assertThat(run(
+                        "verify",
+                        model.toString(),
+                        "--test-data",
+                        dir.resolve("tests").toString()))
+                .isEqualTo(OnnxCli.OK);
+        assertThat(out())
+                .contains("test_data_set_0: PASS")
+                .contains("y: max abs")
+                .endsWith("PASS (1 data sets)\n");
 
         float[] wrong = mlp.reference(x);
         wrong[1] += 0.5f;
         writeSet(dir.resolve("bad/test_data_set_0"), x, wrong);
-        assertThat(run("verify", model.toString(), "--test-data", dir.resolve("bad").toString())).isEqualTo(OnnxCli.FAILED);
+        assertThat(run(
+                        "verify",
+                        model.toString(),
+                        "--test-data",
+                        dir.resolve("bad").toString()))
+                .isEqualTo(OnnxCli.FAILED);
         assertThat(out()).contains("test_data_set_0: FAIL").contains("50.0000% outside");
         // a looser tolerance accepts it
-        assertThat(run("verify", model.toString(), "--test-data", dir.resolve("bad").toString(), "--atol", "1"))
+        assertThat(run(
+                        "verify",
+                        model.toString(),
+                        "--test-data",
+                        dir.resolve("bad").toString(),
+                        "--atol",
+                        "1"))
                 .isEqualTo(OnnxCli.OK);
     }
 
@@ -120,10 +144,18 @@ class OnnxCliTest {
         Path set = dir.resolve("incomplete/test_data_set_0");
         writeSet(set, x, mlp.reference(x));
         Files.delete(set.resolve("output_0.pb"));
-        assertThat(run("verify", model.toString(), "--test-data", dir.resolve("incomplete").toString()))
-                .as("exit status of verify on a set without output_0.pb; out: %s", out()).isEqualTo(OnnxCli.FAILED);
-        assertThat(out()).contains("test_data_set_0: ERROR ")
-                .contains("incomplete/test_data_set_0 is missing expected output output_0.pb (output 'y')").endsWith("FAIL\n").doesNotContain("PASS");
+        assertThat(run(
+                        "verify",
+                        model.toString(),
+                        "--test-data",
+                        dir.resolve("incomplete").toString()))
+                .as("exit status of verify on a set without output_0.pb; out: %s", out())
+                .isEqualTo(OnnxCli.FAILED);
+        assertThat(out())
+                .contains("test_data_set_0: ERROR ")
+                .contains("incomplete/test_data_set_0 is missing expected output output_0.pb (output 'y')")
+                .endsWith("FAIL\n")
+                .doesNotContain("PASS");
     }
 
     @Test
@@ -133,27 +165,43 @@ class OnnxCliTest {
         Path empty = dir.resolve("mixed/test_data_set_1");
         writeSet(empty, x, mlp.reference(x));
         Files.delete(empty.resolve("output_0.pb"));
-        assertThat(run("verify", model.toString(), "--test-data", dir.resolve("mixed").toString()))
-                .as("a set that compares nothing is no pass; out: %s", out()).isEqualTo(OnnxCli.FAILED);
-        assertThat(out()).contains("test_data_set_0: PASS")
+        assertThat(run(
+                        "verify",
+                        model.toString(),
+                        "--test-data",
+                        dir.resolve("mixed").toString()))
+                .as("a set that compares nothing is no pass; out: %s", out())
+                .isEqualTo(OnnxCli.FAILED);
+        assertThat(out())
+                .contains("test_data_set_0: PASS")
                 .contains("test_data_set_1: ERROR ")
                 .contains("mixed/test_data_set_1 is missing expected output output_0.pb (output 'y')")
-                .contains("the set has 0").endsWith("FAIL\n");
+                .contains("the set has 0")
+                .endsWith("FAIL\n");
     }
 
     @Test
     void verifyRefusesAnInputOfTheWrongTypeInsteadOfCastingIt() throws Exception {
         Path set = Files.createDirectories(dir.resolve("typed/test_data_set_0"));
-        TensorProto.Builder ints = TensorProto.newBuilder().setName("x").setDataType(ElementType.INT64.onnxCode())
-                .addDims(1).addDims(4);
+        TensorProto.Builder ints = TensorProto.newBuilder()
+                .setName("x")
+                .setDataType(ElementType.INT64.onnxCode())
+                .addDims(1)
+                .addDims(4);
         for (int i = 0; i < 4; i++) {
             ints.addInt64Data(i);
         }
         Files.write(set.resolve("input_0.pb"), ints.build().toByteArray());
         Files.write(set.resolve("output_0.pb"), floats("y", new float[2], 1, 2).toByteArray());
-        assertThat(run("verify", model.toString(), "--test-data", dir.resolve("typed").toString())).isEqualTo(OnnxCli.FAILED);
-        assertThat(out()).contains("test_data_set_0: ERROR Input 'x' expects FLOAT values (float[]) but the record gave"
-                + " long[]; values are never cast");
+        assertThat(run(
+                        "verify",
+                        model.toString(),
+                        "--test-data",
+                        dir.resolve("typed").toString()))
+                .isEqualTo(OnnxCli.FAILED);
+        assertThat(out())
+                .contains("test_data_set_0: ERROR Input 'x' expects FLOAT values (float[]) but the record gave"
+                        + " long[]; values are never cast");
     }
 
     @Test
@@ -176,7 +224,9 @@ class OnnxCliTest {
         for (float v : values) {
             buf.putFloat(v);
         }
-        TensorProto.Builder t = TensorProto.newBuilder().setName(name).setDataType(ElementType.FLOAT.onnxCode())
+        TensorProto.Builder t = TensorProto.newBuilder()
+                .setName(name)
+                .setDataType(ElementType.FLOAT.onnxCode())
                 .setRawData(ByteString.copyFrom(buf.array()));
         for (long d : dims) {
             t.addDims(d);

@@ -1,11 +1,11 @@
 package io.flinkonnx.flink;
 
-import org.apache.flink.annotation.PublicEvolving;
 import static org.apache.flink.util.Preconditions.checkArgument;
 import static org.apache.flink.util.Preconditions.checkNotNull;
 
 import java.io.Serializable;
 import java.time.Duration;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * When the batching operator runs the model: at {@code maxBatchSize} records, when the oldest buffered

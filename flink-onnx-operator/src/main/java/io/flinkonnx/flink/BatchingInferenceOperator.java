@@ -4,6 +4,7 @@ import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import java.util.Arrays;
+import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.Histogram;
@@ -14,7 +15,6 @@ import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
-import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
 import org.apache.flink.util.OutputTag;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -55,6 +55,7 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
     private transient TypeSerializer<IN> copier;
     /** Per input, the widest dims of the buffered records (padding counts toward the byte bound). */
     private transient long[][] widest;
+
     private transient long[] widestStringBytes;
     private transient Object[] results;
     private transient Exception[] failures;
@@ -68,7 +69,8 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
     private transient Histogram batchLatencyMicros;
     private transient Histogram queueTimeMicros;
 
-    BatchingInferenceOperator(OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy, OutputTag<FailedRecord<IN>> failedTag) {
+    BatchingInferenceOperator(
+            OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy, OutputTag<FailedRecord<IN>> failedTag) {
         this.spec = spec;
         this.policy = policy;
         this.failedTag = failedTag;
@@ -79,11 +81,17 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
         super.open();
         MetricGroup metrics = getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
         runner = new InferenceRunner<>(spec);
-        runner.open(getRuntimeContext().getTaskInfo().getAllocationIDAsString(),
-                getRuntimeContext().getTaskInfo().getIndexOfThisSubtask(), metrics, policy.maxBatchSize(), policy);
+        runner.open(
+                getRuntimeContext().getTaskInfo().getAllocationIDAsString(),
+                getRuntimeContext().getTaskInfo().getIndexOfThisSubtask(),
+                metrics,
+                policy.maxBatchSize(),
+                policy);
         capacity = policy.maxBatchSize();
         if (!runner.batchable() && capacity > 1) {
-            LOG.info("Model {} has no free batch axis (inputs {}): scoring one record per run", runner.modelName(),
+            LOG.info(
+                    "Model {} has no free batch axis (inputs {}): scoring one record per run",
+                    runner.modelName(),
                     runner.signature().inputs());
             capacity = 1;
         }
@@ -123,10 +131,12 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
         batches = metrics.counter("num_batches");
         failedRecords = metrics.counter("failed_records");
         failedBatches = metrics.counter("failed_batches_counter");
-        batchSizes = metrics.histogram("inference_request_batch_size", new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
-        batchLatencyMicros = metrics.histogram("inference_batch_latency_micro_secs",
-                new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
-        queueTimeMicros = metrics.histogram("queue_time_micro_secs", new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
+        batchSizes =
+                metrics.histogram("inference_request_batch_size", new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
+        batchLatencyMicros = metrics.histogram(
+                "inference_batch_latency_micro_secs", new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
+        queueTimeMicros =
+                metrics.histogram("queue_time_micro_secs", new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
         output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
         drift = runner.drift();
         if (drift.enabled()) {
@@ -189,7 +199,8 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
                 long dim = size > 0 && d < widest[i].length ? Math.max(widest[i][d], shape[d]) : shape[d];
                 elements = saturatedMultiply(elements, dim);
             }
-            long perRecord = row.isStringInput(i) ? Math.max(row.inputBytes(i), widestStringBytes[i])
+            long perRecord = row.isStringInput(i)
+                    ? Math.max(row.inputBytes(i), widestStringBytes[i])
                     : saturatedMultiply(elements, row.elementBytes(i));
             bytes = saturatedAdd(bytes, saturatedMultiply(perRecord, size + 1));
         }
@@ -314,8 +325,10 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
     private void deadLetter(IN record, Exception e) {
         failedRecords.inc();
         String reason = InferenceRunner.reasonOf(e);
-        output.collect(failedTag, new StreamRecord<>(new FailedRecord<>(record, reason, runner.modelName(),
-                e.getClass().getName())));
+        output.collect(
+                failedTag,
+                new StreamRecord<>(new FailedRecord<>(
+                        record, reason, runner.modelName(), e.getClass().getName())));
     }
 
     @Override

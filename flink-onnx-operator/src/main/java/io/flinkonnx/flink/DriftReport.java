@@ -1,9 +1,9 @@
 package io.flinkonnx.flink;
 
-import org.apache.flink.annotation.PublicEvolving;
 import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.List;
+import org.apache.flink.annotation.PublicEvolving;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.util.OutputTag;
 
@@ -46,6 +46,7 @@ public class DriftReport implements Serializable {
     public String reference;
     /** Records (or golden-vector sets) compared. */
     public long records;
+
     public List<OutputDrift> outputs = new ArrayList<>();
     public boolean flagged;
     public long timestampMillis;

@@ -1,11 +1,11 @@
 package io.flinkonnx.flink;
 
-import org.apache.flink.annotation.Internal;
-import org.apache.flink.annotation.PublicEvolving;
 import static org.apache.flink.util.Preconditions.checkArgument;
 
 import io.flinkonnx.model.ElementType;
 import java.io.Serializable;
+import org.apache.flink.annotation.Internal;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * How far outputs may be from their reference: element {@code i} is within tolerance when
@@ -64,9 +64,10 @@ public final class DriftTolerance implements Serializable {
     }
 
     @Internal
-
     public static boolean isFloating(ElementType type) {
-        return type == ElementType.FLOAT || type == ElementType.DOUBLE || type == ElementType.FLOAT16
+        return type == ElementType.FLOAT
+                || type == ElementType.DOUBLE
+                || type == ElementType.FLOAT16
                 || type == ElementType.BFLOAT16;
     }
 

@@ -1,8 +1,8 @@
 package io.flinkonnx.flink;
 
-import org.apache.flink.annotation.PublicEvolving;
 import java.util.Map;
 import java.util.Objects;
+import org.apache.flink.annotation.PublicEvolving;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.util.OutputTag;
@@ -44,8 +44,9 @@ public class FailedRecord<IN> {
     /** The failed-records side output for records of {@code recordType} (Flink POJO, no Kryo). */
     @SuppressWarnings({"unchecked", "rawtypes"})
     public static <IN> OutputTag<FailedRecord<IN>> tag(TypeInformation<IN> recordType) {
-        TypeInformation<FailedRecord<IN>> type = (TypeInformation) Types.POJO(FailedRecord.class, Map.of(
-                "record", recordType, "reason", Types.STRING, "model", Types.STRING, "errorType", Types.STRING));
+        TypeInformation<FailedRecord<IN>> type = (TypeInformation) Types.POJO(
+                FailedRecord.class,
+                Map.of("record", recordType, "reason", Types.STRING, "model", Types.STRING, "errorType", Types.STRING));
         return new OutputTag<>(OUTPUT_TAG_ID, type);
     }
 
@@ -55,7 +56,9 @@ public class FailedRecord<IN> {
             return false;
         }
         FailedRecord<?> f = (FailedRecord<?>) o;
-        return Objects.deepEquals(record, f.record) && Objects.equals(reason, f.reason) && Objects.equals(model, f.model)
+        return Objects.deepEquals(record, f.record)
+                && Objects.equals(reason, f.reason)
+                && Objects.equals(model, f.model)
                 && Objects.equals(errorType, f.errorType);
     }
 

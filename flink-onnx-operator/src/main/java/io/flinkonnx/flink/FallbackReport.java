@@ -1,13 +1,14 @@
 package io.flinkonnx.flink;
 
-import org.apache.flink.annotation.Internal;
-import org.apache.flink.annotation.PublicEvolving;
 import io.flinkonnx.providers.ExecutionProvider;
 import io.flinkonnx.providers.ProviderResolution;
 import java.io.Serializable;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.stream.Collectors;
+import org.apache.flink.annotation.Internal;
+import org.apache.flink.annotation.PublicEvolving;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.util.OutputTag;
 
@@ -64,15 +65,20 @@ public class FallbackReport implements Serializable {
     public int epBoundaries;
     /** Copy nodes ORT inserted between EPs ({@code MemcpyToHost}/{@code MemcpyFromHost}). */
     public int copyNodes;
+
     public Verdict verdict;
     public String note;
 
     public FallbackReport() {}
 
     @Internal
-
-    public static FallbackReport of(String model, String sha256, int subtask, ProviderResolution resolution,
-            List<NodePlacement> placements, String note) {
+    public static FallbackReport of(
+            String model,
+            String sha256,
+            int subtask,
+            ProviderResolution resolution,
+            List<NodePlacement> placements,
+            String note) {
         FallbackReport r = new FallbackReport();
         r.model = model;
         r.modelSha256 = sha256;
@@ -80,9 +86,11 @@ public class FallbackReport implements Serializable {
         r.requested = resolution.requested().toString();
         ExecutionProvider preferred = resolution.requested().preferred();
         r.preferred = preferred.id();
-        r.registered = resolution.registered().stream().map(ExecutionProvider::id).collect(Collectors.toList());
+        r.registered =
+                resolution.registered().stream().map(ExecutionProvider::id).collect(Collectors.toList());
         r.skipped = resolution.skipped().stream()
-                .map(a -> a.provider().id() + ": " + a.errorCode() + ": " + a.message()).collect(Collectors.toList());
+                .map(a -> a.provider().id() + ": " + a.errorCode() + ": " + a.message())
+                .collect(Collectors.toList());
         r.note = note;
         if (placements == null) {
             r.verdict = Verdict.UNKNOWN;
@@ -138,15 +146,33 @@ public class FallbackReport implements Serializable {
     /** One paragraph for the log. */
     public String summary() {
         StringBuilder sb = new StringBuilder();
-        sb.append(verdict).append(" for ").append(model).append(" (subtask ").append(subtask).append("): asked ")
-                .append(requested).append(", registered ").append(registered);
+        sb.append(verdict)
+                .append(" for ")
+                .append(model)
+                .append(" (subtask ")
+                .append(subtask)
+                .append("): asked ")
+                .append(requested)
+                .append(", registered ")
+                .append(registered);
         if (!skipped.isEmpty()) {
             sb.append(", skipped ").append(skipped);
         }
-        sb.append("; ").append(nodes.size()).append(" nodes, ").append(nodesOnCpu).append(" on cpu (")
-                .append(String.format(java.util.Locale.ROOT, "%.0f%%", 100 * cpuTimeFraction)).append(" of warm-up time), ")
-                .append(nodesOffPreferred).append(" off ").append(preferred).append(", ").append(epBoundaries)
-                .append(" EP boundaries, ").append(copyNodes).append(" copy nodes");
+        sb.append("; ")
+                .append(nodes.size())
+                .append(" nodes, ")
+                .append(nodesOnCpu)
+                .append(" on cpu (")
+                .append(String.format(Locale.ROOT, "%.0f%%", 100 * cpuTimeFraction))
+                .append(" of warm-up time), ")
+                .append(nodesOffPreferred)
+                .append(" off ")
+                .append(preferred)
+                .append(", ")
+                .append(epBoundaries)
+                .append(" EP boundaries, ")
+                .append(copyNodes)
+                .append(" copy nodes");
         if (note != null) {
             sb.append("; ").append(note);
         }

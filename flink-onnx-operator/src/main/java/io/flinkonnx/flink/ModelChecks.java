@@ -1,6 +1,7 @@
 package io.flinkonnx.flink;
 
-import org.apache.flink.annotation.Internal;
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
 import io.flinkonnx.flink.drift.DriftAccumulator;
 import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.drift.GoldenVectors;
@@ -8,8 +9,6 @@ import io.flinkonnx.flink.session.OrtRuntime;
 import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.flink.session.SessionRegistry;
 import io.flinkonnx.flink.session.SharedSession;
-import org.apache.flink.annotation.PublicEvolving;
-import ai.onnxruntime.OrtEnvironment;
 import io.flinkonnx.model.LocalModel;
 import io.flinkonnx.model.ModelFormat;
 import io.flinkonnx.model.ModelSignature;
@@ -18,6 +17,7 @@ import io.flinkonnx.model.ReferenceDataSet;
 import io.flinkonnx.model.TensorSpec;
 import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.SessionSettings;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -25,6 +25,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Collectors;
+import org.apache.flink.annotation.Internal;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * Model checks for CI and tooling, with the same loader, validation, conversion and reports as the
@@ -82,9 +84,15 @@ public final class ModelChecks {
                 i.signature = session.signature();
                 i.externalData = model.externalData();
                 i.runtime = "ONNX Runtime " + OrtRuntime.version();
-                i.availableProviders = OrtEnvironment.getAvailableProviders().stream().map(Enum::name)
+                i.availableProviders = OrtEnvironment.getAvailableProviders().stream()
+                        .map(Enum::name)
                         .collect(Collectors.toList());
-                i.fallback = FallbackReport.of(source.uri(), model.sha256(), 0, session.resolution(), session.placement(),
+                i.fallback = FallbackReport.of(
+                        source.uri(),
+                        model.sha256(),
+                        0,
+                        session.resolution(),
+                        session.placement(),
                         session.placementNote());
                 return i;
             } finally {
@@ -105,12 +113,18 @@ public final class ModelChecks {
      * when the result is tied to this machine (ORT format at level EXTENDED or ALL bakes in layouts for
      * this CPU), else null.
      */
-    public static String optimize(ModelSource source, Path out, SessionSettings.OptimizationLevel level,
-            SessionSettings.ModelFileFormat format) throws Exception {
+    public static String optimize(
+            ModelSource source,
+            Path out,
+            SessionSettings.OptimizationLevel level,
+            SessionSettings.ModelFileFormat format)
+            throws Exception {
         Path target = out.toAbsolutePath();
         Files.createDirectories(target.getParent());
-        SessionSettings settings = SessionSettings.builder().optimizationLevel(level)
-                .saveOptimizedModel(target.toString(), format).build();
+        SessionSettings settings = SessionSettings.builder()
+                .optimizationLevel(level)
+                .saveOptimizedModel(target.toString(), format)
+                .build();
         try (LocalModel model = source.fetch()) {
             load(model, ProviderChain.cpu(), settings).close();
         }
@@ -118,10 +132,14 @@ public final class ModelChecks {
             throw new IllegalStateException("ONNX Runtime did not write " + target);
         }
         boolean hardwareSpecific = format == SessionSettings.ModelFileFormat.ORT
-                && (level == SessionSettings.OptimizationLevel.EXTENDED || level == SessionSettings.OptimizationLevel.ALL);
-        return hardwareSpecific ? "optimization level " + level + " may bake hardware-specific layouts (e.g. NCHWc for"
-                + " this CPU's vector width) into " + target.getFileName() + ": use --level basic for a file other"
-                + " machines will load" : null;
+                && (level == SessionSettings.OptimizationLevel.EXTENDED
+                        || level == SessionSettings.OptimizationLevel.ALL);
+        return hardwareSpecific
+                ? "optimization level " + level + " may bake hardware-specific layouts (e.g. NCHWc for"
+                        + " this CPU's vector width) into " + target.getFileName()
+                        + ": use --level basic for a file other"
+                        + " machines will load"
+                : null;
     }
 
     /**
@@ -158,8 +176,7 @@ public final class ModelChecks {
                         d.flagged = d.outputs.stream().anyMatch(o -> !o.withinTolerance);
                         d.timestampMillis = System.currentTimeMillis();
                         r.report = d;
-                    } catch (java.io.IOException | RecordConversionException | IllegalArgumentException
-                            | ai.onnxruntime.OrtException e) {
+                    } catch (IOException | RecordConversionException | IllegalArgumentException | OrtException e) {
                         r.error = e.getMessage();
                     }
                 }
@@ -195,7 +212,9 @@ public final class ModelChecks {
     }
 
     /** A session of its own (not shared: tools run outside any slot); the caller closes it. */
-    private static SharedSession load(LocalModel model, ProviderChain chain, SessionSettings settings) throws Exception {
-        return SessionLoader.load(new SessionRegistry.Key(SLOT, model.sha256(), chain, settings), model, chain, settings);
+    private static SharedSession load(LocalModel model, ProviderChain chain, SessionSettings settings)
+            throws Exception {
+        return SessionLoader.load(
+                new SessionRegistry.Key(SLOT, model.sha256(), chain, settings), model, chain, settings);
     }
 }

@@ -1,8 +1,8 @@
 package io.flinkonnx.flink;
 
-import org.apache.flink.annotation.PublicEvolving;
 import java.io.Serializable;
 import java.util.Objects;
+import org.apache.flink.annotation.PublicEvolving;
 
 /** Where one kernel of the optimized graph ran during the warm-up run, and how long it took. */
 @PublicEvolving
@@ -33,7 +33,9 @@ public class NodePlacement implements Serializable {
             return false;
         }
         NodePlacement n = (NodePlacement) o;
-        return durationMicros == n.durationMicros && Objects.equals(name, n.name) && Objects.equals(opType, n.opType)
+        return durationMicros == n.durationMicros
+                && Objects.equals(name, n.name)
+                && Objects.equals(opType, n.opType)
                 && Objects.equals(provider, n.provider);
     }
 

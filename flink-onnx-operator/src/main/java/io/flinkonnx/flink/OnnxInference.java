@@ -1,12 +1,12 @@
 package io.flinkonnx.flink;
 
-import org.apache.flink.annotation.PublicEvolving;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.model.TensorSpec;
 import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.SessionSettings;
+import org.apache.flink.annotation.PublicEvolving;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
@@ -91,35 +91,39 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
      * DataStream<FailedRecord<Txn>> failed = scored.getSideOutput(FailedRecord.tag(txns.getType()));
      * }</pre>
      */
-    public static <IN, OUT> SingleOutputStreamOperator<OUT> batched(DataStream<IN> stream, OnnxInferenceSpec<IN, OUT> spec,
-            BatchPolicy policy) {
+    public static <IN, OUT> SingleOutputStreamOperator<OUT> batched(
+            DataStream<IN> stream, OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy) {
         Preconditions.checkNotNull(stream, "stream");
         Preconditions.checkNotNull(spec, "spec");
         Preconditions.checkNotNull(policy, "policy");
-        return stream.transform("ONNX inference " + spec.model().uri(), spec.resultType(),
+        return stream.transform(
+                "ONNX inference " + spec.model().uri(),
+                spec.resultType(),
                 new BatchingInferenceOperator<>(spec, policy, FailedRecord.tag(stream.getType())));
     }
 
     /** {@link #batched(DataStream, OnnxInferenceSpec, BatchPolicy)} for {@code float[]} records and a one-input, one-output FLOAT model. */
-    public static SingleOutputStreamOperator<float[]> batched(DataStream<float[]> stream, String modelUri,
-            BatchPolicy policy) {
+    public static SingleOutputStreamOperator<float[]> batched(
+            DataStream<float[]> stream, String modelUri, BatchPolicy policy) {
         return batched(stream, new OnnxInference(modelUri).spec(), policy);
     }
 
-    private static OnnxInferenceSpec<float[], float[]> simpleSpec(ModelSource model, ProviderChain providers,
-            SessionSettings settings) {
+    private static OnnxInferenceSpec<float[], float[]> simpleSpec(
+            ModelSource model, ProviderChain providers, SessionSettings settings) {
         return new OnnxInferenceSpec.Builder<float[], Void>(model)
                 .providers(providers)
                 .sessionSettings(settings)
                 .encoder((float[] features, InputRow row) -> row.put(features))
-                .decoder((float[] features, OutputRow out) -> out.floats(),
+                .decoder(
+                        (float[] features, OutputRow out) -> out.floats(),
                         PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO)
                 .signatureCheck(OnnxInference::checkOneFloatInOneFloatOut)
                 .build();
     }
 
     static void checkOneFloatInOneFloatOut(ModelSignature signature, String model) {
-        if (signature.inputs().size() != 1 || signature.outputs().size() != 1
+        if (signature.inputs().size() != 1
+                || signature.outputs().size() != 1
                 || signature.inputs().get(0).elementType() != ElementType.FLOAT
                 || signature.outputs().get(0).elementType() != ElementType.FLOAT
                 || signature.outputs().get(0).kind() != TensorSpec.Kind.TENSOR) {

@@ -2,12 +2,13 @@ package io.flinkonnx.flink;
 
 import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.InferenceRunner;
-import org.apache.flink.annotation.PublicEvolving;
 import java.util.Objects;
+import org.apache.flink.annotation.PublicEvolving;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.functions.RichMapFunction;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.java.typeutils.ResultTypeQueryable;
+import org.apache.flink.metrics.MetricGroup;
 
 /**
  * Scores each record with an ONNX model, one record per ORT run, on the session shared by its task slot.
@@ -35,7 +36,6 @@ public class OnnxInferenceFunction<IN, OUT> extends RichMapFunction<IN, OUT> imp
     private final OnnxInferenceSpec<IN, OUT> spec;
     private transient InferenceRunner<IN, OUT> runner;
 
-
     public OnnxInferenceFunction(OnnxInferenceSpec<IN, OUT> spec) {
         this.spec = Objects.requireNonNull(spec, "spec");
     }
@@ -49,8 +49,7 @@ public class OnnxInferenceFunction<IN, OUT> extends RichMapFunction<IN, OUT> imp
         runner = new InferenceRunner<>(spec);
         String slot = getRuntimeContext().getTaskInfo().getAllocationIDAsString();
         int subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
-        org.apache.flink.metrics.MetricGroup metrics =
-                getRuntimeContext().getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
+        MetricGroup metrics = getRuntimeContext().getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
         runner.open(slot, subtask, metrics);
 
         // A map function has no side outputs: drift reports go to the gauges and the log.

@@ -1,16 +1,17 @@
 package io.flinkonnx.flink;
 
-import org.apache.flink.annotation.Internal;
+import static org.apache.flink.util.Preconditions.checkArgument;
+
 import io.flinkonnx.flink.drift.DriftConfig;
-import org.apache.flink.annotation.PublicEvolving;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.SessionSettings;
-import static org.apache.flink.util.Preconditions.checkArgument;
-
 import java.io.Serializable;
+import java.time.Duration;
 import java.util.Objects;
+import org.apache.flink.annotation.Internal;
+import org.apache.flink.annotation.PublicEvolving;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 
 /**
@@ -51,8 +52,8 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
     private final long maxRecordBytes;
     private final int maxConsecutiveFailedBatches;
 
-    private OnnxInferenceSpec(Builder<IN, OUT> b, ProviderChain providers, SessionSettings sessionSettings,
-            boolean untypedResult) {
+    private OnnxInferenceSpec(
+            Builder<IN, OUT> b, ProviderChain providers, SessionSettings sessionSettings, boolean untypedResult) {
         this.model = Objects.requireNonNull(b.model, "model");
         this.providers = Objects.requireNonNull(providers, "providers");
         this.sessionSettings = Objects.requireNonNull(sessionSettings, "sessionSettings");
@@ -114,7 +115,6 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
     }
 
     @Internal
-
     public SignatureCheck signatureCheck() {
         return signatureCheck;
     }
@@ -125,7 +125,6 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
     }
 
     @Internal
-
     public DriftConfig<IN> drift() {
         return drift;
     }
@@ -243,20 +242,20 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
          * Checks the served model against ONNX golden vectors ({@code test_data_set_N/input_K.pb,
          * output_K.pb} in a local {@code folder}) at start and every {@code interval}.
          */
-        public Builder<IN, OUT> driftAgainstGoldenVectors(String folder, java.time.Duration interval) {
+        public Builder<IN, OUT> driftAgainstGoldenVectors(String folder, Duration interval) {
             this.drift = drift.withGolden(folder, interval);
             return this;
         }
 
         /** Compares outputs with references the records carry, for a {@code sampleFraction} of batches. */
         public Builder<IN, OUT> driftAgainstRecords(ReferenceExtractor<IN> extractor, double sampleFraction) {
-            this.drift = drift.withRecords(java.util.Objects.requireNonNull(extractor, "extractor"), sampleFraction);
+            this.drift = drift.withRecords(Objects.requireNonNull(extractor, "extractor"), sampleFraction);
             return this;
         }
 
         /** Tolerance of the drift reports (default rtol 1e-3, atol 1e-5 for floating outputs). */
         public Builder<IN, OUT> driftTolerance(DriftTolerance tolerance) {
-            this.drift = drift.withTolerance(java.util.Objects.requireNonNull(tolerance, "tolerance"));
+            this.drift = drift.withTolerance(Objects.requireNonNull(tolerance, "tolerance"));
             return this;
         }
 

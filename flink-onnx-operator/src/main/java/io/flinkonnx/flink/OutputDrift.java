@@ -1,7 +1,8 @@
 package io.flinkonnx.flink;
 
-import org.apache.flink.annotation.PublicEvolving;
 import java.io.Serializable;
+import java.util.Locale;
+import org.apache.flink.annotation.PublicEvolving;
 
 /** How one output compares with its reference over the compared elements. */
 @PublicEvolving
@@ -17,6 +18,7 @@ public class OutputDrift implements Serializable {
     public double fractionOutside;
     /** For classifier-shaped outputs ([batch, classes]): share of rows whose argmax agrees; NaN otherwise. */
     public double top1Agreement = Double.NaN;
+
     public double rtol;
     public double atol;
     public boolean withinTolerance;
@@ -25,8 +27,15 @@ public class OutputDrift implements Serializable {
 
     @Override
     public String toString() {
-        return String.format(java.util.Locale.ROOT, "%s: max abs %.3g, max rel %.3g, %.4f%% outside (rtol %.0e, atol %.0e)%s",
-                output, maxAbsError, maxRelError, 100 * fractionOutside, rtol, atol,
-                Double.isNaN(top1Agreement) ? "" : String.format(java.util.Locale.ROOT, ", top-1 agreement %.4f", top1Agreement));
+        return String.format(
+                Locale.ROOT,
+                "%s: max abs %.3g, max rel %.3g, %.4f%% outside (rtol %.0e, atol %.0e)%s",
+                output,
+                maxAbsError,
+                maxRelError,
+                100 * fractionOutside,
+                rtol,
+                atol,
+                Double.isNaN(top1Agreement) ? "" : String.format(Locale.ROOT, ", top-1 agreement %.4f", top1Agreement));
     }
 }

@@ -1,7 +1,7 @@
 package io.flinkonnx.flink;
 
-import org.apache.flink.annotation.PublicEvolving;
 import java.util.List;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * One record's slice of the model's outputs, given to a {@link ResultDecoder}. Tensors come back flat,

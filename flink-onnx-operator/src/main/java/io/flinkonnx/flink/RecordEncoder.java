@@ -1,7 +1,7 @@
 package io.flinkonnx.flink;
 
-import org.apache.flink.annotation.PublicEvolving;
 import java.io.Serializable;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * Turns one record into the model's named inputs.

@@ -1,8 +1,8 @@
 package io.flinkonnx.flink;
 
-import org.apache.flink.annotation.PublicEvolving;
 import java.io.Serializable;
 import java.util.Map;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * Reads the reference outputs a record carries (for example scores from the system being replaced), keyed

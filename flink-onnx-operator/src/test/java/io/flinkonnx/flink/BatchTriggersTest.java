@@ -25,7 +25,9 @@ class BatchTriggersTest {
     private static final TypeInformation<Tuple2<Long, float[]>> RECORD =
             Types.TUPLE(Types.LONG, PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO);
 
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
+
     private TestModels.Mlp mlp;
     private OnnxInferenceSpec<Tuple2<Long, float[]>, Tuple2<Long, float[]>> spec;
     private OneInputStreamOperatorTestHarness<Tuple2<Long, float[]>, Tuple2<Long, float[]>> harness;
@@ -33,7 +35,8 @@ class BatchTriggersTest {
     @BeforeEach
     void model() throws Exception {
         mlp = new TestModels.Mlp(8, 16, 3);
-        spec = OnnxInference.<Tuple2<Long, float[]>>builder(mlp.writeTo(dir.resolve("mlp.onnx")).toString())
+        spec = OnnxInference.<Tuple2<Long, float[]>>builder(
+                        mlp.writeTo(dir.resolve("mlp.onnx")).toString())
                 .encoder((r, row) -> row.put("x", r.f1))
                 .decoder((r, out) -> Tuple2.of(r.f0, out.floats("y")), RECORD)
                 .build();
@@ -61,7 +64,10 @@ class BatchTriggersTest {
     }
 
     private BatchPolicy policy(int size, long delayMillis) {
-        return BatchPolicy.builder().maxBatchSize(size).maxBatchDelay(Duration.ofMillis(delayMillis)).build();
+        return BatchPolicy.builder()
+                .maxBatchSize(size)
+                .maxBatchDelay(Duration.ofMillis(delayMillis))
+                .build();
     }
 
     @Test
@@ -157,8 +163,14 @@ class BatchTriggersTest {
     @Test
     void byteBoundFlushesBeforeTheSizeBound() throws Exception {
         // 8 floats = 32 bytes a record: 64 bytes hold two records
-        harness = Harnesses.open(spec, BatchPolicy.builder().maxBatchSize(64).maxBatchDelay(Duration.ofSeconds(10))
-                .maxBufferedBytes(64).build(), RECORD);
+        harness = Harnesses.open(
+                spec,
+                BatchPolicy.builder()
+                        .maxBatchSize(64)
+                        .maxBatchDelay(Duration.ofSeconds(10))
+                        .maxBufferedBytes(64)
+                        .build(),
+                RECORD);
         harness.processElement(record(1), 1);
         assertThat(harness.extractOutputValues()).isEmpty();
         harness.processElement(record(2), 2);

@@ -25,11 +25,14 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** {@code OnnxInference.batched} in real jobs on 2 TaskManagers x 2 slots: predictions and dead letters. */
 class BatchedJobTest {
-    @RegisterExtension static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo();
+    @RegisterExtension
+    static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo();
+
     private static final TypeInformation<Tuple2<Long, float[]>> RECORD =
             Types.TUPLE(Types.LONG, PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO);
 
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     @Test
     void scoresEveryGoodRecordAndRoutesBadOnesToTheFailedRecordsOutput() throws Exception {
@@ -47,13 +50,20 @@ class BatchedJobTest {
                         .encoder((r, row) -> row.put("x", r.f1))
                         .decoder((r, out) -> Tuple2.of(r.f0, out.floats("y")), RECORD)
                         .build();
-        SingleOutputStreamOperator<Tuple2<Long, float[]>> scored = OnnxInference.batched(input, spec,
-                BatchPolicy.builder().maxBatchSize(32).maxBatchDelay(Duration.ofMillis(5)).build());
-        DataStream<FailedRecord<Tuple2<Long, float[]>>> failed = scored.getSideOutput(FailedRecord.tag(input.getType()));
+        SingleOutputStreamOperator<Tuple2<Long, float[]>> scored = OnnxInference.batched(
+                input,
+                spec,
+                BatchPolicy.builder()
+                        .maxBatchSize(32)
+                        .maxBatchDelay(Duration.ofMillis(5))
+                        .build());
+        DataStream<FailedRecord<Tuple2<Long, float[]>>> failed =
+                scored.getSideOutput(FailedRecord.tag(input.getType()));
 
         CloseableIterator<Tuple2<Long, float[]>> scoredIt = scored.collectAsync();
         CloseableIterator<FailedRecord<Tuple2<Long, float[]>>> failedIt = failed.collectAsync();
-        CloseableIterator<FallbackReport> reportIt = scored.getSideOutput(FallbackReport.TAG).collectAsync();
+        CloseableIterator<FallbackReport> reportIt =
+                scored.getSideOutput(FallbackReport.TAG).collectAsync();
         env.execute("batched");
         List<FallbackReport> reports = new ArrayList<>();
         reportIt.forEachRemaining(reports::add);
@@ -67,7 +77,10 @@ class BatchedJobTest {
         List<FailedRecord<Tuple2<Long, float[]>>> deadLetters = new ArrayList<>();
         failedIt.forEachRemaining(deadLetters::add);
 
-        List<Long> bad = IntStream.range(0, 1000).filter(k -> k % 97 == 0).mapToObj(k -> (long) k).collect(Collectors.toList());
+        List<Long> bad = IntStream.range(0, 1000)
+                .filter(k -> k % 97 == 0)
+                .mapToObj(k -> (long) k)
+                .collect(Collectors.toList());
         assertThat(deadLetters).extracting(f -> f.record.f0).containsExactlyInAnyOrderElementsOf(bad);
         assertThat(deadLetters).allSatisfy(f -> assertThat(f.reason).contains("expects 16 values per record"));
         assertThat(predictions).hasSize(1000 - bad.size());

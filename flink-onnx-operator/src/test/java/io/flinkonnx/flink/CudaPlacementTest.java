@@ -1,11 +1,11 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.flink.engine.InferenceRunner;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtProvider;
+import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import org.apache.flink.api.common.typeinfo.Types;
@@ -17,11 +17,13 @@ import org.junit.jupiter.api.io.TempDir;
  * machine with an NVIDIA GPU). On CPU builds the CPU-side tests of FallbackReportTest cover the fallback.
  */
 class CudaPlacementTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     @Test
     void cudaLeavesTheCpuOnlyKernelsToCpuAndTheReportSaysWhich() throws Exception {
-        assumeTrue(OrtEnvironment.getAvailableProviders().contains(OrtProvider.CUDA),
+        assumeTrue(
+                OrtEnvironment.getAvailableProviders().contains(OrtProvider.CUDA),
                 "needs ONNX Runtime with CUDA (-Pgpu) and a GPU");
         String model = TestModels.writeMixedPlacement(dir.resolve("mixed.onnx")).toString();
         OnnxInferenceSpec<float[], Long> spec = OnnxInference.<float[]>builder(model)

@@ -20,9 +20,14 @@ import org.junit.jupiter.api.io.TempDir;
 class DeadLetterTest {
     private static final TypeInformation<Tuple2<Long, float[]>> FEATURES =
             Types.TUPLE(Types.LONG, PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO);
-    private static final BatchPolicy FOUR = BatchPolicy.builder().maxBatchSize(4).maxBatchDelay(Duration.ofSeconds(1)).build();
+    private static final BatchPolicy FOUR = BatchPolicy.builder()
+            .maxBatchSize(4)
+            .maxBatchDelay(Duration.ofSeconds(1))
+            .build();
 
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
+
     private OneInputStreamOperatorTestHarness<?, ?> harness;
 
     @AfterEach
@@ -34,7 +39,9 @@ class DeadLetterTest {
     }
 
     private OnnxInferenceSpec<Tuple2<Long, float[]>, Long> mlpSpec() throws Exception {
-        return OnnxInference.<Tuple2<Long, float[]>>builder(new TestModels.Mlp(8, 8, 2).writeTo(dir.resolve("m.onnx")).toString())
+        return OnnxInference.<Tuple2<Long, float[]>>builder(new TestModels.Mlp(8, 8, 2)
+                        .writeTo(dir.resolve("m.onnx"))
+                        .toString())
                 .encoder((r, row) -> row.put("x", r.f1))
                 .decoder((r, out) -> r.f0, Types.LONG)
                 .build();
@@ -55,8 +62,9 @@ class DeadLetterTest {
         assertThat(h.extractOutputValues()).containsExactly(1L, 4L, 5L, 6L);
         List<FailedRecord<Tuple2<Long, float[]>>> failed = Harnesses.failed(h, FEATURES);
         assertThat(failed).extracting(f -> f.record.f0).containsExactly(2L, 3L);
-        assertThat(failed.get(0).reason).isEqualTo("Input 'x' expects 8 values per record (record shape [8], model"
-                + " shape [batch,8]) but the record has 7");
+        assertThat(failed.get(0).reason)
+                .isEqualTo("Input 'x' expects 8 values per record (record shape [8], model"
+                        + " shape [batch,8]) but the record has 7");
         assertThat(failed.get(1).reason).endsWith("but the record has 9");
         assertThat(failed).allSatisfy(f -> {
             assertThat(f.model).endsWith("m.onnx");
@@ -80,8 +88,9 @@ class DeadLetterTest {
     @Test
     void recordWithANullInputGoesToFailedRecords() throws Exception {
         TypeInformation<Reading> type = TypeInformation.of(Reading.class);
-        OnnxInferenceSpec<Reading, Long> spec = OnnxInference.<Reading>builder(
-                        new TestModels.Mlp(8, 8, 2).writeTo(dir.resolve("m.onnx")).toString())
+        OnnxInferenceSpec<Reading, Long> spec = OnnxInference.<Reading>builder(new TestModels.Mlp(8, 8, 2)
+                        .writeTo(dir.resolve("m.onnx"))
+                        .toString())
                 .encoder((r, row) -> row.put("x", r.values))
                 .decoder((r, out) -> r.id, Types.LONG)
                 .build();
@@ -98,8 +107,8 @@ class DeadLetterTest {
 
     @Test
     void nanIsRejectedWhenThePolicySaysSo() throws Exception {
-        OneInputStreamOperatorTestHarness<Tuple2<Long, float[]>, Long> h = Harnesses.open(mlpSpec(),
-                BatchPolicy.builder().maxBatchSize(4).rejectNaN(true).build(), FEATURES);
+        OneInputStreamOperatorTestHarness<Tuple2<Long, float[]>, Long> h = Harnesses.open(
+                mlpSpec(), BatchPolicy.builder().maxBatchSize(4).rejectNaN(true).build(), FEATURES);
         harness = h;
         float[] nan = new float[8];
         nan[3] = Float.NaN;
@@ -107,18 +116,20 @@ class DeadLetterTest {
         h.processElement(Tuple2.of(2L, new float[8]), 2);
         h.endInput();
         assertThat(h.extractOutputValues()).containsExactly(2L);
-        assertThat(Harnesses.failed(h, FEATURES)).extracting(f -> f.reason)
+        assertThat(Harnesses.failed(h, FEATURES))
+                .extracting(f -> f.reason)
                 .containsExactly("Input 'x' holds NaN and NaN is rejected");
     }
 
     @Test
     void aRunThatFailsIsSplitUntilTheFailingRecordsAreIsolated() throws Exception {
-        OnnxInferenceSpec<Long, String> spec = OnnxInference.<Long>builder(TestModels.writeGather(dir.resolve("g.onnx")).toString())
+        OnnxInferenceSpec<Long, String> spec = OnnxInference.<Long>builder(
+                        TestModels.writeGather(dir.resolve("g.onnx")).toString())
                 .encoder((idx, row) -> row.put("idx", new long[] {idx}))
                 .decoder((idx, out) -> idx + "=" + out.floats("row")[0], Types.STRING)
                 .build();
-        OneInputStreamOperatorTestHarness<Long, String> h = Harnesses.open(spec,
-                BatchPolicy.builder().maxBatchSize(8).build(), Types.LONG);
+        OneInputStreamOperatorTestHarness<Long, String> h =
+                Harnesses.open(spec, BatchPolicy.builder().maxBatchSize(8).build(), Types.LONG);
         harness = h;
         long[] indices = {0, 1, 99, 3, 4, -50, 6, 7};
         for (long idx : indices) {
@@ -128,21 +139,27 @@ class DeadLetterTest {
         assertThat(h.extractOutputValues()).containsExactly("0=0.0", "1=10.0", "3=30.0", "4=40.0", "6=60.0", "7=70.0");
         List<FailedRecord<Long>> failed = Harnesses.failed(h, Types.LONG);
         assertThat(failed).extracting(f -> f.record).containsExactly(99L, -50L);
-        assertThat(failed.get(0).reason).startsWith("ONNX Runtime failed on this record:").contains("out of");
+        assertThat(failed.get(0).reason)
+                .startsWith("ONNX Runtime failed on this record:")
+                .contains("out of");
         assertThat(failed.get(0).errorType).isEqualTo(ai.onnxruntime.OrtException.class.getName());
     }
 
     @Test
     void decoderFailureSendsOnlyThatRecordToFailedRecords() throws Exception {
         OnnxInferenceSpec<Tuple2<Long, float[]>, Long> spec = OnnxInference.<Tuple2<Long, float[]>>builder(
-                        new TestModels.Mlp(8, 8, 2).writeTo(dir.resolve("m.onnx")).toString())
+                        new TestModels.Mlp(8, 8, 2)
+                                .writeTo(dir.resolve("m.onnx"))
+                                .toString())
                 .encoder((r, row) -> row.put("x", r.f1))
-                .decoder((r, out) -> {
-                    if (r.f0 == 2) {
-                        throw new IllegalStateException("no score for 2");
-                    }
-                    return r.f0;
-                }, Types.LONG)
+                .decoder(
+                        (r, out) -> {
+                            if (r.f0 == 2) {
+                                throw new IllegalStateException("no score for 2");
+                            }
+                            return r.f0;
+                        },
+                        Types.LONG)
                 .build();
         OneInputStreamOperatorTestHarness<Tuple2<Long, float[]>, Long> h = Harnesses.open(spec, FOUR, FEATURES);
         harness = h;

@@ -1,10 +1,10 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.flink.drift.DriftAccumulator;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
+import io.flinkonnx.flink.drift.DriftAccumulator;
 import io.flinkonnx.model.ElementType;
 import org.junit.jupiter.api.Test;
 

@@ -1,10 +1,10 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.flink.drift.DriftMonitor;
-import io.flinkonnx.flink.engine.InferenceRunner;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import io.flinkonnx.flink.drift.DriftMonitor;
+import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.TensorData;
 import io.flinkonnx.model.proto.OnnxProto.TensorProto;
 import io.flinkonnx.model.testing.TestModels;
@@ -20,25 +20,33 @@ import org.apache.flink.streaming.api.operators.StreamMap;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
-import org.junit.jupiter.api.io.TempDir;
 
 /** Drift against a perturbed twin, ONNX golden vectors, and references carried by records. */
 class DriftReportTest {
     private static final Path BACKEND = Path.of("src/test/resources/onnx-backend");
 
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
-    private static OneInputStreamOperatorTestHarness<float[], float[]> harness(OnnxInferenceSpec<float[], float[]> spec,
-            int batch) throws Exception {
-        return Harnesses.open(spec, BatchPolicy.builder().maxBatchSize(batch).maxBatchDelay(Duration.ofSeconds(1)).build(),
+    private static OneInputStreamOperatorTestHarness<float[], float[]> harness(
+            OnnxInferenceSpec<float[], float[]> spec, int batch) throws Exception {
+        return Harnesses.open(
+                spec,
+                BatchPolicy.builder()
+                        .maxBatchSize(batch)
+                        .maxBatchDelay(Duration.ofSeconds(1))
+                        .build(),
                 PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO);
     }
 
     private static List<DriftReport> driftReports(OneInputStreamOperatorTestHarness<?, ?> h) {
         var queue = h.getSideOutput(DriftReport.TAG);
-        return queue == null ? List.of() : queue.stream().map(StreamRecord::getValue).collect(Collectors.toList());
+        return queue == null
+                ? List.of()
+                : queue.stream().map(StreamRecord::getValue).collect(Collectors.toList());
     }
 
     private OnnxInferenceSpec.Builder<float[], float[]> mlpSpec(String served) {
@@ -86,7 +94,12 @@ class DriftReportTest {
         TestModels.Mlp twin = new TestModels.Mlp(8, 16, 3);
         twin.b2[0] += 100f; // the reference always picks class 0
         String model = served.writeTo(dir.resolve("served.onnx")).toString();
-        var h = harness(mlpSpec(model).driftAgainstModel(twin.writeTo(dir.resolve("twin.onnx")).toString(), 1.0).build(), 20);
+        var h = harness(
+                mlpSpec(model)
+                        .driftAgainstModel(
+                                twin.writeTo(dir.resolve("twin.onnx")).toString(), 1.0)
+                        .build(),
+                20);
         try {
             long classZero = 0;
             for (int k = 0; k < 20; k++) {
@@ -107,7 +120,8 @@ class DriftReportTest {
     void identicalTwinIsNotFlagged() throws Exception {
         TestModels.Mlp served = new TestModels.Mlp(8, 16, 3);
         String model = served.writeTo(dir.resolve("served.onnx")).toString();
-        String twin = new TestModels.Mlp(8, 16, 3).writeTo(dir.resolve("twin.onnx")).toString();
+        String twin =
+                new TestModels.Mlp(8, 16, 3).writeTo(dir.resolve("twin.onnx")).toString();
         var h = harness(mlpSpec(model).driftAgainstModel(twin, 0.5).build(), 2);
         try {
             for (int k = 0; k < 8; k++) {
@@ -125,29 +139,40 @@ class DriftReportTest {
     }
 
     static Stream<String> backendCases() {
-        return Stream.of("pytorch-converted/test_Conv2d", "pytorch-converted/test_Softmax",
-                "pytorch-converted/test_Embedding", "pytorch-converted/test_MaxPool2d",
-                "node/test_gemm_default_matrix_bias", "node/test_batchnorm_example",
-                "node/test_argmax_default_axis_example", "node/test_gather_0");
+        return Stream.of(
+                "pytorch-converted/test_Conv2d",
+                "pytorch-converted/test_Softmax",
+                "pytorch-converted/test_Embedding",
+                "pytorch-converted/test_MaxPool2d",
+                "node/test_gemm_default_matrix_bias",
+                "node/test_batchnorm_example",
+                "node/test_argmax_default_axis_example",
+                "node/test_gather_0");
     }
 
     @ParameterizedTest
     @MethodSource("backendCases")
     void onnxBackendGoldenVectorsPass(String testCase) throws Exception {
         Path folder = BACKEND.resolve(testCase);
-        OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(folder.resolve("model.onnx").toString())
+        OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(
+                        folder.resolve("model.onnx").toString())
                 .encoder((x, row) -> row.put(x))
                 .decoder((x, out) -> new float[0], PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO)
                 .driftAgainstGoldenVectors(folder.toString(), Duration.ofMinutes(10))
                 .build();
         try (InferenceRunner<float[], float[]> runner = Runners.open(spec);
-                DriftMonitor<float[]> drift = new DriftMonitor<>(spec.drift(), runner.modelName(), runner.signature(),
-                        runner.session().session(), 0)) {
+                DriftMonitor<float[]> drift = new DriftMonitor<>(
+                        spec.drift(),
+                        runner.modelName(),
+                        runner.signature(),
+                        runner.session().session(),
+                        0)) {
             drift.open("test-slot", null, 0);
             DriftReport r = drift.checkGolden(0);
             assertThat(r.source).isEqualTo(DriftReport.Source.GOLDEN_VECTORS);
             assertThat(r.records).isEqualTo(1);
-            assertThat(r.outputs).isNotEmpty().allSatisfy(o -> assertThat(o.elements).isPositive());
+            assertThat(r.outputs).isNotEmpty().allSatisfy(o -> assertThat(o.elements)
+                    .isPositive());
             assertThat(r.flagged).as("%s", r).isFalse();
         }
     }
@@ -165,7 +190,8 @@ class DriftReportTest {
         }
         Files.write(set.resolve("output_0.pb"), wrong.build().toByteArray());
 
-        OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(source.resolve("model.onnx").toString())
+        OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(
+                        source.resolve("model.onnx").toString())
                 .encoder((x, row) -> row.put(x))
                 .decoder((x, out) -> new float[0], PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO)
                 .driftAgainstGoldenVectors(dir.resolve("linear").toString(), Duration.ofMinutes(1))
@@ -195,7 +221,8 @@ class DriftReportTest {
                 .decoder((r, out) -> out.floats(), PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO)
                 .driftAgainstRecords(r -> Map.of("y", r[1]), 1.0)
                 .build();
-        OneInputStreamOperatorTestHarness<float[][], float[]> h = Harnesses.open(spec,
+        OneInputStreamOperatorTestHarness<float[][], float[]> h = Harnesses.open(
+                spec,
                 BatchPolicy.builder().maxBatchSize(2).build(),
                 org.apache.flink.api.common.typeinfo.TypeInformation.of(float[][].class));
         try {
@@ -226,7 +253,8 @@ class DriftReportTest {
         OnnxInferenceFunction<float[], float[]> fn = mlpSpec(model)
                 .driftAgainstModel(twin.writeTo(dir.resolve("twin.onnx")).toString(), 1.0)
                 .buildFunction();
-        OneInputStreamOperatorTestHarness<float[], float[]> h = new OneInputStreamOperatorTestHarness<>(new StreamMap<>(fn));
+        OneInputStreamOperatorTestHarness<float[], float[]> h =
+                new OneInputStreamOperatorTestHarness<>(new StreamMap<>(fn));
         h.open();
         try {
             float[] x = TestModels.features(3, 8);

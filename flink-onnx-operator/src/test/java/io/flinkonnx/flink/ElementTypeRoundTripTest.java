@@ -1,26 +1,39 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.flink.engine.InferenceRunner;
-import io.flinkonnx.flink.tensor.HalfFloats;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.tensor.HalfFloats;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.testing.OnnxGraph;
 import java.lang.reflect.Array;
 import java.nio.file.Path;
-import java.util.Arrays;
 import org.apache.flink.api.common.typeinfo.Types;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
-import org.junit.jupiter.api.io.TempDir;
 
 /** Every element type ORT's Java API can create goes through record conversion and comes back unchanged. */
 class ElementTypeRoundTripTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     @ParameterizedTest
-    @EnumSource(value = ElementType.class, names = {"FLOAT", "DOUBLE", "INT8", "INT16", "INT32", "INT64", "UINT8",
-        "BOOL", "STRING", "FLOAT16", "BFLOAT16"})
+    @EnumSource(
+            value = ElementType.class,
+            names = {
+                "FLOAT",
+                "DOUBLE",
+                "INT8",
+                "INT16",
+                "INT32",
+                "INT64",
+                "UINT8",
+                "BOOL",
+                "STRING",
+                "FLOAT16",
+                "BFLOAT16"
+            })
     void valuesRoundTripThroughAnIdentityModel(ElementType type) throws Exception {
         Path model = new OnnxGraph("identity_" + type)
                 .input("x", type, "batch", 4)
@@ -35,7 +48,8 @@ class ElementTypeRoundTripTest {
         try (InferenceRunner<Object, String> runner = Runners.open(spec)) {
             // FLOAT16 and BFLOAT16 go in as raw bits and come back widened to float, as ORT returns them.
             Object expected = HalfFloats.isHalf(type)
-                    ? HalfFloats.widen(new io.flinkonnx.model.TensorData("x", type, new long[] {4}, values)) : values;
+                    ? HalfFloats.widen(new io.flinkonnx.model.TensorData("x", type, new long[] {4}, values))
+                    : values;
             assertThat(runner.infer(values)).isEqualTo(render(expected));
         }
     }

@@ -33,15 +33,16 @@ public final class EmptyRecordProbe {
             System.out.println("MAP_FAILED: " + e.getMessage());
         }
 
-        BatchPolicy policy = BatchPolicy.builder().maxBatchSize(8).maxBatchDelay(Duration.ofMillis(5)).build();
-        try (OneInputStreamOperatorTestHarness<long[], Long> h = Harnesses.open(spec, policy,
-                IDS)) {
+        BatchPolicy policy = BatchPolicy.builder()
+                .maxBatchSize(8)
+                .maxBatchDelay(Duration.ofMillis(5))
+                .build();
+        try (OneInputStreamOperatorTestHarness<long[], Long> h = Harnesses.open(spec, policy, IDS)) {
             h.processElement(new long[0], 1);
             h.setProcessingTime(10); // the timer flushes a batch of one
             print("ALONE", h);
         }
-        try (OneInputStreamOperatorTestHarness<long[], Long> h = Harnesses.open(spec, policy,
-                IDS)) {
+        try (OneInputStreamOperatorTestHarness<long[], Long> h = Harnesses.open(spec, policy, IDS)) {
             h.processElement(new long[] {4, 6}, 1);
             h.processElement(new long[0], 2);
             h.processElement(new long[] {9}, 3);

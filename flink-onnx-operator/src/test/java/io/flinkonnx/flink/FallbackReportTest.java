@@ -1,12 +1,12 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.flink.engine.InferenceRunner;
-import io.flinkonnx.flink.placement.ProfileTraceParser;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtProvider;
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.placement.ProfileTraceParser;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -20,7 +20,8 @@ import org.junit.jupiter.api.io.TempDir;
 class FallbackReportTest {
     private static final boolean CUDA = OrtEnvironment.getAvailableProviders().contains(OrtProvider.CUDA);
 
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     @Test
     void parsesNodePlacementsFromARealOrtProfile() throws Exception {
@@ -29,9 +30,11 @@ class FallbackReportTest {
             trace = new String(in.readAllBytes(), StandardCharsets.UTF_8);
         }
         List<NodePlacement> nodes = ProfileTraceParser.parse(trace);
-        assertThat(nodes).extracting(n -> n.name, n -> n.opType, n -> n.provider).containsExactly(
-                org.assertj.core.groups.Tuple.tuple("fused gemm_0", "FusedGemm", "cpu"),
-                org.assertj.core.groups.Tuple.tuple("gemm_2", "Gemm", "cpu"));
+        assertThat(nodes)
+                .extracting(n -> n.name, n -> n.opType, n -> n.provider)
+                .containsExactly(
+                        org.assertj.core.groups.Tuple.tuple("fused gemm_0", "FusedGemm", "cpu"),
+                        org.assertj.core.groups.Tuple.tuple("gemm_2", "Gemm", "cpu"));
         assertThat(nodes).allSatisfy(n -> assertThat(n.durationMicros).isPositive());
     }
 
@@ -45,7 +48,8 @@ class FallbackReportTest {
 
     @Test
     void cpuChainReportsEveryKernelOfTheOptimizedGraphOnCpu() throws Exception {
-        String model = new TestModels.Mlp(8, 16, 3).writeTo(dir.resolve("m.onnx")).toString();
+        String model =
+                new TestModels.Mlp(8, 16, 3).writeTo(dir.resolve("m.onnx")).toString();
         try (InferenceRunner<float[], float[]> runner = Runners.open(new OnnxInference(model).spec())) {
             FallbackReport r = runner.fallbackReport();
             assertThat(r.verdict).isEqualTo(FallbackReport.Verdict.CPU_AS_REQUESTED);
@@ -62,9 +66,11 @@ class FallbackReportTest {
         if (CUDA) {
             return; // a GPU build places nodes on CUDA: covered by CudaPlacementTest
         }
-        String model = new TestModels.Mlp(8, 16, 3).writeTo(dir.resolve("m.onnx")).toString();
-        try (InferenceRunner<float[], float[]> runner =
-                Runners.open(new OnnxInference(model).withProviders("cuda(device_id=0) > cpu").spec())) {
+        String model =
+                new TestModels.Mlp(8, 16, 3).writeTo(dir.resolve("m.onnx")).toString();
+        try (InferenceRunner<float[], float[]> runner = Runners.open(new OnnxInference(model)
+                .withProviders("cuda(device_id=0) > cpu")
+                .spec())) {
             FallbackReport r = runner.fallbackReport();
             assertThat(r.verdict).isEqualTo(FallbackReport.Verdict.ALL_ON_CPU);
             assertThat(r.preferred).isEqualTo("cuda");
@@ -74,7 +80,8 @@ class FallbackReportTest {
             assertThat(r.nodesOffPreferred).isEqualTo(2);
             assertThat(r.cpuTimeFraction).isEqualTo(1.0);
             assertThat(r.fellBackToCpu()).isTrue();
-            assertThat(r.summary()).startsWith("ALL_ON_CPU for " + model + " (subtask 0): asked cuda(device_id=0) > cpu");
+            assertThat(r.summary())
+                    .startsWith("ALL_ON_CPU for " + model + " (subtask 0): asked cuda(device_id=0) > cpu");
         }
     }
 
@@ -83,7 +90,8 @@ class FallbackReportTest {
         if (CUDA) {
             return;
         }
-        String model = new TestModels.Mlp(8, 16, 3).writeTo(dir.resolve("m.onnx")).toString();
+        String model =
+                new TestModels.Mlp(8, 16, 3).writeTo(dir.resolve("m.onnx")).toString();
         OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(model)
                 .providers("cuda > cpu")
                 .failOnCpuFallback(true)
@@ -131,9 +139,12 @@ class FallbackReportTest {
 
     @Test
     void batchingOperatorEmitsItsReportOnTheSideOutputAtStart() throws Exception {
-        String model = new TestModels.Mlp(8, 16, 3).writeTo(dir.resolve("m.onnx")).toString();
-        OneInputStreamOperatorTestHarness<float[], float[]> h = Harnesses.open(new OnnxInference(model).spec(),
-                BatchPolicy.defaults(), PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO);
+        String model =
+                new TestModels.Mlp(8, 16, 3).writeTo(dir.resolve("m.onnx")).toString();
+        OneInputStreamOperatorTestHarness<float[], float[]> h = Harnesses.open(
+                new OnnxInference(model).spec(),
+                BatchPolicy.defaults(),
+                PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO);
         try {
             var reports = h.getSideOutput(FallbackReport.TAG);
             assertThat(reports).hasSize(1);

@@ -1,10 +1,10 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.flink.engine.InferenceRunner;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.google.protobuf.ByteString;
+import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.model.proto.OnnxProto.TensorProto;
@@ -22,7 +22,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** ONNX golden vectors through {@link ModelChecks#verify}: real models, real ORT sessions, real .pb files. */
 class GoldenVectorsTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     @Test
     void uint8GoldenVectorOf255AgainstExpected0FailsVerification() throws Exception {
@@ -32,11 +33,15 @@ class GoldenVectorsTest {
                 .node("Identity", new String[] {"x"}, new String[] {"y"})
                 .writeTo(dir.resolve("u8.onnx"));
         Path set = Files.createDirectories(dir.resolve("u8/test_data_set_0"));
-        Files.write(set.resolve("input_0.pb"), bytes("x", ElementType.UINT8, new byte[] {(byte) 255, 7, 9}).toByteArray());
-        Files.write(set.resolve("output_0.pb"), bytes("y", ElementType.UINT8, new byte[] {0, 7, 9}).toByteArray());
+        Files.write(
+                set.resolve("input_0.pb"),
+                bytes("x", ElementType.UINT8, new byte[] {(byte) 255, 7, 9}).toByteArray());
+        Files.write(
+                set.resolve("output_0.pb"),
+                bytes("y", ElementType.UINT8, new byte[] {0, 7, 9}).toByteArray());
 
-        List<ModelChecks.SetResult> results = ModelChecks.verify(ModelSource.of(model.toString()), dir.resolve("u8"),
-                DriftTolerance.defaults());
+        List<ModelChecks.SetResult> results =
+                ModelChecks.verify(ModelSource.of(model.toString()), dir.resolve("u8"), DriftTolerance.defaults());
 
         assertThat(results).hasSize(1);
         ModelChecks.SetResult r = results.get(0);
@@ -84,7 +89,9 @@ class GoldenVectorsTest {
         Files.delete(multiOutputSet("gap").resolve("output_0.pb"));
         ModelChecks.SetResult r = verify(model, "gap").get(0);
         assertThat(r.passed()).isFalse();
-        assertThat(r.error).as("error of %s", r.report).isNotNull()
+        assertThat(r.error)
+                .as("error of %s", r.report)
+                .isNotNull()
                 .contains("has output_1.pb but no output_0.pb (output 'sum')");
     }
 
@@ -93,7 +100,9 @@ class GoldenVectorsTest {
         Path model = TestModels.writeMultiInputMultiOutput(dir.resolve("multi.onnx"));
         Files.delete(multiOutputSet("short").resolve("output_1.pb"));
         ModelChecks.SetResult r = verify(model, "short").get(0);
-        assertThat(r.passed()).as("a set that compares only 'sum' of a model with outputs sum and prod").isFalse();
+        assertThat(r.passed())
+                .as("a set that compares only 'sum' of a model with outputs sum and prod")
+                .isFalse();
         assertThat(r.error).isNotNull().contains("missing expected output output_1.pb (output 'prod')");
     }
 
@@ -105,7 +114,8 @@ class GoldenVectorsTest {
         Files.delete(set.resolve("output_1.pb"));
         ModelChecks.SetResult r = verify(model, "none").get(0);
         assertThat(r.passed()).as("a set that compares nothing").isFalse();
-        assertThat(r.error).isNotNull()
+        assertThat(r.error)
+                .isNotNull()
                 .contains("missing expected output output_0.pb (output 'sum'), output_1.pb (output 'prod')")
                 .contains("the set has 0");
     }
@@ -143,14 +153,18 @@ class GoldenVectorsTest {
         TestModels.Mlp mlp = new TestModels.Mlp(4, 8, 2);
         Path model = mlp.writeTo(dir.resolve("mlp.onnx"));
         Path set = Files.createDirectories(dir.resolve("no-output/test_data_set_0"));
-        Files.write(set.resolve("input_0.pb"), floats("x", TestModels.features(1, 4)).toByteArray());
+        Files.write(
+                set.resolve("input_0.pb"),
+                floats("x", TestModels.features(1, 4)).toByteArray());
         long referencesBefore = SessionStats.references();
 
         assertThatThrownBy(() -> goldenDrift(model, dir.resolve("no-output")))
                 .as("a golden set with zero expected outputs")
                 .hasMessageContaining("test_data_set_0 is missing expected output output_0.pb (output 'y')")
                 .hasMessageContaining("the set has 0");
-        assertThat(SessionStats.references()).as("session references after the failed open").isEqualTo(referencesBefore);
+        assertThat(SessionStats.references())
+                .as("session references after the failed open")
+                .isEqualTo(referencesBefore);
     }
 
     @Test
@@ -167,12 +181,21 @@ class GoldenVectorsTest {
         for (float v : values) {
             buf.putFloat(v);
         }
-        return TensorProto.newBuilder().setName(name).setDataType(ElementType.FLOAT.onnxCode()).addDims(1)
-                .addDims(values.length).setRawData(ByteString.copyFrom(buf.array())).build();
+        return TensorProto.newBuilder()
+                .setName(name)
+                .setDataType(ElementType.FLOAT.onnxCode())
+                .addDims(1)
+                .addDims(values.length)
+                .setRawData(ByteString.copyFrom(buf.array()))
+                .build();
     }
 
     static TensorProto bytes(String name, ElementType type, byte... values) {
-        return TensorProto.newBuilder().setName(name).setDataType(type.onnxCode()).addDims(values.length)
-                .setRawData(ByteString.copyFrom(values)).build();
+        return TensorProto.newBuilder()
+                .setName(name)
+                .setDataType(type.onnxCode())
+                .addDims(values.length)
+                .setRawData(ByteString.copyFrom(values))
+                .build();
     }
 }

@@ -1,6 +1,5 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.flink.tensor.Padding;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.testing.OnnxGraph;
 import io.flinkonnx.model.testing.TestModels;

@@ -11,8 +11,8 @@ import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
 final class Harnesses {
     private Harnesses() {}
 
-    static <IN, OUT> OneInputStreamOperatorTestHarness<IN, OUT> open(OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy,
-            TypeInformation<IN> recordType) throws Exception {
+    static <IN, OUT> OneInputStreamOperatorTestHarness<IN, OUT> open(
+            OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy, TypeInformation<IN> recordType) throws Exception {
         BatchingInferenceOperator<IN, OUT> operator =
                 new BatchingInferenceOperator<>(spec, policy, FailedRecord.tag(recordType));
         OneInputStreamOperatorTestHarness<IN, OUT> harness = new OneInputStreamOperatorTestHarness<>(operator);
@@ -22,12 +22,12 @@ final class Harnesses {
     }
 
     /** The harness with object reuse on: the operator then gets the same input instance again and again. */
-    static <IN, OUT> OneInputStreamOperatorTestHarness<IN, OUT> openWithObjectReuse(OnnxInferenceSpec<IN, OUT> spec,
-            BatchPolicy policy, TypeInformation<IN> recordType) throws Exception {
+    static <IN, OUT> OneInputStreamOperatorTestHarness<IN, OUT> openWithObjectReuse(
+            OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy, TypeInformation<IN> recordType) throws Exception {
         BatchingInferenceOperator<IN, OUT> operator =
                 new BatchingInferenceOperator<>(spec, policy, FailedRecord.tag(recordType));
-        OneInputStreamOperatorTestHarness<IN, OUT> harness = new OneInputStreamOperatorTestHarness<>(operator,
-                recordType.createSerializer(new SerializerConfigImpl()));
+        OneInputStreamOperatorTestHarness<IN, OUT> harness = new OneInputStreamOperatorTestHarness<>(
+                operator, recordType.createSerializer(new SerializerConfigImpl()));
         harness.getExecutionConfig().enableObjectReuse();
         harness.setProcessingTime(0);
         harness.open();
@@ -40,8 +40,8 @@ final class Harnesses {
         return (BatchingInferenceOperator<IN, OUT>) harness.getOperator();
     }
 
-    static <IN> List<FailedRecord<IN>> failed(OneInputStreamOperatorTestHarness<IN, ?> harness,
-            TypeInformation<IN> recordType) {
+    static <IN> List<FailedRecord<IN>> failed(
+            OneInputStreamOperatorTestHarness<IN, ?> harness, TypeInformation<IN> recordType) {
         List<FailedRecord<IN>> out = new ArrayList<>();
         var queue = harness.getSideOutput(FailedRecord.tag(recordType));
         if (queue != null) {

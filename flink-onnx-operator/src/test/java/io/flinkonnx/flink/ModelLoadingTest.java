@@ -1,13 +1,13 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.flink.engine.InferenceRunner;
-import io.flinkonnx.flink.session.OrtRuntime;
-import io.flinkonnx.flink.session.SessionLoader;
-import io.flinkonnx.flink.session.SessionRegistry;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.session.OrtRuntime;
+import io.flinkonnx.flink.session.SessionLoader;
+import io.flinkonnx.flink.session.SessionRegistry;
 import io.flinkonnx.model.ModelLoadException;
 import io.flinkonnx.model.testing.MirrorFileSystemFactory;
 import io.flinkonnx.model.testing.TestModels;
@@ -32,7 +32,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** Loading real models into real sessions: sources, formats, external data, providers, bad models, metrics. */
 class ModelLoadingTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     @BeforeAll
     static void fileSystems() {
@@ -44,7 +45,8 @@ class ModelLoadingTest {
         assertThat(SessionRegistry.INSTANCE.openSessions()).isZero();
     }
 
-    private static void assertScoresLike(TestModels.Mlp mlp, InferenceRunner<float[], float[]> runner) throws Exception {
+    private static void assertScoresLike(TestModels.Mlp mlp, InferenceRunner<float[], float[]> runner)
+            throws Exception {
         for (int k = 0; k < 5; k++) {
             float[] x = TestModels.features(k, mlp.in);
             assertThat(runner.infer(x)).containsExactly(mlp.reference(x), within(1e-5f));
@@ -75,13 +77,14 @@ class ModelLoadingTest {
         TestModels.Mlp mlp = new TestModels.Mlp(8, 8, 2);
         Path model = mlp.writeTo(dir.resolve("remote/pinned.onnx"));
         io.flinkonnx.model.ModelSource source = io.flinkonnx.model.ModelSource.of(
-                MirrorFileSystemFactory.SCHEME + "://" + model.toAbsolutePath())
+                        MirrorFileSystemFactory.SCHEME + "://" + model.toAbsolutePath())
                 .withSha256(io.flinkonnx.model.ModelSource.sha256Hex(Files.readAllBytes(model)));
         int before = MirrorFileSystemFactory.OPENS.get();
         try (InferenceRunner<float[], float[]> first = Runners.open(new OnnxInference(source).spec(), "slot-a");
                 InferenceRunner<float[], float[]> second = Runners.open(new OnnxInference(source).spec(), "slot-a")) {
             assertThat(first.session()).isSameAs(second.session());
-            assertThat(MirrorFileSystemFactory.OPENS.get() - before).as("downloads for two operators of one slot")
+            assertThat(MirrorFileSystemFactory.OPENS.get() - before)
+                    .as("downloads for two operators of one slot")
                     .isEqualTo(1);
             assertScoresLike(mlp, second);
         }
@@ -119,12 +122,15 @@ class ModelLoadingTest {
         }
         TestModels.Mlp mlp = new TestModels.Mlp(8, 8, 2);
         Path model = mlp.writeTo(dir.resolve("m.onnx"));
-        try (InferenceRunner<float[], float[]> runner =
-                Runners.open(new OnnxInference(model.toString()).withProviders("tensorrt > cuda(device_id=0) > cpu").spec())) {
+        try (InferenceRunner<float[], float[]> runner = Runners.open(new OnnxInference(model.toString())
+                .withProviders("tensorrt > cuda(device_id=0) > cpu")
+                .spec())) {
             ProviderResolution resolution = runner.session().resolution();
             assertThat(resolution.registered()).containsExactly(ExecutionProvider.CPU);
-            assertThat(resolution.skipped()).extracting(ProviderResolution.Attempt::provider, ProviderResolution.Attempt::errorCode)
-                    .containsExactly(org.assertj.core.groups.Tuple.tuple(ExecutionProvider.TENSORRT, "ORT_EP_FAIL"),
+            assertThat(resolution.skipped())
+                    .extracting(ProviderResolution.Attempt::provider, ProviderResolution.Attempt::errorCode)
+                    .containsExactly(
+                            org.assertj.core.groups.Tuple.tuple(ExecutionProvider.TENSORRT, "ORT_EP_FAIL"),
                             org.assertj.core.groups.Tuple.tuple(ExecutionProvider.CUDA, "ORT_EP_FAIL"));
             assertThat(resolution.fellBack()).isTrue();
             assertScoresLike(mlp, runner);
@@ -151,7 +157,8 @@ class ModelLoadingTest {
 
     @Test
     void externalDataEscapingTheFolderIsRefusedWhateverTheOrtVersion() throws Exception {
-        Path model = new TestModels.Mlp(4, 4, 2).writeWithExternalWeights(dir.resolve("m/model.onnx"), "../outside.bin");
+        Path model =
+                new TestModels.Mlp(4, 4, 2).writeWithExternalWeights(dir.resolve("m/model.onnx"), "../outside.bin");
         assertThatThrownBy(() -> Runners.open(new OnnxInference(model.toString()).spec()))
                 .isInstanceOf(ModelLoadException.class)
                 .hasMessageContaining("refers to external data '../outside.bin' outside the model's folder");
@@ -162,28 +169,38 @@ class ModelLoadingTest {
         Path model = TestModels.writeIdentityWithIrVersion(dir.resolve("ir.onnx"), 99);
         assertThatThrownBy(() -> Runners.open(new OnnxInference(model.toString()).spec()))
                 .isInstanceOf(ModelLoadException.class)
-                .hasMessageContaining("has IR version 99, but ONNX Runtime " + OrtRuntime.version() + " reads IR versions up to");
+                .hasMessageContaining(
+                        "has IR version 99, but ONNX Runtime " + OrtRuntime.version() + " reads IR versions up to");
     }
 
     @Test
     void limitsTableMatchesWhatThisOrtAccepts() throws Exception {
         io.flinkonnx.model.RuntimeLimits limits = OrtRuntime.limits();
-        assertThat(limits).as("ORT %s is in the limits table", OrtRuntime.version()).isNotNull();
+        assertThat(limits)
+                .as("ORT %s is in the limits table", OrtRuntime.version())
+                .isNotNull();
         long maxOpset = limits.maxOpset("");
         // The highest opset in the table loads; one more is refused by ORT itself.
-        try (ai.onnxruntime.OrtSession s = OrtRuntime.env().createSession(
-                TestModels.writeIdentityWithOpset(dir.resolve("max.onnx"), maxOpset).toString())) {
+        try (ai.onnxruntime.OrtSession s = OrtRuntime.env()
+                .createSession(TestModels.writeIdentityWithOpset(dir.resolve("max.onnx"), maxOpset)
+                        .toString())) {
             assertThat(s.getNumInputs()).isEqualTo(1);
         }
-        assertThatThrownBy(() -> OrtRuntime.env().createSession(
-                TestModels.writeIdentityWithOpset(dir.resolve("over.onnx"), maxOpset + 1).toString()).close())
+        assertThatThrownBy(() -> OrtRuntime.env()
+                        .createSession(TestModels.writeIdentityWithOpset(dir.resolve("over.onnx"), maxOpset + 1)
+                                .toString())
+                        .close())
                 .isInstanceOf(ai.onnxruntime.OrtException.class);
-        try (ai.onnxruntime.OrtSession s = OrtRuntime.env().createSession(
-                TestModels.writeIdentityWithIrVersion(dir.resolve("ir.onnx"), limits.maxIrVersion()).toString())) {
+        try (ai.onnxruntime.OrtSession s = OrtRuntime.env()
+                .createSession(TestModels.writeIdentityWithIrVersion(dir.resolve("ir.onnx"), limits.maxIrVersion())
+                        .toString())) {
             assertThat(s.getNumOutputs()).isEqualTo(1);
         }
-        assertThatThrownBy(() -> OrtRuntime.env().createSession(TestModels.writeIdentityWithIrVersion(
-                dir.resolve("ir2.onnx"), limits.maxIrVersion() + 1).toString()).close())
+        assertThatThrownBy(() -> OrtRuntime.env()
+                        .createSession(TestModels.writeIdentityWithIrVersion(
+                                        dir.resolve("ir2.onnx"), limits.maxIrVersion() + 1)
+                                .toString())
+                        .close())
                 .isInstanceOf(ai.onnxruntime.OrtException.class);
     }
 
@@ -215,8 +232,13 @@ class ModelLoadingTest {
         InferenceRunner<float[], float[]> runner = new InferenceRunner<>(new OnnxInference(model.toString()).spec());
         runner.open("metrics-slot", 0, group);
         try {
-            assertThat(metrics).containsKeys("load_model_latency_milli_secs", "model_byte_size", "open_sessions", "nodes_on_cpu",
-                    "cpu_time_fraction");
+            assertThat(metrics)
+                    .containsKeys(
+                            "load_model_latency_milli_secs",
+                            "model_byte_size",
+                            "open_sessions",
+                            "nodes_on_cpu",
+                            "cpu_time_fraction");
             assertThat(((Gauge<?>) metrics.get("model_byte_size")).getValue()).isEqualTo(Files.size(model));
             assertThat(((Gauge<?>) metrics.get("open_sessions")).getValue()).isEqualTo(1);
         } finally {

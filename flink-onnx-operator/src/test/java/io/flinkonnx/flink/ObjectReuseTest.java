@@ -43,11 +43,13 @@ class ObjectReuseTest {
 
     @Test
     void withObjectReuseEveryBufferedRecordKeepsItsOwnPrediction() throws Exception {
-        OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(MLP.writeTo(dir.resolve("m.onnx")).toString())
+        OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(
+                        MLP.writeTo(dir.resolve("m.onnx")).toString())
                 .encoder((x, row) -> row.put("x", x))
                 .decoder((x, out) -> out.floats("y"), FLOATS)
                 .build();
-        harness = Harnesses.openWithObjectReuse(spec, BatchPolicy.builder().maxBatchSize(8).build(), FLOATS);
+        harness = Harnesses.openWithObjectReuse(
+                spec, BatchPolicy.builder().maxBatchSize(8).build(), FLOATS);
         float[] reused = new float[MLP.in];
         for (int k = 0; k < 5; k++) {
             System.arraycopy(input(k), 0, reused, 0, MLP.in); // the upstream operator refills one instance
@@ -59,11 +61,13 @@ class ObjectReuseTest {
 
     @Test
     void withObjectReuseTheDecoderSeesTheRecordAsItWasWhenBuffered() throws Exception {
-        OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(MLP.writeTo(dir.resolve("m.onnx")).toString())
+        OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(
+                        MLP.writeTo(dir.resolve("m.onnx")).toString())
                 .encoder((x, row) -> row.put("x", x))
                 .decoder((x, out) -> x.clone(), FLOATS)
                 .build();
-        harness = Harnesses.openWithObjectReuse(spec, BatchPolicy.builder().maxBatchSize(8).build(), FLOATS);
+        harness = Harnesses.openWithObjectReuse(
+                spec, BatchPolicy.builder().maxBatchSize(8).build(), FLOATS);
         float[] reused = new float[MLP.in];
         for (int k = 0; k < 3; k++) {
             System.arraycopy(input(k), 0, reused, 0, MLP.in);
@@ -90,7 +94,8 @@ class ObjectReuseTest {
 
     @Test
     void anEncoderThatRefillsOneScratchArrayDoesNotMixRecords() throws Exception {
-        OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(MLP.writeTo(dir.resolve("m.onnx")).toString())
+        OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(
+                        MLP.writeTo(dir.resolve("m.onnx")).toString())
                 .encoder(new ScratchEncoder())
                 .decoder((x, out) -> out.floats("y"), FLOATS)
                 .build();

@@ -1,12 +1,12 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.flink.engine.InferenceRunner;
-import io.flinkonnx.flink.session.OrtRuntime;
-import io.flinkonnx.flink.session.SessionRegistry;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.session.OrtRuntime;
+import io.flinkonnx.flink.session.SessionRegistry;
 import io.flinkonnx.model.ModelLoadException;
 import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.model.testing.TestModels;
@@ -29,12 +29,16 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** {@code stream.map(new OnnxInference(...))} and the typed builder in real jobs on 2 TaskManagers x 2 slots. */
 class OnnxInferenceJobTest {
-    @RegisterExtension static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo();
+    @RegisterExtension
+    static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo();
 
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     private static List<float[]> inputs(int n, int width) {
-        return IntStream.range(0, n).mapToObj(k -> TestModels.features(k, width)).collect(Collectors.toList());
+        return IntStream.range(0, n)
+                .mapToObj(k -> TestModels.features(k, width))
+                .collect(Collectors.toList());
     }
 
     @Test
@@ -49,7 +53,8 @@ class OnnxInferenceJobTest {
         DataStream<float[]> predictions = features.map(new OnnxInference(model));
 
         List<float[]> actual = FlinkClusters.sortedByFirst(FlinkClusters.collect(predictions));
-        List<float[]> expected = FlinkClusters.sortedByFirst(records.stream().map(mlp::reference).collect(Collectors.toList()));
+        List<float[]> expected =
+                FlinkClusters.sortedByFirst(records.stream().map(mlp::reference).collect(Collectors.toList()));
         assertThat(actual).hasSize(200);
         for (int i = 0; i < expected.size(); i++) {
             assertThat(actual.get(i)).containsExactly(expected.get(i), within(1e-5f));
@@ -63,8 +68,8 @@ class OnnxInferenceJobTest {
         List<float[]> images = inputs(20, 48);
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         env.setParallelism(2);
-        List<float[]> actual = FlinkClusters.sortedByFirst(FlinkClusters.collect(
-                env.fromData(images).rebalance().map(new OnnxInference(model))));
+        List<float[]> actual = FlinkClusters.sortedByFirst(
+                FlinkClusters.collect(env.fromData(images).rebalance().map(new OnnxInference(model))));
         List<float[]> expected = FlinkClusters.sortedByFirst(
                 images.stream().map(TestModels::channelMeanReference).collect(Collectors.toList()));
         for (int i = 0; i < expected.size(); i++) {
@@ -87,21 +92,25 @@ class OnnxInferenceJobTest {
 
     @Test
     void typedBuilderMapsPojosThroughAStringModel() throws Exception {
-        String model = TestModels.writeStringLabelEncoder(dir.resolve("labels.onnx")).toString();
+        String model =
+                TestModels.writeStringLabelEncoder(dir.resolve("labels.onnx")).toString();
         List<Payment> payments = new ArrayList<>();
         for (int i = 0; i < 40; i++) {
             payments.add(new Payment(i, i % 5 == 4 ? "barter" : TestModels.LABELS[i % 4]));
         }
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         env.setParallelism(4);
-        DataStream<String> coded = env.fromData(payments).rebalance().map(
-                OnnxInference.<Payment>builder(model)
+        DataStream<String> coded = env.fromData(payments)
+                .rebalance()
+                .map(OnnxInference.<Payment>builder(model)
                         .encoder((p, row) -> row.put("category", new String[] {p.channel}))
                         .decoder((p, out) -> p.id + ":" + out.longs("code")[0], Types.STRING)
                         .buildFunction());
         List<String> expected = payments.stream()
-                .map(p -> p.id + ":" + (p.channel.equals("barter") ? -1 : java.util.Arrays.asList(TestModels.LABELS)
-                        .indexOf(p.channel)))
+                .map(p -> p.id + ":"
+                        + (p.channel.equals("barter")
+                                ? -1
+                                : java.util.Arrays.asList(TestModels.LABELS).indexOf(p.channel)))
                 .collect(Collectors.toList());
         assertThat(FlinkClusters.collect(coded)).containsExactlyInAnyOrderElementsOf(expected);
     }
@@ -113,9 +122,11 @@ class OnnxInferenceJobTest {
         List<float[]> records = inputs(10, 8);
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         env.setParallelism(2);
-        List<float[]> actual = FlinkClusters.sortedByFirst(FlinkClusters.collect(
-                env.fromData(records).rebalance().map(new OnnxInference(model).withProviders("cuda(device_id=0) > cpu"))));
-        List<float[]> expected = FlinkClusters.sortedByFirst(records.stream().map(mlp::reference).collect(Collectors.toList()));
+        List<float[]> actual = FlinkClusters.sortedByFirst(FlinkClusters.collect(env.fromData(records)
+                .rebalance()
+                .map(new OnnxInference(model).withProviders("cuda(device_id=0) > cpu"))));
+        List<float[]> expected =
+                FlinkClusters.sortedByFirst(records.stream().map(mlp::reference).collect(Collectors.toList()));
         for (int i = 0; i < expected.size(); i++) {
             assertThat(actual.get(i)).containsExactly(expected.get(i), within(1e-5f));
         }
@@ -126,21 +137,27 @@ class OnnxInferenceJobTest {
         if (ai.onnxruntime.OrtEnvironment.getAvailableProviders().contains(ai.onnxruntime.OrtProvider.CUDA)) {
             return; // with CUDA present, strict mode has nothing to refuse
         }
-        String model = new TestModels.Mlp(8, 8, 2).writeTo(dir.resolve("m.onnx")).toString();
+        String model =
+                new TestModels.Mlp(8, 8, 2).writeTo(dir.resolve("m.onnx")).toString();
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         env.setParallelism(1);
-        DataStream<float[]> out = env.fromData(inputs(3, 8)).map(
-                OnnxInference.<float[]>builder(model)
-                        .providers(io.flinkonnx.providers.ProviderChain.parse("cuda > cpu").strict())
+        DataStream<float[]> out = env.fromData(inputs(3, 8))
+                .map(OnnxInference.<float[]>builder(model)
+                        .providers(io.flinkonnx.providers.ProviderChain.parse("cuda > cpu")
+                                .strict())
                         .encoder((f, row) -> row.put(f))
-                        .decoder((f, o) -> o.floats(), org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo
-                                .FLOAT_PRIMITIVE_ARRAY_TYPE_INFO)
+                        .decoder(
+                                (f, o) -> o.floats(),
+                                org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo
+                                        .FLOAT_PRIMITIVE_ARRAY_TYPE_INFO)
                         .buildFunction());
-        assertThatThrownBy(() -> FlinkClusters.collect(out))
-                .satisfies(e -> assertThat(ExceptionUtils.findThrowable(e, ProviderUnavailableException.class))
-                        .get().extracting(Throwable::getMessage).asString()
-                        .startsWith("Execution provider cuda could not be added (ORT_EP_FAIL: Failed to find CUDA shared"
-                                + " provider) and the chain 'cuda > cpu (strict)' is strict."));
+        assertThatThrownBy(() -> FlinkClusters.collect(out)).satisfies(e -> assertThat(
+                        ExceptionUtils.findThrowable(e, ProviderUnavailableException.class))
+                .get()
+                .extracting(Throwable::getMessage)
+                .asString()
+                .startsWith("Execution provider cuda could not be added (ORT_EP_FAIL: Failed to find CUDA shared"
+                        + " provider) and the chain 'cuda > cpu (strict)' is strict."));
         assertThat(SessionRegistry.INSTANCE.openSessions()).isZero();
     }
 
@@ -151,10 +168,12 @@ class OnnxInferenceJobTest {
         env.setParallelism(1);
         DataStream<float[]> out = env.fromData(List.of(new float[] {1, 2})).map(new OnnxInference(model.toString()));
         assertThatThrownBy(() -> FlinkClusters.collect(out))
-                .satisfies(e -> assertThat(ExceptionUtils.findThrowable(e, ModelLoadException.class)).get()
-                        .extracting(Throwable::getMessage).asString()
-                        .contains("Model file " + model.toAbsolutePath() + " uses opset 26 of domain 'ai.onnx', but ONNX"
-                                + " Runtime " + OrtRuntime.version())
+                .satisfies(e -> assertThat(ExceptionUtils.findThrowable(e, ModelLoadException.class))
+                        .get()
+                        .extracting(Throwable::getMessage)
+                        .asString()
+                        .contains("Model file " + model.toAbsolutePath()
+                                + " uses opset 26 of domain 'ai.onnx', but ONNX" + " Runtime " + OrtRuntime.version())
                         .contains("Re-export it with opset_version="));
     }
 
@@ -166,8 +185,10 @@ class OnnxInferenceJobTest {
         DataStream<float[]> out = env.fromData(inputs(2, 4))
                 .map(new OnnxInference(ModelSource.of(model.toString()).withSha256("ab".repeat(32))));
         assertThatThrownBy(() -> FlinkClusters.collect(out))
-                .satisfies(e -> assertThat(ExceptionUtils.findThrowable(e, ModelLoadException.class)).get()
-                        .extracting(Throwable::getMessage).asString()
+                .satisfies(e -> assertThat(ExceptionUtils.findThrowable(e, ModelLoadException.class))
+                        .get()
+                        .extracting(Throwable::getMessage)
+                        .asString()
                         .startsWith("sha256 mismatch for model " + model + ": expected " + "ab".repeat(32)));
     }
 
@@ -181,7 +202,8 @@ class OnnxInferenceJobTest {
                 .optimizationLevel(SessionSettings.OptimizationLevel.BASIC)
                 .saveOptimizedModel(ort.toString(), SessionSettings.ModelFileFormat.ORT)
                 .build();
-        try (InferenceRunner<float[], float[]> r = Runners.open(new OnnxInference(onnx.toString()).withSessionSettings(save).spec())) {
+        try (InferenceRunner<float[], float[]> r = Runners.open(
+                new OnnxInference(onnx.toString()).withSessionSettings(save).spec())) {
             assertThat(r.signature().format()).isEqualTo(io.flinkonnx.model.ModelFormat.ONNX);
         }
         assertThat(Files.readAllBytes(ort)).hasSizeGreaterThan(8);
@@ -189,9 +211,10 @@ class OnnxInferenceJobTest {
         List<float[]> records = inputs(12, 16);
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         env.setParallelism(2);
-        List<float[]> actual = FlinkClusters.sortedByFirst(FlinkClusters.collect(
-                env.fromData(records).rebalance().map(new OnnxInference(ort.toString()))));
-        List<float[]> expected = FlinkClusters.sortedByFirst(records.stream().map(mlp::reference).collect(Collectors.toList()));
+        List<float[]> actual = FlinkClusters.sortedByFirst(
+                FlinkClusters.collect(env.fromData(records).rebalance().map(new OnnxInference(ort.toString()))));
+        List<float[]> expected =
+                FlinkClusters.sortedByFirst(records.stream().map(mlp::reference).collect(Collectors.toList()));
         for (int i = 0; i < expected.size(); i++) {
             assertThat(actual.get(i)).containsExactly(expected.get(i), within(1e-5f));
         }

@@ -18,7 +18,9 @@ import org.junit.jupiter.api.io.TempDir;
 class RaggedBatchTest {
     private static final TypeInformation<long[]> TOKENS = PrimitiveArrayTypeInfo.LONG_PRIMITIVE_ARRAY_TYPE_INFO;
 
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
+
     private OneInputStreamOperatorTestHarness<?, ?> harness;
 
     @AfterEach
@@ -33,21 +35,21 @@ class RaggedBatchTest {
         OnnxInferenceSpec<long[], String> spec = OnnxInference.<long[]>builder(
                         TestModels.writeTokenModel(dir.resolve("tokens.onnx")).toString())
                 .encoder((ids, row) -> row.put("input_ids", ids)) // attention_mask is left to the operator
-                .decoder((ids, out) -> java.util.Arrays.toString(out.longs("masked")) + " len=" + out.longs("length")[0]
-                        + " shape=" + java.util.Arrays.toString(out.shape("masked")), Types.STRING)
+                .decoder(
+                        (ids, out) -> java.util.Arrays.toString(out.longs("masked")) + " len=" + out.longs("length")[0]
+                                + " shape=" + java.util.Arrays.toString(out.shape("masked")),
+                        Types.STRING)
                 .build();
-        OneInputStreamOperatorTestHarness<long[], String> h = Harnesses.open(spec,
-                BatchPolicy.builder().maxBatchSize(3).padValue(-7).build(), TOKENS);
+        OneInputStreamOperatorTestHarness<long[], String> h = Harnesses.open(
+                spec, BatchPolicy.builder().maxBatchSize(3).padValue(-7).build(), TOKENS);
         harness = h;
         h.processElement(new long[] {5, 6}, 1);
         h.processElement(new long[] {1, 2, 3, 4}, 2);
         h.processElement(new long[] {9}, 3);
 
         // One run of shape [3,4]: the mask's zeros over the padding keep the pad value (-7) out of both outputs.
-        assertThat(h.extractOutputValues()).containsExactly(
-                "[5, 6] len=2 shape=[2]",
-                "[1, 2, 3, 4] len=4 shape=[4]",
-                "[9] len=1 shape=[1]");
+        assertThat(h.extractOutputValues())
+                .containsExactly("[5, 6] len=2 shape=[2]", "[1, 2, 3, 4] len=4 shape=[4]", "[9] len=1 shape=[1]");
     }
 
     @Test
@@ -57,8 +59,12 @@ class RaggedBatchTest {
                 .encoder((x, row) -> row.put("x", x))
                 .decoder((x, out) -> out.floats("y"), PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO)
                 .build();
-        OneInputStreamOperatorTestHarness<float[], float[]> h = Harnesses.open(spec,
-                BatchPolicy.builder().maxBatchSize(32).maxBatchDelay(Duration.ofSeconds(1)).build(),
+        OneInputStreamOperatorTestHarness<float[], float[]> h = Harnesses.open(
+                spec,
+                BatchPolicy.builder()
+                        .maxBatchSize(32)
+                        .maxBatchDelay(Duration.ofSeconds(1))
+                        .build(),
                 PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO);
         harness = h;
         h.processElement(new float[] {-1, 2, -3, 4}, 1);

@@ -1,9 +1,9 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.flink.engine.InferenceRunner;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import io.flinkonnx.flink.engine.InferenceRunner;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -57,8 +57,8 @@ class RaggedGroupingTest {
         return (float) (s / x.length);
     }
 
-    private List<float[]> scoreInOneBatch(OnnxInferenceSpec<float[], float[]> spec, BatchPolicy policy,
-            List<float[]> records) throws Exception {
+    private List<float[]> scoreInOneBatch(
+            OnnxInferenceSpec<float[], float[]> spec, BatchPolicy policy, List<float[]> records) throws Exception {
         harness = Harnesses.open(spec, policy, FLOATS);
         long t = 0;
         for (float[] r : records) {
@@ -74,8 +74,8 @@ class RaggedGroupingTest {
         OnnxInferenceSpec<float[], float[]> spec = spec(HardeningModels.writeMeanPool(dir.resolve("mean.onnx")), "y");
         float[] shortOne = ramp(5, 1f);
         float[] longOne = ramp(40, -3f);
-        List<float[]> out = scoreInOneBatch(spec, BatchPolicy.builder().maxBatchSize(8).build(),
-                List.of(shortOne, longOne));
+        List<float[]> out =
+                scoreInOneBatch(spec, BatchPolicy.builder().maxBatchSize(8).build(), List.of(shortOne, longOne));
         assertThat(out.get(0)[0]).isCloseTo(mean(shortOne), within(1e-5f));
         assertThat(out.get(1)[0]).isCloseTo(mean(longOne), within(1e-5f));
     }
@@ -90,7 +90,8 @@ class RaggedGroupingTest {
                 alone.add(runner.infer(r));
             }
         }
-        List<float[]> batched = scoreInOneBatch(spec, BatchPolicy.builder().maxBatchSize(8).build(), records);
+        List<float[]> batched =
+                scoreInOneBatch(spec, BatchPolicy.builder().maxBatchSize(8).build(), records);
         assertThat(batched).hasSize(records.size());
         for (int i = 0; i < records.size(); i++) {
             assertThat(batched.get(i)).as("record %s", i).containsExactly(alone.get(i), within(1e-6f));
@@ -110,7 +111,8 @@ class RaggedGroupingTest {
         for (int i = 0; i < lengths.length; i++) {
             records.add(ramp(lengths[i], i * 10f));
         }
-        List<float[]> out = scoreInOneBatch(spec, BatchPolicy.builder().maxBatchSize(16).build(), records);
+        List<float[]> out =
+                scoreInOneBatch(spec, BatchPolicy.builder().maxBatchSize(16).build(), records);
         assertThat(out).hasSize(records.size());
         for (int i = 0; i < records.size(); i++) {
             assertThat(out.get(i)[0]).as("record %s", i).isCloseTo(mean(records.get(i)), within(1e-4f));
@@ -122,7 +124,9 @@ class RaggedGroupingTest {
     void padWithoutMaskPadsIntoOneRunAsDocumented() throws Exception {
         OnnxInferenceSpec<float[], float[]> spec = spec(HardeningModels.writeMeanPool(dir.resolve("mean.onnx")), "y");
         float[] shortOne = ramp(5, 1f);
-        List<float[]> out = scoreInOneBatch(spec, BatchPolicy.builder().maxBatchSize(8).padWithoutMask(true).build(),
+        List<float[]> out = scoreInOneBatch(
+                spec,
+                BatchPolicy.builder().maxBatchSize(8).padWithoutMask(true).build(),
                 List.of(shortOne, ramp(40, -3f)));
         // the short record's mean is taken over the 40 padded positions: the risk the option's Javadoc names
         assertThat(out.get(0)[0]).isCloseTo(mean(shortOne) * 5 / 40, within(1e-5f));
@@ -131,7 +135,12 @@ class RaggedGroupingTest {
     @Test
     void recordsThatMayNotShareARunStillFlushOnceAtTheTimer() throws Exception {
         OnnxInferenceSpec<float[], float[]> spec = spec(HardeningModels.writeMeanPool(dir.resolve("mean.onnx")), "y");
-        harness = Harnesses.open(spec, BatchPolicy.builder().maxBatchSize(8).maxBatchDelay(Duration.ofMillis(5)).build(),
+        harness = Harnesses.open(
+                spec,
+                BatchPolicy.builder()
+                        .maxBatchSize(8)
+                        .maxBatchDelay(Duration.ofMillis(5))
+                        .build(),
                 FLOATS);
         harness.processElement(ramp(2, 0f), 1);
         harness.processElement(ramp(3, 0f), 2);

@@ -1,12 +1,12 @@
 package io.flinkonnx.flink;
 
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.within;
+
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.session.OrtRuntime;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import io.flinkonnx.flink.tensor.TensorPacker;
-import static org.assertj.core.api.Assertions.assertThat;
-import static org.assertj.core.api.Assertions.within;
-
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
@@ -33,21 +33,25 @@ class RecordBoundsTest {
     }
 
     private OnnxInferenceSpec.Builder<float[], Float> meanPool() throws Exception {
-        return OnnxInference.<float[]>builder(HardeningModels.writeMeanPool(dir.resolve("mean.onnx")).toString())
+        return OnnxInference.<float[]>builder(
+                        HardeningModels.writeMeanPool(dir.resolve("mean.onnx")).toString())
                 .encoder((x, row) -> row.put("x", x))
                 .decoder((x, out) -> out.floats("y")[0], org.apache.flink.api.common.typeinfo.Types.FLOAT);
     }
 
     @Test
     void aRecordAboveMaxRecordBytesIsADeadLetterNamingItsSizeAndTheBound() throws Exception {
-        harness = Harnesses.open(meanPool().maxRecordBytes(1000).build(), BatchPolicy.builder().maxBatchSize(4).build(),
+        harness = Harnesses.open(
+                meanPool().maxRecordBytes(1000).build(),
+                BatchPolicy.builder().maxBatchSize(4).build(),
                 FLOATS);
         harness.processElement(new float[250], 1); // 1000 bytes: at the bound
         harness.processElement(new float[251], 2); // 1004 bytes: over it
         harness.endInput();
         assertThat(harness.extractOutputValues()).containsExactly(0f);
-        assertThat(Harnesses.failed(harness, FLOATS)).singleElement().satisfies(f -> assertThat(f.reason)
-                .contains("1004 bytes").contains("maxRecordBytes (1000)"));
+        assertThat(Harnesses.failed(harness, FLOATS))
+                .singleElement()
+                .satisfies(f -> assertThat(f.reason).contains("1004 bytes").contains("maxRecordBytes (1000)"));
     }
 
     @Test
@@ -55,8 +59,8 @@ class RecordBoundsTest {
         OnnxInferenceSpec<float[], Float> spec = OnnxInference.<float[]>builder(
                         HardeningModels.writeSum2d(dir.resolve("sum2d.onnx")).toString())
                 // 7 x 0x6DB6DB6DB6DB6DB7 is 1 modulo 2^64: a wrapping product would match the one value given
-                .encoder((x, row) -> row.put("x", x, x.length == 1 ? new long[] {7, 0x6DB6DB6DB6DB6DB7L}
-                        : new long[] {1, x.length}))
+                .encoder((x, row) ->
+                        row.put("x", x, x.length == 1 ? new long[] {7, 0x6DB6DB6DB6DB6DB7L} : new long[] {1, x.length}))
                 .decoder((x, out) -> out.floats("y")[0], org.apache.flink.api.common.typeinfo.Types.FLOAT)
                 .build();
         harness = Harnesses.open(spec, BatchPolicy.defaults(), FLOATS);
@@ -64,8 +68,8 @@ class RecordBoundsTest {
         harness.processElement(new float[] {1, 2}, 2);
         harness.endInput();
         assertThat(harness.extractOutputValues()).containsExactly(3f);
-        assertThat(Harnesses.failed(harness, FLOATS)).singleElement()
-                .satisfies(f -> assertThat(f.reason).contains("more values than a long counts"));
+        assertThat(Harnesses.failed(harness, FLOATS)).singleElement().satisfies(f -> assertThat(f.reason)
+                .contains("more values than a long counts"));
     }
 
     @Test
@@ -80,7 +84,12 @@ class RecordBoundsTest {
         java.util.Arrays.fill(tall, 1f);
         float[] wide = new float[50_000];
         java.util.Arrays.fill(wide, 2f);
-        harness = Harnesses.open(spec, BatchPolicy.builder().padWithoutMask(true).maxBufferedBytes(Long.MAX_VALUE).build(),
+        harness = Harnesses.open(
+                spec,
+                BatchPolicy.builder()
+                        .padWithoutMask(true)
+                        .maxBufferedBytes(Long.MAX_VALUE)
+                        .build(),
                 FLOATS);
         harness.processElement(tall, 1);
         harness.processElement(wide, 2);
@@ -97,16 +106,26 @@ class RecordBoundsTest {
         float[] b = new float[200];
         // padded together: 2 x 200 x 4 = 1600 bytes. Under a 2000-byte bound they share a run, and with
         // padding opted in the short record's mean is taken over 200 positions.
-        harness = Harnesses.open(meanPool().build(),
-                BatchPolicy.builder().padWithoutMask(true).maxBufferedBytes(2000).build(), FLOATS);
+        harness = Harnesses.open(
+                meanPool().build(),
+                BatchPolicy.builder()
+                        .padWithoutMask(true)
+                        .maxBufferedBytes(2000)
+                        .build(),
+                FLOATS);
         harness.processElement(a, 1);
         harness.processElement(b, 2);
         harness.endInput();
         assertThat(harness.extractOutputValues().get(0)).isCloseTo(0.5f, within(1e-6f));
         harness.close();
         // Under a 1000-byte bound, the buffer (400 bytes) is scored before b joins it: a alone, mean 1.
-        harness = Harnesses.open(meanPool().build(),
-                BatchPolicy.builder().padWithoutMask(true).maxBufferedBytes(1000).build(), FLOATS);
+        harness = Harnesses.open(
+                meanPool().build(),
+                BatchPolicy.builder()
+                        .padWithoutMask(true)
+                        .maxBufferedBytes(1000)
+                        .build(),
+                FLOATS);
         harness.processElement(a, 1);
         assertThat(harness.extractOutputValues()).isEmpty();
         harness.processElement(b, 2);
@@ -119,7 +138,8 @@ class RecordBoundsTest {
     void packedBuffersGrownForAnOutlierAreReleasedAfterwards() throws Exception {
         OnnxInferenceSpec<float[], Float> spec = meanPool().build();
         try (InferenceRunner<float[], Float> runner = Runners.open(spec)) {
-            TensorPacker packer = new TensorPacker(OrtRuntime.env(), runner.signature().inputs(), 0, -1);
+            TensorPacker packer =
+                    new TensorPacker(OrtRuntime.env(), runner.signature().inputs(), 0, -1);
             RecordInputs row = new RecordInputs("m", runner.signature().inputs());
             row.put("x", new float[2_000_000]); // 8 MB
             packer.pack(new RecordInputs[] {row}, 0, 1).values().forEach(ai.onnxruntime.OnnxTensor::close);

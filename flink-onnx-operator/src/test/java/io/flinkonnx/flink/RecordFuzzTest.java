@@ -1,8 +1,8 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.flink.engine.InferenceRunner;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.testing.TestModels;
 import java.io.IOException;
 import java.io.Serializable;
@@ -83,9 +83,11 @@ class RecordFuzzTest {
 
         @Override
         public String toString() {
-            String p = payload == null ? "null" : payload.getClass().isArray()
-                    ? payload.getClass().getComponentType() + "[" + Array.getLength(payload) + "]"
-                    : payload.getClass().getSimpleName();
+            String p = payload == null
+                    ? "null"
+                    : payload.getClass().isArray()
+                            ? payload.getClass().getComponentType() + "[" + Array.getLength(payload) + "]"
+                            : payload.getClass().getSimpleName();
             return "#" + id + " " + p + (shape == null ? "" : " shape " + java.util.Arrays.toString(shape));
         }
     }
@@ -94,30 +96,42 @@ class RecordFuzzTest {
     static void writeModels() throws IOException {
         dir = Files.createTempDirectory("flink-onnx-fuzz");
         models = new HashMap<>();
-        models.put("mlp", new FuzzModel(new TestModels.Mlp(4, 8, 2).writeTo(dir.resolve("mlp.onnx")), "x", "y", true, 4));
+        models.put(
+                "mlp", new FuzzModel(new TestModels.Mlp(4, 8, 2).writeTo(dir.resolve("mlp.onnx")), "x", "y", true, 4));
         models.put("mean", new FuzzModel(HardeningModels.writeMeanPool(dir.resolve("mean.onnx")), "x", "y", true, 1));
         models.put("rnn", new FuzzModel(HardeningModels.writeRnn(dir.resolve("rnn.onnx")), "x", "h", true, 2));
-        models.put("tokens", new FuzzModel(TestModels.writeTokenModel(dir.resolve("tokens.onnx")), "input_ids",
-                "masked", false, 1));
+        models.put(
+                "tokens",
+                new FuzzModel(TestModels.writeTokenModel(dir.resolve("tokens.onnx")), "input_ids", "masked", false, 1));
         models.put("gather", new FuzzModel(TestModels.writeGather(dir.resolve("gather.onnx")), "idx", "row", false, 1));
-        models.put("intmean", new FuzzModel(HardeningModels.writeIntegerMeanBySequenceLength(dir.resolve("im.onnx")),
-                "ids", "avg", false, 1));
+        models.put(
+                "intmean",
+                new FuzzModel(
+                        HardeningModels.writeIntegerMeanBySequenceLength(dir.resolve("im.onnx")),
+                        "ids",
+                        "avg",
+                        false,
+                        1));
     }
 
     @AfterContainer
     static void report() throws IOException {
         long rssGrowthMb = CASES.get() > WARM_UP_CASES ? (rssKb() - rssBeforeKb) / 1024 : 0;
         long heapGrowthMb = CASES.get() > WARM_UP_CASES ? (Runtime.getRuntime().totalMemory() >> 20) - heapBeforeMb : 0;
-        System.out.printf("RecordFuzzTest: %d cases tried, %d records, %d dead letters; after %d warm-up cases RSS"
-                + " grew %d MB while the committed heap grew %d MB%n", CASES.get(), RECORDS.get(), DEAD_LETTERS.get(),
-                WARM_UP_CASES, rssGrowthMb, heapGrowthMb);
+        System.out.printf(
+                "RecordFuzzTest: %d cases tried, %d records, %d dead letters; after %d warm-up cases RSS"
+                        + " grew %d MB while the committed heap grew %d MB%n",
+                CASES.get(), RECORDS.get(), DEAD_LETTERS.get(), WARM_UP_CASES, rssGrowthMb, heapGrowthMb);
         assertThat(SessionStats.open()).as("sessions left open").isZero();
         assertThat(SessionStats.references()).as("session references left").isZero();
         // The heap grows with jqwik's generated samples; what grows beyond it is native. The per-restart
         // native growth bound is RestartLeakIT's (20 restarts).
-        assertThat(rssGrowthMb - Math.max(0, heapGrowthMb)).as("RSS growth beyond the heap's, MB").isLessThan(128);
+        assertThat(rssGrowthMb - Math.max(0, heapGrowthMb))
+                .as("RSS growth beyond the heap's, MB")
+                .isLessThan(128);
         try (var paths = Files.walk(dir)) {
-            paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            paths.sorted(java.util.Comparator.reverseOrder())
+                    .forEach(p -> p.toFile().delete());
         }
     }
 
@@ -148,36 +162,54 @@ class RecordFuzzTest {
 
     @Provide
     Arbitrary<Case> cases() {
-        return Arbitraries.of(models.keySet().stream().sorted().toArray(String[]::new)).flatMap(name -> {
-            FuzzModel m = models.get(name);
-            // payload, explicit shape (or null), and whether the record reuses the previous record's array
-            Arbitrary<Object[]> record = Combinators.combine(payload(m), shape(), Arbitraries.integers().between(0, 5))
-                    .as((payload, shape, reuse) -> new Object[] {payload, shape, reuse == 0});
-            return record.list().ofMinSize(1).ofMaxSize(48).map(plan -> {
-                List<FuzzRecord> records = new ArrayList<>();
-                for (int i = 0; i < plan.size(); i++) {
-                    boolean reuse = (Boolean) plan.get(i)[2] && i > 0;
-                    Object payload = reuse ? records.get(i - 1).payload : plan.get(i)[0];
-                    records.add(new FuzzRecord(i, payload, (long[]) plan.get(i)[1]));
-                }
-                return new Case(name, records);
-            });
-        });
+        return Arbitraries.of(models.keySet().stream().sorted().toArray(String[]::new))
+                .flatMap(name -> {
+                    FuzzModel m = models.get(name);
+                    // payload, explicit shape (or null), and whether the record reuses the previous record's array
+                    Arbitrary<Object[]> record = Combinators.combine(
+                                    payload(m), shape(), Arbitraries.integers().between(0, 5))
+                            .as((payload, shape, reuse) -> new Object[] {payload, shape, reuse == 0});
+                    return record.list().ofMinSize(1).ofMaxSize(48).map(plan -> {
+                        List<FuzzRecord> records = new ArrayList<>();
+                        for (int i = 0; i < plan.size(); i++) {
+                            boolean reuse = (Boolean) plan.get(i)[2] && i > 0;
+                            Object payload = reuse ? records.get(i - 1).payload : plan.get(i)[0];
+                            records.add(new FuzzRecord(i, payload, (long[]) plan.get(i)[1]));
+                        }
+                        return new Case(name, records);
+                    });
+                });
     }
 
     /** What a record carries: mostly valid values for the model, then every kind of wrong. */
     private static Arbitrary<Object> payload(FuzzModel m) {
         Arbitrary<Integer> validLength = Arbitraries.integers().between(1, 24).map(k -> k * m.valueMultiple);
         Arbitrary<Object> valid = m.floatInput
-                ? validLength.flatMap(n -> Arbitraries.floats().between(-4, 4).array(float[].class).ofSize(n))
+                ? validLength
+                        .flatMap(n -> Arbitraries.floats()
+                                .between(-4, 4)
+                                .array(float[].class)
+                                .ofSize(n))
                         .map(a -> (Object) a)
-                : validLength.flatMap(n -> Arbitraries.longs().between(-12, 12).array(long[].class).ofSize(n))
+                : validLength
+                        .flatMap(n -> Arbitraries.longs()
+                                .between(-12, 12)
+                                .array(long[].class)
+                                .ofSize(n))
                         .map(a -> (Object) a);
-        Arbitrary<Object> specialFloats = Arbitraries.of(Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY,
-                0f, -0f, Float.MAX_VALUE).array(float[].class).ofSize(m.valueMultiple).map(a -> (Object) a);
-        Arbitrary<Object> wrongLength = Arbitraries.of(0, 1, 3, 5, 7).map(n -> m.floatInput ? new float[n] : new long[n]);
-        Arbitrary<Object> wrongType = Arbitraries.of(new double[m.valueMultiple], new int[m.valueMultiple],
-                new String[] {"a"}, "not an array", new boolean[1]);
+        Arbitrary<Object> specialFloats = Arbitraries.of(
+                        Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 0f, -0f, Float.MAX_VALUE)
+                .array(float[].class)
+                .ofSize(m.valueMultiple)
+                .map(a -> (Object) a);
+        Arbitrary<Object> wrongLength =
+                Arbitraries.of(0, 1, 3, 5, 7).map(n -> m.floatInput ? new float[n] : new long[n]);
+        Arbitrary<Object> wrongType = Arbitraries.of(
+                new double[m.valueMultiple],
+                new int[m.valueMultiple],
+                new String[] {"a"},
+                "not an array",
+                new boolean[1]);
         Arbitrary<Object> huge = Arbitraries.just(m.floatInput ? new float[300_000] : new long[150_000]);
         return Arbitraries.frequencyOf(
                 net.jqwik.api.Tuple.of(30, valid),
@@ -191,19 +223,24 @@ class RecordFuzzTest {
     /** An explicit record shape, sometimes: zero, negative, huge and overflowing dims included. */
     private static Arbitrary<long[]> shape() {
         Arbitrary<long[]> dims = Arbitraries.of(-1L, 0L, 1L, 2L, 3L, 4L, 8L, 1L << 31, 0x6DB6DB6DB6DB6DB7L, 7L)
-                .array(long[].class).ofMinSize(1).ofMaxSize(3);
-        return Arbitraries.frequencyOf(net.jqwik.api.Tuple.of(8, Arbitraries.just(null)),
-                net.jqwik.api.Tuple.of(1, dims));
+                .array(long[].class)
+                .ofMinSize(1)
+                .ofMaxSize(3);
+        return Arbitraries.frequencyOf(
+                net.jqwik.api.Tuple.of(8, Arbitraries.just(null)), net.jqwik.api.Tuple.of(1, dims));
     }
 
     @Property
-    void everyRecordIsScoredAsItIsAloneOrBecomesADeadLetter(@ForAll("cases") Case c,
-            @ForAll("batchSize") int maxBatchSize) throws Exception {
+    void everyRecordIsScoredAsItIsAloneOrBecomesADeadLetter(
+            @ForAll("cases") Case c, @ForAll("batchSize") int maxBatchSize) throws Exception {
         FuzzModel m = models.get(c.model);
         OnnxInferenceSpec<FuzzRecord, double[]> spec = spec(m);
         List<FuzzRecord> records = c.records;
         List<FuzzRecord> asSubmitted = new ArrayList<>();
-        BatchPolicy policy = BatchPolicy.builder().maxBatchSize(maxBatchSize).maxBatchDelay(Duration.ofMillis(5)).build();
+        BatchPolicy policy = BatchPolicy.builder()
+                .maxBatchSize(maxBatchSize)
+                .maxBatchDelay(Duration.ofMillis(5))
+                .build();
         List<double[]> scored;
         List<FailedRecord<FuzzRecord>> failed;
         try (OneInputStreamOperatorTestHarness<FuzzRecord, double[]> h = Harnesses.open(spec, policy, RECORD)) {
@@ -245,13 +282,17 @@ class RecordFuzzTest {
         Map<Integer, String> reasons = new HashMap<>();
         for (FailedRecord<FuzzRecord> f : failed) {
             assertThat(f.reason).as("dead letter of %s has a reason", f.record).isNotBlank();
-            assertThat(reasons.put(f.record.id, f.reason)).as("one dead letter for %s", f.record).isNull();
+            assertThat(reasons.put(f.record.id, f.reason))
+                    .as("one dead letter for %s", f.record)
+                    .isNull();
         }
         int next = 0;
         for (int i = 0; i < records.size(); i++) {
             Object expected = alone.get(i);
             if (expected instanceof Exception) {
-                assertThat(reasons).as("record %s fails alone (%s)", asSubmitted.get(i), expected).containsKey(i);
+                assertThat(reasons)
+                        .as("record %s fails alone (%s)", asSubmitted.get(i), expected)
+                        .containsKey(i);
                 continue;
             }
             assertThat(reasons).as("record %s scores alone", asSubmitted.get(i)).doesNotContainKey(i);
@@ -271,8 +312,9 @@ class RecordFuzzTest {
                 assertThat(batched[k]).as("record %s output %s", r, k).isNaN();
             } else {
                 double tolerance = 1e-5 + 1e-5 * Math.abs(alone[k]);
-                assertThat(batched[k]).as("record %s output %s", r, k).isCloseTo(alone[k],
-                        org.assertj.core.api.Assertions.within(tolerance));
+                assertThat(batched[k])
+                        .as("record %s output %s", r, k)
+                        .isCloseTo(alone[k], org.assertj.core.api.Assertions.within(tolerance));
             }
         }
     }
@@ -329,5 +371,4 @@ class RecordFuzzTest {
             java.util.Arrays.fill((long[]) array, i % 5);
         }
     }
-
 }

@@ -1,19 +1,19 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.flink.engine.InferenceRunner;
-import io.flinkonnx.flink.session.SessionRegistry;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.session.SessionRegistry;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
-import org.apache.flink.api.common.typeinfo.Types;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /** A record that does not fit is refused with a message naming the input, the expected and the actual. */
 class RecordValidationTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     private InferenceRunner<float[], float[]> mlpRunner() throws Exception {
         Path model = new TestModels.Mlp(8, 4, 2).writeTo(dir.resolve("mlp.onnx"));
@@ -111,13 +111,15 @@ class RecordValidationTest {
     void simpleFunctionRefusesModelsItCannotServeAtOpen() {
         Path model = dir.resolve("multi.onnx");
         assertThatThrownBy(() -> {
-            TestModels.writeMultiInputMultiOutput(model);
-            Runners.open(new OnnxInference(model.toString()).spec()).close();
-        }).isInstanceOf(IllegalArgumentException.class)
-                .hasMessageStartingWith("new OnnxInference(\"" + model + "\") needs a model with one FLOAT input and one"
-                        + " FLOAT output")
+                    TestModels.writeMultiInputMultiOutput(model);
+                    Runners.open(new OnnxInference(model.toString()).spec()).close();
+                })
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageStartingWith("new OnnxInference(\"" + model
+                        + "\") needs a model with one FLOAT input and one" + " FLOAT output")
                 .hasMessageContaining("Use OnnxInference.builder");
         // and the failed open released the session it had acquired
-        org.assertj.core.api.Assertions.assertThat(SessionRegistry.INSTANCE.openSessions()).isZero();
+        org.assertj.core.api.Assertions.assertThat(SessionRegistry.INSTANCE.openSessions())
+                .isZero();
     }
 }

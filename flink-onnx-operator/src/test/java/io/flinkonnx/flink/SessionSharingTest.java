@@ -1,8 +1,8 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.flink.session.SessionRegistry;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.flinkonnx.flink.session.SessionRegistry;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import java.util.List;
@@ -18,37 +18,48 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** One session per (slot, model, settings), reference counted, on 2 TaskManagers x 2 slots. */
 class SessionSharingTest {
-    @RegisterExtension static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo();
+    @RegisterExtension
+    static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo();
 
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
+
     private String model;
 
     @BeforeEach
     void writeModel() throws Exception {
-        model = new TestModels.Mlp(16, 16, 2).writeTo(dir.resolve("shared.onnx")).toString();
+        model = new TestModels.Mlp(16, 16, 2)
+                .writeTo(dir.resolve("shared.onnx"))
+                .toString();
     }
 
     /** Two scoring operators in separate tasks (no chaining) at parallelism 4 over 4 slots. */
     private void runTwoOperatorJob(int records) throws Exception {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         env.setParallelism(4);
-        List<float[]> data = IntStream.range(0, records).mapToObj(k -> TestModels.features(k, 16))
+        List<float[]> data = IntStream.range(0, records)
+                .mapToObj(k -> TestModels.features(k, 16))
                 .collect(Collectors.toList());
         // Operators of one slot share a session while their lifetimes overlap, as they do in a long-running
         // job. A bounded test job could let one finish before the other opens, so records are held back until
         // all 8 operator instances hold their session.
-        DataStream<float[]> features = env.fromData(data).map(new AwaitSessionReferences(8)).setParallelism(1)
+        DataStream<float[]> features = env.fromData(data)
+                .map(new AwaitSessionReferences(8))
+                .setParallelism(1)
                 .rebalance();
         DataStream<float[]> first = features.map(new OnnxInference(model)).name("score-a");
         // A second operator on the same model in its own task: it shares the slot, so it shares the session.
-        features.map(new OnnxInference(model)).name("score-b").disableChaining()
+        features.map(new OnnxInference(model))
+                .name("score-b")
+                .disableChaining()
                 .union(first)
                 .sinkTo(new org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink<>());
         env.execute("two operators, one model");
     }
 
     /** Passes records on once {@code expected} operator instances hold a session (fails after a minute). */
-    static final class AwaitSessionReferences implements org.apache.flink.api.common.functions.MapFunction<float[], float[]> {
+    static final class AwaitSessionReferences
+            implements org.apache.flink.api.common.functions.MapFunction<float[], float[]> {
         private final int expected;
         private transient boolean released;
 
@@ -88,7 +99,9 @@ class SessionSharingTest {
         long before = SessionRegistry.INSTANCE.sessionsCreated();
         for (int job = 0; job < 20; job++) {
             runTwoOperatorJob(8);
-            assertThat(SessionRegistry.INSTANCE.openSessions()).as("open after job %d", job).isZero();
+            assertThat(SessionRegistry.INSTANCE.openSessions())
+                    .as("open after job %d", job)
+                    .isZero();
         }
         assertThat(SessionRegistry.INSTANCE.sessionsCreated() - before).isEqualTo(20 * 4);
     }
@@ -101,8 +114,10 @@ class SessionSharingTest {
         DataStream<float[]> features = env.fromData(List.of(TestModels.features(1, 16)));
         features.map(new OnnxInference(model))
                 .map(f -> TestModels.features(2, 16))
-                .map(new OnnxInference(model).withSessionSettings(
-                        io.flinkonnx.providers.SessionSettings.builder().intraOpThreads(2).build()))
+                .map(new OnnxInference(model)
+                        .withSessionSettings(io.flinkonnx.providers.SessionSettings.builder()
+                                .intraOpThreads(2)
+                                .build()))
                 .sinkTo(new org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink<>());
         env.execute();
         assertThat(SessionRegistry.INSTANCE.sessionsCreated() - before).isEqualTo(2);

@@ -8,7 +8,6 @@ import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
-import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.connector.sink2.Sink;
 import org.apache.flink.api.connector.sink2.SinkWriter;
@@ -23,7 +22,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** Side outputs reach their own sinks when everything is chained behind the source (no rebalance). */
 class SideOutputChainingTest {
-    @RegisterExtension static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo();
+    @RegisterExtension
+    static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo();
 
     static final ConcurrentLinkedQueue<Object> RECEIVED = new ConcurrentLinkedQueue<>();
 
@@ -52,12 +52,14 @@ class SideOutputChainingTest {
         }
     }
 
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     @Test
     void fallbackReportsAndPredictionsGoToTheirOwnChainedSinks() throws Exception {
         RECEIVED.clear();
-        String model = new TestModels.Mlp(4, 4, 2).writeTo(dir.resolve("m.onnx")).toString();
+        String model =
+                new TestModels.Mlp(4, 4, 2).writeTo(dir.resolve("m.onnx")).toString();
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         env.setParallelism(2);
         List<Long> ids = IntStream.range(0, 20).mapToObj(i -> (long) i).collect(Collectors.toList());

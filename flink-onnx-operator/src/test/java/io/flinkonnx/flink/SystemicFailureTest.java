@@ -1,10 +1,10 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.flink.engine.InferenceRunner;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import ai.onnxruntime.OrtException;
+import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import org.apache.flink.api.common.typeinfo.Types;
@@ -32,7 +32,8 @@ class SystemicFailureTest {
     }
 
     private OnnxInferenceSpec.Builder<Long, String> gather() throws Exception {
-        return OnnxInference.<Long>builder(TestModels.writeGather(dir.resolve("g.onnx")).toString())
+        return OnnxInference.<Long>builder(
+                        TestModels.writeGather(dir.resolve("g.onnx")).toString())
                 .encoder((idx, row) -> row.put("idx", new long[] {idx}))
                 .decoder((idx, out) -> idx + "=" + out.floats("row")[0], Types.STRING);
     }
@@ -45,8 +46,10 @@ class SystemicFailureTest {
 
     @Test
     void theJobFailsWithTheCauseAfterTheConfiguredNumberOfBatchesInWhichEveryRunFailed() throws Exception {
-        harness = Harnesses.open(gather().maxConsecutiveFailedBatches(3).build(),
-                BatchPolicy.builder().maxBatchSize(4).build(), Types.LONG);
+        harness = Harnesses.open(
+                gather().maxConsecutiveFailedBatches(3).build(),
+                BatchPolicy.builder().maxBatchSize(4).build(),
+                Types.LONG);
         processBatch(100, 101, 102, 103);
         processBatch(200, 201, 202, 203);
         assertThat(Harnesses.failed(harness, Types.LONG)).hasSize(8);
@@ -59,8 +62,10 @@ class SystemicFailureTest {
 
     @Test
     void aBatchWithAnyGoodRunResetsTheCount() throws Exception {
-        harness = Harnesses.open(gather().maxConsecutiveFailedBatches(2).build(),
-                BatchPolicy.builder().maxBatchSize(2).build(), Types.LONG);
+        harness = Harnesses.open(
+                gather().maxConsecutiveFailedBatches(2).build(),
+                BatchPolicy.builder().maxBatchSize(2).build(),
+                Types.LONG);
         processBatch(100, 101);
         processBatch(1, 102); // half good: the model works
         processBatch(103, 104);
@@ -74,16 +79,20 @@ class SystemicFailureTest {
     void recordsThatFailAloneInBatchesOfOneNeverFailTheJob() throws Exception {
         // One record failing alone cannot tell a bad record from a broken model: a run of bad records at low
         // traffic (each flushed alone) must not restart the job into the same records again and again.
-        harness = Harnesses.open(gather().maxConsecutiveFailedBatches(2).build(),
-                BatchPolicy.builder().maxBatchSize(1).build(), Types.LONG);
+        harness = Harnesses.open(
+                gather().maxConsecutiveFailedBatches(2).build(),
+                BatchPolicy.builder().maxBatchSize(1).build(),
+                Types.LONG);
         processBatch(100, 101, 102, 103, 104, 105);
         assertThat(Harnesses.failed(harness, Types.LONG)).hasSize(6);
     }
 
     @Test
     void isolatingABatchWhereEveryRecordFailsIsCappedAndEveryRecordStillGetsAnOutcome() throws Exception {
-        harness = Harnesses.open(gather().maxConsecutiveFailedBatches(100).build(),
-                BatchPolicy.builder().maxBatchSize(64).build(), Types.LONG);
+        harness = Harnesses.open(
+                gather().maxConsecutiveFailedBatches(100).build(),
+                BatchPolicy.builder().maxBatchSize(64).build(),
+                Types.LONG);
         InferenceRunner<Long, String> runner = Harnesses.operator(harness).runner();
         long before = runner.runsStarted();
         for (long i = 0; i < 64; i++) {
@@ -91,14 +100,17 @@ class SystemicFailureTest {
         }
         // halving down to single records would take 2 * 64 - 1 = 127 runs
         assertThat(runner.runsStarted() - before).isLessThanOrEqualTo(64 + 2 * 6 + 1);
-        assertThat(Harnesses.failed(harness, Types.LONG)).hasSize(64).extracting(f -> f.record)
+        assertThat(Harnesses.failed(harness, Types.LONG))
+                .hasSize(64)
+                .extracting(f -> f.record)
                 .doesNotHaveDuplicates();
         assertThat(Harnesses.operator(harness).failedBatchesCount()).isEqualTo(1);
     }
 
     @Test
     void oneBadRecordInABatchIsIsolatedInFewRunsAndCountsOneFailedBatch() throws Exception {
-        harness = Harnesses.open(gather().build(), BatchPolicy.builder().maxBatchSize(64).build(), Types.LONG);
+        harness = Harnesses.open(
+                gather().build(), BatchPolicy.builder().maxBatchSize(64).build(), Types.LONG);
         InferenceRunner<Long, String> runner = Harnesses.operator(harness).runner();
         long before = runner.runsStarted();
         for (long i = 0; i < 64; i++) {
@@ -106,7 +118,9 @@ class SystemicFailureTest {
         }
         assertThat(runner.runsStarted() - before).isEqualTo(1 + 2 * 6);
         assertThat(harness.extractOutputValues()).hasSize(63);
-        assertThat(Harnesses.failed(harness, Types.LONG)).extracting(f -> f.record).containsExactly(99L);
+        assertThat(Harnesses.failed(harness, Types.LONG))
+                .extracting(f -> f.record)
+                .containsExactly(99L);
         assertThat(Harnesses.operator(harness).failedBatchesCount()).isEqualTo(1);
     }
 }

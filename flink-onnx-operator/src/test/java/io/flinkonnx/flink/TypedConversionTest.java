@@ -1,9 +1,9 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.flink.engine.InferenceRunner;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -15,15 +15,19 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** Records of every supported kind through real ORT sessions, checked against independent references. */
 class TypedConversionTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     @Test
     void twoNamedInputsGiveTwoNamedOutputs() throws Exception {
         Path model = TestModels.writeMultiInputMultiOutput(dir.resolve("multi.onnx"));
         OnnxInferenceSpec<float[][], Tuple2<float[], float[]>> spec = OnnxInference.<float[][]>builder(model.toString())
                 .encoder((pair, row) -> row.put("a", pair[0]).put("b", pair[1]))
-                .decoder((pair, out) -> Tuple2.of(out.floats("sum"), out.floats("prod")),
-                        Types.TUPLE(Types.PRIMITIVE_ARRAY(Types.FLOAT), PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO))
+                .decoder(
+                        (pair, out) -> Tuple2.of(out.floats("sum"), out.floats("prod")),
+                        Types.TUPLE(
+                                Types.PRIMITIVE_ARRAY(Types.FLOAT),
+                                PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO))
                 .build();
         try (InferenceRunner<float[][], Tuple2<float[], float[]>> runner = Runners.open(spec)) {
             Tuple2<float[], float[]> r = runner.infer(new float[][] {{1, 2, 3, 4}, {0.5f, -1, 2, 10}});

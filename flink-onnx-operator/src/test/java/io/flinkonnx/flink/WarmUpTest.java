@@ -1,8 +1,8 @@
 package io.flinkonnx.flink;
 
-import io.flinkonnx.flink.engine.InferenceRunner;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.testing.OnnxGraph;
 import java.nio.file.Path;

@@ -1,12 +1,10 @@
 package io.flinkonnx.flink;
 
 import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.flink.sql.SqlTypes;
 import io.flinkonnx.flink.tensor.RecordInputs;
-import org.apache.flink.annotation.PublicEvolving;
-import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.model.Dim;
-import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.LocalModel;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
@@ -17,9 +15,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
+import org.apache.flink.annotation.PublicEvolving;
 import org.apache.flink.table.api.DataTypes;
 import org.apache.flink.table.catalog.DataTypeFactory;
 import org.apache.flink.table.functions.FunctionContext;
+import org.apache.flink.table.functions.FunctionDefinition;
 import org.apache.flink.table.functions.ScalarFunction;
 import org.apache.flink.table.types.DataType;
 import org.apache.flink.table.types.inference.ArgumentCount;
@@ -99,7 +99,8 @@ public class OnnxScoreFunction extends ScalarFunction {
                 .decoder((values, out) -> decode(signature, out), null)
                 .buildUnchecked();
         InferenceRunner<Object[], Object> r = new InferenceRunner<>(spec);
-        r.open(context == null ? "sql-function" : context.getTaskInfo().getAllocationIDAsString(),
+        r.open(
+                context == null ? "sql-function" : context.getTaskInfo().getAllocationIDAsString(),
                 context == null ? 0 : context.getTaskInfo().getIndexOfThisSubtask(),
                 context == null ? null : context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP));
         return r;
@@ -112,8 +113,8 @@ public class OnnxScoreFunction extends ScalarFunction {
             Object packed = Array.newInstance(in.elementType().javaArrayType().getComponentType(), values.length);
             for (int i = 0; i < values.length; i++) {
                 if (values[i] == null) {
-                    throw new RecordConversionException("Argument " + (i + 1) + " for ONNX input '" + in.name()
-                            + "' is NULL");
+                    throw new RecordConversionException(
+                            "Argument " + (i + 1) + " for ONNX input '" + in.name() + "' is NULL");
                 }
                 Array.set(packed, i, values[i]);
             }
@@ -179,8 +180,9 @@ public class OnnxScoreFunction extends ScalarFunction {
                     }
 
                     @Override
-                    public List<Signature> getExpectedSignatures(org.apache.flink.table.functions.FunctionDefinition d) {
-                        return List.of(Signature.of(Signature.Argument.of(boundModel == null ? "model, inputs..." : "inputs...")));
+                    public List<Signature> getExpectedSignatures(FunctionDefinition d) {
+                        return List.of(Signature.of(
+                                Signature.Argument.of(boundModel == null ? "model, inputs..." : "inputs...")));
                     }
                 })
                 .outputTypeStrategy(call -> Optional.of(resultType(modelOf(call))))
@@ -191,8 +193,9 @@ public class OnnxScoreFunction extends ScalarFunction {
         if (boundModel != null) {
             return boundModel;
         }
-        return call.getArgumentValue(0, String.class).orElseThrow(() -> call.newValidationError(
-                "The first argument of an ONNX score function is the model URI, as a string literal"));
+        return call.getArgumentValue(0, String.class)
+                .orElseThrow(() -> call.newValidationError(
+                        "The first argument of an ONNX score function is the model URI, as a string literal"));
     }
 
     private List<DataType> inferArguments(CallContext call) {
@@ -217,7 +220,8 @@ public class OnnxScoreFunction extends ScalarFunction {
             boolean array = type.getTypeRoot() == LogicalTypeRoot.ARRAY;
             LogicalType element = array ? type.getChildren().get(0) : type;
             DataType expected = SqlTypes.dataType(in.elementType());
-            if (expected == null || !element.getTypeRoot().equals(expected.getLogicalType().getTypeRoot())
+            if (expected == null
+                    || !element.getTypeRoot().equals(expected.getLogicalType().getTypeRoot())
                     || (packedScalars && array)) {
                 throw call.newValidationError("Argument " + (i + first + 1) + " (" + type + ") does not fit ONNX input "
                         + in + ": expected " + (packedScalars ? "" : "ARRAY<" + expected + "> or ") + expected
@@ -230,7 +234,9 @@ public class OnnxScoreFunction extends ScalarFunction {
                             + " scalars per row; pass one ARRAY argument");
                 }
             }
-            DataType bridged = array ? DataTypes.ARRAY(expected.notNull()).bridgedTo(SqlTypes.boxedArray(in.elementType())) : expected;
+            DataType bridged = array
+                    ? DataTypes.ARRAY(expected.notNull()).bridgedTo(SqlTypes.boxedArray(in.elementType()))
+                    : expected;
             result.add(bridged);
         }
         return result;

@@ -24,9 +24,12 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 /** {@code CREATE MODEL ... WITH ('provider'='onnx')} and ML_PREDICT on the real planner and a MiniCluster. */
 class MlPredictSqlTest {
-    @RegisterExtension static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo();
+    @RegisterExtension
+    static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo();
 
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
+
     private TestModels.Mlp mlp;
     private String model;
 
@@ -41,19 +44,22 @@ class MlPredictSqlTest {
     }
 
     private static String valuesSql(int n) {
-        return IntStream.range(0, n).mapToObj(k -> {
-            float[] f = features(k);
-            StringBuilder sb = new StringBuilder("(" + k + ", ARRAY[");
-            for (int i = 0; i < f.length; i++) {
-                sb.append(i == 0 ? "" : ", ").append(String.format(Locale.ROOT, "CAST(%s AS FLOAT)", Float.toString(f[i])));
-            }
-            return sb.append("])").toString();
-        }).collect(Collectors.joining(", "));
+        return IntStream.range(0, n)
+                .mapToObj(k -> {
+                    float[] f = features(k);
+                    StringBuilder sb = new StringBuilder("(" + k + ", ARRAY[");
+                    for (int i = 0; i < f.length; i++) {
+                        sb.append(i == 0 ? "" : ", ")
+                                .append(String.format(Locale.ROOT, "CAST(%s AS FLOAT)", Float.toString(f[i])));
+                    }
+                    return sb.append("])").toString();
+                })
+                .collect(Collectors.joining(", "));
     }
 
     private TableEnvironment tableEnv(boolean streaming) {
-        TableEnvironment t = TableEnvironment.create(streaming ? EnvironmentSettings.inStreamingMode()
-                : EnvironmentSettings.inBatchMode());
+        TableEnvironment t = TableEnvironment.create(
+                streaming ? EnvironmentSettings.inStreamingMode() : EnvironmentSettings.inBatchMode());
         t.getConfig().set("parallelism.default", "2");
         t.executeSql("CREATE TEMPORARY VIEW txns AS SELECT * FROM (VALUES " + valuesSql(40) + ") AS v(id, features)");
         return t;
@@ -67,7 +73,8 @@ class MlPredictSqlTest {
                 + " 'path' = '" + model + "', 'batch.max-size' = '8')");
         List<Row> rows = new ArrayList<>();
         try (CloseableIterator<Row> it = t.executeSql("SELECT id, y FROM ML_PREDICT(TABLE txns, MODEL mlp,"
-                + " DESCRIPTOR(features), MAP['async', '" + async + "'])").collect()) {
+                        + " DESCRIPTOR(features), MAP['async', '" + async + "'])")
+                .collect()) {
             it.forEachRemaining(rows::add);
         }
         assertThat(rows).hasSize(40);
@@ -83,19 +90,22 @@ class MlPredictSqlTest {
     }
 
     @ParameterizedTest(name = "{0}")
-    @CsvSource(delimiter = '|', value = {
-        "features ARRAY<DOUBLE>|CAST(features AS ARRAY<DOUBLE>) AS features|features|INPUT column 'features' (ARRAY<DOUBLE>) is bound to ONNX input x:FLOAT[batch,4]: the types differ (DOUBLE vs FLOAT); declare the column as FLOAT or ARRAY<FLOAT>",
-        "f FLOAT|features[1] AS f|f|INPUT column 'f' (FLOAT) is bound to ONNX input x:FLOAT[batch,4]: a scalar column needs a [batch] or [batch,1] tensor, this one takes [4] per record; declare the column as ARRAY<FLOAT>",
-        "a ARRAY<FLOAT>, b ARRAY<FLOAT>|features AS a, features AS b|a, b|INPUT columns [a, b] match neither the ONNX input names nor their count: the model has x:FLOAT[batch,4]"
-    })
-    void schemaThatDoesNotFitTheModelFailsAtPlanningNamingTheColumn(String input, String select, String columns,
-            String message) {
+    @CsvSource(
+            delimiter = '|',
+            value = {
+                "features ARRAY<DOUBLE>|CAST(features AS ARRAY<DOUBLE>) AS features|features|INPUT column 'features' (ARRAY<DOUBLE>) is bound to ONNX input x:FLOAT[batch,4]: the types differ (DOUBLE vs FLOAT); declare the column as FLOAT or ARRAY<FLOAT>",
+                "f FLOAT|features[1] AS f|f|INPUT column 'f' (FLOAT) is bound to ONNX input x:FLOAT[batch,4]: a scalar column needs a [batch] or [batch,1] tensor, this one takes [4] per record; declare the column as ARRAY<FLOAT>",
+                "a ARRAY<FLOAT>, b ARRAY<FLOAT>|features AS a, features AS b|a, b|INPUT columns [a, b] match neither the ONNX input names nor their count: the model has x:FLOAT[batch,4]"
+            })
+    void schemaThatDoesNotFitTheModelFailsAtPlanningNamingTheColumn(
+            String input, String select, String columns, String message) {
         TableEnvironment t = tableEnv(true);
         t.executeSql("CREATE TEMPORARY VIEW shaped AS SELECT id, " + select + " FROM txns");
-        t.executeSql("CREATE MODEL bad INPUT (" + input + ") OUTPUT (y ARRAY<FLOAT>) WITH ('provider' = 'onnx', 'path' = '"
-                + model + "')");
-        assertThatThrownBy(() -> t.executeSql("SELECT * FROM ML_PREDICT(TABLE shaped, MODEL bad, DESCRIPTOR(" + columns
-                + "))").await())
+        t.executeSql("CREATE MODEL bad INPUT (" + input
+                + ") OUTPUT (y ARRAY<FLOAT>) WITH ('provider' = 'onnx', 'path' = '" + model + "')");
+        assertThatThrownBy(() -> t.executeSql(
+                                "SELECT * FROM ML_PREDICT(TABLE shaped, MODEL bad, DESCRIPTOR(" + columns + "))")
+                        .await())
                 .satisfies(e -> assertThat(rootMessages(e)).contains(message));
     }
 
@@ -103,10 +113,13 @@ class MlPredictSqlTest {
     void goldenVectorsOptionIsCheckedWhenTheFunctionOpens() throws Exception {
         TableEnvironment t = tableEnv(true);
         java.nio.file.Path missing = dir.resolve("no-such-golden");
-        t.executeSql("CREATE MODEL checked INPUT (features ARRAY<FLOAT>) OUTPUT (y ARRAY<FLOAT>) WITH ('provider' = 'onnx',"
-                + " 'path' = '" + model + "', 'drift.golden-vectors' = '" + missing + "')");
-        assertThatThrownBy(() -> t.executeSql("SELECT * FROM ML_PREDICT(TABLE txns, MODEL checked, DESCRIPTOR(features),"
-                + " MAP['async', 'false'])").await())
+        t.executeSql(
+                "CREATE MODEL checked INPUT (features ARRAY<FLOAT>) OUTPUT (y ARRAY<FLOAT>) WITH ('provider' = 'onnx',"
+                        + " 'path' = '" + model + "', 'drift.golden-vectors' = '" + missing + "')");
+        assertThatThrownBy(
+                        () -> t.executeSql("SELECT * FROM ML_PREDICT(TABLE txns, MODEL checked, DESCRIPTOR(features),"
+                                        + " MAP['async', 'false'])")
+                                .await())
                 .satisfies(e -> assertThat(rootMessages(e)).contains("Golden vectors folder not found: " + missing));
     }
 

@@ -20,9 +20,12 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** ONNX models as SQL scalar functions, planned by the real planner and run on a MiniCluster. */
 class OnnxScoreFunctionSqlTest {
-    @RegisterExtension static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo();
+    @RegisterExtension
+    static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo();
 
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
+
     private TestModels.Mlp mlp;
     private String model;
     private String multi;
@@ -59,7 +62,8 @@ class OnnxScoreFunctionSqlTest {
     @Test
     void sqlFunctionWithTheModelAsFirstArgumentTakesAnArrayOrScalars() throws Exception {
         t.executeSql("CREATE TEMPORARY FUNCTION score AS 'io.flinkonnx.flink.OnnxScoreFunction'");
-        for (String call : new String[] {"score('" + model + "', ARRAY[a, b, c, d])", "score('" + model + "', a, b, c, d)"}) {
+        for (String call :
+                new String[] {"score('" + model + "', ARRAY[a, b, c, d])", "score('" + model + "', a, b, c, d)"}) {
             List<Row> rows = collect("SELECT id, " + call + " FROM v");
             assertThat(rows).hasSize(2);
             for (Row r : rows) {

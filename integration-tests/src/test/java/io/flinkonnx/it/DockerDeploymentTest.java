@@ -28,15 +28,18 @@ class DockerDeploymentTest {
             }
         }
         assertThat(sources).containsExactly("target/stage/onnxruntime.jar", "target/stage/flink-onnx-job.jar");
-        try (JarFile ort = new JarFile(DOCKER.resolve("target/stage/onnxruntime.jar").toFile());
-                JarFile job = new JarFile(DOCKER.resolve("target/stage/flink-onnx-job.jar").toFile())) {
+        try (JarFile ort = new JarFile(
+                        DOCKER.resolve("target/stage/onnxruntime.jar").toFile());
+                JarFile job = new JarFile(
+                        DOCKER.resolve("target/stage/flink-onnx-job.jar").toFile())) {
             assertThat(ort.getEntry("ai/onnxruntime/OrtSession.class")).isNotNull();
             assertThat(job.getManifest().getMainAttributes().getValue("Main-Class"))
                     .isEqualTo("io.flinkonnx.examples.KafkaScoringJob");
             assertThat(job.getEntry("io/flinkonnx/flink/OnnxInference.class")).isNotNull();
             assertThat(job.getEntry("models/fraud-mlp.onnx")).isNotNull();
             // ORT must not travel in the job jar: a second child-first copy cannot load its JNI library.
-            assertThat(job.stream().filter(e -> e.getName().startsWith("ai/onnxruntime/"))).isEmpty();
+            assertThat(job.stream().filter(e -> e.getName().startsWith("ai/onnxruntime/")))
+                    .isEmpty();
         }
         assertThat(Files.readString(DOCKER.resolve("Dockerfile")))
                 .contains("classloader.parent-first-patterns.additional: ai.onnxruntime.")
@@ -46,20 +49,24 @@ class DockerDeploymentTest {
 
     @Test
     void composeFileParsesAndWiresKafkaFlinkAndTheSubmission() throws Exception {
-        JsonNode compose = new ObjectMapper(new YAMLFactory()).readTree(DOCKER.resolve("docker-compose.yml").toFile());
+        JsonNode compose = new ObjectMapper(new YAMLFactory())
+                .readTree(DOCKER.resolve("docker-compose.yml").toFile());
         JsonNode services = compose.get("services");
-        assertThat(services.fieldNames()).toIterable().containsExactlyInAnyOrder("kafka", "jobmanager", "taskmanager",
-                "submit");
+        assertThat(services.fieldNames())
+                .toIterable()
+                .containsExactlyInAnyOrder("kafka", "jobmanager", "taskmanager", "submit");
         assertThat(services.at("/kafka/image").asText()).isEqualTo("apache/kafka:4.2.0");
         assertThat(services.at("/taskmanager/deploy/replicas").asInt()).isEqualTo(2);
         for (String flink : List.of("jobmanager", "taskmanager")) {
-            assertThat(services.at("/" + flink + "/environment/FLINK_PROPERTIES").asText())
+            assertThat(services.at("/" + flink + "/environment/FLINK_PROPERTIES")
+                            .asText())
                     .contains("classloader.parent-first-patterns.additional: ai.onnxruntime.");
         }
         assertThat(services.at("/taskmanager/environment/FLINK_PROPERTIES").asText())
                 .contains("taskmanager.numberOfTaskSlots: 2");
         assertThat(services.at("/submit/command").asText())
-                .contains("flink run").contains("/opt/flink/usrlib/flink-onnx-job.jar")
+                .contains("flink run")
+                .contains("/opt/flink/usrlib/flink-onnx-job.jar")
                 .contains("--bootstrap.servers=kafka:9092");
     }
 

@@ -39,7 +39,8 @@ class ExactlyOnceFailoverIT {
             .setNumberSlotsPerTaskManager(2)
             .build());
 
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     /** Fails the first attempt at its first record after a checkpoint completed, so buffers were in flight. */
     static final class FailAfterFirstCheckpoint extends RichMapFunction<Long, Long> implements CheckpointListener {
@@ -47,7 +48,8 @@ class ExactlyOnceFailoverIT {
 
         @Override
         public Long map(Long id) {
-            if (checkpointed && getRuntimeContext().getTaskInfo().getAttemptNumber() == 0
+            if (checkpointed
+                    && getRuntimeContext().getTaskInfo().getAttemptNumber() == 0
                     && getRuntimeContext().getTaskInfo().getIndexOfThisSubtask() == 0) {
                 FAILURES.incrementAndGet();
                 throw new IllegalStateException("injected failure after a completed checkpoint");
@@ -101,21 +103,31 @@ class ExactlyOnceFailoverIT {
 
         OnnxInferenceSpec<Long, Long> spec = OnnxInference.<Long>builder(model)
                 .encoder((id, row) -> row.put("x", TestModels.features(id.intValue(), 8)))
-                .decoder((id, out) -> {
-                    if (out.floats("y").length != 2) {
-                        throw new IllegalStateException("bad output");
-                    }
-                    return id;
-                }, Types.LONG)
+                .decoder(
+                        (id, out) -> {
+                            if (out.floats("y").length != 2) {
+                                throw new IllegalStateException("bad output");
+                            }
+                            return id;
+                        },
+                        Types.LONG)
                 .build();
         // A long delay so that batches are still buffered when barriers arrive.
-        BatchPolicy policy = BatchPolicy.builder().maxBatchSize(100).maxBatchDelay(Duration.ofSeconds(5)).build();
+        BatchPolicy policy = BatchPolicy.builder()
+                .maxBatchSize(100)
+                .maxBatchDelay(Duration.ofSeconds(5))
+                .build();
 
         // Source and hold-back are chained in one task, so records wait in the source rather than in network
         // buffers, where the checkpoint barriers would queue behind them.
-        OnnxInference.batched(env.fromSequence(0, RECORDS - 1).setParallelism(1)
-                        .map(new HoldBackUntilFirstCheckpoint()).setParallelism(1)
-                        .rebalance(), spec, policy)
+        OnnxInference.batched(
+                        env.fromSequence(0, RECORDS - 1)
+                                .setParallelism(1)
+                                .map(new HoldBackUntilFirstCheckpoint())
+                                .setParallelism(1)
+                                .rebalance(),
+                        spec,
+                        policy)
                 .map(new FailAfterFirstCheckpoint())
                 .sinkTo(new CommittingSink());
         env.execute("exactly-once failover");

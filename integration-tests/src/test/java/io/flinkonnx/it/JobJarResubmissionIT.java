@@ -29,15 +29,19 @@ import org.junit.jupiter.api.extension.RegisterExtension;
 class JobJarResubmissionIT {
     @RegisterExtension
     static final MiniClusterExtension CLUSTER = new MiniClusterExtension(new MiniClusterResourceConfiguration.Builder()
-            .setNumberTaskManagers(1).setNumberSlotsPerTaskManager(2)
-            .setConfiguration(parentFirstOrt()).build());
+            .setNumberTaskManagers(1)
+            .setNumberSlotsPerTaskManager(2)
+            .setConfiguration(parentFirstOrt())
+            .build());
 
     private static Configuration parentFirstOrt() {
         Configuration c = new Configuration();
         // ai.onnxruntime.: what the README asks of every cluster. org.apache.kafka.: only because this test
         // JVM has the Kafka connector on its class path, and Flink always loads org.apache.flink.* (the
         // connector included) parent-first, so its Kafka client must come from the same loader.
-        c.set(CoreOptions.ALWAYS_PARENT_FIRST_LOADER_PATTERNS_ADDITIONAL, List.of("ai.onnxruntime.", "org.apache.kafka."));
+        c.set(
+                CoreOptions.ALWAYS_PARENT_FIRST_LOADER_PATTERNS_ADDITIONAL,
+                List.of("ai.onnxruntime.", "org.apache.kafka."));
         return c;
     }
 
@@ -50,8 +54,8 @@ class JobJarResubmissionIT {
             SplittableRandom random = new SplittableRandom(3);
             try (KafkaProducer<String, String> producer = kafka.producer()) {
                 for (int i = 0; i < 200; i++) {
-                    producer.send(new ProducerRecord<>("rs-in", "t-" + i, FraudFeatures.toJson("t-" + i,
-                            FraudFeatures.draw(random))));
+                    producer.send(new ProducerRecord<>(
+                            "rs-in", "t-" + i, FraudFeatures.toJson("t-" + i, FraudFeatures.draw(random))));
                 }
             }
             long sessionsOfThisLoader = SessionStats.created();
@@ -61,14 +65,23 @@ class JobJarResubmissionIT {
                 Configuration conf = new Configuration();
                 conf.set(PipelineOptions.JARS, List.of(jar.toUri().toURL().toString()));
                 StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
-                KafkaScoringJob.build(env, ScoringJobConfig.defaults()
-                        .with("bootstrap.servers", kafka.bootstrapServers())
-                        .with("topic.input", "rs-in").with("topic.output", out).with("topic.dead-letters", "rs-dead")
-                        .with("topic.fallback-reports", "rs-fallback").with("topic.drift-reports", "rs-drift")
-                        .with("group.id", "rs-" + submission).with("transactional-id-prefix", "rs-" + submission)
-                        .with("checkpoint.interval-ms", "200").with("bounded", "true"));
+                KafkaScoringJob.build(
+                        env,
+                        ScoringJobConfig.defaults()
+                                .with("bootstrap.servers", kafka.bootstrapServers())
+                                .with("topic.input", "rs-in")
+                                .with("topic.output", out)
+                                .with("topic.dead-letters", "rs-dead")
+                                .with("topic.fallback-reports", "rs-fallback")
+                                .with("topic.drift-reports", "rs-drift")
+                                .with("group.id", "rs-" + submission)
+                                .with("transactional-id-prefix", "rs-" + submission)
+                                .with("checkpoint.interval-ms", "200")
+                                .with("bounded", "true"));
                 env.execute("job jar submission " + submission);
-                assertThat(kafka.readCommitted(out, 200)).as("predictions of submission %d", submission).hasSize(200);
+                assertThat(kafka.readCommitted(out, 200))
+                        .as("predictions of submission %d", submission)
+                        .hasSize(200);
             }
             // The scoring ran on the job jar's copy of the library (child-first), not on this class loader's.
             assertThat(SessionStats.created()).isEqualTo(sessionsOfThisLoader);

@@ -41,10 +41,13 @@ class KafkaFailoverIT {
 
     @RegisterExtension
     static final MiniClusterExtension CLUSTER = new MiniClusterExtension(new MiniClusterResourceConfiguration.Builder()
-            .setNumberTaskManagers(2).setNumberSlotsPerTaskManager(2).build());
+            .setNumberTaskManagers(2)
+            .setNumberSlotsPerTaskManager(2)
+            .build());
 
     @Test
-    void killingATaskManagerMidStreamLosesAndDuplicatesNothing(@InjectMiniCluster MiniCluster cluster) throws Exception {
+    void killingATaskManagerMidStreamLosesAndDuplicatesNothing(@InjectMiniCluster MiniCluster cluster)
+            throws Exception {
         try (TestKafka kafka = TestKafka.start()) {
             kafka.createTopics(2, "fo-in", "fo-out", "fo-dead", "fo-fallback", "fo-drift");
             Configuration conf = new Configuration();
@@ -52,12 +55,19 @@ class KafkaFailoverIT {
             conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 5);
             conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, Duration.ofMillis(200));
             StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
-            KafkaScoringJob.build(env, ScoringJobConfig.defaults()
-                    .with("bootstrap.servers", kafka.bootstrapServers())
-                    .with("topic.input", "fo-in").with("topic.output", "fo-out").with("topic.dead-letters", "fo-dead")
-                    .with("topic.fallback-reports", "fo-fallback").with("topic.drift-reports", "fo-drift")
-                    .with("group.id", "fo").with("transactional-id-prefix", "fo")
-                    .with("checkpoint.interval-ms", "300").with("parallelism", "2"));
+            KafkaScoringJob.build(
+                    env,
+                    ScoringJobConfig.defaults()
+                            .with("bootstrap.servers", kafka.bootstrapServers())
+                            .with("topic.input", "fo-in")
+                            .with("topic.output", "fo-out")
+                            .with("topic.dead-letters", "fo-dead")
+                            .with("topic.fallback-reports", "fo-fallback")
+                            .with("topic.drift-reports", "fo-drift")
+                            .with("group.id", "fo")
+                            .with("transactional-id-prefix", "fo")
+                            .with("checkpoint.interval-ms", "300")
+                            .with("parallelism", "2"));
             JobClient job = env.executeAsync("kafka failover");
 
             // Produce at a steady pace in the background, so the kill lands while records flow.
@@ -65,8 +75,8 @@ class KafkaFailoverIT {
                 SplittableRandom random = new SplittableRandom(11);
                 try (KafkaProducer<String, String> producer = kafka.producer()) {
                     for (int i = 0; i < RECORDS; i++) {
-                        producer.send(new ProducerRecord<>("fo-in", "t-" + i,
-                                FraudFeatures.toJson("t-" + i, FraudFeatures.draw(random))));
+                        producer.send(new ProducerRecord<>(
+                                "fo-in", "t-" + i, FraudFeatures.toJson("t-" + i, FraudFeatures.draw(random))));
                         if (i % 50 == 49) {
                             producer.flush();
                             LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(100));
@@ -83,7 +93,9 @@ class KafkaFailoverIT {
                     reader.poll(Duration.ofMillis(200)).forEach(seen::add);
                     if (!killed && seen.size() >= 300) {
                         // Committed predictions exist, so at least one checkpoint completed: kill mid-stream.
-                        assertThat(seen.size()).as("killed before the end of the stream").isLessThan(RECORDS);
+                        assertThat(seen.size())
+                                .as("killed before the end of the stream")
+                                .isLessThan(RECORDS);
                         cluster.terminateTaskManager(0).get(30, TimeUnit.SECONDS);
                         killed = true;
                     }
@@ -99,7 +111,8 @@ class KafkaFailoverIT {
             Set<String> keys = new HashSet<>();
             for (ConsumerRecord<String, String> r : seen) {
                 JsonNode p = JSON.readTree(r.value());
-                offsets.add(p.get("inputPartition").asInt() + "@" + p.get("inputOffset").asLong());
+                offsets.add(p.get("inputPartition").asInt() + "@"
+                        + p.get("inputOffset").asLong());
                 keys.add(r.key());
             }
             assertThat(seen).as("predictions read_committed").hasSize(RECORDS);

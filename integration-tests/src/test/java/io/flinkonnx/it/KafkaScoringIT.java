@@ -29,7 +29,9 @@ class KafkaScoringIT {
 
     @RegisterExtension
     static final MiniClusterExtension CLUSTER = new MiniClusterExtension(new MiniClusterResourceConfiguration.Builder()
-            .setNumberTaskManagers(2).setNumberSlotsPerTaskManager(2).build());
+            .setNumberTaskManagers(2)
+            .setNumberSlotsPerTaskManager(2)
+            .build());
 
     private static TestKafka kafka;
 
@@ -65,12 +67,19 @@ class KafkaScoringIT {
         }
 
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
-        KafkaScoringJob.build(env, ScoringJobConfig.defaults()
-                .with("bootstrap.servers", kafka.bootstrapServers())
-                .with("topic.input", "e2e-in").with("topic.output", "e2e-out").with("topic.dead-letters", "e2e-dead")
-                .with("topic.fallback-reports", "e2e-fallback").with("topic.drift-reports", "e2e-drift")
-                .with("group.id", "e2e").with("transactional-id-prefix", "e2e")
-                .with("checkpoint.interval-ms", "200").with("bounded", "true"));
+        KafkaScoringJob.build(
+                env,
+                ScoringJobConfig.defaults()
+                        .with("bootstrap.servers", kafka.bootstrapServers())
+                        .with("topic.input", "e2e-in")
+                        .with("topic.output", "e2e-out")
+                        .with("topic.dead-letters", "e2e-dead")
+                        .with("topic.fallback-reports", "e2e-fallback")
+                        .with("topic.drift-reports", "e2e-drift")
+                        .with("group.id", "e2e")
+                        .with("transactional-id-prefix", "e2e")
+                        .with("checkpoint.interval-ms", "200")
+                        .with("bounded", "true"));
         env.execute("kafka e2e");
 
         FraudReference reference = FraudReference.load();
@@ -93,7 +102,9 @@ class KafkaScoringIT {
         }
         assertThat(byKey.get("bad-json").get("reason").asText()).startsWith("Malformed JSON");
         assertThat(byKey.get("no-features").get("reason").asText()).startsWith("Missing field 'features'");
-        assertThat(byKey.get("short").get("reason").asText()).contains("expects 8 values per record").contains("has 3");
+        assertThat(byKey.get("short").get("reason").asText())
+                .contains("expects 8 values per record")
+                .contains("has 3");
         assertThat(byKey.get("text").get("reason").asText()).isEqualTo("features[1] is not a number: \"x\"");
         assertThat(byKey.get("empty").get("reason").asText()).startsWith("Empty message");
         assertThat(byKey.values()).allSatisfy(d -> {
@@ -104,7 +115,8 @@ class KafkaScoringIT {
 
         List<ConsumerRecord<String, String>> fallback = kafka.readCommitted("e2e-fallback", 2);
         assertThat(fallback).hasSize(2);
-        assertThat(JSON.readTree(fallback.get(0).value()).get("verdict").asText()).isEqualTo("CPU_AS_REQUESTED");
+        assertThat(JSON.readTree(fallback.get(0).value()).get("verdict").asText())
+                .isEqualTo("CPU_AS_REQUESTED");
     }
 
     @Test

@@ -60,7 +60,9 @@ class OnnxConformanceIT {
         Path root = debian ? DEBIAN : SUBSET;
         List<Path> cases;
         try (Stream<Path> s = Files.walk(root, 2)) {
-            cases = s.filter(p -> Files.isRegularFile(p.resolve("model.onnx"))).sorted().collect(Collectors.toList());
+            cases = s.filter(p -> Files.isRegularFile(p.resolve("model.onnx")))
+                    .sorted()
+                    .collect(Collectors.toList());
         }
         Map<String, Known> known = knownFailures();
         Map<String, String> unexpected = new TreeMap<>();
@@ -82,22 +84,41 @@ class OnnxConformanceIT {
                 }
                 continue;
             }
-            actual.append(name).append('\t').append(failure.category()).append('\t').append(failure.text()).append('\n');
+            actual.append(name)
+                    .append('\t')
+                    .append(failure.category())
+                    .append('\t')
+                    .append(failure.text())
+                    .append('\n');
             if (k == null) {
                 unexpected.put(name, failure.category() + ": " + failure.text());
             } else if (k.category() != failure.category() || !failure.text().contains(k.reason())) {
-                failingDifferently.put(name, "recorded " + k.category() + " \"" + k.reason() + "\", now "
-                        + failure.category() + " \"" + failure.text() + "\"");
+                failingDifferently.put(
+                        name,
+                        "recorded " + k.category() + " \"" + k.reason() + "\", now " + failure.category() + " \""
+                                + failure.text() + "\"");
             }
         }
         // Only the full suite holds every listed case; the committed subset holds a few passing ones.
-        List<String> missing = debian ? known.keySet().stream().filter(n -> !seen.contains(n)).sorted()
-                .collect(Collectors.toList()) : List.of();
-        String summary = String.format(Locale.ROOT, "ONNX backend conformance on %s%s: %d cases, %d pass, %d fail"
+        List<String> missing = debian
+                ? known.keySet().stream()
+                        .filter(n -> !seen.contains(n))
+                        .sorted()
+                        .collect(Collectors.toList())
+                : List.of();
+        String summary = String.format(
+                Locale.ROOT,
+                "ONNX backend conformance on %s%s: %d cases, %d pass, %d fail"
                         + " (%d listed, %d failing differently than recorded, %d unexpected); %d listed now pass",
-                root, debian ? "" : " (libonnx-testdata not installed: committed subset only)", cases.size(), passed,
-                cases.size() - passed, cases.size() - passed - unexpected.size(), failingDifferently.size(),
-                unexpected.size(), nowPassing.size());
+                root,
+                debian ? "" : " (libonnx-testdata not installed: committed subset only)",
+                cases.size(),
+                passed,
+                cases.size() - passed,
+                cases.size() - passed - unexpected.size(),
+                failingDifferently.size(),
+                unexpected.size(),
+                nowPassing.size());
         System.out.println(summary);
         Files.writeString(Path.of("target/conformance.txt"), summary + "\n");
         Files.writeString(Path.of("target/conformance-failures.tsv"), actual.toString());
@@ -105,13 +126,20 @@ class OnnxConformanceIT {
         assertThat(cases).as("test cases found under %s", root).isNotEmpty();
         // Every kind of mismatch at once, so that one run tells a maintainer all there is to change.
         SoftAssertions.assertSoftly(soft -> {
-            soft.assertThat(unexpected).as("cases that fail and are not in known-failures.tsv (actual failures in"
-                    + " target/conformance-failures.tsv)").isEmpty();
-            soft.assertThat(failingDifferently).as("known failures that now fail for another reason than recorded in"
-                    + " known-failures.tsv: find out why, then update their category and reason").isEmpty();
-            soft.assertThat(nowPassing).as("known failures that now pass: remove them from known-failures.tsv")
+            soft.assertThat(unexpected)
+                    .as("cases that fail and are not in known-failures.tsv (actual failures in"
+                            + " target/conformance-failures.tsv)")
                     .isEmpty();
-            soft.assertThat(missing).as("cases in known-failures.tsv that are not in %s: remove them", root).isEmpty();
+            soft.assertThat(failingDifferently)
+                    .as("known failures that now fail for another reason than recorded in"
+                            + " known-failures.tsv: find out why, then update their category and reason")
+                    .isEmpty();
+            soft.assertThat(nowPassing)
+                    .as("known failures that now pass: remove them from known-failures.tsv")
+                    .isEmpty();
+            soft.assertThat(missing)
+                    .as("cases in known-failures.tsv that are not in %s: remove them", root)
+                    .isEmpty();
         });
     }
 
@@ -119,8 +147,8 @@ class OnnxConformanceIT {
     static Failure failure(Path testCase, Path root) {
         List<ModelChecks.SetResult> results;
         try {
-            results = ModelChecks.verify(ModelSource.of(testCase.resolve("model.onnx").toString()), testCase,
-                    DriftTolerance.defaults());
+            results = ModelChecks.verify(
+                    ModelSource.of(testCase.resolve("model.onnx").toString()), testCase, DriftTolerance.defaults());
         } catch (Exception e) {
             String text = relative(e.getMessage(), root);
             return new Failure(isLocale(text) ? Category.ORT_NEEDS_LOCALE : Category.ORT_CANNOT_LOAD, text);
@@ -134,10 +162,12 @@ class OnnxConformanceIT {
                 return new Failure(isLocale(text) ? Category.ORT_NEEDS_LOCALE : Category.ORT_JAVA_API, text);
             }
             // Output names first, numbers after: the numbers of a random op (Bernoulli) change run to run.
-            List<OutputDrift> outside = r.report.outputs.stream().filter(o -> !o.withinTolerance)
-                    .collect(Collectors.toList());
-            return new Failure(Category.ORT_DIFFERS, "outputs differ from the ONNX reference in "
-                    + outside.stream().map(o -> o.output).collect(Collectors.joining(", ")) + ": " + outside);
+            List<OutputDrift> outside =
+                    r.report.outputs.stream().filter(o -> !o.withinTolerance).collect(Collectors.toList());
+            return new Failure(
+                    Category.ORT_DIFFERS,
+                    "outputs differ from the ONNX reference in "
+                            + outside.stream().map(o -> o.output).collect(Collectors.joining(", ")) + ": " + outside);
         }
         return null;
     }
@@ -148,7 +178,9 @@ class OnnxConformanceIT {
     private static synchronized boolean hasEnUsUtf8Locale() {
         if (enUsUtf8 == null) {
             try {
-                Process p = new ProcessBuilder("locale", "-a").redirectErrorStream(true).start();
+                Process p = new ProcessBuilder("locale", "-a")
+                        .redirectErrorStream(true)
+                        .start();
                 String all = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
                 p.waitFor();
                 enUsUtf8 = all.lines().anyMatch(l -> l.trim().replace("-", "").equalsIgnoreCase("en_US.utf8"));
@@ -173,7 +205,8 @@ class OnnxConformanceIT {
     static Map<String, Known> knownFailures() throws Exception {
         Map<String, Known> known = new TreeMap<>();
         try (BufferedReader in = new BufferedReader(new InputStreamReader(
-                OnnxConformanceIT.class.getResourceAsStream("/conformance/known-failures.tsv"), StandardCharsets.UTF_8))) {
+                OnnxConformanceIT.class.getResourceAsStream("/conformance/known-failures.tsv"),
+                StandardCharsets.UTF_8))) {
             int line = 0;
             for (String l = in.readLine(); l != null; l = in.readLine()) {
                 line++;
@@ -187,7 +220,8 @@ class OnnxConformanceIT {
                 }
                 Known previous = known.put(cols[0], new Known(Category.valueOf(cols[1]), cols[2]));
                 if (previous != null) {
-                    throw new IllegalStateException("known-failures.tsv lists " + cols[0] + " twice (line " + line + ")");
+                    throw new IllegalStateException(
+                            "known-failures.tsv lists " + cols[0] + " twice (line " + line + ")");
                 }
             }
         }

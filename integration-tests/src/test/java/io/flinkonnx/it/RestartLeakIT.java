@@ -46,7 +46,8 @@ class RestartLeakIT {
             .setNumberSlotsPerTaskManager(2)
             .build());
 
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     /**
      * The user's decoder, failing inside the ONNX operator's own path: on the 50th record of every attempt
@@ -59,6 +60,7 @@ class RestartLeakIT {
         static final AtomicInteger INJECTED = new AtomicInteger();
         /** Set by {@link ScoringWithFailingDecoder#open}: the same instance, deserialized with the function. */
         transient int attempt;
+
         private transient int decoded;
 
         @Override
@@ -109,7 +111,9 @@ class RestartLeakIT {
     @Test
     void twentyFailuresInsideTheOnnxOperatorLeaveNoSessionOpenAndDoNotGrowTheProcess() throws Exception {
         // ~2 MB of weights per session, so a leaked session per restart and slot would show in RSS.
-        String model = new TestModels.Mlp(256, 1024, 256).writeTo(dir.resolve("big-mlp.onnx")).toString();
+        String model = new TestModels.Mlp(256, 1024, 256)
+                .writeTo(dir.resolve("big-mlp.onnx"))
+                .toString();
 
         runJobThatRestarts(model); // warm-up: class loading, JIT, allocator arenas, Flink's own pools
         long rssAfterWarmUp = residentSetBytes();
@@ -121,16 +125,30 @@ class RestartLeakIT {
         long created = SessionStats.created() - createdBefore;
         int injected = DecoderFailingBeforeLastAttempt.INJECTED.get() - injectedBefore;
 
-        System.out.printf("RestartLeakIT: %d decoder failures, %d sessions opened over %d restarts; RSS %d MB -> %d MB"
-                + " (growth %d MB, bound %d MB)%n", injected, created, RESTARTS, rssAfterWarmUp >> 20, rssAfter >> 20,
-                (rssAfter - rssAfterWarmUp) >> 20, MAX_RSS_GROWTH_BYTES >> 20);
-        assertThat(injected).as("failures thrown by the decoder inside the ONNX operator").isGreaterThanOrEqualTo(RESTARTS);
+        System.out.printf(
+                "RestartLeakIT: %d decoder failures, %d sessions opened over %d restarts; RSS %d MB -> %d MB"
+                        + " (growth %d MB, bound %d MB)%n",
+                injected,
+                created,
+                RESTARTS,
+                rssAfterWarmUp >> 20,
+                rssAfter >> 20,
+                (rssAfter - rssAfterWarmUp) >> 20,
+                MAX_RSS_GROWTH_BYTES >> 20);
+        assertThat(injected)
+                .as("failures thrown by the decoder inside the ONNX operator")
+                .isGreaterThanOrEqualTo(RESTARTS);
         assertThat(SessionStats.open()).as("sessions still open after the job").isZero();
-        assertThat(SessionStats.references()).as("session references still held after the job").isZero();
+        assertThat(SessionStats.references())
+                .as("session references still held after the job")
+                .isZero();
         assertThat(SessionStats.closed()).as("sessions closed of those created").isEqualTo(SessionStats.created());
-        assertThat(created).as("sessions opened across %d attempts", RESTARTS + 1).isGreaterThanOrEqualTo(RESTARTS + 1);
+        assertThat(created)
+                .as("sessions opened across %d attempts", RESTARTS + 1)
+                .isGreaterThanOrEqualTo(RESTARTS + 1);
         if (rssAfterWarmUp > 0) {
-            assertThat(rssAfter - rssAfterWarmUp).as("RSS growth over %d restarts", RESTARTS)
+            assertThat(rssAfter - rssAfterWarmUp)
+                    .as("RSS growth over %d restarts", RESTARTS)
                     .isLessThan(MAX_RSS_GROWTH_BYTES);
         }
     }

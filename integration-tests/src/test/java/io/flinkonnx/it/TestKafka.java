@@ -59,8 +59,11 @@ final class TestKafka implements AutoCloseable {
         Properties p = new Properties();
         p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
         try (Admin admin = Admin.create(p)) {
-            admin.createTopics(java.util.Arrays.stream(topics).map(t -> new NewTopic(t, partitions, (short) 1))
-                    .collect(Collectors.toList())).all().get(30, TimeUnit.SECONDS);
+            admin.createTopics(java.util.Arrays.stream(topics)
+                            .map(t -> new NewTopic(t, partitions, (short) 1))
+                            .collect(Collectors.toList()))
+                    .all()
+                    .get(30, TimeUnit.SECONDS);
         }
     }
 

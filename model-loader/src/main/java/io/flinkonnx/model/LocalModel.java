@@ -26,8 +26,16 @@ public final class LocalModel implements AutoCloseable {
     private final ModelSignature signature;
     private final ModelSource.RuntimeCheck runtimeCheck;
 
-    LocalModel(ModelSource source, Path path, Path tempDir, String sha256, String modelFileSha256,
-            Map<String, String> externalDataSha256, long sizeBytes, ModelFormat format, ModelSignature signature,
+    LocalModel(
+            ModelSource source,
+            Path path,
+            Path tempDir,
+            String sha256,
+            String modelFileSha256,
+            Map<String, String> externalDataSha256,
+            long sizeBytes,
+            ModelFormat format,
+            ModelSignature signature,
             ModelSource.RuntimeCheck runtimeCheck) {
         this.source = source;
         this.path = path;

@@ -89,7 +89,12 @@ public final class ModelSignature implements Serializable {
     public ModelSignature withBatchAxis(int axis) {
         UnaryOperator<TensorSpec> set =
                 t -> t.withBatchAxis(axis >= 0 && axis < t.rank() ? axis : TensorSpec.NO_BATCH_AXIS);
-        return new ModelSignature(format, irVersion, opsetImports, producerName, producerVersion,
+        return new ModelSignature(
+                format,
+                irVersion,
+                opsetImports,
+                producerName,
+                producerVersion,
                 inputs.stream().map(set).collect(Collectors.toList()),
                 outputs.stream().map(set).collect(Collectors.toList()));
     }

@@ -17,6 +17,7 @@ import java.nio.file.Path;
 import java.security.DigestInputStream;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
+import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.Locale;
@@ -195,8 +196,10 @@ public final class ModelSource implements Serializable {
             try (InputStream in = Files.newInputStream(resolved)) {
                 external.put(location, copyHashing(in, null));
             } catch (IOException e) {
-                throw new ModelLoadException("Model file " + label + ": cannot read external data '" + location + "'"
-                        + tensorNote(ref.getValue()) + ": " + e, e);
+                throw new ModelLoadException(
+                        "Model file " + label + ": cannot read external data '" + location + "'"
+                                + tensorNote(ref.getValue()) + ": " + e,
+                        e);
             }
         }
         return verified(abs, null, label, model, external, format, proto);
@@ -205,7 +208,10 @@ public final class ModelSource implements Serializable {
     /** A pinned local model: copied to a private folder while hashed, so ORT loads exactly the checked bytes. */
     private LocalModel fetchLocalCopy(Path abs, Path tempRoot) {
         String label = abs.toString();
-        return fetchCopy(tempRoot, fileName(abs.getFileName() == null ? "" : abs.getFileName().toString()), label,
+        return fetchCopy(
+                tempRoot,
+                fileName(abs.getFileName() == null ? "" : abs.getFileName().toString()),
+                label,
                 new Origin() {
                     @Override
                     public InputStream openModel() throws IOException {
@@ -230,8 +236,8 @@ public final class ModelSource implements Serializable {
         }
         ClassLoader loader = classLoaderHaving(resource);
         if (loader == null) {
-            throw new ModelLoadException("Model not found on the classpath: " + uri
-                    + " (no resource '" + resource + "' in the user code or library class loader)");
+            throw new ModelLoadException("Model not found on the classpath: " + uri + " (no resource '" + resource
+                    + "' in the user code or library class loader)");
         }
         URL model = loader.getResource(resource);
         String parent = resource.contains("/") ? resource.substring(0, resource.lastIndexOf('/') + 1) : "";
@@ -245,8 +251,9 @@ public final class ModelSource implements Serializable {
             public InputStream openExternal(String location, String tensor) throws IOException {
                 URL url = loader.getResource(parent + location);
                 if (url == null) {
-                    throw new ModelLoadException("Model " + uri + " refers to external data '" + location + "'"
-                            + tensorNote(tensor) + ", which is not on the classpath beside it (" + parent + location + ")");
+                    throw new ModelLoadException(
+                            "Model " + uri + " refers to external data '" + location + "'" + tensorNote(tensor)
+                                    + ", which is not on the classpath beside it (" + parent + location + ")");
                 }
                 return url.openStream();
             }
@@ -259,8 +266,10 @@ public final class ModelSource implements Serializable {
         try {
             fs = remote.getFileSystem();
         } catch (IOException e) {
-            throw new ModelLoadException("No Flink file system can read model " + uri + ": " + e.getMessage()
-                    + " (for s3/gs/azure, install the file system plugin in Flink's plugins/ folder)", e);
+            throw new ModelLoadException(
+                    "No Flink file system can read model " + uri + ": " + e.getMessage()
+                            + " (for s3/gs/azure, install the file system plugin in Flink's plugins/ folder)",
+                    e);
         }
         return fetchCopy(tempRoot, fileName(remote.getName()), uri, new Origin() {
             @Override
@@ -342,16 +351,24 @@ public final class ModelSource implements Serializable {
                 throw new ModelLoadException("Model " + label + " refers to external data '" + location + "'"
                         + tensorNote(tensor) + ", which was not found beside it: " + e.getMessage());
             } catch (IOException e) {
-                throw new ModelLoadException("Model " + label + ": cannot fetch external data '" + location + "'"
-                        + tensorNote(tensor) + ": " + e, e);
+                throw new ModelLoadException(
+                        "Model " + label + ": cannot fetch external data '" + location + "'" + tensorNote(tensor) + ": "
+                                + e,
+                        e);
             }
         }
         return verified(target, dir, label, model, external, format, proto);
     }
 
     /** Checks the pin against the digest of everything read, then wraps the result. */
-    private LocalModel verified(Path file, Path tempDir, String label, FileDigest model, Map<String, FileDigest> external,
-            ModelFormat format, ModelProto proto) {
+    private LocalModel verified(
+            Path file,
+            Path tempDir,
+            String label,
+            FileDigest model,
+            Map<String, FileDigest> external,
+            ModelFormat format,
+            ModelProto proto) {
         Map<String, String> externalSha256 = new LinkedHashMap<>();
         external.forEach((location, d) -> externalSha256.put(location, d.sha256));
         String digest = pinDigest(model.sha256, externalSha256);
@@ -359,13 +376,13 @@ public final class ModelSource implements Serializable {
             throw new ModelLoadException(mismatch(file, digest, model, external));
         }
         if (proto == null) {
-            return new LocalModel(this, file, tempDir, digest, model.sha256, externalSha256, model.size, format, null,
-                    null);
+            return new LocalModel(
+                    this, file, tempDir, digest, model.sha256, externalSha256, model.size, format, null, null);
         }
         ModelSignature signature = OnnxModelReader.signature(proto);
         RuntimeCheck check = limits -> OnnxModelReader.checkRuntimeLimits(proto, limits, label);
-        return new LocalModel(this, file, tempDir, digest, model.sha256, externalSha256, model.size, format, signature,
-                check);
+        return new LocalModel(
+                this, file, tempDir, digest, model.sha256, externalSha256, model.size, format, signature, check);
     }
 
     private String mismatch(Path file, String digest, FileDigest model, Map<String, FileDigest> external) {
@@ -373,13 +390,27 @@ public final class ModelSource implements Serializable {
             return "sha256 mismatch for model " + uri + ": expected " + sha256 + ", actual " + digest + " ("
                     + model.size + " bytes). The file changed, or the pin is wrong.";
         }
-        StringBuilder m = new StringBuilder("sha256 mismatch for model ").append(uri).append(": expected ")
-                .append(sha256).append(", actual ").append(digest)
-                .append(". The pin covers the model file and its external data (see ModelSource.withSha256): model file ")
-                .append(file.getFileName()).append(" sha256 ").append(model.sha256).append(" (").append(model.size)
+        StringBuilder m = new StringBuilder("sha256 mismatch for model ")
+                .append(uri)
+                .append(": expected ")
+                .append(sha256)
+                .append(", actual ")
+                .append(digest)
+                .append(
+                        ". The pin covers the model file and its external data (see ModelSource.withSha256): model file ")
+                .append(file.getFileName())
+                .append(" sha256 ")
+                .append(model.sha256)
+                .append(" (")
+                .append(model.size)
                 .append(" bytes)");
-        external.forEach((location, d) -> m.append(", external data '").append(location).append("' sha256 ")
-                .append(d.sha256).append(" (").append(d.size).append(" bytes)"));
+        external.forEach((location, d) -> m.append(", external data '")
+                .append(location)
+                .append("' sha256 ")
+                .append(d.sha256)
+                .append(" (")
+                .append(d.size)
+                .append(" bytes)"));
         m.append(". A file changed, or the pin is wrong.");
         if (sha256.equals(model.sha256)) {
             m.append(" The pin is the sha256 of the model file alone, which does not cover its external data.");
@@ -396,8 +427,9 @@ public final class ModelSource implements Serializable {
             return modelSha256;
         }
         StringBuilder manifest = new StringBuilder(modelSha256).append('\n');
-        new TreeMap<>(externalSha256).forEach((location, digest) ->
-                manifest.append(digest).append("  ").append(location).append('\n'));
+        new TreeMap<>(externalSha256)
+                .forEach((location, digest) ->
+                        manifest.append(digest).append("  ").append(location).append('\n'));
         return sha256Hex(manifest.toString().getBytes(StandardCharsets.UTF_8));
     }
 
@@ -473,11 +505,14 @@ public final class ModelSource implements Serializable {
     private static Path createTempDir(Path root) {
         try {
             // Owner-only permissions on POSIX file systems: the copy is private to this user.
-            return root == null ? Files.createTempDirectory("flink-onnx-model-")
+            return root == null
+                    ? Files.createTempDirectory("flink-onnx-model-")
                     : Files.createTempDirectory(root, "flink-onnx-model-");
         } catch (IOException e) {
-            throw new ModelLoadException("Cannot create a temporary folder for a model copy"
-                    + (root == null ? "" : " under " + root) + ": " + e, e);
+            throw new ModelLoadException(
+                    "Cannot create a temporary folder for a model copy" + (root == null ? "" : " under " + root) + ": "
+                            + e,
+                    e);
         }
     }
 
@@ -494,7 +529,7 @@ public final class ModelSource implements Serializable {
             return;
         }
         try (var paths = Files.walk(dir)) {
-            paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> {
+            paths.sorted(Comparator.reverseOrder()).forEach(p -> {
                 try {
                     Files.deleteIfExists(p);
                 } catch (IOException ignored) {
@@ -521,7 +556,8 @@ public final class ModelSource implements Serializable {
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof ModelSource && uri.equals(((ModelSource) o).uri)
+        return o instanceof ModelSource
+                && uri.equals(((ModelSource) o).uri)
                 && Objects.equals(sha256, ((ModelSource) o).sha256);
     }
 

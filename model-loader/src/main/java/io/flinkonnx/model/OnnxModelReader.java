@@ -92,7 +92,8 @@ public final class OnnxModelReader {
         GraphProto graph = model.getGraph();
         Set<String> initializers = new HashSet<>();
         graph.getInitializerList().forEach(t -> initializers.add(t.getName()));
-        graph.getSparseInitializerList().forEach(t -> initializers.add(t.getValues().getName()));
+        graph.getSparseInitializerList()
+                .forEach(t -> initializers.add(t.getValues().getName()));
         List<TensorSpec> inputs = new ArrayList<>();
         for (ValueInfoProto vi : graph.getInputList()) {
             // IR < 4 lists initializers among the inputs; they are not something a caller feeds.
@@ -102,8 +103,14 @@ public final class OnnxModelReader {
         }
         List<TensorSpec> outputs = new ArrayList<>();
         graph.getOutputList().forEach(vi -> outputs.add(toSpec(vi)));
-        return new ModelSignature(ModelFormat.ONNX, model.getIrVersion(), opsetImports(model),
-                model.getProducerName(), model.getProducerVersion(), inputs, outputs);
+        return new ModelSignature(
+                ModelFormat.ONNX,
+                model.getIrVersion(),
+                opsetImports(model),
+                model.getProducerName(),
+                model.getProducerVersion(),
+                inputs,
+                outputs);
     }
 
     /** Opset per domain, {@code ""} standing for the default domain (also written {@code ai.onnx}). */
@@ -187,10 +194,13 @@ public final class OnnxModelReader {
             dotDot |= segment.equals("..");
         }
         Path normalized = relative.normalize();
-        if (relative.isAbsolute() || relative.getRoot() != null || location.startsWith("/")
+        if (relative.isAbsolute()
+                || relative.getRoot() != null
+                || location.startsWith("/")
                 || location.startsWith("\\")
                 || (location.length() > 1 && location.charAt(1) == ':' && Character.isLetter(location.charAt(0)))
-                || normalized.startsWith("..") || normalized.toString().isEmpty()) {
+                || normalized.startsWith("..")
+                || normalized.toString().isEmpty()) {
             throw new ModelLoadException("Model file " + file + " refers to external data '" + location
                     + "' outside the model's folder" + forTensor(tensor) + ": refused. " + CONFINEMENT);
         }
@@ -240,9 +250,11 @@ public final class OnnxModelReader {
                             + forTensor(tensor) + ", a link to " + real + " outside the model's folder " + dir
                             + ": refused. " + CONFINEMENT);
                 }
-            } catch (java.io.IOException e) {
-                throw new ModelLoadException("Model file " + file + ": cannot resolve external data '" + location
-                        + "'" + forTensor(tensor) + ": " + e.getMessage(), e);
+            } catch (IOException e) {
+                throw new ModelLoadException(
+                        "Model file " + file + ": cannot resolve external data '" + location + "'" + forTensor(tensor)
+                                + ": " + e.getMessage(),
+                        e);
             }
         }
         return resolved;
@@ -290,31 +302,57 @@ public final class OnnxModelReader {
             case TENSOR_TYPE: {
                 TypeProto.Tensor t = type.getTensorType();
                 List<Dim> dims = t.hasShape() ? dims(t.getShape()) : List.of();
-                return new TensorSpec(vi.getName(), TensorSpec.Kind.TENSOR, ElementType.fromOnnxCode(t.getElemType()),
-                        dims, t.hasShape(), TensorSpec.defaultBatchAxis(dims));
+                return new TensorSpec(
+                        vi.getName(),
+                        TensorSpec.Kind.TENSOR,
+                        ElementType.fromOnnxCode(t.getElemType()),
+                        dims,
+                        t.hasShape(),
+                        TensorSpec.defaultBatchAxis(dims));
             }
             case SPARSE_TENSOR_TYPE: {
                 TypeProto.SparseTensor t = type.getSparseTensorType();
                 List<Dim> dims = t.hasShape() ? dims(t.getShape()) : List.of();
-                return new TensorSpec(vi.getName(), TensorSpec.Kind.SPARSE_TENSOR,
-                        ElementType.fromOnnxCode(t.getElemType()), dims, t.hasShape(), TensorSpec.NO_BATCH_AXIS);
+                return new TensorSpec(
+                        vi.getName(),
+                        TensorSpec.Kind.SPARSE_TENSOR,
+                        ElementType.fromOnnxCode(t.getElemType()),
+                        dims,
+                        t.hasShape(),
+                        TensorSpec.NO_BATCH_AXIS);
             }
             case SEQUENCE_TYPE:
-                return container(vi.getName(), TensorSpec.Kind.SEQUENCE, type.getSequenceType().getElemType());
+                return container(
+                        vi.getName(),
+                        TensorSpec.Kind.SEQUENCE,
+                        type.getSequenceType().getElemType());
             case MAP_TYPE:
-                return new TensorSpec(vi.getName(), TensorSpec.Kind.MAP,
-                        ElementType.fromOnnxCode(type.getMapType().getKeyType()), List.of(), false,
+                return new TensorSpec(
+                        vi.getName(),
+                        TensorSpec.Kind.MAP,
+                        ElementType.fromOnnxCode(type.getMapType().getKeyType()),
+                        List.of(),
+                        false,
                         TensorSpec.NO_BATCH_AXIS);
             case OPTIONAL_TYPE:
-                return container(vi.getName(), TensorSpec.Kind.OPTIONAL, type.getOptionalType().getElemType());
+                return container(
+                        vi.getName(),
+                        TensorSpec.Kind.OPTIONAL,
+                        type.getOptionalType().getElemType());
             default:
-                return new TensorSpec(vi.getName(), TensorSpec.Kind.UNKNOWN, ElementType.UNDEFINED, List.of(), false,
+                return new TensorSpec(
+                        vi.getName(),
+                        TensorSpec.Kind.UNKNOWN,
+                        ElementType.UNDEFINED,
+                        List.of(),
+                        false,
                         TensorSpec.NO_BATCH_AXIS);
         }
     }
 
     private static TensorSpec container(String name, TensorSpec.Kind kind, TypeProto elem) {
-        ElementType et = elem.hasTensorType() ? ElementType.fromOnnxCode(elem.getTensorType().getElemType())
+        ElementType et = elem.hasTensorType()
+                ? ElementType.fromOnnxCode(elem.getTensorType().getElemType())
                 : ElementType.UNDEFINED;
         return new TensorSpec(name, kind, et, List.of(), false, TensorSpec.NO_BATCH_AXIS);
     }

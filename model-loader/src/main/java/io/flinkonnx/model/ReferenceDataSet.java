@@ -45,7 +45,8 @@ public final class ReferenceDataSet implements Serializable {
 
     /** Reads one {@code test_data_set_N} folder. */
     public static ReferenceDataSet read(Path folder) throws IOException {
-        return new ReferenceDataSet(folder.getFileName().toString(), numbered(folder, "input"), numbered(folder, "output"));
+        return new ReferenceDataSet(
+                folder.getFileName().toString(), numbered(folder, "input"), numbered(folder, "output"));
     }
 
     /**
@@ -70,8 +71,10 @@ public final class ReferenceDataSet implements Serializable {
         }
         List<Path> sets;
         try (Stream<Path> children = Files.list(folder)) {
-            sets = children.filter(p -> Files.isDirectory(p) && p.getFileName().toString().startsWith("test_data_set_"))
-                    .sorted().collect(Collectors.toList());
+            sets = children.filter(p ->
+                            Files.isDirectory(p) && p.getFileName().toString().startsWith("test_data_set_"))
+                    .sorted()
+                    .collect(Collectors.toList());
         }
         if (sets.isEmpty()) {
             throw new IOException("No test_data_set_* folder in " + folder);
@@ -83,9 +86,11 @@ public final class ReferenceDataSet implements Serializable {
         List<Path> files;
         try (Stream<Path> children = Files.list(folder)) {
             files = children.filter(p -> {
-                Matcher m = NUMBERED.matcher(p.getFileName().toString());
-                return m.matches() && m.group(1).equals(kind);
-            }).sorted(Comparator.comparingInt(ReferenceDataSet::index)).collect(Collectors.toList());
+                        Matcher m = NUMBERED.matcher(p.getFileName().toString());
+                        return m.matches() && m.group(1).equals(kind);
+                    })
+                    .sorted(Comparator.comparingInt(ReferenceDataSet::index))
+                    .collect(Collectors.toList());
         }
         List<TensorData> tensors = new ArrayList<>();
         for (Path f : files) {

@@ -1,6 +1,7 @@
 package io.flinkonnx.model;
 
 import java.io.Serializable;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.stream.Collectors;
@@ -32,7 +33,8 @@ public final class TensorSpec implements Serializable {
     private final boolean shapeKnown;
     private final int batchAxis;
 
-    public TensorSpec(String name, Kind kind, ElementType elementType, List<Dim> dims, boolean shapeKnown, int batchAxis) {
+    public TensorSpec(
+            String name, Kind kind, ElementType elementType, List<Dim> dims, boolean shapeKnown, int batchAxis) {
         this.name = Objects.requireNonNull(name, "name");
         this.kind = Objects.requireNonNull(kind, "kind");
         this.elementType = Objects.requireNonNull(elementType, "elementType");
@@ -103,7 +105,7 @@ public final class TensorSpec implements Serializable {
         if (!hasBatchAxis()) {
             return dims;
         }
-        List<Dim> copy = new java.util.ArrayList<>(dims);
+        List<Dim> copy = new ArrayList<>(dims);
         copy.remove(batchAxis);
         return List.copyOf(copy);
     }
@@ -129,8 +131,12 @@ public final class TensorSpec implements Serializable {
             return false;
         }
         TensorSpec t = (TensorSpec) o;
-        return name.equals(t.name) && kind == t.kind && elementType == t.elementType && dims.equals(t.dims)
-                && shapeKnown == t.shapeKnown && batchAxis == t.batchAxis;
+        return name.equals(t.name)
+                && kind == t.kind
+                && elementType == t.elementType
+                && dims.equals(t.dims)
+                && shapeKnown == t.shapeKnown
+                && batchAxis == t.batchAxis;
     }
 
     @Override

@@ -19,7 +19,9 @@ import org.junit.jupiter.api.io.TempDir;
 
 /** The sha256 pin covers the model and its external data, and ONNX Runtime gets the bytes that were checked. */
 class ModelPinTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
+
     private Path tempRoot;
 
     @BeforeAll
@@ -50,7 +52,9 @@ class ModelPinTest {
         Path file = new TestModels.Mlp(4, 8, 2).writeWithExternalWeights(dir.resolve("m/mlp.onnx"), "w1.bin");
         String modelFileOnly = sha256Of(file);
         rewrite(dir.resolve("m/w1.bin"));
-        assertThatThrownBy(() -> ModelSource.of(file.toString()).withSha256(modelFileOnly).fetch(tempRoot))
+        assertThatThrownBy(() -> ModelSource.of(file.toString())
+                        .withSha256(modelFileOnly)
+                        .fetch(tempRoot))
                 .isInstanceOf(ModelLoadException.class)
                 .hasMessageContaining("sha256 mismatch for model " + file)
                 .hasMessageContaining("expected " + modelFileOnly)
@@ -84,7 +88,8 @@ class ModelPinTest {
                 .isInstanceOf(ModelLoadException.class)
                 .hasMessageContaining("sha256 mismatch for model " + uri)
                 .hasMessageContaining("expected " + pin)
-                .hasMessageContaining("external data 'data/w1.bin' sha256 " + sha256Of(dir.resolve("remote/data/w1.bin")));
+                .hasMessageContaining(
+                        "external data 'data/w1.bin' sha256 " + sha256Of(dir.resolve("remote/data/w1.bin")));
         assertThat(tempRoot).isEmptyDirectory();
     }
 
@@ -110,7 +115,9 @@ class ModelPinTest {
     void thePrivateCopyOfAPinnedModelIsDeletedOnClose() throws IOException {
         Path file = new TestModels.Mlp(4, 8, 2).writeWithExternalWeights(dir.resolve("m/mlp.onnx"), "w1.bin");
         Path copy;
-        try (LocalModel model = ModelSource.of(file.toString()).withSha256(documentedPin(file, "w1.bin")).fetch(tempRoot)) {
+        try (LocalModel model = ModelSource.of(file.toString())
+                .withSha256(documentedPin(file, "w1.bin"))
+                .fetch(tempRoot)) {
             copy = model.path();
             assertThat(copy).exists();
             assertThat(copy.resolveSibling("w1.bin")).exists();
@@ -124,7 +131,8 @@ class ModelPinTest {
     @Test
     void aPinOfAModelWithoutExternalDataIsTheFilesOwnSha256AndItIsCopiedToo() throws IOException {
         Path file = new TestModels.Mlp(4, 8, 2).writeTo(dir.resolve("mlp.onnx"));
-        try (LocalModel model = ModelSource.of(file.toString()).withSha256(sha256Of(file)).fetch(tempRoot)) {
+        try (LocalModel model =
+                ModelSource.of(file.toString()).withSha256(sha256Of(file)).fetch(tempRoot)) {
             assertThat(model.sha256()).isEqualTo(sha256Of(file));
             assertThat(model.path()).startsWith(tempRoot).hasSameBinaryContentAs(file);
         }

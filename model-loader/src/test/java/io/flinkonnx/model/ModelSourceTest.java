@@ -18,7 +18,8 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class ModelSourceTest {
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     @BeforeAll
     static void installFileSystems() {
@@ -34,7 +35,10 @@ class ModelSourceTest {
             assertThat(model.format()).isEqualTo(ModelFormat.ONNX);
             assertThat(model.sha256()).isEqualTo(ModelSource.sha256Hex(Files.readAllBytes(file)));
             assertThat(model.sizeBytes()).isEqualTo(Files.size(file));
-            assertThat(model.signature()).get().extracting(s -> s.inputs().get(0).name()).isEqualTo("x");
+            assertThat(model.signature())
+                    .get()
+                    .extracting(s -> s.inputs().get(0).name())
+                    .isEqualTo("x");
         }
         assertThat(file).exists();
     }
@@ -60,7 +64,8 @@ class ModelSourceTest {
                 assertThat(copy).isNotEqualTo(root.resolve("models/mlp.onnx"));
                 assertThat(copy).hasSameBinaryContentAs(root.resolve("models/mlp.onnx"));
                 // External data travels with the model.
-                assertThat(copy.resolveSibling("mlp.weights")).hasSameBinaryContentAs(root.resolve("models/mlp.weights"));
+                assertThat(copy.resolveSibling("mlp.weights"))
+                        .hasSameBinaryContentAs(root.resolve("models/mlp.weights"));
             }
             assertThat(copy).doesNotExist();
         } finally {
@@ -74,7 +79,8 @@ class ModelSourceTest {
         String uri = MirrorFileSystemFactory.SCHEME + "://" + file.toAbsolutePath();
         try (LocalModel model = ModelSource.of(uri).fetch()) {
             assertThat(model.path()).hasSameBinaryContentAs(file);
-            assertThat(model.path().getParent().resolve("data/w1.bin")).hasSameBinaryContentAs(dir.resolve("remote/data/w1.bin"));
+            assertThat(model.path().getParent().resolve("data/w1.bin"))
+                    .hasSameBinaryContentAs(dir.resolve("remote/data/w1.bin"));
         }
     }
 
@@ -112,7 +118,8 @@ class ModelSourceTest {
     void matchingSha256PinIsAccepted() throws IOException {
         Path file = new TestModels.Mlp(4, 8, 2).writeTo(dir.resolve("mlp.onnx"));
         String digest = ModelSource.sha256Hex(Files.readAllBytes(file));
-        try (LocalModel model = ModelSource.of(file.toString()).withSha256(digest.toUpperCase()).fetch()) {
+        try (LocalModel model =
+                ModelSource.of(file.toString()).withSha256(digest.toUpperCase()).fetch()) {
             assertThat(model.sha256()).isEqualTo(digest);
         }
     }
@@ -122,7 +129,8 @@ class ModelSourceTest {
         Path file = new TestModels.Mlp(4, 8, 2).writeTo(dir.resolve("mlp.onnx"));
         String actual = ModelSource.sha256Hex(Files.readAllBytes(file));
         String expected = "0".repeat(64);
-        assertThatThrownBy(() -> ModelSource.of(file.toString()).withSha256(expected).fetch())
+        assertThatThrownBy(() ->
+                        ModelSource.of(file.toString()).withSha256(expected).fetch())
                 .isInstanceOf(ModelLoadException.class)
                 .hasMessageContaining("sha256 mismatch for model " + file)
                 .hasMessageContaining("expected " + expected)
@@ -153,7 +161,8 @@ class ModelSourceTest {
 
     @Test
     void missingRemoteFileFailsNamingIt() {
-        String uri = MirrorFileSystemFactory.SCHEME + "://" + dir.resolve("absent.onnx").toAbsolutePath();
+        String uri = MirrorFileSystemFactory.SCHEME + "://"
+                + dir.resolve("absent.onnx").toAbsolutePath();
         assertThatThrownBy(() -> ModelSource.of(uri).fetch())
                 .isInstanceOf(ModelLoadException.class)
                 .hasMessageContaining("Model file not found: " + uri);
@@ -207,21 +216,25 @@ class ModelSourceTest {
     @Test
     void externalDataThatIsASymlinkOutOfTheFolderIsRefusedAtFetch() throws IOException {
         Path file = new TestModels.Mlp(4, 8, 2).writeWithExternalWeights(dir.resolve("model/mlp.onnx"), "w.bin");
-        Files.move(dir.resolve("model/w.bin"), Files.createDirectories(dir.resolve("outside")).resolve("w.bin"));
+        Files.move(
+                dir.resolve("model/w.bin"),
+                Files.createDirectories(dir.resolve("outside")).resolve("w.bin"));
         Files.createSymbolicLink(dir.resolve("model/w.bin"), dir.resolve("outside/w.bin"));
         assertThatThrownBy(() -> ModelSource.of(file.toString()).fetch())
                 .isInstanceOf(ModelLoadException.class)
                 .hasMessageContaining("Model file " + file.toAbsolutePath())
                 .hasMessageContaining("external data 'w.bin'")
                 .hasMessageContaining("tensor 'w1'")
-                .hasMessageContaining("a link to " + dir.resolve("outside/w.bin").toRealPath());
+                .hasMessageContaining(
+                        "a link to " + dir.resolve("outside/w.bin").toRealPath());
     }
 
     @Test
     void absoluteExternalDataLocationIsRefusedAtFetch() throws IOException {
         Path outside = Files.createDirectories(dir.resolve("outside")).resolve("w.bin");
-        Path file = new TestModels.Mlp(4, 8, 2).writeWithExternalWeights(dir.resolve("model/mlp.onnx"),
-                outside.toAbsolutePath().toString());
+        Path file = new TestModels.Mlp(4, 8, 2)
+                .writeWithExternalWeights(
+                        dir.resolve("model/mlp.onnx"), outside.toAbsolutePath().toString());
         assertThatThrownBy(() -> ModelSource.of(file.toString()).fetch())
                 .isInstanceOf(ModelLoadException.class)
                 .hasMessageContaining("Model file " + file.toAbsolutePath())

@@ -15,9 +15,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 class OnnxModelReaderTest {
-    private static final RuntimeLimits ORT_LIKE = new RuntimeLimits("ONNX Runtime 9.9", 11, Map.of("", 23L, "ai.onnx.ml", 5L));
+    private static final RuntimeLimits ORT_LIKE =
+            new RuntimeLimits("ONNX Runtime 9.9", 11, Map.of("", 23L, "ai.onnx.ml", 5L));
 
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
 
     @Test
     void readsInputsOutputsTypesShapesAndBatchAxisOfAnMlp() throws IOException {
@@ -43,9 +45,12 @@ class OnnxModelReaderTest {
         // IR < 4 exporters list every initializer among the inputs too.
         ModelProto model = new TestModels.Mlp(2, 2, 1).graph().build();
         ModelProto old = model.toBuilder()
-                .setGraph(model.getGraph().toBuilder().addInput(model.getGraph().getInput(0).toBuilder().setName("w1")))
+                .setGraph(model.getGraph().toBuilder()
+                        .addInput(model.getGraph().getInput(0).toBuilder().setName("w1")))
                 .build();
-        assertThat(OnnxModelReader.signature(old).inputs()).extracting(TensorSpec::name).containsExactly("x");
+        assertThat(OnnxModelReader.signature(old).inputs())
+                .extracting(TensorSpec::name)
+                .containsExactly("x");
     }
 
     @Test
@@ -70,7 +75,9 @@ class OnnxModelReaderTest {
                 .output("y", ElementType.INT64, null, "seq")
                 .node("Identity", new String[] {"x"}, new String[] {"y"})
                 .writeTo(dir.resolve("unk.onnx"));
-        TensorSpec x = OnnxModelReader.signature(OnnxModelReader.parse(Files.readAllBytes(file), "unk")).inputs().get(0);
+        TensorSpec x = OnnxModelReader.signature(OnnxModelReader.parse(Files.readAllBytes(file), "unk"))
+                .inputs()
+                .get(0);
         assertThat(x.dims()).containsExactly(Dim.unknown(), Dim.symbolic("seq"));
         assertThat(x.batchAxis()).isZero();
         assertThat(x.shapeString()).isEqualTo("[?,seq]");
@@ -90,7 +97,8 @@ class OnnxModelReaderTest {
         byte[] cut = Arrays.copyOf(full, full.length / 2);
         assertThatThrownBy(() -> OnnxModelReader.parse(cut, "/models/cut.onnx"))
                 .isInstanceOf(ModelLoadException.class)
-                .hasMessageStartingWith("Model file /models/cut.onnx is not a valid ONNX model (" + cut.length + " bytes)")
+                .hasMessageStartingWith(
+                        "Model file /models/cut.onnx is not a valid ONNX model (" + cut.length + " bytes)")
                 .hasMessageContaining("truncated")
                 .hasMessageNotContaining("\n\tat ");
     }
@@ -116,8 +124,11 @@ class OnnxModelReaderTest {
 
     @Test
     void mlDomainOpsetIsCheckedToo() {
-        ModelProto model = new io.flinkonnx.model.testing.OnnxGraph("ml").opset("ai.onnx.ml", 9)
-                .input("x", ElementType.FLOAT, "b", 1).output("x", ElementType.FLOAT, "b", 1).build();
+        ModelProto model = new io.flinkonnx.model.testing.OnnxGraph("ml")
+                .opset("ai.onnx.ml", 9)
+                .input("x", ElementType.FLOAT, "b", 1)
+                .output("x", ElementType.FLOAT, "b", 1)
+                .build();
         assertThatThrownBy(() -> OnnxModelReader.checkRuntimeLimits(model, ORT_LIKE, "ml.onnx"))
                 .hasMessageContaining("opset 9 of domain 'ai.onnx.ml'")
                 .hasMessageContaining("up to opset 5");

@@ -21,7 +21,10 @@ final class PinDigests {
         StringBuilder manifest = new StringBuilder(modelDigest).append('\n');
         for (String location : sorted) {
             Path file = modelFile.toAbsolutePath().getParent().resolve(location);
-            manifest.append(ModelSource.sha256Hex(Files.readAllBytes(file))).append("  ").append(location).append('\n');
+            manifest.append(ModelSource.sha256Hex(Files.readAllBytes(file)))
+                    .append("  ")
+                    .append(location)
+                    .append('\n');
         }
         return ModelSource.sha256Hex(manifest.toString().getBytes(StandardCharsets.UTF_8));
     }

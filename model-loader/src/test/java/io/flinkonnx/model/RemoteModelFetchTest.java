@@ -27,7 +27,9 @@ class RemoteModelFetchTest {
     /** 1024 x 2048 floats: an 8 MiB external weights file. */
     private static final TestModels.Mlp BIG = new TestModels.Mlp(1024, 2048, 2);
 
-    @TempDir Path dir;
+    @TempDir
+    Path dir;
+
     private Path tempRoot;
     private Path model;
     private Path weights;
@@ -111,13 +113,16 @@ class RemoteModelFetchTest {
     /** Size of the file called {@code name} below the fetch's temporary root, -1 when there is none. */
     private long sizeOfCopy(String name) {
         try (Stream<Path> files = Files.walk(tempRoot)) {
-            return files.filter(p -> p.getFileName().toString().equals(name)).findFirst().map(p -> {
-                try {
-                    return Files.size(p);
-                } catch (IOException e) {
-                    throw new UncheckedIOException(e);
-                }
-            }).orElse(-1L);
+            return files.filter(p -> p.getFileName().toString().equals(name))
+                    .findFirst()
+                    .map(p -> {
+                        try {
+                            return Files.size(p);
+                        } catch (IOException e) {
+                            throw new UncheckedIOException(e);
+                        }
+                    })
+                    .orElse(-1L);
         } catch (IOException e) {
             throw new UncheckedIOException(e);
         }

@@ -13,8 +13,8 @@ public final class ConfiguredSessionOptions implements AutoCloseable {
     private final List<AutoCloseable> providerOptions;
     private final ProviderResolution resolution;
 
-    ConfiguredSessionOptions(OrtSession.SessionOptions options, List<AutoCloseable> providerOptions,
-            ProviderResolution resolution) {
+    ConfiguredSessionOptions(
+            OrtSession.SessionOptions options, List<AutoCloseable> providerOptions, ProviderResolution resolution) {
         this.options = options;
         this.providerOptions = List.copyOf(providerOptions);
         this.resolution = resolution;

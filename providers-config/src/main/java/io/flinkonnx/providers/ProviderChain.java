@@ -43,8 +43,8 @@ public final class ProviderChain implements Serializable {
             }
             for (int j = 0; j < i; j++) {
                 if (list.get(j).provider() == list.get(i).provider()) {
-                    throw new IllegalArgumentException("Execution provider " + list.get(i).provider().id()
-                            + " appears twice in the chain: " + describe(list));
+                    throw new IllegalArgumentException("Execution provider "
+                            + list.get(i).provider().id() + " appears twice in the chain: " + describe(list));
                 }
             }
         }
@@ -173,7 +173,8 @@ public final class ProviderChain implements Serializable {
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof ProviderChain && providers.equals(((ProviderChain) o).providers)
+        return o instanceof ProviderChain
+                && providers.equals(((ProviderChain) o).providers)
                 && strict == ((ProviderChain) o).strict;
     }
 
@@ -233,8 +234,8 @@ public final class ProviderChain implements Serializable {
                         skipSpaces();
                         String value = value();
                         if (options.put(key, value) != null) {
-                            throw new IllegalArgumentException("Option '" + key + "' of " + ep.id()
-                                    + " is given twice in '" + text + "'");
+                            throw new IllegalArgumentException(
+                                    "Option '" + key + "' of " + ep.id() + " is given twice in '" + text + "'");
                         }
                         skipSpaces();
                     } while (consume(','));

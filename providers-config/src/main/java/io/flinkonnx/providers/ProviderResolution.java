@@ -77,7 +77,10 @@ public final class ProviderResolution implements Serializable {
 
     /** The EPs the session was given, in priority order (CPU last). */
     public List<ExecutionProvider> registered() {
-        return attempts.stream().filter(Attempt::isRegistered).map(Attempt::provider).collect(Collectors.toList());
+        return attempts.stream()
+                .filter(Attempt::isRegistered)
+                .map(Attempt::provider)
+                .collect(Collectors.toList());
     }
 
     /** The EPs that could not be added, with their reasons. */
@@ -111,7 +114,10 @@ public final class ProviderResolution implements Serializable {
     ProviderResolution updatedBy(ProviderResolution retry) {
         List<Attempt> copy = new ArrayList<>();
         for (Attempt a : attempts) {
-            Attempt later = retry.attempts.stream().filter(r -> r.provider() == a.provider()).findFirst().orElse(null);
+            Attempt later = retry.attempts.stream()
+                    .filter(r -> r.provider() == a.provider())
+                    .findFirst()
+                    .orElse(null);
             copy.add(later != null && !later.isRegistered() ? later : a);
         }
         return new ProviderResolution(requested, copy);
@@ -119,7 +125,7 @@ public final class ProviderResolution implements Serializable {
 
     @Override
     public String toString() {
-        return "requested " + requested + "; " + attempts.stream().map(Attempt::toString)
-                .collect(Collectors.joining("; "));
+        return "requested " + requested + "; "
+                + attempts.stream().map(Attempt::toString).collect(Collectors.joining("; "));
     }
 }

@@ -1,6 +1,7 @@
 package io.flinkonnx.providers;
 
 import java.io.Serializable;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
@@ -16,7 +17,7 @@ public final class ProviderSpec implements Serializable {
     public ProviderSpec(ExecutionProvider provider, Map<String, String> options) {
         this.provider = Objects.requireNonNull(provider, "provider");
         options.forEach(provider::checkOption);
-        this.options = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(options));
+        this.options = Collections.unmodifiableMap(new LinkedHashMap<>(options));
     }
 
     public static ProviderSpec of(ExecutionProvider provider) {
@@ -50,9 +51,10 @@ public final class ProviderSpec implements Serializable {
         if (options.isEmpty()) {
             return provider.id();
         }
-        return provider.id() + options.entrySet().stream()
-                .map(e -> e.getKey() + "=" + quoteIfNeeded(e.getValue()))
-                .collect(Collectors.joining(",", "(", ")"));
+        return provider.id()
+                + options.entrySet().stream()
+                        .map(e -> e.getKey() + "=" + quoteIfNeeded(e.getValue()))
+                        .collect(Collectors.joining(",", "(", ")"));
     }
 
     private static String quoteIfNeeded(String v) {
@@ -61,7 +63,8 @@ public final class ProviderSpec implements Serializable {
 
     @Override
     public boolean equals(Object o) {
-        return o instanceof ProviderSpec && provider == ((ProviderSpec) o).provider
+        return o instanceof ProviderSpec
+                && provider == ((ProviderSpec) o).provider
                 && options.equals(((ProviderSpec) o).options);
     }
 

@@ -1,5 +1,6 @@
 package io.flinkonnx.providers;
 
+import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import java.util.Objects;
 
@@ -27,7 +28,7 @@ public final class ResolvedSession implements AutoCloseable {
     }
 
     @Override
-    public void close() throws ai.onnxruntime.OrtException {
+    public void close() throws OrtException {
         session.close();
     }
 }

@@ -16,7 +16,8 @@ public class SessionCreationException extends OrtException {
 
     /** Wraps ORT's failure, keeping its code and (prefix-free) message, the original as the cause. */
     public SessionCreationException(OrtException cause, ProviderResolution resolution) {
-        super(cause.getCode() == null ? OrtErrorCode.ORT_JAVA_UNKNOWN : cause.getCode(),
+        super(
+                cause.getCode() == null ? OrtErrorCode.ORT_JAVA_UNKNOWN : cause.getCode(),
                 SessionOptionsFactory.stripPrefix(cause.getMessage()));
         initCause(cause);
         this.resolution = resolution;

@@ -5,6 +5,7 @@ import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtException.OrtErrorCode;
 import ai.onnxruntime.OrtSession;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Objects;
@@ -60,9 +61,12 @@ public final class SessionFactory {
      * {@code ORT_MODEL_LOADED}, {@code ORT_MODEL_LOAD_CANCELED}, {@code ORT_NOT_FOUND}) and are never
      * retried.
      */
-    public static final Set<OrtErrorCode> PROVIDER_FAILURE_CODES = java.util.Collections.unmodifiableSet(EnumSet.of(
-            OrtErrorCode.ORT_EP_FAIL, OrtErrorCode.ORT_FAIL, OrtErrorCode.ORT_NOT_IMPLEMENTED,
-            OrtErrorCode.ORT_RUNTIME_EXCEPTION, OrtErrorCode.ORT_ENGINE_ERROR,
+    public static final Set<OrtErrorCode> PROVIDER_FAILURE_CODES = Collections.unmodifiableSet(EnumSet.of(
+            OrtErrorCode.ORT_EP_FAIL,
+            OrtErrorCode.ORT_FAIL,
+            OrtErrorCode.ORT_NOT_IMPLEMENTED,
+            OrtErrorCode.ORT_RUNTIME_EXCEPTION,
+            OrtErrorCode.ORT_ENGINE_ERROR,
             OrtErrorCode.ORT_MODEL_REQUIRES_COMPILATION));
 
     /** Changes the options of each creation attempt after the EPs are added (profiling, config entries). */
@@ -87,8 +91,8 @@ public final class SessionFactory {
     private SessionFactory() {}
 
     /** {@link #create(OrtEnvironment, String, ProviderChain, SessionSettings, OptionsCustomizer)} without a customizer. */
-    public static ResolvedSession create(OrtEnvironment env, String modelPath, ProviderChain chain,
-            SessionSettings settings) throws OrtException {
+    public static ResolvedSession create(
+            OrtEnvironment env, String modelPath, ProviderChain chain, SessionSettings settings) throws OrtException {
         return create(env, modelPath, chain, settings, null);
     }
 
@@ -101,16 +105,30 @@ public final class SessionFactory {
      * @throws SessionCreationException ORT could not create the session with what was left of the chain
      * @throws OrtException the session options themselves could not be built or customized
      */
-    public static ResolvedSession create(OrtEnvironment env, String modelPath, ProviderChain chain,
-            SessionSettings settings, OptionsCustomizer extraOptions) throws OrtException {
+    public static ResolvedSession create(
+            OrtEnvironment env,
+            String modelPath,
+            ProviderChain chain,
+            SessionSettings settings,
+            OptionsCustomizer extraOptions)
+            throws OrtException {
         Objects.requireNonNull(env, "env");
         Objects.requireNonNull(modelPath, "modelPath");
-        return create(chain, settings, extraOptions, SessionOptionsFactory::create,
+        return create(
+                chain,
+                settings,
+                extraOptions,
+                SessionOptionsFactory::create,
                 configured -> env.createSession(modelPath, configured.options()));
     }
 
-    static ResolvedSession create(ProviderChain chain, SessionSettings settings, OptionsCustomizer extraOptions,
-            OptionsBuilder builder, Creator creator) throws OrtException {
+    static ResolvedSession create(
+            ProviderChain chain,
+            SessionSettings settings,
+            OptionsCustomizer extraOptions,
+            OptionsBuilder builder,
+            Creator creator)
+            throws OrtException {
         Objects.requireNonNull(chain, "chain");
         Objects.requireNonNull(settings, "settings");
         ProviderChain attempt = chain;
@@ -118,7 +136,8 @@ public final class SessionFactory {
         List<OrtException> providerFailures = new ArrayList<>();
         while (true) {
             try (ConfiguredSessionOptions configured = builder.build(attempt, settings)) {
-                resolution = resolution == null ? configured.resolution() : resolution.updatedBy(configured.resolution());
+                resolution =
+                        resolution == null ? configured.resolution() : resolution.updatedBy(configured.resolution());
                 if (extraOptions != null) {
                     extraOptions.customize(configured.options());
                 }
@@ -134,8 +153,12 @@ public final class SessionFactory {
                     }
                     String code = e.getCode().name();
                     String message = firstLine(SessionOptionsFactory.stripPrefix(e.getMessage()));
-                    LOG.warn("Session creation failed with execution provider {} registered ({}: {}); retrying"
-                            + " without it", blamed.id(), code, message);
+                    LOG.warn(
+                            "Session creation failed with execution provider {} registered ({}: {}); retrying"
+                                    + " without it",
+                            blamed.id(),
+                            code,
+                            message);
                     resolution = resolution.withSkipped(blamed, code, message);
                     providerFailures.add(e);
                     attempt = without(attempt, blamed);
@@ -164,12 +187,15 @@ public final class SessionFactory {
         if (failure.getCode() == null || !PROVIDER_FAILURE_CODES.contains(failure.getCode())) {
             return null;
         }
-        return registered.registered().stream().filter(p -> p != ExecutionProvider.CPU).findFirst().orElse(null);
+        return registered.registered().stream()
+                .filter(p -> p != ExecutionProvider.CPU)
+                .findFirst()
+                .orElse(null);
     }
 
     private static ProviderChain without(ProviderChain chain, ExecutionProvider provider) {
-        return ProviderChain.of(chain.providers().stream().filter(s -> s.provider() != provider)
-                .toArray(ProviderSpec[]::new));
+        return ProviderChain.of(
+                chain.providers().stream().filter(s -> s.provider() != provider).toArray(ProviderSpec[]::new));
     }
 
     private static String firstLine(String s) {

@@ -1,5 +1,6 @@
 package io.flinkonnx.providers;
 
+import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession.SessionOptions;
 import ai.onnxruntime.providers.NNAPIFlags;
@@ -50,14 +51,16 @@ public final class SessionOptionsFactory {
                     attempts.add(new ProviderResolution.Attempt(spec, false, code, message));
                     ProviderResolution sofar = new ProviderResolution(chain, attempts);
                     if (chain.isStrict() || spec.provider() == ExecutionProvider.CPU) {
-                        throw new ProviderUnavailableException("Execution provider " + spec.provider().id()
-                                + " could not be added (" + code + ": " + message + ")"
-                                + (chain.isStrict() ? " and the chain '" + chain + "' is strict" : "")
-                                + ". Providers in this ONNX Runtime build: "
-                                + ai.onnxruntime.OrtEnvironment.getAvailableProviders()
-                                + ". Use an ONNX Runtime build with that provider (e.g. onnxruntime_gpu for CUDA and"
-                                + " TensorRT), run on a machine that has its device, or drop strict mode to fall"
-                                + " back.", sofar);
+                        throw new ProviderUnavailableException(
+                                "Execution provider " + spec.provider().id()
+                                        + " could not be added (" + code + ": " + message + ")"
+                                        + (chain.isStrict() ? " and the chain '" + chain + "' is strict" : "")
+                                        + ". Providers in this ONNX Runtime build: "
+                                        + OrtEnvironment.getAvailableProviders()
+                                        + ". Use an ONNX Runtime build with that provider (e.g. onnxruntime_gpu for CUDA and"
+                                        + " TensorRT), run on a machine that has its device, or drop strict mode to fall"
+                                        + " back.",
+                                sofar);
                     }
                     LOG.warn("Execution provider {} skipped: {}: {}", spec, code, message);
                 }
@@ -75,8 +78,10 @@ public final class SessionOptionsFactory {
         options.setInterOpNumThreads(s.interOpThreads());
         options.setCPUArenaAllocator(s.cpuMemoryArena());
         options.setMemoryPatternOptimization(s.memoryPatternOptimization());
-        options.setExecutionMode(s.executionMode() == SessionSettings.ExecutionMode.PARALLEL
-                ? SessionOptions.ExecutionMode.PARALLEL : SessionOptions.ExecutionMode.SEQUENTIAL);
+        options.setExecutionMode(
+                s.executionMode() == SessionSettings.ExecutionMode.PARALLEL
+                        ? SessionOptions.ExecutionMode.PARALLEL
+                        : SessionOptions.ExecutionMode.SEQUENTIAL);
         for (Map.Entry<String, String> e : s.configEntries().entrySet()) {
             options.addConfigEntry(e.getKey(), e.getValue());
         }
@@ -101,8 +106,9 @@ public final class SessionOptionsFactory {
         }
     }
 
-    private static void addProvider(SessionOptions options, ProviderSpec spec, SessionSettings settings,
-            List<AutoCloseable> owned) throws OrtException {
+    private static void addProvider(
+            SessionOptions options, ProviderSpec spec, SessionSettings settings, List<AutoCloseable> owned)
+            throws OrtException {
         switch (spec.provider()) {
             case CPU:
                 options.addCPU(spec.flag("use_arena", settings.cpuMemoryArena()));

@@ -1,7 +1,10 @@
 package io.flinkonnx.providers;
 
 import java.io.Serializable;
+import java.util.Arrays;
+import java.util.Collections;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.TreeMap;
@@ -65,7 +68,7 @@ public final class SessionSettings implements Serializable {
         this.cpuMemoryArena = b.cpuMemoryArena;
         this.memoryPatternOptimization = b.memoryPatternOptimization;
         this.executionMode = b.executionMode;
-        this.configEntries = java.util.Collections.unmodifiableMap(new TreeMap<>(b.configEntries));
+        this.configEntries = Collections.unmodifiableMap(new TreeMap<>(b.configEntries));
         this.optimizedModelPath = b.optimizedModelPath;
         this.optimizedModelFormat = b.optimizedModelFormat;
     }
@@ -197,17 +200,17 @@ public final class SessionSettings implements Serializable {
         try {
             return Integer.parseInt(v);
         } catch (NumberFormatException e) {
-            throw new IllegalArgumentException("Session setting " + CONFIG_PREFIX + key + " must be an integer, got '"
-                    + v + "'");
+            throw new IllegalArgumentException(
+                    "Session setting " + CONFIG_PREFIX + key + " must be an integer, got '" + v + "'");
         }
     }
 
     private static <E extends Enum<E>> E parseEnum(Class<E> type, String key, String v) {
         try {
-            return Enum.valueOf(type, v.toUpperCase(java.util.Locale.ROOT).replace('-', '_'));
+            return Enum.valueOf(type, v.toUpperCase(Locale.ROOT).replace('-', '_'));
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("Session setting " + CONFIG_PREFIX + key + " must be one of "
-                    + java.util.Arrays.toString(type.getEnumConstants()) + ", got '" + v + "'");
+                    + Arrays.toString(type.getEnumConstants()) + ", got '" + v + "'");
         }
     }
 

@@ -10,8 +10,10 @@ class ProviderChainParsingTest {
 
     @Test
     void parsesProvidersWithOptionsInOrder() {
-        ProviderChain chain = ProviderChain.parse("tensorrt(device_id=0,trt_fp16_enable=true) > cuda(device_id=0) > cpu");
-        assertThat(chain.providers()).extracting(ProviderSpec::provider)
+        ProviderChain chain =
+                ProviderChain.parse("tensorrt(device_id=0,trt_fp16_enable=true) > cuda(device_id=0) > cpu");
+        assertThat(chain.providers())
+                .extracting(ProviderSpec::provider)
                 .containsExactly(ExecutionProvider.TENSORRT, ExecutionProvider.CUDA, ExecutionProvider.CPU);
         assertThat(chain.providers().get(0).options())
                 .containsExactly(Map.entry("device_id", "0"), Map.entry("trt_fp16_enable", "true"));
@@ -21,9 +23,11 @@ class ProviderChainParsingTest {
 
     @Test
     void appendsCpuWhenNotWritten() {
-        assertThat(ProviderChain.parse("cuda").providers()).extracting(ProviderSpec::provider)
+        assertThat(ProviderChain.parse("cuda").providers())
+                .extracting(ProviderSpec::provider)
                 .containsExactly(ExecutionProvider.CUDA, ExecutionProvider.CPU);
-        assertThat(ProviderChain.cpu().providers()).extracting(ProviderSpec::provider)
+        assertThat(ProviderChain.cpu().providers())
+                .extracting(ProviderSpec::provider)
                 .containsExactly(ExecutionProvider.CPU);
     }
 
@@ -43,13 +47,15 @@ class ProviderChainParsingTest {
     @Test
     void everyProviderOfTheOrtJavaApiIsAccepted() {
         for (ExecutionProvider ep : ExecutionProvider.values()) {
-            assertThat(ProviderChain.parse(ep.id()).providers().get(0).provider()).isEqualTo(ep);
+            assertThat(ProviderChain.parse(ep.id()).providers().get(0).provider())
+                    .isEqualTo(ep);
         }
     }
 
     @Test
     void textFormRoundTrips() {
-        String text = "tensorrt(device_id=0,trt_fp16_enable=true,trt_engine_cache_path=/tmp/trt) > cuda(device_id=0) > cpu";
+        String text =
+                "tensorrt(device_id=0,trt_fp16_enable=true,trt_engine_cache_path=/tmp/trt) > cuda(device_id=0) > cpu";
         assertThat(ProviderChain.parse(text).toString()).isEqualTo(text);
     }
 
@@ -91,13 +97,11 @@ class ProviderChainParsingTest {
 
     @Test
     void syntaxErrorsSayWhereAndWhatWasExpected() {
-        assertThatThrownBy(() -> ProviderChain.parse("cuda(device_id=0 > cpu"))
-                .hasMessageContaining("expected ')'");
+        assertThatThrownBy(() -> ProviderChain.parse("cuda(device_id=0 > cpu")).hasMessageContaining("expected ')'");
         assertThatThrownBy(() -> ProviderChain.parse("cuda >> cpu"))
                 .hasMessageContaining("expected an execution provider name")
                 .hasMessageContaining("position 6");
-        assertThatThrownBy(() -> ProviderChain.parse(""))
-                .hasMessageContaining("expected an execution provider name");
+        assertThatThrownBy(() -> ProviderChain.parse("")).hasMessageContaining("expected an execution provider name");
     }
 
     @Test

@@ -49,13 +49,15 @@ class SessionFactoryTest {
         }
         AtomicInteger attempts = new AtomicInteger();
         ProviderChain chain = ProviderChain.parse("tensorrt > cuda(device_id=0) > coreml > cpu");
-        try (ResolvedSession created = SessionFactory.create(env, relu().toString(), chain, SessionSettings.defaults(),
-                options -> attempts.incrementAndGet())) {
+        try (ResolvedSession created = SessionFactory.create(
+                env, relu().toString(), chain, SessionSettings.defaults(), options -> attempts.incrementAndGet())) {
             assertThat(created.session().getInputNames()).containsExactly("x");
             ProviderResolution r = created.resolution();
             assertThat(r.registered()).containsExactly(ExecutionProvider.CPU);
-            assertThat(r.skipped()).extracting(ProviderResolution.Attempt::provider, ProviderResolution.Attempt::errorCode)
-                    .containsExactly(tuple(ExecutionProvider.TENSORRT, "ORT_EP_FAIL"),
+            assertThat(r.skipped())
+                    .extracting(ProviderResolution.Attempt::provider, ProviderResolution.Attempt::errorCode)
+                    .containsExactly(
+                            tuple(ExecutionProvider.TENSORRT, "ORT_EP_FAIL"),
                             tuple(ExecutionProvider.CUDA, "ORT_EP_FAIL"),
                             tuple(ExecutionProvider.COREML, "ORT_INVALID_ARGUMENT"));
             assertThat(r.skipped().get(1).message()).isEqualTo("Failed to find CUDA shared provider");
@@ -69,8 +71,12 @@ class SessionFactoryTest {
         Path garbage = Files.write(dir.resolve("garbage.onnx"), "this is not a model".getBytes());
         AtomicInteger attempts = new AtomicInteger();
         ProviderChain chain = ProviderChain.parse("cuda > cpu");
-        assertThatThrownBy(() -> SessionFactory.create(env, garbage.toString(), chain, SessionSettings.defaults(),
-                options -> attempts.incrementAndGet()))
+        assertThatThrownBy(() -> SessionFactory.create(
+                        env,
+                        garbage.toString(),
+                        chain,
+                        SessionSettings.defaults(),
+                        options -> attempts.incrementAndGet()))
                 .isInstanceOfSatisfying(SessionCreationException.class, e -> {
                     assertThat(e.getCode()).isEqualTo(OrtErrorCode.ORT_INVALID_PROTOBUF);
                     assertThat(e.getMessage()).startsWith("Error code - ORT_INVALID_PROTOBUF - message: ");
@@ -92,8 +98,12 @@ class SessionFactoryTest {
         bytes[bytes.length - 1] = 99;
         Path future = Files.write(dir.resolve("future.onnx"), bytes);
         AtomicInteger attempts = new AtomicInteger();
-        assertThatThrownBy(() -> SessionFactory.create(env, future.toString(), ProviderChain.parse("cuda > cpu"),
-                SessionSettings.defaults(), options -> attempts.incrementAndGet()))
+        assertThatThrownBy(() -> SessionFactory.create(
+                        env,
+                        future.toString(),
+                        ProviderChain.parse("cuda > cpu"),
+                        SessionSettings.defaults(),
+                        options -> attempts.incrementAndGet()))
                 .isInstanceOfSatisfying(SessionCreationException.class, e -> {
                     assertThat(e.getCode()).isEqualTo(OrtErrorCode.ORT_FAIL);
                     assertThat(e.getSuppressed()).isEmpty();
@@ -107,8 +117,12 @@ class SessionFactoryTest {
             return;
         }
         AtomicInteger attempts = new AtomicInteger();
-        assertThatThrownBy(() -> SessionFactory.create(env, relu().toString(),
-                ProviderChain.parse("cuda > cpu").strict(), SessionSettings.defaults(), options -> attempts.incrementAndGet()))
+        assertThatThrownBy(() -> SessionFactory.create(
+                        env,
+                        relu().toString(),
+                        ProviderChain.parse("cuda > cpu").strict(),
+                        SessionSettings.defaults(),
+                        options -> attempts.incrementAndGet()))
                 .isInstanceOf(ProviderUnavailableException.class)
                 .hasMessageContaining("Execution provider cuda could not be added (ORT_EP_FAIL");
         assertThat(attempts).hasValue(0);
@@ -118,15 +132,19 @@ class SessionFactoryTest {
     void anAcceleratorThatFailsCreationWithAnEpCodeIsRecordedAndTheSessionIsCreatedWithoutIt() throws Exception {
         Fakes fakes = new Fakes(OrtErrorCode.ORT_EP_FAIL, false);
         ProviderChain chain = ProviderChain.parse("cuda(device_id=0) > cpu");
-        try (ResolvedSession created = SessionFactory.create(chain, SessionSettings.defaults(), null, fakes::build,
-                fakes::create)) {
+        try (ResolvedSession created =
+                SessionFactory.create(chain, SessionSettings.defaults(), null, fakes::build, fakes::create)) {
             assertThat(created.session().getInputNames()).containsExactly("x");
             ProviderResolution r = created.resolution();
             assertThat(r.requested()).isEqualTo(chain);
             assertThat(r.registered()).containsExactly(ExecutionProvider.CPU);
-            assertThat(r.skipped()).extracting(ProviderResolution.Attempt::provider,
-                    ProviderResolution.Attempt::errorCode, ProviderResolution.Attempt::message)
-                    .containsExactly(tuple(ExecutionProvider.CUDA, "ORT_EP_FAIL", "no CUDA-capable device is detected"));
+            assertThat(r.skipped())
+                    .extracting(
+                            ProviderResolution.Attempt::provider,
+                            ProviderResolution.Attempt::errorCode,
+                            ProviderResolution.Attempt::message)
+                    .containsExactly(
+                            tuple(ExecutionProvider.CUDA, "ORT_EP_FAIL", "no CUDA-capable device is detected"));
             assertThat(r.fellBack()).isTrue();
         }
         assertThat(fakes.chains).containsExactly("cuda(device_id=0) > cpu", "cpu");
@@ -136,10 +154,14 @@ class SessionFactoryTest {
     @Test
     void aCreationFailureWhoseCodeNamesTheModelIsNotRetriedEvenWithAnAcceleratorRegistered() {
         Fakes fakes = new Fakes(OrtErrorCode.ORT_INVALID_GRAPH, false);
-        assertThatThrownBy(() -> SessionFactory.create(ProviderChain.parse("cuda > cpu"), SessionSettings.defaults(),
-                null, fakes::build, fakes::create))
-                .isInstanceOfSatisfying(SessionCreationException.class,
-                        e -> assertThat(e.getCode()).isEqualTo(OrtErrorCode.ORT_INVALID_GRAPH));
+        assertThatThrownBy(() -> SessionFactory.create(
+                        ProviderChain.parse("cuda > cpu"),
+                        SessionSettings.defaults(),
+                        null,
+                        fakes::build,
+                        fakes::create))
+                .isInstanceOfSatisfying(SessionCreationException.class, e -> assertThat(e.getCode())
+                        .isEqualTo(OrtErrorCode.ORT_INVALID_GRAPH));
         assertThat(fakes.chains).containsExactly("cuda > cpu");
         assertThat(fakes.closed).hasValue(1);
     }
@@ -147,10 +169,14 @@ class SessionFactoryTest {
     @Test
     void aStrictChainNeverFallsBackAfterACreationFailure() {
         Fakes fakes = new Fakes(OrtErrorCode.ORT_EP_FAIL, false);
-        assertThatThrownBy(() -> SessionFactory.create(ProviderChain.parse("cuda > cpu").strict(),
-                SessionSettings.defaults(), null, fakes::build, fakes::create))
-                .isInstanceOfSatisfying(SessionCreationException.class,
-                        e -> assertThat(e.getCode()).isEqualTo(OrtErrorCode.ORT_EP_FAIL));
+        assertThatThrownBy(() -> SessionFactory.create(
+                        ProviderChain.parse("cuda > cpu").strict(),
+                        SessionSettings.defaults(),
+                        null,
+                        fakes::build,
+                        fakes::create))
+                .isInstanceOfSatisfying(SessionCreationException.class, e -> assertThat(e.getCode())
+                        .isEqualTo(OrtErrorCode.ORT_EP_FAIL));
         assertThat(fakes.chains).hasSize(1);
         assertThat(fakes.closed).hasValue(1);
     }
@@ -158,14 +184,21 @@ class SessionFactoryTest {
     @Test
     void whenCpuAloneFailsTooThatFailureIsThrownWithTheAcceleratorsAsSuppressed() {
         Fakes fakes = new Fakes(OrtErrorCode.ORT_FAIL, true);
-        assertThatThrownBy(() -> SessionFactory.create(ProviderChain.parse("tensorrt > cuda > cpu"),
-                SessionSettings.defaults(), null, fakes::build, fakes::create))
+        assertThatThrownBy(() -> SessionFactory.create(
+                        ProviderChain.parse("tensorrt > cuda > cpu"),
+                        SessionSettings.defaults(),
+                        null,
+                        fakes::build,
+                        fakes::create))
                 .isInstanceOfSatisfying(SessionCreationException.class, e -> {
                     assertThat(e.getMessage()).endsWith("failed on cpu");
-                    assertThat(e.getSuppressed()).extracting(Throwable::getMessage)
-                            .containsExactly("Error code - ORT_FAIL - message: failed on tensorrt",
+                    assertThat(e.getSuppressed())
+                            .extracting(Throwable::getMessage)
+                            .containsExactly(
+                                    "Error code - ORT_FAIL - message: failed on tensorrt",
                                     "Error code - ORT_FAIL - message: failed on cuda");
-                    assertThat(e.resolution().skipped()).extracting(ProviderResolution.Attempt::provider)
+                    assertThat(e.resolution().skipped())
+                            .extracting(ProviderResolution.Attempt::provider)
                             .containsExactly(ExecutionProvider.TENSORRT, ExecutionProvider.CUDA);
                 });
         assertThat(fakes.chains).containsExactly("tensorrt > cuda > cpu", "cuda > cpu", "cpu");
@@ -179,16 +212,24 @@ class SessionFactoryTest {
         ProviderResolution cpuOnly = resolution(chain, ExecutionProvider.CPU);
         for (OrtErrorCode code : OrtErrorCode.values()) {
             OrtException e = new OrtException(code, "CUDA failure 100: no CUDA-capable device is detected");
-            assertThat(SessionFactory.blamedProvider(e, cpuOnly)).as("%s with CPU alone", code).isNull();
-            assertThat(SessionFactory.blamedProvider(e, trtSkippedCudaRegistered)).as("%s with CUDA registered", code)
+            assertThat(SessionFactory.blamedProvider(e, cpuOnly))
+                    .as("%s with CPU alone", code)
+                    .isNull();
+            assertThat(SessionFactory.blamedProvider(e, trtSkippedCudaRegistered))
+                    .as("%s with CUDA registered", code)
                     .isEqualTo(SessionFactory.PROVIDER_FAILURE_CODES.contains(code) ? ExecutionProvider.CUDA : null);
         }
         // the message is never read: an EP code blames the accelerator whatever the text says
-        assertThat(SessionFactory.blamedProvider(new OrtException(OrtErrorCode.ORT_EP_FAIL, "no provider named here"),
-                trtSkippedCudaRegistered)).isEqualTo(ExecutionProvider.CUDA);
-        assertThat(SessionFactory.PROVIDER_FAILURE_CODES).contains(OrtErrorCode.ORT_EP_FAIL, OrtErrorCode.ORT_FAIL)
-                .doesNotContain(OrtErrorCode.ORT_NO_SUCHFILE, OrtErrorCode.ORT_INVALID_PROTOBUF,
-                        OrtErrorCode.ORT_INVALID_GRAPH, OrtErrorCode.ORT_NO_MODEL);
+        assertThat(SessionFactory.blamedProvider(
+                        new OrtException(OrtErrorCode.ORT_EP_FAIL, "no provider named here"), trtSkippedCudaRegistered))
+                .isEqualTo(ExecutionProvider.CUDA);
+        assertThat(SessionFactory.PROVIDER_FAILURE_CODES)
+                .contains(OrtErrorCode.ORT_EP_FAIL, OrtErrorCode.ORT_FAIL)
+                .doesNotContain(
+                        OrtErrorCode.ORT_NO_SUCHFILE,
+                        OrtErrorCode.ORT_INVALID_PROTOBUF,
+                        OrtErrorCode.ORT_INVALID_GRAPH,
+                        OrtErrorCode.ORT_NO_MODEL);
     }
 
     /** A resolution of {@code chain} in which exactly {@code registered} were registered. */
@@ -196,8 +237,10 @@ class SessionFactoryTest {
         List<ExecutionProvider> ok = List.of(registered);
         List<ProviderResolution.Attempt> attempts = new ArrayList<>();
         for (ProviderSpec spec : chain.providers()) {
-            attempts.add(ok.contains(spec.provider()) ? new ProviderResolution.Attempt(spec, true, null, null)
-                    : new ProviderResolution.Attempt(spec, false, "ORT_EP_FAIL", "missing"));
+            attempts.add(
+                    ok.contains(spec.provider())
+                            ? new ProviderResolution.Attempt(spec, true, null, null)
+                            : new ProviderResolution.Attempt(spec, false, "ORT_EP_FAIL", "missing"));
         }
         return new ProviderResolution(chain, attempts);
     }
@@ -220,7 +263,8 @@ class SessionFactoryTest {
 
         ConfiguredSessionOptions build(ProviderChain chain, SessionSettings settings) {
             chains.add(chain.toString());
-            ProviderResolution all = resolution(chain,
+            ProviderResolution all = resolution(
+                    chain,
                     chain.providers().stream().map(ProviderSpec::provider).toArray(ExecutionProvider[]::new));
             return new ConfiguredSessionOptions(new OrtSession.SessionOptions(), List.of(closed::incrementAndGet), all);
         }
@@ -229,7 +273,8 @@ class SessionFactoryTest {
             List<ExecutionProvider> registered = configured.resolution().registered();
             if (registered.size() > 1) {
                 String message = registered.get(0) == ExecutionProvider.CUDA && code == OrtErrorCode.ORT_EP_FAIL
-                        ? "no CUDA-capable device is detected\nat cuda_call.cc:123" : "failed on " + registered.get(0).id();
+                        ? "no CUDA-capable device is detected\nat cuda_call.cc:123"
+                        : "failed on " + registered.get(0).id();
                 throw new OrtException(code, message);
             }
             if (cpuFails) {

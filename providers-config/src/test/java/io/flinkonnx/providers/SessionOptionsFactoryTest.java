@@ -23,7 +23,8 @@ class SessionOptionsFactoryTest {
 
     @Test
     void cpuOnlyChainRegistersCpu() throws Exception {
-        try (ConfiguredSessionOptions o = SessionOptionsFactory.create(ProviderChain.cpu(), SessionSettings.defaults())) {
+        try (ConfiguredSessionOptions o =
+                SessionOptionsFactory.create(ProviderChain.cpu(), SessionSettings.defaults())) {
             assertThat(o.resolution().registered()).containsExactly(ExecutionProvider.CPU);
             assertThat(o.resolution().skipped()).isEmpty();
             assertThat(o.resolution().fellBack()).isFalse();
@@ -32,16 +33,19 @@ class SessionOptionsFactoryTest {
 
     @Test
     void missingAcceleratorsAreSkippedWithOrtCodeAndMessageAndCpuIsLast() throws Exception {
-        ProviderChain chain = ProviderChain.parse("tensorrt(device_id=0,trt_fp16_enable=true) > cuda(device_id=0) > cpu");
+        ProviderChain chain =
+                ProviderChain.parse("tensorrt(device_id=0,trt_fp16_enable=true) > cuda(device_id=0) > cpu");
         try (ConfiguredSessionOptions o = SessionOptionsFactory.create(chain, SessionSettings.defaults())) {
             ProviderResolution r = o.resolution();
             assertThat(r.attempts()).hasSize(3);
             assertThat(r.registered()).last().isEqualTo(ExecutionProvider.CPU);
             if (!cudaAvailable) {
                 assertThat(r.registered()).containsExactly(ExecutionProvider.CPU);
-                assertThat(r.skipped()).extracting(ProviderResolution.Attempt::provider)
+                assertThat(r.skipped())
+                        .extracting(ProviderResolution.Attempt::provider)
                         .containsExactly(ExecutionProvider.TENSORRT, ExecutionProvider.CUDA);
-                assertThat(r.skipped()).extracting(ProviderResolution.Attempt::errorCode)
+                assertThat(r.skipped())
+                        .extracting(ProviderResolution.Attempt::errorCode)
                         .containsOnly("ORT_EP_FAIL");
                 assertThat(r.skipped().get(1).message()).isEqualTo("Failed to find CUDA shared provider");
                 assertThat(r.fellBack()).isTrue();
@@ -54,7 +58,8 @@ class SessionOptionsFactoryTest {
     void providersNotCompiledInAreSkippedWithInvalidArgument() throws Exception {
         ProviderChain chain = ProviderChain.parse("coreml > directml > cpu");
         try (ConfiguredSessionOptions o = SessionOptionsFactory.create(chain, SessionSettings.defaults())) {
-            assertThat(o.resolution().skipped()).extracting(ProviderResolution.Attempt::errorCode)
+            assertThat(o.resolution().skipped())
+                    .extracting(ProviderResolution.Attempt::errorCode)
                     .containsOnly("ORT_INVALID_ARGUMENT");
             assertThat(o.resolution().skipped().get(0).message()).contains("not compiled with CoreML support");
         }
@@ -71,7 +76,9 @@ class SessionOptionsFactoryTest {
                 .hasMessageStartingWith("Execution provider cuda could not be added (ORT_EP_FAIL: Failed to find CUDA"
                         + " shared provider) and the chain 'cuda(device_id=0) > cpu (strict)' is strict.")
                 .hasMessageContaining("onnxruntime_gpu")
-                .satisfies(e -> assertThat(((ProviderUnavailableException) e).resolution().skipped()).hasSize(1));
+                .satisfies(e -> assertThat(
+                                ((ProviderUnavailableException) e).resolution().skipped())
+                        .hasSize(1));
     }
 
     @Test

@@ -40,16 +40,17 @@ class SessionSettingsTest {
 
         SessionSettings s = SessionSettings.fromConfiguration(conf);
 
-        assertThat(s).isEqualTo(SessionSettings.builder()
-                .optimizationLevel(SessionSettings.OptimizationLevel.BASIC)
-                .intraOpThreads(2)
-                .interOpThreads(3)
-                .cpuMemoryArena(false)
-                .memoryPatternOptimization(false)
-                .executionMode(SessionSettings.ExecutionMode.PARALLEL)
-                .saveOptimizedModel("/tmp/m.ort", SessionSettings.ModelFileFormat.ORT)
-                .configEntry("session.disable_cpu_ep_fallback", "1")
-                .build());
+        assertThat(s)
+                .isEqualTo(SessionSettings.builder()
+                        .optimizationLevel(SessionSettings.OptimizationLevel.BASIC)
+                        .intraOpThreads(2)
+                        .interOpThreads(3)
+                        .cpuMemoryArena(false)
+                        .memoryPatternOptimization(false)
+                        .executionMode(SessionSettings.ExecutionMode.PARALLEL)
+                        .saveOptimizedModel("/tmp/m.ort", SessionSettings.ModelFileFormat.ORT)
+                        .configEntry("session.disable_cpu_ep_fallback", "1")
+                        .build());
     }
 
     @Test

@@ -3,8 +3,9 @@ package io.flinkonnx.flink.drift;
 import io.flinkonnx.flink.DriftTolerance;
 import io.flinkonnx.flink.OutputDrift;
 import io.flinkonnx.flink.tensor.ElementCodec;
-import org.apache.flink.annotation.Internal;
 import io.flinkonnx.model.ElementType;
+import java.lang.reflect.Array;
+import org.apache.flink.annotation.Internal;
 
 /** Accumulates element-wise comparisons of one output with its reference. */
 @Internal
@@ -16,6 +17,7 @@ public final class DriftAccumulator {
     private final double atol;
     /** Classes per row for top-1 agreement, 0 when the output is not classifier-shaped. */
     private final int classes;
+
     private long elements;
     private long outside;
     private double maxAbs;
@@ -39,17 +41,17 @@ public final class DriftAccumulator {
      */
     public void add(Object actual, Object reference) {
         if (actual == null || reference == null || actual.getClass() != reference.getClass()) {
-            throw new IllegalArgumentException("Output '" + output + "' is " + describe(actual)
-                    + " but its reference is " + describe(reference));
+            throw new IllegalArgumentException(
+                    "Output '" + output + "' is " + describe(actual) + " but its reference is " + describe(reference));
         }
-        int n = java.lang.reflect.Array.getLength(actual);
-        if (n != java.lang.reflect.Array.getLength(reference)) {
-            throw new IllegalArgumentException("Output '" + output + "' has " + n + " values but its reference has "
-                    + java.lang.reflect.Array.getLength(reference));
+        int n = Array.getLength(actual);
+        if (n != Array.getLength(reference)) {
+            throw new IllegalArgumentException(
+                    "Output '" + output + "' has " + n + " values but its reference has " + Array.getLength(reference));
         }
         if (actual instanceof String[] || actual instanceof boolean[]) {
             for (int i = 0; i < n; i++) {
-                boolean same = java.lang.reflect.Array.get(actual, i).equals(java.lang.reflect.Array.get(reference, i));
+                boolean same = Array.get(actual, i).equals(Array.get(reference, i));
                 compare(same ? 0 : 1, same ? 0 : 1, same);
             }
             return;
@@ -87,10 +89,11 @@ public final class DriftAccumulator {
 
     /** One element as a number, by the output's codec: UINT8 unsigned (0..255), INT8 signed, and so on. */
     private double value(Object array, int i) {
-        ElementCodec codec = array.getClass() == outputCodec.arrayType() ? outputCodec
-                : ElementCodec.ofArray(array.getClass());
+        ElementCodec codec =
+                array.getClass() == outputCodec.arrayType() ? outputCodec : ElementCodec.ofArray(array.getClass());
         if (codec == null) {
-            throw new IllegalArgumentException("Cannot compare values of " + array.getClass().getSimpleName());
+            throw new IllegalArgumentException(
+                    "Cannot compare values of " + array.getClass().getSimpleName());
         }
         return codec.number(array, i);
     }

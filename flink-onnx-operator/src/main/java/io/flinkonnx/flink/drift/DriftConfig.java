@@ -1,13 +1,13 @@
 package io.flinkonnx.flink.drift;
 
-import io.flinkonnx.flink.DriftTolerance;
-import io.flinkonnx.flink.ReferenceExtractor;
-import org.apache.flink.annotation.Internal;
 import static org.apache.flink.util.Preconditions.checkArgument;
 
+import io.flinkonnx.flink.DriftTolerance;
+import io.flinkonnx.flink.ReferenceExtractor;
 import io.flinkonnx.model.ModelSource;
 import java.io.Serializable;
 import java.time.Duration;
+import org.apache.flink.annotation.Internal;
 
 /** What drift is measured against, how often, and with which tolerance. Immutable. */
 @Internal
@@ -26,8 +26,14 @@ public final class DriftConfig<IN> implements Serializable {
     public final double recordFraction;
     public final DriftTolerance tolerance;
 
-    private DriftConfig(ModelSource referenceModel, double shadowFraction, String goldenVectors, Duration goldenInterval,
-            ReferenceExtractor<IN> recordReferences, double recordFraction, DriftTolerance tolerance) {
+    private DriftConfig(
+            ModelSource referenceModel,
+            double shadowFraction,
+            String goldenVectors,
+            Duration goldenInterval,
+            ReferenceExtractor<IN> recordReferences,
+            double recordFraction,
+            DriftTolerance tolerance) {
         this.referenceModel = referenceModel;
         this.shadowFraction = shadowFraction;
         this.goldenVectors = goldenVectors;
@@ -43,26 +49,29 @@ public final class DriftConfig<IN> implements Serializable {
 
     public DriftConfig<IN> withShadow(ModelSource model, double fraction) {
         checkFraction(fraction);
-        return new DriftConfig<>(model, fraction, goldenVectors, goldenInterval, recordReferences, recordFraction, tolerance);
+        return new DriftConfig<>(
+                model, fraction, goldenVectors, goldenInterval, recordReferences, recordFraction, tolerance);
     }
 
     public DriftConfig<IN> withGolden(String folder, Duration interval) {
         checkArgument(folder != null && !folder.isBlank(), "golden vectors folder must be given");
-        checkArgument(interval != null && !interval.isNegative() && !interval.isZero(),
-                "golden vectors interval must be > 0, got %s", interval);
-        return new DriftConfig<>(referenceModel, shadowFraction, folder, interval, recordReferences, recordFraction,
-                tolerance);
+        checkArgument(
+                interval != null && !interval.isNegative() && !interval.isZero(),
+                "golden vectors interval must be > 0, got %s",
+                interval);
+        return new DriftConfig<>(
+                referenceModel, shadowFraction, folder, interval, recordReferences, recordFraction, tolerance);
     }
 
     public DriftConfig<IN> withRecords(ReferenceExtractor<IN> extractor, double fraction) {
         checkFraction(fraction);
-        return new DriftConfig<>(referenceModel, shadowFraction, goldenVectors, goldenInterval, extractor, fraction,
-                tolerance);
+        return new DriftConfig<>(
+                referenceModel, shadowFraction, goldenVectors, goldenInterval, extractor, fraction, tolerance);
     }
 
     public DriftConfig<IN> withTolerance(DriftTolerance t) {
-        return new DriftConfig<>(referenceModel, shadowFraction, goldenVectors, goldenInterval, recordReferences,
-                recordFraction, t);
+        return new DriftConfig<>(
+                referenceModel, shadowFraction, goldenVectors, goldenInterval, recordReferences, recordFraction, t);
     }
 
     private static void checkFraction(double fraction) {

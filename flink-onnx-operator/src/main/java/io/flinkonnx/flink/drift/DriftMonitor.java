@@ -1,17 +1,16 @@
 package io.flinkonnx.flink.drift;
 
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
 import io.flinkonnx.flink.DriftReport;
 import io.flinkonnx.flink.OutputRow;
-import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.flink.session.OrtRuntime;
+import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.flink.session.SessionRegistry;
 import io.flinkonnx.flink.session.SharedSession;
 import io.flinkonnx.flink.tensor.BatchOutputs;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import io.flinkonnx.flink.tensor.TensorPacker;
-import org.apache.flink.annotation.Internal;
-import ai.onnxruntime.OrtException;
-import ai.onnxruntime.OrtSession;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ReferenceDataSet;
@@ -23,6 +22,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.flink.annotation.Internal;
 import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.MetricGroup;
 import org.slf4j.Logger;
@@ -56,7 +56,8 @@ public final class DriftMonitor<IN> implements AutoCloseable {
      * @param served the session whose outputs are checked (golden vectors run on it); the monitor never
      *     scores records itself, it is handed each batch's rows and outputs by the engine
      */
-    public DriftMonitor(DriftConfig<IN> config, String modelName, ModelSignature signature, OrtSession served, int subtask) {
+    public DriftMonitor(
+            DriftConfig<IN> config, String modelName, ModelSignature signature, OrtSession served, int subtask) {
         this.config = config;
         this.modelName = modelName;
         this.signature = signature;
@@ -71,7 +72,8 @@ public final class DriftMonitor<IN> implements AutoCloseable {
     /** Opens the reference session and reads the golden vectors; fails at start when either is unusable. */
     public void open(String slot, MetricGroup metrics, double padValue) throws Exception {
         if (config.referenceModel != null) {
-            reference = SessionLoader.acquire(config.referenceModel, slot, ProviderChain.cpu(), SessionSettings.defaults());
+            reference =
+                    SessionLoader.acquire(config.referenceModel, slot, ProviderChain.cpu(), SessionSettings.defaults());
             ModelSignature sig = reference.signature();
             List<TensorSpec> inputs = signature.inputs();
             for (TensorSpec input : inputs) {
@@ -95,7 +97,8 @@ public final class DriftMonitor<IN> implements AutoCloseable {
         if (metrics != null && enabled()) {
             metrics.gauge("drift_max_abs_error", (Gauge<Double>) () -> latest == null ? 0 : latest.maxAbsError());
             metrics.gauge("drift_max_rel_error", (Gauge<Double>) () -> latest == null ? 0 : latest.maxRelError());
-            metrics.gauge("drift_fraction_outside", (Gauge<Double>) () -> latest == null ? 0 : latest.fractionOutside());
+            metrics.gauge(
+                    "drift_fraction_outside", (Gauge<Double>) () -> latest == null ? 0 : latest.fractionOutside());
             metrics.gauge("drift_flagged", (Gauge<Integer>) () -> latest != null && latest.flagged ? 1 : 0);
         }
     }
@@ -142,8 +145,8 @@ public final class DriftMonitor<IN> implements AutoCloseable {
      * none. The shadow model is run here, on this monitor's own packed copy of the rows.
      */
     @SuppressWarnings("unchecked")
-    public List<DriftReport> afterRun(Object[] records, RecordInputs[] rows, int offset, int count, BatchOutputs outputs)
-            throws Exception {
+    public List<DriftReport> afterRun(
+            Object[] records, RecordInputs[] rows, int offset, int count, BatchOutputs outputs) throws Exception {
         batches++;
         List<DriftReport> reports = new ArrayList<>(2);
         long now = System.currentTimeMillis();
@@ -169,9 +172,11 @@ public final class DriftMonitor<IN> implements AutoCloseable {
                 compared++;
                 OutputRow row = outputs.at(i);
                 for (Map.Entry<String, Object> e : refs.entrySet()) {
-                    TensorSpec spec = signature.output(e.getKey()).orElseThrow(() -> new IllegalArgumentException(
-                            "Record reference names output '" + e.getKey() + "', which " + modelName
-                                    + " does not have (outputs: " + signature.outputs() + ")"));
+                    TensorSpec spec = signature
+                            .output(e.getKey())
+                            .orElseThrow(() -> new IllegalArgumentException(
+                                    "Record reference names output '" + e.getKey() + "', which " + modelName
+                                            + " does not have (outputs: " + signature.outputs() + ")"));
                     accumulator(acc, spec, spec.elementType()).add(row.value(spec.name()), e.getValue());
                 }
             }
@@ -188,14 +193,20 @@ public final class DriftMonitor<IN> implements AutoCloseable {
 
     /** Classes per row when the output looks like a classifier's ([batch, classes] with classes fixed >= 2). */
     public static int classes(TensorSpec spec) {
-        if (spec.rank() == 2 && spec.dims().get(1).isFixed() && spec.dims().get(1).value() >= 2) {
+        if (spec.rank() == 2
+                && spec.dims().get(1).isFixed()
+                && spec.dims().get(1).value() >= 2) {
             return (int) spec.dims().get(1).value();
         }
         return 0;
     }
 
-    private DriftReport report(DriftReport.Source source, String referenceName, long records,
-            Map<String, DriftAccumulator> acc, long nowMillis) {
+    private DriftReport report(
+            DriftReport.Source source,
+            String referenceName,
+            long records,
+            Map<String, DriftAccumulator> acc,
+            long nowMillis) {
         DriftReport r = new DriftReport();
         r.model = modelName;
         r.subtask = subtask;

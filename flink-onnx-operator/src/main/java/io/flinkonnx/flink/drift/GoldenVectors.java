@@ -1,5 +1,8 @@
 package io.flinkonnx.flink.drift;
 
+import ai.onnxruntime.OnnxTensor;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
 import io.flinkonnx.flink.DriftTolerance;
 import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.flink.session.OrtRuntime;
@@ -7,10 +10,6 @@ import io.flinkonnx.flink.tensor.BatchOutputs;
 import io.flinkonnx.flink.tensor.HalfFloats;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import io.flinkonnx.flink.tensor.TensorPacker;
-import org.apache.flink.annotation.Internal;
-import ai.onnxruntime.OnnxTensor;
-import ai.onnxruntime.OrtException;
-import ai.onnxruntime.OrtSession;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ReferenceDataSet;
@@ -23,10 +22,12 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
+import java.util.function.Function;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
+import org.apache.flink.annotation.Internal;
 
 /**
  * Runs ONNX test-data sets through a session with the operator's own conversion (type and shape checks,
@@ -58,19 +59,25 @@ public final class GoldenVectors {
      *
      * @throws RecordConversionException when an input does not fit the model (type or shape): never cast
      */
-    public void compare(ReferenceDataSet set, Map<String, DriftAccumulator> acc, DriftTolerance tolerance,
-            java.util.function.Function<TensorSpec, Integer> classes) throws OrtException {
+    public void compare(
+            ReferenceDataSet set,
+            Map<String, DriftAccumulator> acc,
+            DriftTolerance tolerance,
+            Function<TensorSpec, Integer> classes)
+            throws OrtException {
         List<TensorSpec> inputs = signature.inputs();
         if (set.inputs().size() != inputs.size()) {
-            throw new RecordConversionException(set.name() + " has " + set.inputs().size() + " inputs, model " + model
-                    + " takes " + inputs.size() + " (" + RecordInputs.describe(inputs) + ")");
+            throw new RecordConversionException(
+                    set.name() + " has " + set.inputs().size() + " inputs, model " + model + " takes " + inputs.size()
+                            + " (" + RecordInputs.describe(inputs) + ")");
         }
         requireEveryOutput(model, set.name(), set, signature);
         row.reset();
         for (int k = 0; k < inputs.size(); k++) {
             TensorData data = set.inputs().get(k);
             String name = !data.name().isEmpty() && signature.input(data.name()).isPresent()
-                    ? data.name() : inputs.get(k).name();
+                    ? data.name()
+                    : inputs.get(k).name();
             row.put(name, data.values(), data.dims());
         }
         Map<String, OnnxTensor> tensors = packer.pack(new RecordInputs[] {row}, 0, 1);
@@ -94,7 +101,8 @@ public final class GoldenVectors {
      * Reads every {@code test_data_set_*} folder below {@code folder} (or {@code folder} itself) for
      * {@code model}, refusing a set that lacks an expected output: see {@link #read}.
      */
-    public static List<ReferenceDataSet> readAll(Path folder, String model, ModelSignature signature) throws IOException {
+    public static List<ReferenceDataSet> readAll(Path folder, String model, ModelSignature signature)
+            throws IOException {
         List<ReferenceDataSet> sets = new ArrayList<>();
         for (Path set : ReferenceDataSet.folders(folder)) {
             sets.add(read(set, model, signature));
@@ -164,7 +172,8 @@ public final class GoldenVectors {
         }
         for (int k = 0; k < present.last(); k++) {
             if (!present.contains(k)) {
-                String which = k < specs.size() ? " (" + kind + " '" + specs.get(k).name() + "')" : "";
+                String which =
+                        k < specs.size() ? " (" + kind + " '" + specs.get(k).name() + "')" : "";
                 throw new IOException(folder + " has " + kind + "_" + present.last() + ".pb but no " + kind + "_" + k
                         + ".pb" + which + ": " + kind + " files are numbered from 0 in the model's " + kind
                         + " order, and a missing one must not shift the others onto the wrong " + kind);

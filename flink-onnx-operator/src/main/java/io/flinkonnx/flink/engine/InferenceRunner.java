@@ -1,40 +1,37 @@
 package io.flinkonnx.flink.engine;
 
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession.RunOptions;
 import io.flinkonnx.flink.BatchPolicy;
 import io.flinkonnx.flink.DriftReport;
 import io.flinkonnx.flink.FallbackReport;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecordConversionException;
-import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.flink.SystemicFailureException;
 import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.session.OrtRuntime;
+import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.flink.session.SessionRegistry;
 import io.flinkonnx.flink.session.SharedSession;
 import io.flinkonnx.flink.tensor.BatchOutputs;
 import io.flinkonnx.flink.tensor.ElementCodec;
-import io.flinkonnx.flink.tensor.Padding;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import io.flinkonnx.flink.tensor.TensorPacker;
-import org.apache.flink.annotation.Internal;
-import ai.onnxruntime.OnnxTensor;
-import ai.onnxruntime.OrtException;
-import ai.onnxruntime.OrtSession;
 import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.ElementType;
-import io.flinkonnx.model.LocalModel;
-import io.flinkonnx.model.ModelSource;
-import io.flinkonnx.providers.ProviderChain;
-import io.flinkonnx.providers.SessionSettings;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.TensorSpec;
-import ai.onnxruntime.OrtSession.RunOptions;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import org.apache.flink.annotation.Internal;
 import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.MetricGroup;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The engine behind every entry point: acquires the slot's shared session, converts records to tensors
@@ -46,7 +43,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     public static final String METRIC_GROUP = "onnx";
     private static final int MASK_CACHE_ENTRIES = 16;
     private static final int MASK_CACHE_MAX_LENGTH = 1 << 16;
-    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(InferenceRunner.class);
+    private static final Logger LOG = LoggerFactory.getLogger(InferenceRunner.class);
 
     private final OnnxInferenceSpec<IN, OUT> spec;
     private final String modelName;
@@ -67,6 +64,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             return size() > MASK_CACHE_ENTRIES;
         }
     };
+
     private RunOptions runOptions;
     private int[] order;
     private Object[] ordered;
@@ -93,19 +91,23 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     public void open(String slot, int subtask, MetricGroup metrics, int maxRows, BatchPolicy policy) throws Exception {
         shared = SessionLoader.acquire(spec.model(), slot, spec.providers(), spec.sessionSettings());
         try {
-            signature = spec.batchAxis() == null ? shared.signature() : shared.signature().withBatchAxis(spec.batchAxis());
+            signature = spec.batchAxis() == null
+                    ? shared.signature()
+                    : shared.signature().withBatchAxis(spec.batchAxis());
             if (spec.signatureCheck() != null) {
                 spec.signatureCheck().check(signature, modelName);
             }
             List<TensorSpec> inputs = signature.inputs();
             for (TensorSpec output : signature.outputs()) {
                 if (output.kind() == TensorSpec.Kind.OPTIONAL) {
-                    throw new IllegalArgumentException("Model " + modelName + " has output " + output + ": ONNX Runtime's"
-                            + " Java API cannot return OPTIONAL values (the run crashes the JVM in ORT 1.24)");
+                    throw new IllegalArgumentException(
+                            "Model " + modelName + " has output " + output + ": ONNX Runtime's"
+                                    + " Java API cannot return OPTIONAL values (the run crashes the JVM in ORT 1.24)");
                 }
             }
             for (TensorSpec input : inputs) {
-                if (input.kind() != TensorSpec.Kind.TENSOR || !input.elementType().isSupportedForRecords()) {
+                if (input.kind() != TensorSpec.Kind.TENSOR
+                        || !input.elementType().isSupportedForRecords()) {
                     throw new IllegalArgumentException("Model " + modelName + " has input " + input
                             + ", which records cannot feed yet (supported: tensors of FLOAT, DOUBLE, INT64, INT32,"
                             + " INT16, INT8, UINT8, BOOL, STRING)");
@@ -125,20 +127,28 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             ordered = new Object[maxRows];
             runOptions = new RunOptions();
             outputs = new BatchOutputs(modelName, signature.outputs());
-            fallbackReport = FallbackReport.of(modelName, shared.modelSha256(), subtask, shared.resolution(),
-                    shared.placement(), shared.placementNote());
+            fallbackReport = FallbackReport.of(
+                    modelName,
+                    shared.modelSha256(),
+                    subtask,
+                    shared.resolution(),
+                    shared.placement(),
+                    shared.placementNote());
             if (fallbackReport.fellBackToCpu()) {
                 LOG.warn("Execution provider fallback: {}", fallbackReport.summary());
             } else {
                 LOG.info("Execution providers: {}", fallbackReport.summary());
             }
-            if (spec.failOnCpuFallback() && (fallbackReport.fellBackToCpu()
-                    || (!fallbackReport.preferred.equals("cpu") && fallbackReport.verdict == FallbackReport.Verdict.UNKNOWN))) {
+            if (spec.failOnCpuFallback()
+                    && (fallbackReport.fellBackToCpu()
+                            || (!fallbackReport.preferred.equals("cpu")
+                                    && fallbackReport.verdict == FallbackReport.Verdict.UNKNOWN))) {
                 throw new IllegalStateException("Model " + modelName + " asked for " + fallbackReport.requested
-                        + " with failOnCpuFallback, but " + (fallbackReport.nodes.isEmpty()
+                        + " with failOnCpuFallback, but "
+                        + (fallbackReport.nodes.isEmpty()
                                 ? "placement could not be checked (" + fallbackReport.note + ")"
-                                : fallbackReport.nodesOnCpu + " of " + fallbackReport.nodes.size() + " nodes would run on"
-                                        + " cpu: " + fallbackReport.cpuNodes())
+                                : fallbackReport.nodesOnCpu + " of " + fallbackReport.nodes.size()
+                                        + " nodes would run on" + " cpu: " + fallbackReport.cpuNodes())
                         + (fallbackReport.skipped.isEmpty() ? "" : "; skipped: " + fallbackReport.skipped));
             }
             registerMetrics(metrics);
@@ -151,7 +161,6 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             throw e;
         }
     }
-
 
     private void registerMetrics(MetricGroup metrics) {
         if (metrics == null) {
@@ -174,7 +183,9 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
      */
     public boolean batchable() {
         for (TensorSpec input : signature.inputs()) {
-            if (!input.hasBatchAxis() || input.batchAxis() != 0 || input.dims().get(0).isFixed()) {
+            if (!input.hasBatchAxis()
+                    || input.batchAxis() != 0
+                    || input.dims().get(0).isFixed()) {
                 return false;
             }
         }
@@ -188,7 +199,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * records that differ there are run in separate groups of equal shape.
      */
     private static boolean[][] paddableDims(List<TensorSpec> inputs, int maskInput, boolean padWithoutMask) {
-        java.util.Set<String> masked = new java.util.HashSet<>();
+        Set<String> masked = new HashSet<>();
         if (maskInput >= 0) {
             for (Dim d : inputs.get(maskInput).recordDims()) {
                 if (d.isSymbolic()) {
@@ -202,7 +213,8 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             paddable[i] = new boolean[dims.size()];
             for (int d = 0; d < dims.size(); d++) {
                 Dim dim = dims.get(d);
-                paddable[i][d] = !dim.isFixed() && (padWithoutMask || (dim.isSymbolic() && masked.contains(dim.symbol())));
+                paddable[i][d] =
+                        !dim.isFixed() && (padWithoutMask || (dim.isSymbolic() && masked.contains(dim.symbol())));
             }
         }
         return paddable;
@@ -258,8 +270,8 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         row.checkComplete();
         long bytes = row.byteEstimate();
         if (bytes > spec.maxRecordBytes()) {
-            throw new RecordConversionException("The record carries " + bytes + " bytes of input for model "
-                    + modelName + ", more than maxRecordBytes (" + spec.maxRecordBytes() + ")");
+            throw new RecordConversionException("The record carries " + bytes + " bytes of input for model " + modelName
+                    + ", more than maxRecordBytes (" + spec.maxRecordBytes() + ")");
         }
         if (rejectNaN) {
             String input = row.inputWithNaN();
@@ -296,7 +308,8 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
                     + ")");
         }
         int n = (int) values;
-        Object ones = n > MASK_CACHE_MAX_LENGTH ? ones(mask.elementType(), n)
+        Object ones = n > MASK_CACHE_MAX_LENGTH
+                ? ones(mask.elementType(), n)
                 : maskOnes.computeIfAbsent(n, k -> ones(mask.elementType(), k));
         row.putDerived(maskInput, ones, shape);
     }
@@ -393,10 +406,12 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         } else if (isolation.failedRecords >= 2 && ++consecutiveFailedBatches >= spec.maxConsecutiveFailedBatches()) {
             // Only batches where two or more records failed count: one record failing alone cannot tell a bad
             // record from a broken model, and counting it would restart the job on a run of bad records.
-            throw new SystemicFailureException("Every run of model " + modelName + " failed in "
-                    + consecutiveFailedBatches + " batches in a row (maxConsecutiveFailedBatches = "
-                    + spec.maxConsecutiveFailedBatches() + "): the session, not the records, looks broken. Last"
-                    + " error: " + isolation.lastError, isolation.lastError);
+            throw new SystemicFailureException(
+                    "Every run of model " + modelName + " failed in "
+                            + consecutiveFailedBatches + " batches in a row (maxConsecutiveFailedBatches = "
+                            + spec.maxConsecutiveFailedBatches() + "): the session, not the records, looks broken. Last"
+                            + " error: " + isolation.lastError,
+                    isolation.lastError);
         }
         return isolation.failedRuns > 0;
     }
@@ -462,9 +477,13 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         if (isolation.runsLeft <= 0) {
             isolation.failedRecords += to - from;
             for (int i = from; i < to; i++) {
-                outcomes.failed(order[i], new RecordConversionException("Not scored: isolating the failing records"
-                        + " of this batch used up its runs (a run per record plus one halving); last error: "
-                        + isolation.lastError.getMessage(), isolation.lastError));
+                outcomes.failed(
+                        order[i],
+                        new RecordConversionException(
+                                "Not scored: isolating the failing records"
+                                        + " of this batch used up its runs (a run per record plus one halving); last error: "
+                                        + isolation.lastError.getMessage(),
+                                isolation.lastError));
             }
             return;
         }

@@ -135,12 +135,13 @@ public final class PlacementProbe {
         long[] shape = new long[dims.size()];
         long values = 1;
         for (int d = 0; d < shape.length; d++) {
-            shape[d] = d != spec.batchAxis() && dims.get(d).isFixed() ? dims.get(d).value() : 1;
+            shape[d] =
+                    d != spec.batchAxis() && dims.get(d).isFixed() ? dims.get(d).value() : 1;
             values = shape[d] == 0 ? 0 : Math.min(Long.MAX_VALUE / shape[d], values) * shape[d];
         }
         if (values > MAX_SYNTHETIC_BYTES / Math.max(1, type.byteSize())) {
-            throw new IllegalArgumentException("input " + spec + " is too large to synthesize (more than "
-                    + MAX_SYNTHETIC_BYTES + " bytes)");
+            throw new IllegalArgumentException(
+                    "input " + spec + " is too large to synthesize (more than " + MAX_SYNTHETIC_BYTES + " bytes)");
         }
         int n = (int) values;
         ElementCodec codec = ElementCodec.of(type);

@@ -1,13 +1,13 @@
 package io.flinkonnx.flink.placement;
 
 import io.flinkonnx.flink.NodePlacement;
-import org.apache.flink.annotation.Internal;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import org.apache.flink.annotation.Internal;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.JsonNode;
 import org.apache.flink.shaded.jackson2.com.fasterxml.jackson.databind.ObjectMapper;
 
@@ -39,8 +39,10 @@ public final class ProfileTraceParser {
                 continue;
             }
             JsonNode args = e.path("args");
-            nodes.add(new NodePlacement(name.substring(0, name.length() - KERNEL_SUFFIX.length()),
-                    args.path("op_name").asText(""), providerId(args.path("provider").asText("")),
+            nodes.add(new NodePlacement(
+                    name.substring(0, name.length() - KERNEL_SUFFIX.length()),
+                    args.path("op_name").asText(""),
+                    providerId(args.path("provider").asText("")),
                     e.path("dur").asLong(0)));
         }
         return nodes;
@@ -49,7 +51,8 @@ public final class ProfileTraceParser {
     /** {@code CUDAExecutionProvider} -> {@code cuda}, the ids of {@code ProviderChain}. */
     public static String providerId(String ortName) {
         String id = ortName.endsWith("ExecutionProvider")
-                ? ortName.substring(0, ortName.length() - "ExecutionProvider".length()) : ortName;
+                ? ortName.substring(0, ortName.length() - "ExecutionProvider".length())
+                : ortName;
         id = id.toLowerCase(Locale.ROOT);
         switch (id) {
             case "dml":

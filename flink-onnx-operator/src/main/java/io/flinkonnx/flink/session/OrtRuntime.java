@@ -1,9 +1,9 @@
 package io.flinkonnx.flink.session;
 
-import org.apache.flink.annotation.Internal;
 import ai.onnxruntime.OrtEnvironment;
 import io.flinkonnx.model.RuntimeLimits;
 import java.util.Map;
+import org.apache.flink.annotation.Internal;
 
 /** The ONNX Runtime in this process: its environment, version, and what models it can read. */
 @Internal

@@ -1,9 +1,10 @@
 package io.flinkonnx.flink.session;
 
-import org.apache.flink.annotation.Internal;
+import ai.onnxruntime.MapInfo;
 import ai.onnxruntime.NodeInfo;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
+import ai.onnxruntime.SequenceInfo;
 import ai.onnxruntime.TensorInfo;
 import ai.onnxruntime.ValueInfo;
 import io.flinkonnx.flink.placement.PlacementProbe;
@@ -26,8 +27,10 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
+import org.apache.flink.annotation.Internal;
 
 /**
  * Creates the ORT session of a fetched model: limits check, creation along the EP chain (fallback is
@@ -43,10 +46,11 @@ public final class SessionLoader {
      * first user of the slot fetches it (one download per slot, not per operator); an unpinned model is
      * fetched to learn its digest, since the bytes behind a URI may change.
      */
-    public static SharedSession acquire(ModelSource source, String slot, ProviderChain providers, SessionSettings settings)
-            throws Exception {
+    public static SharedSession acquire(
+            ModelSource source, String slot, ProviderChain providers, SessionSettings settings) throws Exception {
         if (source.sha256().isPresent()) {
-            SessionRegistry.Key key = new SessionRegistry.Key(slot, source.sha256().get(), providers, settings);
+            SessionRegistry.Key key =
+                    new SessionRegistry.Key(slot, source.sha256().get(), providers, settings);
             return SessionRegistry.INSTANCE.acquire(key, k -> {
                 try (LocalModel model = source.fetch()) {
                     return load(k, model, providers, settings);
@@ -59,7 +63,8 @@ public final class SessionLoader {
         }
     }
 
-    public static SharedSession load(SessionRegistry.Key key, LocalModel model, ProviderChain chain, SessionSettings settings)
+    public static SharedSession load(
+            SessionRegistry.Key key, LocalModel model, ProviderChain chain, SessionSettings settings)
             throws OrtException, IOException {
         long start = System.nanoTime();
         RuntimeLimits limits = OrtRuntime.limits();
@@ -71,22 +76,37 @@ public final class SessionLoader {
             ResolvedSession created;
             try {
                 // Profile the warm-up run only: it tells where every kernel of the optimized graph runs.
-                created = SessionFactory.create(OrtRuntime.env(), model.path().toString(), chain, settings,
-                        options -> options.enableProfiling(profileDir.resolve("ort").toString()));
+                created = SessionFactory.create(
+                        OrtRuntime.env(),
+                        model.path().toString(),
+                        chain,
+                        settings,
+                        options -> options.enableProfiling(
+                                profileDir.resolve("ort").toString()));
             } catch (SessionCreationException e) {
-                throw new ModelLoadException("ONNX Runtime " + OrtRuntime.version() + " could not load model "
-                        + model.source().uri() + " (" + model.path() + "): " + e.getCode() + ": "
-                        + firstLine(e.getMessage()), e);
+                throw new ModelLoadException(
+                        "ONNX Runtime " + OrtRuntime.version() + " could not load model "
+                                + model.source().uri() + " (" + model.path() + "): " + e.getCode() + ": "
+                                + firstLine(e.getMessage()),
+                        e);
             }
             OrtSession session = created.session();
             try {
-                ModelSignature signature = model.format() == ModelFormat.ORT || model.signature().isEmpty()
-                        ? signatureFromSession(session)
-                        : model.signature().get();
+                ModelSignature signature =
+                        model.format() == ModelFormat.ORT || model.signature().isEmpty()
+                                ? signatureFromSession(session)
+                                : model.signature().get();
                 PlacementProbe.Placement placement = PlacementProbe.measure(session, signature);
                 long millis = (System.nanoTime() - start) / 1_000_000;
-                return new SharedSession(key, session, signature, created.resolution(), millis, model.sizeBytes(),
-                        placement.nodes, placement.note);
+                return new SharedSession(
+                        key,
+                        session,
+                        signature,
+                        created.resolution(),
+                        millis,
+                        model.sizeBytes(),
+                        placement.nodes,
+                        placement.note);
             } catch (Throwable e) {
                 // Errors too (an OutOfMemoryError while warming up): a session left open here is ~50 MB of
                 // native memory that nothing can close later.
@@ -116,7 +136,7 @@ public final class SessionLoader {
 
     private static void deleteRecursively(Path dir) {
         try (var paths = Files.walk(dir)) {
-            paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+            paths.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
         } catch (IOException ignored) {
             // a leftover empty temp folder is harmless
         }
@@ -128,15 +148,15 @@ public final class SessionLoader {
                 OrtSession session = OrtRuntime.env().createSession(model.path().toString(), options)) {
             return signatureFromSession(session);
         } catch (OrtException e) {
-            throw new ModelLoadException("ONNX Runtime could not load model " + model.source().uri() + ": "
-                    + e.getMessage(), e);
+            throw new ModelLoadException(
+                    "ONNX Runtime could not load model " + model.source().uri() + ": " + e.getMessage(), e);
         }
     }
 
     /** The signature of a session (the only source for {@code .ort} files); -1 dims become symbolic/unknown. */
     public static ModelSignature signatureFromSession(OrtSession session) throws OrtException {
-        return new ModelSignature(ModelFormat.ORT, 0, Map.of(), "", "", specs(session.getInputInfo()),
-                specs(session.getOutputInfo()));
+        return new ModelSignature(
+                ModelFormat.ORT, 0, Map.of(), "", "", specs(session.getInputInfo()), specs(session.getOutputInfo()));
     }
 
     private static List<TensorSpec> specs(Map<String, NodeInfo> infos) {
@@ -144,7 +164,12 @@ public final class SessionLoader {
         for (NodeInfo node : infos.values()) {
             ValueInfo info = node.getInfo();
             if (!(info instanceof TensorInfo)) {
-                specs.add(new TensorSpec(node.getName(), kindOf(info), ElementType.UNDEFINED, List.of(), false,
+                specs.add(new TensorSpec(
+                        node.getName(),
+                        kindOf(info),
+                        ElementType.UNDEFINED,
+                        List.of(),
+                        false,
                         TensorSpec.NO_BATCH_AXIS));
                 continue;
             }
@@ -165,10 +190,10 @@ public final class SessionLoader {
     }
 
     private static TensorSpec.Kind kindOf(ValueInfo info) {
-        if (info instanceof ai.onnxruntime.SequenceInfo) {
+        if (info instanceof SequenceInfo) {
             return TensorSpec.Kind.SEQUENCE;
         }
-        if (info instanceof ai.onnxruntime.MapInfo) {
+        if (info instanceof MapInfo) {
             return TensorSpec.Kind.MAP;
         }
         return TensorSpec.Kind.UNKNOWN;

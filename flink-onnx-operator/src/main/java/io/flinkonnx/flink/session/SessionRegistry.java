@@ -1,12 +1,12 @@
 package io.flinkonnx.flink.session;
 
-import org.apache.flink.annotation.Internal;
 import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.SessionSettings;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicLong;
+import org.apache.flink.annotation.Internal;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -43,7 +43,9 @@ public final class SessionRegistry {
                 return false;
             }
             Key k = (Key) o;
-            return slot.equals(k.slot) && modelSha256.equals(k.modelSha256) && providers.equals(k.providers)
+            return slot.equals(k.slot)
+                    && modelSha256.equals(k.modelSha256)
+                    && providers.equals(k.providers)
                     && settings.equals(k.settings);
         }
 

@@ -1,12 +1,12 @@
 package io.flinkonnx.flink.session;
 
-import io.flinkonnx.flink.NodePlacement;
-import org.apache.flink.annotation.Internal;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
+import io.flinkonnx.flink.NodePlacement;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.providers.ProviderResolution;
 import java.util.List;
+import org.apache.flink.annotation.Internal;
 
 /**
  * One ORT session shared by every operator of a task slot that uses the same model and settings.
@@ -23,8 +23,15 @@ public final class SharedSession {
     private final List<NodePlacement> placement;
     private final String placementNote;
 
-    public SharedSession(SessionRegistry.Key key, OrtSession session, ModelSignature signature, ProviderResolution resolution,
-            long loadTimeMillis, long modelSizeBytes, List<NodePlacement> placement, String placementNote) {
+    public SharedSession(
+            SessionRegistry.Key key,
+            OrtSession session,
+            ModelSignature signature,
+            ProviderResolution resolution,
+            long loadTimeMillis,
+            long modelSizeBytes,
+            List<NodePlacement> placement,
+            String placementNote) {
         this.key = key;
         this.session = session;
         this.signature = signature;

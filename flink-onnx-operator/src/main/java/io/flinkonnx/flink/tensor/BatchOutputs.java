@@ -1,21 +1,20 @@
 package io.flinkonnx.flink.tensor;
 
-import io.flinkonnx.flink.OutputRow;
-import io.flinkonnx.flink.RecordConversionException;
-import org.apache.flink.annotation.Internal;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OnnxValue;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
+import io.flinkonnx.flink.OutputRow;
+import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.model.Dim;
-import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.TensorSpec;
 import java.lang.reflect.Array;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.Collectors;
+import org.apache.flink.annotation.Internal;
 
 /**
  * The outputs of one {@code run}, copied out of ORT's memory once and read per record: the view is moved
@@ -36,7 +35,7 @@ public final class BatchOutputs implements OutputRow {
     public BatchOutputs(String model, List<TensorSpec> specs) {
         this.model = model;
         this.specs = specs;
-        this.names = specs.stream().map(TensorSpec::name).collect(java.util.stream.Collectors.toUnmodifiableList());
+        this.names = specs.stream().map(TensorSpec::name).collect(Collectors.toUnmodifiableList());
         this.data = new Object[specs.size()];
         this.shapes = new long[specs.size()][];
         this.values = new Object[specs.size()];
@@ -52,14 +51,16 @@ public final class BatchOutputs implements OutputRow {
         this.paddedLengths = paddedLengths.isEmpty() ? Map.of() : new HashMap<>(paddedLengths);
         for (int i = 0; i < specs.size(); i++) {
             String name = specs.get(i).name();
-            OnnxValue v = result.get(name).orElseThrow(() -> new IllegalStateException(
-                    "ONNX Runtime returned no output named '" + name + "' (outputs: " + names + ")"));
+            OnnxValue v = result.get(name)
+                    .orElseThrow(() -> new IllegalStateException(
+                            "ONNX Runtime returned no output named '" + name + "' (outputs: " + names + ")"));
             data[i] = null;
             values[i] = null;
             if (v instanceof OnnxTensor) {
                 OnnxTensor t = (OnnxTensor) v;
                 shapes[i] = t.getInfo().getShape();
-                data[i] = ElementCodec.ofOutput(ElementCodec.elementTypeOf(t.getInfo())).copyOut(t);
+                data[i] = ElementCodec.ofOutput(ElementCodec.elementTypeOf(t.getInfo()))
+                        .copyOut(t);
             } else {
                 shapes[i] = new long[0];
                 values[i] = v.getValue();
@@ -102,7 +103,8 @@ public final class BatchOutputs implements OutputRow {
         List<Dim> dims = specs.get(i).recordDims();
         long[] own = null;
         for (int d = 0; d < dims.size() && d < padded.length; d++) {
-            long[] lengths = dims.get(d).isSymbolic() ? paddedLengths.get(dims.get(d).symbol()) : null;
+            long[] lengths =
+                    dims.get(d).isSymbolic() ? paddedLengths.get(dims.get(d).symbol()) : null;
             if (lengths != null && lengths[record] < padded[d]) {
                 if (own == null) {
                     own = padded.clone();
@@ -168,8 +170,8 @@ public final class BatchOutputs implements OutputRow {
     @Override
     public float[] floats() {
         if (specs.size() != 1) {
-            throw new RecordConversionException("floats() needs a model with one output, but " + model + " has "
-                    + names + ": name the output, floats(\"name\")");
+            throw new RecordConversionException("floats() needs a model with one output, but " + model + " has " + names
+                    + ": name the output, floats(\"name\")");
         }
         return floats(names.get(0));
     }
@@ -187,14 +189,16 @@ public final class BatchOutputs implements OutputRow {
                     + specs.get(i).kind() + "): read it with value(\"" + name + "\")");
         }
         if (all.getClass() != wanted) {
-            throw new RecordConversionException("Output '" + name + "' of " + model + " is " + specs.get(i).elementType()
-                    + " (" + all.getClass().getSimpleName() + "): read it with " + ElementCodec.ofArray(all.getClass()).accessor()
-                    + "(\"" + name + "\"), not " + accessor + "()");
+            throw new RecordConversionException(
+                    "Output '" + name + "' of " + model + " is " + specs.get(i).elementType()
+                            + " (" + all.getClass().getSimpleName() + "): read it with "
+                            + ElementCodec.ofArray(all.getClass()).accessor()
+                            + "(\"" + name + "\"), not " + accessor + "()");
         }
         if (!batched(i)) {
             if (count != 1) {
-                throw new IllegalStateException("Output '" + name + "' has no batch axis but the run scored " + count
-                        + " records");
+                throw new IllegalStateException(
+                        "Output '" + name + "' has no batch axis but the run scored " + count + " records");
             }
             return all;
         }

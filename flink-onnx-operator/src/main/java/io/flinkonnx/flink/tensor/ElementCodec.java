@@ -1,21 +1,26 @@
 package io.flinkonnx.flink.tensor;
 
-import io.flinkonnx.flink.OutputRow;
-import io.flinkonnx.flink.RecordConversionException;
-import org.apache.flink.annotation.Internal;
 import ai.onnxruntime.OnnxJavaType;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.TensorInfo;
+import io.flinkonnx.flink.OutputRow;
+import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.model.ElementType;
 import java.lang.reflect.Array;
 import java.nio.ByteBuffer;
+import java.nio.DoubleBuffer;
+import java.nio.FloatBuffer;
+import java.nio.IntBuffer;
+import java.nio.LongBuffer;
+import java.nio.ShortBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.flink.annotation.Internal;
 
 /**
  * Everything that depends on an element type, in one place: the Java array records carry, filling it,
@@ -56,8 +61,8 @@ public abstract class ElementCodec {
     public static ElementCodec of(ElementType type) {
         ElementCodec codec = CODECS.get(type);
         if (codec == null) {
-            throw new RecordConversionException("Element type " + type + " cannot be fed by records yet (supported: "
-                    + CODECS.keySet() + ")");
+            throw new RecordConversionException(
+                    "Element type " + type + " cannot be fed by records yet (supported: " + CODECS.keySet() + ")");
         }
         return codec;
     }
@@ -68,7 +73,8 @@ public abstract class ElementCodec {
      */
     public static ElementCodec ofOutput(ElementType type) {
         ElementCodec codec = CODECS.get(type);
-        return codec == null || codec instanceof Shorts && type != ElementType.INT16 ? CODECS.get(ElementType.FLOAT)
+        return codec == null || codec instanceof Shorts && type != ElementType.INT16
+                ? CODECS.get(ElementType.FLOAT)
                 : codec;
     }
 
@@ -173,10 +179,10 @@ public abstract class ElementCodec {
 
         @Override
         public Object copyOut(OnnxTensor tensor) throws OrtException {
-            java.nio.FloatBuffer b = tensor.getFloatBuffer();
+            FloatBuffer b = tensor.getFloatBuffer();
             if (b == null) {
-                throw new RecordConversionException("Output element type " + tensor.getInfo().type
-                        + " is not supported");
+                throw new RecordConversionException(
+                        "Output element type " + tensor.getInfo().type + " is not supported");
             }
             float[] a = new float[b.remaining()];
             b.get(a);
@@ -223,7 +229,7 @@ public abstract class ElementCodec {
 
         @Override
         public Object copyOut(OnnxTensor tensor) {
-            java.nio.DoubleBuffer b = tensor.getDoubleBuffer();
+            DoubleBuffer b = tensor.getDoubleBuffer();
             double[] a = new double[b.remaining()];
             b.get(a);
             return a;
@@ -269,7 +275,7 @@ public abstract class ElementCodec {
 
         @Override
         public Object copyOut(OnnxTensor tensor) {
-            java.nio.LongBuffer b = tensor.getLongBuffer();
+            LongBuffer b = tensor.getLongBuffer();
             long[] a = new long[b.remaining()];
             b.get(a);
             return a;
@@ -315,7 +321,7 @@ public abstract class ElementCodec {
 
         @Override
         public Object copyOut(OnnxTensor tensor) {
-            java.nio.IntBuffer b = tensor.getIntBuffer();
+            IntBuffer b = tensor.getIntBuffer();
             int[] a = new int[b.remaining()];
             b.get(a);
             return a;
@@ -354,7 +360,8 @@ public abstract class ElementCodec {
         @Override
         public void fillOnes(Object array) {
             // 1.0 as binary16 (0x3C00) and bfloat16 (0x3F80) bit patterns; 1 for INT16
-            short one = type == ElementType.FLOAT16 ? (short) 0x3C00 : type == ElementType.BFLOAT16 ? (short) 0x3F80 : 1;
+            short one =
+                    type == ElementType.FLOAT16 ? (short) 0x3C00 : type == ElementType.BFLOAT16 ? (short) 0x3F80 : 1;
             Arrays.fill((short[]) array, one);
         }
 
@@ -372,7 +379,7 @@ public abstract class ElementCodec {
 
         @Override
         public Object copyOut(OnnxTensor tensor) {
-            java.nio.ShortBuffer b = tensor.getShortBuffer();
+            ShortBuffer b = tensor.getShortBuffer();
             short[] a = new short[b.remaining()];
             b.get(a);
             return a;

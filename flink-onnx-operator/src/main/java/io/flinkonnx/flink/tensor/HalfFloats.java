@@ -1,8 +1,8 @@
 package io.flinkonnx.flink.tensor;
 
-import org.apache.flink.annotation.Internal;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.TensorData;
+import org.apache.flink.annotation.Internal;
 
 /**
  * FLOAT16 and BFLOAT16 values travel as their raw 16-bit patterns ({@code short[]}); ORT widens such

@@ -1,8 +1,8 @@
 package io.flinkonnx.flink.tensor;
 
-import org.apache.flink.annotation.Internal;
 import java.lang.reflect.Array;
 import java.util.Arrays;
+import org.apache.flink.annotation.Internal;
 
 /**
  * Row-major copies between a record's own shape and a larger (padded) shape of the same rank: padding

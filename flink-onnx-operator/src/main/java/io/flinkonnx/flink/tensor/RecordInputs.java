@@ -2,7 +2,6 @@ package io.flinkonnx.flink.tensor;
 
 import io.flinkonnx.flink.InputRow;
 import io.flinkonnx.flink.RecordConversionException;
-import org.apache.flink.annotation.Internal;
 import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.TensorSpec;
@@ -10,6 +9,7 @@ import java.lang.reflect.Array;
 import java.util.Arrays;
 import java.util.List;
 import java.util.stream.Collectors;
+import org.apache.flink.annotation.Internal;
 
 /**
  * One record's encoded inputs, checked against the model's inputs as they are put: type, per-record
@@ -130,8 +130,10 @@ public final class RecordInputs implements InputRow {
             }
             return bytes;
         }
-        return values[i] == null ? 0
-                : (long) Array.getLength(values[i]) * Math.max(1, specs.get(i).elementType().byteSize());
+        return values[i] == null
+                ? 0
+                : (long) Array.getLength(values[i])
+                        * Math.max(1, specs.get(i).elementType().byteSize());
     }
 
     /** The first FLOAT/DOUBLE input holding a NaN, or null. */
@@ -158,8 +160,8 @@ public final class RecordInputs implements InputRow {
     public void checkComplete() {
         for (int i = 0; i < specs.size(); i++) {
             if (values[i] == null) {
-                throw new RecordConversionException("The record gave no value for input '" + specs.get(i).name()
-                        + "' of " + model + " (inputs: " + describe(specs) + ")");
+                throw new RecordConversionException("The record gave no value for input '"
+                        + specs.get(i).name() + "' of " + model + " (inputs: " + describe(specs) + ")");
             }
         }
     }
@@ -179,14 +181,13 @@ public final class RecordInputs implements InputRow {
                 return i;
             }
         }
-        throw new RecordConversionException("Model " + model + " has no input '" + name + "'; its inputs are "
-                + describe(specs));
+        throw new RecordConversionException(
+                "Model " + model + " has no input '" + name + "'; its inputs are " + describe(specs));
     }
 
     private void checkType(TensorSpec spec, Object array) {
         if (array == null) {
-            throw new RecordConversionException("Input '" + spec.name() + "' is null; it expects "
-                    + expected(spec));
+            throw new RecordConversionException("Input '" + spec.name() + "' is null; it expects " + expected(spec));
         }
         Class<?> wanted = spec.elementType().javaArrayType();
         if (wanted == null) {
@@ -202,8 +203,8 @@ public final class RecordInputs implements InputRow {
             String[] strings = (String[]) array;
             for (int k = 0; k < strings.length; k++) {
                 if (strings[k] == null) {
-                    throw new RecordConversionException("Input '" + spec.name() + "' holds a null string at index "
-                            + k);
+                    throw new RecordConversionException(
+                            "Input '" + spec.name() + "' holds a null string at index " + k);
                 }
             }
         }
@@ -269,8 +270,8 @@ public final class RecordInputs implements InputRow {
         long product = 1;
         for (long d : shape) {
             if (d < 0) {
-                throw new RecordConversionException("Input '" + spec.name() + "': negative dimension in shape "
-                        + Arrays.toString(shape));
+                throw new RecordConversionException(
+                        "Input '" + spec.name() + "': negative dimension in shape " + Arrays.toString(shape));
             }
             try {
                 product = Math.multiplyExact(product, d);
@@ -285,7 +286,10 @@ public final class RecordInputs implements InputRow {
         }
         List<Dim> dims = spec.isShapeKnown() ? spec.recordDims() : null;
         for (int d = 0; d < shape.length; d++) {
-            boolean declaredZero = dims != null && d < dims.size() && dims.get(d).isFixed() && dims.get(d).value() == 0;
+            boolean declaredZero = dims != null
+                    && d < dims.size()
+                    && dims.get(d).isFixed()
+                    && dims.get(d).value() == 0;
             if (shape[d] == 0 && !declaredZero) {
                 throw emptyInput(spec, "shape " + Arrays.toString(shape) + " has a zero-sized dimension");
             }
@@ -315,8 +319,8 @@ public final class RecordInputs implements InputRow {
 
     private static String expected(TensorSpec spec) {
         ElementType t = spec.elementType();
-        return t + " values (" + (t.javaArrayType() == null ? "unsupported" : t.javaArrayType().getSimpleName())
-                + ")";
+        return t + " values ("
+                + (t.javaArrayType() == null ? "unsupported" : t.javaArrayType().getSimpleName()) + ")";
     }
 
     public static String shapeOf(List<Dim> dims) {

@@ -1,20 +1,20 @@
 package io.flinkonnx.flink.tensor;
 
-import io.flinkonnx.flink.RecordConversionException;
-import org.apache.flink.annotation.Internal;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
+import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.TensorSpec;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import io.flinkonnx.model.Dim;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import org.apache.flink.annotation.Internal;
 
 /**
  * Packs records' inputs into one tensor per input, stacking them along the batch axis, in reused
@@ -28,6 +28,7 @@ public final class TensorPacker {
     private final ByteBuffer[] buffers;
     /** Per input: packs in a row that needed less than a quarter of the buffer. */
     private final int[] smallPacks;
+
     private final double padValue;
     private final int maskInput;
     private final Map<String, long[]> padded = new HashMap<>();
@@ -66,8 +67,8 @@ public final class TensorPacker {
             // Heap or direct memory for padding/packing this batch: a failed run, not a dead TaskManager.
             tensors.values().forEach(OnnxTensor::close);
             Arrays.fill(buffers, null);
-            throw new RecordConversionException("Packing " + count + " record(s) for model inputs ran out of memory ("
-                    + e.getMessage() + ")", e);
+            throw new RecordConversionException(
+                    "Packing " + count + " record(s) for model inputs ran out of memory (" + e.getMessage() + ")", e);
         } catch (OrtException | RuntimeException e) {
             tensors.values().forEach(OnnxTensor::close);
             throw e;
@@ -80,8 +81,14 @@ public final class TensorPacker {
      *
      * @param options ORT run options (a terminate flag), or null
      */
-    public void run(OrtSession session, OrtSession.RunOptions options, RecordInputs[] rows, int offset, int count,
-            BatchOutputs into) throws OrtException {
+    public void run(
+            OrtSession session,
+            OrtSession.RunOptions options,
+            RecordInputs[] rows,
+            int offset,
+            int count,
+            BatchOutputs into)
+            throws OrtException {
         Map<String, OnnxTensor> tensors = pack(rows, offset, count);
         try (OrtSession.Result result = options == null ? session.run(tensors) : session.run(tensors, options)) {
             into.load(result, count, padded);
@@ -126,8 +133,8 @@ public final class TensorPacker {
         for (int r = offset + 1; r < offset + count; r++) {
             long[] s = rows[r].shape(input);
             if (s.length != first.length) {
-                throw new RecordConversionException("Records of one batch disagree on the rank of input '"
-                        + spec.name() + "': " + Arrays.toString(first) + " and " + Arrays.toString(s));
+                throw new RecordConversionException("Records of one batch disagree on the rank of input '" + spec.name()
+                        + "': " + Arrays.toString(first) + " and " + Arrays.toString(s));
             }
             for (int d = 0; d < s.length; d++) {
                 if (s[d] != common[d]) {
@@ -140,8 +147,8 @@ public final class TensorPacker {
             List<Dim> dims = spec.recordDims();
             for (int d = 0; d < common.length; d++) {
                 if (d < dims.size() && dims.get(d).isFixed() && !allEqual(rows, offset, count, input, d)) {
-                    throw new RecordConversionException("Records of one batch disagree on fixed dim " + d
-                            + " of input '" + spec.name() + "'");
+                    throw new RecordConversionException(
+                            "Records of one batch disagree on fixed dim " + d + " of input '" + spec.name() + "'");
                 }
                 if (d < dims.size() && dims.get(d).isSymbolic() && !allEqual(rows, offset, count, input, d)) {
                     long[] lengths = new long[count];
@@ -172,7 +179,11 @@ public final class TensorPacker {
         if (Arrays.equals(shape, target)) {
             return values;
         }
-        return Padding.pad(values, shape, target, ElementCodec.of(specs.get(input).elementType()),
+        return Padding.pad(
+                values,
+                shape,
+                target,
+                ElementCodec.of(specs.get(input).elementType()),
                 input == maskInput ? 0 : padValue);
     }
 
@@ -225,8 +236,8 @@ public final class TensorPacker {
     /** A cleared native-order direct buffer of at least {@code bytes}, grown by doubling. */
     private ByteBuffer buffer(int input, long bytes) {
         if (bytes > Integer.MAX_VALUE) {
-            throw new RecordConversionException("Batch for input '" + specs.get(input).name() + "' needs " + bytes
-                    + " bytes, more than one buffer holds");
+            throw new RecordConversionException("Batch for input '"
+                    + specs.get(input).name() + "' needs " + bytes + " bytes, more than one buffer holds");
         }
         ByteBuffer b = buffers[input];
         smallPacks[input] = b != null && 4 * bytes < b.capacity() ? smallPacks[input] + 1 : 0;

@@ -35,7 +35,8 @@ class PlacementProbeTest {
 
     private long profileFiles() throws Exception {
         try (Stream<Path> files = Files.list(dir)) {
-            return files.filter(p -> p.getFileName().toString().startsWith("profile")).count();
+            return files.filter(p -> p.getFileName().toString().startsWith("profile"))
+                    .count();
         }
     }
 
@@ -72,8 +73,15 @@ class PlacementProbeTest {
         Path model = new TestModels.Mlp(4, 8, 2).writeTo(dir.resolve("mlp.onnx"));
         try (OrtSession session = profiled(model)) {
             // a signature that disagrees with the model: the synthetic input has the wrong width
-            ModelSignature wrong = new ModelSignature(io.flinkonnx.model.ModelFormat.ORT, 0, java.util.Map.of(), "", "",
-                    List.of(TensorSpec.tensor(session.getInputNames().iterator().next(), ElementType.FLOAT,
+            ModelSignature wrong = new ModelSignature(
+                    io.flinkonnx.model.ModelFormat.ORT,
+                    0,
+                    java.util.Map.of(),
+                    "",
+                    "",
+                    List.of(TensorSpec.tensor(
+                            session.getInputNames().iterator().next(),
+                            ElementType.FLOAT,
                             List.of(Dim.symbolic("batch"), Dim.fixed(5)))),
                     SessionLoader.signatureFromSession(session).outputs());
             PlacementProbe.Placement p = PlacementProbe.measure(session, wrong);
@@ -95,11 +103,14 @@ class PlacementProbeTest {
 
     @Test
     void inputsLargerThanARecordMayBeAreRefusedNotAllocated() {
-        TensorSpec wide = TensorSpec.tensor("x", ElementType.FLOAT, List.of(Dim.symbolic("batch"),
-                Dim.fixed(OnnxInferenceSpec.DEFAULT_MAX_RECORD_BYTES / 4 + 1)));
+        TensorSpec wide = TensorSpec.tensor(
+                "x",
+                ElementType.FLOAT,
+                List.of(Dim.symbolic("batch"), Dim.fixed(OnnxInferenceSpec.DEFAULT_MAX_RECORD_BYTES / 4 + 1)));
         org.assertj.core.api.Assertions.assertThatThrownBy(() -> PlacementProbe.ones(OrtRuntime.env(), wide))
                 .isInstanceOf(IllegalArgumentException.class)
-                .hasMessageContaining("too large to synthesize (more than " + OnnxInferenceSpec.DEFAULT_MAX_RECORD_BYTES);
+                .hasMessageContaining(
+                        "too large to synthesize (more than " + OnnxInferenceSpec.DEFAULT_MAX_RECORD_BYTES);
     }
 
     @Test
@@ -124,8 +135,8 @@ class PlacementProbeTest {
         try (OnnxTensor t = PlacementProbe.ones(OrtRuntime.env(), TensorSpec.tensor("s", ElementType.STRING, dims))) {
             assertThat((String[][][]) t.getValue()).isDeepEqualTo(new String[][][] {{{""}, {""}}});
         }
-        try (OnnxTensor t = PlacementProbe.ones(OrtRuntime.env(), TensorSpec.tensor("scalar", ElementType.DOUBLE,
-                List.of()))) {
+        try (OnnxTensor t =
+                PlacementProbe.ones(OrtRuntime.env(), TensorSpec.tensor("scalar", ElementType.DOUBLE, List.of()))) {
             assertThat(t.getInfo().getShape()).isEmpty();
             assertThat(t.getDoubleBuffer().get(0)).isEqualTo(1d);
         }

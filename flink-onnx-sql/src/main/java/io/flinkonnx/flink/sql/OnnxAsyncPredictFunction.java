@@ -5,7 +5,6 @@ import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.InferenceRunner;
-import org.apache.flink.annotation.Internal;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Collections;
@@ -14,6 +13,8 @@ import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import org.apache.flink.annotation.Internal;
+import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.functions.AsyncPredictFunction;
 import org.apache.flink.table.functions.FunctionContext;
@@ -53,8 +54,8 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
         }
     }
 
-    public OnnxAsyncPredictFunction(OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, int batchSize,
-            int batchDelayMillis) {
+    public OnnxAsyncPredictFunction(
+            OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, int batchSize, int batchDelayMillis) {
         this.spec = spec;
         this.binding = binding;
         this.batchSize = batchSize;
@@ -65,16 +66,21 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     public void open(FunctionContext context) throws Exception {
         runner = new InferenceRunner<>(spec);
         int rows = batchSize;
-        org.apache.flink.metrics.MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
-        runner.open(context.getTaskInfo().getAllocationIDAsString(), context.getTaskInfo().getIndexOfThisSubtask(),
-                metrics, rows, BatchPolicy.defaults());
+        MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
+        runner.open(
+                context.getTaskInfo().getAllocationIDAsString(),
+                context.getTaskInfo().getIndexOfThisSubtask(),
+                metrics,
+                rows,
+                BatchPolicy.defaults());
         // SQL has no side outputs: drift reports go to the gauges and the log.
         DriftMonitor.checkGoldenIfDue(runner.drift());
         // A model without a free batch axis takes one row per run (as in the batching operator).
         gatherSize = runner.batchable() ? batchSize : 1;
         queue = new ArrayBlockingQueue<>(4 * batchSize);
         running = true;
-        worker = new Thread(this::work, "onnx-ml-predict-" + context.getTaskInfo().getIndexOfThisSubtask());
+        worker = new Thread(
+                this::work, "onnx-ml-predict-" + context.getTaskInfo().getIndexOfThisSubtask());
         worker.setDaemon(true);
         worker.start();
     }
@@ -181,13 +187,16 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
 
     /** The failure of one row, with the reason the DataStream operator gives its dead letter. */
     private RecordConversionException rowFailure(Exception e) {
-        return e instanceof RecordConversionException ? (RecordConversionException) e
+        return e instanceof RecordConversionException
+                ? (RecordConversionException) e
                 : new RecordConversionException(InferenceRunner.reasonOf(e), e);
     }
 
     private IllegalStateException closed() {
-        return new IllegalStateException("ML_PREDICT with model " + spec.model().uri() + " is closed"
-                + (failure == null ? "" : " after a failure: " + failure), failure);
+        return new IllegalStateException(
+                "ML_PREDICT with model " + spec.model().uri() + " is closed"
+                        + (failure == null ? "" : " after a failure: " + failure),
+                failure);
     }
 
     /**

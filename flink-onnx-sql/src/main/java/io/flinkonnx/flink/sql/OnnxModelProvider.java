@@ -16,7 +16,8 @@ public final class OnnxModelProvider implements PredictRuntimeProvider, AsyncPre
     private final int batchSize;
     private final int batchDelayMillis;
 
-    public OnnxModelProvider(OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, int batchSize, int batchDelayMillis) {
+    public OnnxModelProvider(
+            OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, int batchSize, int batchDelayMillis) {
         this.spec = spec;
         this.binding = binding;
         this.batchSize = batchSize;

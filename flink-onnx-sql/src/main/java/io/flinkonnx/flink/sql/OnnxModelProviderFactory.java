@@ -6,17 +6,19 @@ import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.OutputRow;
 import io.flinkonnx.flink.RecordEncoder;
 import io.flinkonnx.flink.ResultDecoder;
-import org.apache.flink.annotation.Internal;
 import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.model.LocalModel;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.SessionSettings;
+import java.time.Duration;
 import java.util.Set;
+import org.apache.flink.annotation.Internal;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.ConfigOptions;
 import org.apache.flink.configuration.ReadableConfig;
+import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.factories.FactoryUtil;
 import org.apache.flink.table.factories.ModelProviderFactory;
 import org.apache.flink.table.ml.ModelProvider;
@@ -38,26 +40,43 @@ import org.apache.flink.table.ml.ModelProvider;
 public class OnnxModelProviderFactory implements ModelProviderFactory {
     public static final String IDENTIFIER = "onnx";
 
-    public static final ConfigOption<String> PATH = ConfigOptions.key("path").stringType().noDefaultValue()
+    public static final ConfigOption<String> PATH = ConfigOptions.key("path")
+            .stringType()
+            .noDefaultValue()
             .withDescription("Model URI: a path, classpath: resource or any Flink file system URI.");
-    public static final ConfigOption<String> SHA256 = ConfigOptions.key("sha256").stringType().noDefaultValue()
+    public static final ConfigOption<String> SHA256 = ConfigOptions.key("sha256")
+            .stringType()
+            .noDefaultValue()
             .withDescription("Expected sha256 of the model file.");
-    public static final ConfigOption<String> PROVIDERS = ConfigOptions.key("providers").stringType().defaultValue("cpu")
+    public static final ConfigOption<String> PROVIDERS = ConfigOptions.key("providers")
+            .stringType()
+            .defaultValue("cpu")
             .withDescription("Execution provider chain, e.g. 'cuda(device_id=0) > cpu'.");
-    public static final ConfigOption<Integer> INTRA_OP_THREADS = ConfigOptions.key("intra-op-threads").intType()
-            .defaultValue(1).withDescription("ORT intra-op threads per session.");
-    public static final ConfigOption<Integer> BATCH_MAX_SIZE = ConfigOptions.key("batch.max-size").intType()
-            .defaultValue(32).withDescription("Rows per ORT run in the asynchronous runtime.");
-    public static final ConfigOption<Integer> BATCH_MAX_DELAY_MS = ConfigOptions.key("batch.max-delay-ms").intType()
-            .defaultValue(5).withDescription("How long the asynchronous runtime waits to fill a batch.");
+    public static final ConfigOption<Integer> INTRA_OP_THREADS = ConfigOptions.key("intra-op-threads")
+            .intType()
+            .defaultValue(1)
+            .withDescription("ORT intra-op threads per session.");
+    public static final ConfigOption<Integer> BATCH_MAX_SIZE = ConfigOptions.key("batch.max-size")
+            .intType()
+            .defaultValue(32)
+            .withDescription("Rows per ORT run in the asynchronous runtime.");
+    public static final ConfigOption<Integer> BATCH_MAX_DELAY_MS = ConfigOptions.key("batch.max-delay-ms")
+            .intType()
+            .defaultValue(5)
+            .withDescription("How long the asynchronous runtime waits to fill a batch.");
     public static final ConfigOption<String> DRIFT_GOLDEN_VECTORS = ConfigOptions.key("drift.golden-vectors")
-            .stringType().noDefaultValue()
+            .stringType()
+            .noDefaultValue()
             .withDescription("Folder of ONNX test_data_set_N golden vectors, checked at start and on an interval"
                     + " (reported as gauges and in the log: SQL has no side outputs).");
-    public static final ConfigOption<Long> DRIFT_INTERVAL_MS = ConfigOptions.key("drift.interval-ms").longType()
-            .defaultValue(600_000L).withDescription("How often the golden vectors are checked again.");
+    public static final ConfigOption<Long> DRIFT_INTERVAL_MS = ConfigOptions.key("drift.interval-ms")
+            .longType()
+            .defaultValue(600_000L)
+            .withDescription("How often the golden vectors are checked again.");
     public static final ConfigOption<Boolean> FAIL_ON_CPU_FALLBACK = ConfigOptions.key("fail-on-cpu-fallback")
-            .booleanType().defaultValue(false).withDescription("Fail when an accelerator was asked for and nodes fall to CPU.");
+            .booleanType()
+            .defaultValue(false)
+            .withDescription("Fail when an accelerator was asked for and nodes fall to CPU.");
 
     @Override
     public String factoryIdentifier() {
@@ -71,8 +90,15 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
 
     @Override
     public Set<ConfigOption<?>> optionalOptions() {
-        return Set.of(SHA256, PROVIDERS, INTRA_OP_THREADS, BATCH_MAX_SIZE, BATCH_MAX_DELAY_MS, FAIL_ON_CPU_FALLBACK,
-                DRIFT_GOLDEN_VECTORS, DRIFT_INTERVAL_MS);
+        return Set.of(
+                SHA256,
+                PROVIDERS,
+                INTRA_OP_THREADS,
+                BATCH_MAX_SIZE,
+                BATCH_MAX_DELAY_MS,
+                FAIL_ON_CPU_FALLBACK,
+                DRIFT_GOLDEN_VECTORS,
+                DRIFT_INTERVAL_MS);
     }
 
     @Override
@@ -88,20 +114,24 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
         SqlBinding binding;
         try (LocalModel model = source.fetch()) {
             ModelSignature signature = model.signature().orElseGet(() -> SessionLoader.signatureOf(model));
-            binding = SqlBinding.bind(name + " (" + source.uri() + ")", signature,
+            binding = SqlBinding.bind(
+                    name + " (" + source.uri() + ")",
+                    signature,
                     context.getCatalogModel().getResolvedInputSchema().getColumns(),
                     context.getCatalogModel().getResolvedOutputSchema().getColumns());
         }
-        OnnxInferenceSpec.Builder<Object[], org.apache.flink.table.data.RowData> builder =
-                OnnxInference.<Object[]>builder(source)
-                        .providers(ProviderChain.parse(options.get(PROVIDERS)))
-                        .sessionSettings(SessionSettings.builder().intraOpThreads(options.get(INTRA_OP_THREADS)).build())
-                        .failOnCpuFallback(options.get(FAIL_ON_CPU_FALLBACK))
-                        .encoder(new SqlEncoder(binding))
-                        .decoder(new SqlDecoder(binding), null);
-        options.getOptional(DRIFT_GOLDEN_VECTORS).ifPresent(folder -> builder.driftAgainstGoldenVectors(folder,
-                java.time.Duration.ofMillis(options.get(DRIFT_INTERVAL_MS))));
-        OnnxInferenceSpec<Object[], org.apache.flink.table.data.RowData> spec = builder.buildUnchecked();
+        OnnxInferenceSpec.Builder<Object[], RowData> builder = OnnxInference.<Object[]>builder(source)
+                .providers(ProviderChain.parse(options.get(PROVIDERS)))
+                .sessionSettings(SessionSettings.builder()
+                        .intraOpThreads(options.get(INTRA_OP_THREADS))
+                        .build())
+                .failOnCpuFallback(options.get(FAIL_ON_CPU_FALLBACK))
+                .encoder(new SqlEncoder(binding))
+                .decoder(new SqlDecoder(binding), null);
+        options.getOptional(DRIFT_GOLDEN_VECTORS)
+                .ifPresent(folder ->
+                        builder.driftAgainstGoldenVectors(folder, Duration.ofMillis(options.get(DRIFT_INTERVAL_MS))));
+        OnnxInferenceSpec<Object[], RowData> spec = builder.buildUnchecked();
         return new OnnxModelProvider(spec, binding, options.get(BATCH_MAX_SIZE), options.get(BATCH_MAX_DELAY_MS));
     }
 
@@ -119,7 +149,7 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
         }
     }
 
-    public static final class SqlDecoder implements ResultDecoder<Object[], org.apache.flink.table.data.RowData> {
+    public static final class SqlDecoder implements ResultDecoder<Object[], RowData> {
         private static final long serialVersionUID = 1L;
         private final SqlBinding binding;
 
@@ -128,7 +158,7 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
         }
 
         @Override
-        public org.apache.flink.table.data.RowData decode(Object[] values, OutputRow outputs) {
+        public RowData decode(Object[] values, OutputRow outputs) {
             return binding.decode(outputs);
         }
     }

@@ -4,9 +4,10 @@ import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.InferenceRunner;
-import org.apache.flink.annotation.Internal;
 import java.util.Collection;
 import java.util.List;
+import org.apache.flink.annotation.Internal;
+import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.functions.FunctionContext;
 import org.apache.flink.table.functions.PredictFunction;
@@ -28,8 +29,11 @@ public class OnnxPredictFunction extends PredictFunction {
     @Override
     public void open(FunctionContext context) throws Exception {
         runner = new InferenceRunner<>(spec);
-        org.apache.flink.metrics.MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
-        runner.open(context.getTaskInfo().getAllocationIDAsString(), context.getTaskInfo().getIndexOfThisSubtask(), metrics);
+        MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
+        runner.open(
+                context.getTaskInfo().getAllocationIDAsString(),
+                context.getTaskInfo().getIndexOfThisSubtask(),
+                metrics);
         // SQL has no side outputs: drift reports go to the gauges and the log.
         DriftMonitor.checkGoldenIfDue(runner.drift());
     }

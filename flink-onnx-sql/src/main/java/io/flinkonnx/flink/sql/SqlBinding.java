@@ -4,23 +4,20 @@ import io.flinkonnx.flink.InputRow;
 import io.flinkonnx.flink.OutputRow;
 import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.flink.tensor.RecordInputs;
-import org.apache.flink.annotation.Internal;
 import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.TensorSpec;
 import java.io.Serializable;
+import java.lang.reflect.Array;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Objects;
-import org.apache.flink.table.api.DataTypes;
+import java.util.stream.Collectors;
+import org.apache.flink.annotation.Internal;
 import org.apache.flink.table.catalog.Column;
-import org.apache.flink.table.data.ArrayData;
-import org.apache.flink.table.data.GenericArrayData;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
-import org.apache.flink.table.types.DataType;
 import org.apache.flink.table.types.logical.ArrayType;
 import org.apache.flink.table.types.logical.LogicalType;
 import org.apache.flink.table.types.logical.LogicalTypeRoot;
@@ -62,13 +59,16 @@ public final class SqlBinding implements Serializable {
         this.outputs = List.copyOf(outputs);
     }
 
-    public static SqlBinding bind(String model, ModelSignature signature, List<Column> inputColumns, List<Column> outputColumns) {
-        return new SqlBinding(bindSide(model, "input", signature.inputs(), inputColumns),
+    public static SqlBinding bind(
+            String model, ModelSignature signature, List<Column> inputColumns, List<Column> outputColumns) {
+        return new SqlBinding(
+                bindSide(model, "input", signature.inputs(), inputColumns),
                 bindSide(model, "output", signature.outputs(), outputColumns));
     }
 
     private static List<Binding> bindSide(String model, String side, List<TensorSpec> specs, List<Column> columns) {
-        boolean byName = columns.stream().allMatch(c -> specs.stream().anyMatch(s -> s.name().equals(c.getName())));
+        boolean byName = columns.stream()
+                .allMatch(c -> specs.stream().anyMatch(s -> s.name().equals(c.getName())));
         if (!byName && columns.size() != specs.size()) {
             throw new IllegalArgumentException("Model " + model + ": " + side.toUpperCase() + " columns "
                     + names(columns) + " match neither the ONNX " + side + " names nor their count: the model has "
@@ -77,7 +77,11 @@ public final class SqlBinding implements Serializable {
         List<Binding> out = new ArrayList<>();
         for (int i = 0; i < columns.size(); i++) {
             Column c = columns.get(i);
-            TensorSpec spec = byName ? specs.stream().filter(s -> s.name().equals(c.getName())).findFirst().get()
+            TensorSpec spec = byName
+                    ? specs.stream()
+                            .filter(s -> s.name().equals(c.getName()))
+                            .findFirst()
+                            .get()
                     : specs.get(i);
             out.add(bindColumn(model, side, c, spec));
         }
@@ -96,8 +100,8 @@ public final class SqlBinding implements Serializable {
         }
         boolean compatible = expected != null && SqlTypes.feeds(expected, spec.elementType());
         if (expected == null || !compatible) {
-            throw new IllegalArgumentException(where + ": the types differ (" + (expected == null ? element
-                    : expected) + " vs " + spec.elementType() + "); declare the column as " + SqlTypes.sqlName(spec.elementType())
+            throw new IllegalArgumentException(where + ": the types differ (" + (expected == null ? element : expected)
+                    + " vs " + spec.elementType() + "); declare the column as " + SqlTypes.sqlName(spec.elementType())
                     + " or ARRAY<" + SqlTypes.sqlName(spec.elementType()) + ">");
         }
         long[] scalarShape = null;
@@ -105,7 +109,8 @@ public final class SqlBinding implements Serializable {
             List<Dim> dims = spec.recordDims();
             if (dims.isEmpty()) {
                 scalarShape = new long[0];
-            } else if (dims.size() == 1 && (!dims.get(0).isFixed() || dims.get(0).value() == 1)) {
+            } else if (dims.size() == 1
+                    && (!dims.get(0).isFixed() || dims.get(0).value() == 1)) {
                 scalarShape = new long[] {1};
             } else {
                 throw new IllegalArgumentException(where + ": a scalar column needs a [batch] or [batch,1] tensor,"
@@ -117,7 +122,10 @@ public final class SqlBinding implements Serializable {
     }
 
     private static String names(List<Column> columns) {
-        return columns.stream().map(Column::getName).collect(java.util.stream.Collectors.toList()).toString();
+        return columns.stream()
+                .map(Column::getName)
+                .collect(Collectors.toList())
+                .toString();
     }
 
     /** The input values of {@code row} as fresh Java arrays (the planner may reuse the row afterwards). */
@@ -126,8 +134,8 @@ public final class SqlBinding implements Serializable {
         for (int i = 0; i < inputs.size(); i++) {
             Binding b = inputs.get(i);
             if (row.isNullAt(i)) {
-                throw new RecordConversionException("Column '" + b.column + "' is NULL; ONNX input '" + b.onnxName
-                        + "' needs a value");
+                throw new RecordConversionException(
+                        "Column '" + b.column + "' is NULL; ONNX input '" + b.onnxName + "' needs a value");
             }
             values[i] = b.array ? SqlTypes.fromArray(row.getArray(i), b.type) : SqlTypes.fromScalar(row, i, b.type);
         }
@@ -155,11 +163,11 @@ public final class SqlBinding implements Serializable {
             if (b.array) {
                 row.setField(i, SqlTypes.toArrayData(values));
             } else {
-                if (java.lang.reflect.Array.getLength(values) != 1) {
+                if (Array.getLength(values) != 1) {
                     throw new RecordConversionException("Output column '" + b.column + "' is a scalar but ONNX output '"
-                            + b.onnxName + "' gave " + java.lang.reflect.Array.getLength(values) + " values per record");
+                            + b.onnxName + "' gave " + Array.getLength(values) + " values per record");
                 }
-                Object v = java.lang.reflect.Array.get(values, 0);
+                Object v = Array.get(values, 0);
                 row.setField(i, v instanceof String ? StringData.fromString((String) v) : v);
             }
         }

@@ -3,7 +3,6 @@ package io.flinkonnx.flink.sql;
 import io.flinkonnx.flink.OnnxScoreFunction;
 import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.flink.tensor.ElementCodec;
-import org.apache.flink.annotation.Internal;
 import io.flinkonnx.model.ElementType;
 import java.lang.reflect.Array;
 import java.util.EnumMap;
@@ -11,6 +10,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.function.BiFunction;
 import java.util.function.Function;
+import org.apache.flink.annotation.Internal;
 import org.apache.flink.table.api.DataTypes;
 import org.apache.flink.table.data.ArrayData;
 import org.apache.flink.table.data.GenericArrayData;
@@ -35,8 +35,12 @@ public final class SqlTypes {
         final BiFunction<RowData, Integer, Object> fromScalar;
         final Function<Object, ArrayData> toArray;
 
-        Mapping(DataType dataType, Class<?> boxedArray, Function<ArrayData, Object> fromArray,
-                BiFunction<RowData, Integer, Object> fromScalar, Function<Object, ArrayData> toArray) {
+        Mapping(
+                DataType dataType,
+                Class<?> boxedArray,
+                Function<ArrayData, Object> fromArray,
+                BiFunction<RowData, Integer, Object> fromScalar,
+                Function<Object, ArrayData> toArray) {
             this.dataType = dataType;
             this.boxedArray = boxedArray;
             this.fromArray = fromArray;
@@ -49,24 +53,70 @@ public final class SqlTypes {
     private static final Map<LogicalTypeRoot, ElementType> BY_ROOT = new EnumMap<>(LogicalTypeRoot.class);
 
     static {
-        MAPPINGS.put(ElementType.FLOAT, new Mapping(DataTypes.FLOAT(), Float[].class, ArrayData::toFloatArray,
-                (r, i) -> new float[] {r.getFloat(i)}, v -> new GenericArrayData((float[]) v)));
-        MAPPINGS.put(ElementType.DOUBLE, new Mapping(DataTypes.DOUBLE(), Double[].class, ArrayData::toDoubleArray,
-                (r, i) -> new double[] {r.getDouble(i)}, v -> new GenericArrayData((double[]) v)));
-        MAPPINGS.put(ElementType.INT64, new Mapping(DataTypes.BIGINT(), Long[].class, ArrayData::toLongArray,
-                (r, i) -> new long[] {r.getLong(i)}, v -> new GenericArrayData((long[]) v)));
-        MAPPINGS.put(ElementType.INT32, new Mapping(DataTypes.INT(), Integer[].class, ArrayData::toIntArray,
-                (r, i) -> new int[] {r.getInt(i)}, v -> new GenericArrayData((int[]) v)));
-        MAPPINGS.put(ElementType.INT16, new Mapping(DataTypes.SMALLINT(), Short[].class, ArrayData::toShortArray,
-                (r, i) -> new short[] {r.getShort(i)}, v -> new GenericArrayData((short[]) v)));
-        Mapping bytes = new Mapping(DataTypes.TINYINT(), Byte[].class, ArrayData::toByteArray,
-                (r, i) -> new byte[] {r.getByte(i)}, v -> new GenericArrayData((byte[]) v));
+        MAPPINGS.put(
+                ElementType.FLOAT,
+                new Mapping(
+                        DataTypes.FLOAT(),
+                        Float[].class,
+                        ArrayData::toFloatArray,
+                        (r, i) -> new float[] {r.getFloat(i)},
+                        v -> new GenericArrayData((float[]) v)));
+        MAPPINGS.put(
+                ElementType.DOUBLE,
+                new Mapping(
+                        DataTypes.DOUBLE(),
+                        Double[].class,
+                        ArrayData::toDoubleArray,
+                        (r, i) -> new double[] {r.getDouble(i)},
+                        v -> new GenericArrayData((double[]) v)));
+        MAPPINGS.put(
+                ElementType.INT64,
+                new Mapping(
+                        DataTypes.BIGINT(),
+                        Long[].class,
+                        ArrayData::toLongArray,
+                        (r, i) -> new long[] {r.getLong(i)},
+                        v -> new GenericArrayData((long[]) v)));
+        MAPPINGS.put(
+                ElementType.INT32,
+                new Mapping(
+                        DataTypes.INT(),
+                        Integer[].class,
+                        ArrayData::toIntArray,
+                        (r, i) -> new int[] {r.getInt(i)},
+                        v -> new GenericArrayData((int[]) v)));
+        MAPPINGS.put(
+                ElementType.INT16,
+                new Mapping(
+                        DataTypes.SMALLINT(),
+                        Short[].class,
+                        ArrayData::toShortArray,
+                        (r, i) -> new short[] {r.getShort(i)},
+                        v -> new GenericArrayData((short[]) v)));
+        Mapping bytes = new Mapping(
+                DataTypes.TINYINT(),
+                Byte[].class,
+                ArrayData::toByteArray,
+                (r, i) -> new byte[] {r.getByte(i)},
+                v -> new GenericArrayData((byte[]) v));
         MAPPINGS.put(ElementType.INT8, bytes);
         MAPPINGS.put(ElementType.UINT8, bytes);
-        MAPPINGS.put(ElementType.BOOL, new Mapping(DataTypes.BOOLEAN(), Boolean[].class, ArrayData::toBooleanArray,
-                (r, i) -> new boolean[] {r.getBoolean(i)}, v -> new GenericArrayData((boolean[]) v)));
-        MAPPINGS.put(ElementType.STRING, new Mapping(DataTypes.STRING(), String[].class, SqlTypes::strings,
-                (r, i) -> new String[] {r.getString(i).toString()}, SqlTypes::stringData));
+        MAPPINGS.put(
+                ElementType.BOOL,
+                new Mapping(
+                        DataTypes.BOOLEAN(),
+                        Boolean[].class,
+                        ArrayData::toBooleanArray,
+                        (r, i) -> new boolean[] {r.getBoolean(i)},
+                        v -> new GenericArrayData((boolean[]) v)));
+        MAPPINGS.put(
+                ElementType.STRING,
+                new Mapping(
+                        DataTypes.STRING(),
+                        String[].class,
+                        SqlTypes::strings,
+                        (r, i) -> new String[] {r.getString(i).toString()},
+                        SqlTypes::stringData));
         BY_ROOT.put(LogicalTypeRoot.FLOAT, ElementType.FLOAT);
         BY_ROOT.put(LogicalTypeRoot.DOUBLE, ElementType.DOUBLE);
         BY_ROOT.put(LogicalTypeRoot.BIGINT, ElementType.INT64);
@@ -121,7 +171,8 @@ public final class SqlTypes {
     public static ArrayData toArrayData(Object values) {
         ElementCodec codec = ElementCodec.ofArray(values.getClass());
         if (codec == null) {
-            throw new IllegalArgumentException("No SQL ARRAY for " + values.getClass().getSimpleName());
+            throw new IllegalArgumentException(
+                    "No SQL ARRAY for " + values.getClass().getSimpleName());
         }
         return mapping(codec.type).toArray.apply(values);
     }

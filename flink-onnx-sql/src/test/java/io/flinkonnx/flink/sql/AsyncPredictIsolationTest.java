@@ -49,7 +49,10 @@ class AsyncPredictIsolationTest {
         try (LocalModel local = ModelSource.of(model).fetch()) {
             signature = local.signature().orElseThrow();
         }
-        SqlBinding binding = SqlBinding.bind("g", signature, List.of(Column.physical("idx", DataTypes.BIGINT())),
+        SqlBinding binding = SqlBinding.bind(
+                "g",
+                signature,
+                List.of(Column.physical("idx", DataTypes.BIGINT())),
                 List.of(Column.physical("row", DataTypes.ARRAY(DataTypes.FLOAT()))));
         OnnxInferenceSpec<Object[], RowData> spec = OnnxInference.<Object[]>builder(model)
                 .encoder(new OnnxModelProviderFactory.SqlEncoder(binding))

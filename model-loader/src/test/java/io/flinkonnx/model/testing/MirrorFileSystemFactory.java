@@ -22,7 +22,8 @@ public final class MirrorFileSystemFactory implements FileSystemFactory {
     public static final String SCHEME = "mirror";
 
     /** Files opened through this file system since the JVM started (tests count downloads with it). */
-    public static final java.util.concurrent.atomic.AtomicInteger OPENS = new java.util.concurrent.atomic.AtomicInteger();
+    public static final java.util.concurrent.atomic.AtomicInteger OPENS =
+            new java.util.concurrent.atomic.AtomicInteger();
 
     private static final Map<String, Failure> FAILURES = new ConcurrentHashMap<>();
 
@@ -63,7 +64,10 @@ public final class MirrorFileSystemFactory implements FileSystemFactory {
                 OPENS.incrementAndGet();
                 String local = f.toUri().getPath();
                 FSDataInputStream in = super.open(new org.apache.flink.core.fs.Path("file://" + local));
-                Failure failure = FAILURES.get(java.nio.file.Path.of(local).toAbsolutePath().normalize().toString());
+                Failure failure = FAILURES.get(java.nio.file.Path.of(local)
+                        .toAbsolutePath()
+                        .normalize()
+                        .toString());
                 return failure == null ? in : new FailingInputStream(in, failure);
             }
 

@@ -90,9 +90,12 @@ public final class OnnxGraph {
         Files.write(target, buf.array());
         graph.addInitializer(tensor(name, ElementType.FLOAT, dims)
                 .setDataLocation(TensorProto.DataLocation.EXTERNAL)
-                .addExternalData(StringStringEntryProto.newBuilder().setKey("location").setValue(location))
-                .addExternalData(StringStringEntryProto.newBuilder().setKey("offset").setValue("0"))
-                .addExternalData(StringStringEntryProto.newBuilder().setKey("length")
+                .addExternalData(
+                        StringStringEntryProto.newBuilder().setKey("location").setValue(location))
+                .addExternalData(
+                        StringStringEntryProto.newBuilder().setKey("offset").setValue("0"))
+                .addExternalData(StringStringEntryProto.newBuilder()
+                        .setKey("length")
                         .setValue(Integer.toString(values.length * 4))));
         return this;
     }
@@ -103,7 +106,9 @@ public final class OnnxGraph {
     }
 
     public OnnxGraph domainNode(String domain, String opType, String[] inputs, String[] outputs, Object... attributes) {
-        NodeProto.Builder n = NodeProto.newBuilder().setOpType(opType).setDomain(domain)
+        NodeProto.Builder n = NodeProto.newBuilder()
+                .setOpType(opType)
+                .setDomain(domain)
                 .setName(opType.toLowerCase() + "_" + (nodeCounter++));
         for (String i : inputs) {
             n.addInput(i);
@@ -124,7 +129,8 @@ public final class OnnxGraph {
                 .setProducerName("flink-onnx-tests")
                 .setProducerVersion("1")
                 .setGraph(graph);
-        opsets.forEach((d, v) -> m.addOpsetImport(OperatorSetIdProto.newBuilder().setDomain(d).setVersion(v)));
+        opsets.forEach((d, v) ->
+                m.addOpsetImport(OperatorSetIdProto.newBuilder().setDomain(d).setVersion(v)));
         return m.build();
     }
 
@@ -157,9 +163,12 @@ public final class OnnxGraph {
             }
             shape.addDim(dim);
         }
-        return ValueInfoProto.newBuilder().setName(name)
-                .setType(TypeProto.newBuilder().setTensorType(
-                        TypeProto.Tensor.newBuilder().setElemType(type.onnxCode()).setShape(shape)))
+        return ValueInfoProto.newBuilder()
+                .setName(name)
+                .setType(TypeProto.newBuilder()
+                        .setTensorType(TypeProto.Tensor.newBuilder()
+                                .setElemType(type.onnxCode())
+                                .setShape(shape)))
                 .build();
     }
 

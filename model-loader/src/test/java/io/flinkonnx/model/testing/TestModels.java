@@ -145,8 +145,17 @@ public final class TestModels {
                 .opset("ai.onnx.ml", 2)
                 .input("category", ElementType.STRING, "batch", 1)
                 .output("code", ElementType.INT64, "batch", 1)
-                .domainNode("ai.onnx.ml", "LabelEncoder", names("category"), names("code"),
-                        "keys_strings", LABELS, "values_int64s", new long[] {0, 1, 2, 3}, "default_int64", -1L)
+                .domainNode(
+                        "ai.onnx.ml",
+                        "LabelEncoder",
+                        names("category"),
+                        names("code"),
+                        "keys_strings",
+                        LABELS,
+                        "values_int64s",
+                        new long[] {0, 1, 2, 3},
+                        "default_int64",
+                        -1L)
                 .writeTo(file);
     }
 
@@ -254,8 +263,17 @@ public final class TestModels {
                 .floatInitializer("w", weights(16, 5), 8, 2)
                 .floatInitializer("b", weights(2, 6), 2)
                 .node("Gemm", names("x", "w", "b"), names("score"))
-                .domainNode("ai.onnx.ml", "LabelEncoder", names("category"), names("code"),
-                        "keys_strings", LABELS, "values_int64s", new long[] {0, 1, 2, 3}, "default_int64", -1L)
+                .domainNode(
+                        "ai.onnx.ml",
+                        "LabelEncoder",
+                        names("category"),
+                        names("code"),
+                        "keys_strings",
+                        LABELS,
+                        "values_int64s",
+                        new long[] {0, 1, 2, 3},
+                        "default_int64",
+                        -1L)
                 .writeTo(file);
     }
 }
