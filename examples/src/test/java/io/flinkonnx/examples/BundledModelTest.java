@@ -2,9 +2,11 @@ package io.flinkonnx.examples;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -20,13 +22,13 @@ class BundledModelTest {
         trained.writeGoldenVectors(dir.resolve("golden"));
         if (Boolean.getBoolean("regenerate")) {
             Path resources = Path.of("src/main/resources/models");
-            Files.copy(model, resources.resolve("fraud-mlp.onnx"), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            Files.copy(model, resources.resolve("fraud-mlp.onnx"), StandardCopyOption.REPLACE_EXISTING);
             Path golden = Files.createDirectories(resources.resolve("fraud-mlp-golden/test_data_set_0"));
             for (String f : new String[] {"input_0.pb", "output_0.pb"}) {
                 Files.copy(
                         dir.resolve("golden/test_data_set_0").resolve(f),
                         golden.resolve(f),
-                        java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                        StandardCopyOption.REPLACE_EXISTING);
             }
         }
         assertThat(resource("/models/fraud-mlp.onnx")).isEqualTo(Files.readAllBytes(model));
@@ -44,7 +46,7 @@ class BundledModelTest {
         assertThat(aucAndFraudRate[0]).as("ROC AUC on held-out transactions").isGreaterThan(0.8);
     }
 
-    private byte[] resource(String name) throws java.io.IOException {
+    private byte[] resource(String name) throws IOException {
         try (InputStream in = getClass().getResourceAsStream(name)) {
             assertThat(in).as(name + " on the classpath").isNotNull();
             return in.readAllBytes();
@@ -57,9 +59,7 @@ class BundledModelTest {
         DemoModel.MLP.writeTo(generated);
         if (Boolean.getBoolean("regenerate")) {
             Files.copy(
-                    generated,
-                    Path.of("src/main/resources/models/demo-mlp.onnx"),
-                    java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                    generated, Path.of("src/main/resources/models/demo-mlp.onnx"), StandardCopyOption.REPLACE_EXISTING);
         }
         try (InputStream bundled = getClass().getResourceAsStream("/models/demo-mlp.onnx")) {
             assertThat(bundled).as("bundled model on the classpath").isNotNull();

@@ -1,5 +1,6 @@
 package io.flinkonnx.examples;
 
+import com.google.protobuf.ByteString;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.proto.OnnxProto.TensorProto;
 import io.flinkonnx.model.testing.OnnxGraph;
@@ -8,6 +9,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Comparator;
 import java.util.SplittableRandom;
 
 /**
@@ -169,7 +172,7 @@ public final class FraudModelTrainer {
         TensorProto.Builder t = TensorProto.newBuilder()
                 .setName(name)
                 .setDataType(ElementType.FLOAT.onnxCode())
-                .setRawData(com.google.protobuf.ByteString.copyFrom(buf.array()));
+                .setRawData(ByteString.copyFrom(buf.array()));
         for (long d : dims) {
             t.addDims(d);
         }
@@ -187,7 +190,7 @@ public final class FraudModelTrainer {
             scored[i] = new double[] {predict(f)[1], label};
             frauds += label;
         }
-        java.util.Arrays.sort(scored, java.util.Comparator.comparingDouble(r -> r[0]));
+        Arrays.sort(scored, Comparator.comparingDouble(r -> r[0]));
         double rankSum = 0;
         for (int i = 0; i < samples; i++) {
             if (scored[i][1] == 1) {

@@ -2,6 +2,8 @@ package io.flinkonnx.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtProvider;
 import com.google.protobuf.ByteString;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.proto.OnnxProto.TensorProto;
@@ -64,7 +66,7 @@ class OnnxCliTest {
                 .contains("y:FLOAT[batch,2]")
                 .contains("external data: none")
                 .contains("FusedGemm");
-        if (!ai.onnxruntime.OrtEnvironment.getAvailableProviders().contains(ai.onnxruntime.OrtProvider.CUDA)) {
+        if (!OrtEnvironment.getAvailableProviders().contains(OrtProvider.CUDA)) {
             assertThat(out()).contains("placement on cuda > cpu: ALL_ON_CPU").contains("skipped cuda: ORT_EP_FAIL");
         }
     }

@@ -2,6 +2,7 @@ package io.flinkonnx.flink;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import ai.onnxruntime.OrtException;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -142,7 +143,7 @@ class DeadLetterTest {
         assertThat(failed.get(0).reason)
                 .startsWith("ONNX Runtime failed on this record:")
                 .contains("out of");
-        assertThat(failed.get(0).errorType).isEqualTo(ai.onnxruntime.OrtException.class.getName());
+        assertThat(failed.get(0).errorType).isEqualTo(OrtException.class.getName());
     }
 
     @Test

@@ -16,6 +16,7 @@ import java.util.Map;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.streaming.api.operators.StreamMap;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
@@ -222,9 +223,7 @@ class DriftReportTest {
                 .driftAgainstRecords(r -> Map.of("y", r[1]), 1.0)
                 .build();
         OneInputStreamOperatorTestHarness<float[][], float[]> h = Harnesses.open(
-                spec,
-                BatchPolicy.builder().maxBatchSize(2).build(),
-                org.apache.flink.api.common.typeinfo.TypeInformation.of(float[][].class));
+                spec, BatchPolicy.builder().maxBatchSize(2).build(), TypeInformation.of(float[][].class));
         try {
             float[] x0 = TestModels.features(0, 8);
             float[] x1 = TestModels.features(1, 8);

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.tensor.HalfFloats;
 import io.flinkonnx.model.ElementType;
+import io.flinkonnx.model.TensorData;
 import io.flinkonnx.model.testing.OnnxGraph;
 import java.lang.reflect.Array;
 import java.nio.file.Path;
@@ -48,7 +49,7 @@ class ElementTypeRoundTripTest {
         try (InferenceRunner<Object, String> runner = Runners.open(spec)) {
             // FLOAT16 and BFLOAT16 go in as raw bits and come back widened to float, as ORT returns them.
             Object expected = HalfFloats.isHalf(type)
-                    ? HalfFloats.widen(new io.flinkonnx.model.TensorData("x", type, new long[] {4}, values))
+                    ? HalfFloats.widen(new TensorData("x", type, new long[] {4}, values))
                     : values;
             assertThat(runner.infer(values)).isEqualTo(render(expected));
         }

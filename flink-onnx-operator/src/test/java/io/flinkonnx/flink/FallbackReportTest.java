@@ -4,15 +4,21 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtProvider;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.placement.ProfileTraceParser;
 import io.flinkonnx.model.testing.TestModels;
+import io.flinkonnx.providers.ProviderChain;
+import io.flinkonnx.providers.ProviderResolution;
+import io.flinkonnx.providers.SessionOptionsFactory;
+import io.flinkonnx.providers.SessionSettings;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.List;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
+import org.assertj.core.groups.Tuple;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -32,9 +38,7 @@ class FallbackReportTest {
         List<NodePlacement> nodes = ProfileTraceParser.parse(trace);
         assertThat(nodes)
                 .extracting(n -> n.name, n -> n.opType, n -> n.provider)
-                .containsExactly(
-                        org.assertj.core.groups.Tuple.tuple("fused gemm_0", "FusedGemm", "cpu"),
-                        org.assertj.core.groups.Tuple.tuple("gemm_2", "Gemm", "cpu"));
+                .containsExactly(Tuple.tuple("fused gemm_0", "FusedGemm", "cpu"), Tuple.tuple("gemm_2", "Gemm", "cpu"));
         assertThat(nodes).allSatisfy(n -> assertThat(n.durationMicros).isPositive());
     }
 
@@ -114,7 +118,7 @@ class FallbackReportTest {
                 new NodePlacement("memcpy_to_host", "MemcpyToHost", "cuda", 5),
                 new NodePlacement("nms_1", "NonMaxSuppression", "cpu", 30),
                 new NodePlacement("memcpy_from_host", "MemcpyFromHost", "cuda", 5));
-        io.flinkonnx.providers.ProviderResolution resolution = resolutionOf("cuda > cpu");
+        ProviderResolution resolution = resolutionOf("cuda > cpu");
         FallbackReport r = FallbackReport.of("m.onnx", "abc", 3, resolution, nodes, null);
         assertThat(r.verdict).isEqualTo(FallbackReport.Verdict.PARTIAL_FALLBACK);
         assertThat(r.nodesOnCpu).isEqualTo(1);
@@ -126,13 +130,12 @@ class FallbackReportTest {
         assertThat(r.fellBackToCpu()).isTrue();
     }
 
-    private static io.flinkonnx.providers.ProviderResolution resolutionOf(String chain) {
+    private static ProviderResolution resolutionOf(String chain) {
         // The resolution of a real SessionOptionsFactory call; on this CPU build cuda is skipped, which the
         // aggregation above does not depend on.
-        try (var configured = io.flinkonnx.providers.SessionOptionsFactory.create(
-                io.flinkonnx.providers.ProviderChain.parse(chain), io.flinkonnx.providers.SessionSettings.defaults())) {
+        try (var configured = SessionOptionsFactory.create(ProviderChain.parse(chain), SessionSettings.defaults())) {
             return configured.resolution();
-        } catch (ai.onnxruntime.OrtException e) {
+        } catch (OrtException e) {
             throw new IllegalStateException(e);
         }
     }

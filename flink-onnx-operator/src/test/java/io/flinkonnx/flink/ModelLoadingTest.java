@@ -4,11 +4,18 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtProvider;
+import ai.onnxruntime.OrtSession;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.session.OrtRuntime;
 import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.flink.session.SessionRegistry;
 import io.flinkonnx.model.ModelLoadException;
+import io.flinkonnx.model.ModelSignature;
+import io.flinkonnx.model.ModelSource;
+import io.flinkonnx.model.RuntimeLimits;
 import io.flinkonnx.model.testing.MirrorFileSystemFactory;
 import io.flinkonnx.model.testing.TestModels;
 import io.flinkonnx.providers.ExecutionProvider;
@@ -24,7 +31,9 @@ import org.apache.flink.configuration.Configuration;
 import org.apache.flink.core.fs.FileSystem;
 import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.Metric;
+import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.metrics.groups.UnregisteredMetricsGroup;
+import org.assertj.core.groups.Tuple;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -76,9 +85,8 @@ class ModelLoadingTest {
     void aPinnedModelIsFetchedOncePerSlotWhileItsSessionIsOpen() throws Exception {
         TestModels.Mlp mlp = new TestModels.Mlp(8, 8, 2);
         Path model = mlp.writeTo(dir.resolve("remote/pinned.onnx"));
-        io.flinkonnx.model.ModelSource source = io.flinkonnx.model.ModelSource.of(
-                        MirrorFileSystemFactory.SCHEME + "://" + model.toAbsolutePath())
-                .withSha256(io.flinkonnx.model.ModelSource.sha256Hex(Files.readAllBytes(model)));
+        ModelSource source = ModelSource.of(MirrorFileSystemFactory.SCHEME + "://" + model.toAbsolutePath())
+                .withSha256(ModelSource.sha256Hex(Files.readAllBytes(model)));
         int before = MirrorFileSystemFactory.OPENS.get();
         try (InferenceRunner<float[], float[]> first = Runners.open(new OnnxInference(source).spec(), "slot-a");
                 InferenceRunner<float[], float[]> second = Runners.open(new OnnxInference(source).spec(), "slot-a")) {
@@ -89,7 +97,7 @@ class ModelLoadingTest {
             assertScoresLike(mlp, second);
         }
         // Unpinned, every operator fetches: the bytes behind a URI may have changed.
-        io.flinkonnx.model.ModelSource unpinned = io.flinkonnx.model.ModelSource.of(source.uri());
+        ModelSource unpinned = ModelSource.of(source.uri());
         int unpinnedBefore = MirrorFileSystemFactory.OPENS.get();
         try (InferenceRunner<float[], float[]> first = Runners.open(new OnnxInference(unpinned).spec(), "slot-b");
                 InferenceRunner<float[], float[]> second = Runners.open(new OnnxInference(unpinned).spec(), "slot-b")) {
@@ -117,7 +125,7 @@ class ModelLoadingTest {
 
     @Test
     void cudaRequestedOnACpuBuildIsRecordedAsSkippedWithOrtEpFail() throws Exception {
-        if (ai.onnxruntime.OrtEnvironment.getAvailableProviders().contains(ai.onnxruntime.OrtProvider.CUDA)) {
+        if (OrtEnvironment.getAvailableProviders().contains(OrtProvider.CUDA)) {
             return; // a GPU build registers CUDA: nothing is skipped
         }
         TestModels.Mlp mlp = new TestModels.Mlp(8, 8, 2);
@@ -130,8 +138,8 @@ class ModelLoadingTest {
             assertThat(resolution.skipped())
                     .extracting(ProviderResolution.Attempt::provider, ProviderResolution.Attempt::errorCode)
                     .containsExactly(
-                            org.assertj.core.groups.Tuple.tuple(ExecutionProvider.TENSORRT, "ORT_EP_FAIL"),
-                            org.assertj.core.groups.Tuple.tuple(ExecutionProvider.CUDA, "ORT_EP_FAIL"));
+                            Tuple.tuple(ExecutionProvider.TENSORRT, "ORT_EP_FAIL"),
+                            Tuple.tuple(ExecutionProvider.CUDA, "ORT_EP_FAIL"));
             assertThat(resolution.fellBack()).isTrue();
             assertScoresLike(mlp, runner);
         }
@@ -175,13 +183,13 @@ class ModelLoadingTest {
 
     @Test
     void limitsTableMatchesWhatThisOrtAccepts() throws Exception {
-        io.flinkonnx.model.RuntimeLimits limits = OrtRuntime.limits();
+        RuntimeLimits limits = OrtRuntime.limits();
         assertThat(limits)
                 .as("ORT %s is in the limits table", OrtRuntime.version())
                 .isNotNull();
         long maxOpset = limits.maxOpset("");
         // The highest opset in the table loads; one more is refused by ORT itself.
-        try (ai.onnxruntime.OrtSession s = OrtRuntime.env()
+        try (OrtSession s = OrtRuntime.env()
                 .createSession(TestModels.writeIdentityWithOpset(dir.resolve("max.onnx"), maxOpset)
                         .toString())) {
             assertThat(s.getNumInputs()).isEqualTo(1);
@@ -190,8 +198,8 @@ class ModelLoadingTest {
                         .createSession(TestModels.writeIdentityWithOpset(dir.resolve("over.onnx"), maxOpset + 1)
                                 .toString())
                         .close())
-                .isInstanceOf(ai.onnxruntime.OrtException.class);
-        try (ai.onnxruntime.OrtSession s = OrtRuntime.env()
+                .isInstanceOf(OrtException.class);
+        try (OrtSession s = OrtRuntime.env()
                 .createSession(TestModels.writeIdentityWithIrVersion(dir.resolve("ir.onnx"), limits.maxIrVersion())
                         .toString())) {
             assertThat(s.getNumOutputs()).isEqualTo(1);
@@ -201,14 +209,14 @@ class ModelLoadingTest {
                                         dir.resolve("ir2.onnx"), limits.maxIrVersion() + 1)
                                 .toString())
                         .close())
-                .isInstanceOf(ai.onnxruntime.OrtException.class);
+                .isInstanceOf(OrtException.class);
     }
 
     @Test
     void ortSignatureTypesFollowOnnxNotOrtEnumNumbers() throws Exception {
         Path model = TestModels.writeInt64Affine(dir.resolve("int64.onnx"));
-        try (ai.onnxruntime.OrtSession s = OrtRuntime.env().createSession(model.toString())) {
-            io.flinkonnx.model.ModelSignature sig = SessionLoader.signatureFromSession(s);
+        try (OrtSession s = OrtRuntime.env().createSession(model.toString())) {
+            ModelSignature sig = SessionLoader.signatureFromSession(s);
             assertThat(sig.inputs()).extracting(Object::toString).containsExactly("ids:INT64[batch,3]");
         }
     }
@@ -225,7 +233,7 @@ class ModelLoadingTest {
             }
 
             @Override
-            public org.apache.flink.metrics.MetricGroup addGroup(String name) {
+            public MetricGroup addGroup(String name) {
                 return this;
             }
         };

@@ -4,20 +4,26 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
+import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtProvider;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.session.OrtRuntime;
 import io.flinkonnx.flink.session.SessionRegistry;
+import io.flinkonnx.model.ModelFormat;
 import io.flinkonnx.model.ModelLoadException;
 import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.model.testing.TestModels;
+import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.ProviderUnavailableException;
 import io.flinkonnx.providers.SessionSettings;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
@@ -110,7 +116,7 @@ class OnnxInferenceJobTest {
                 .map(p -> p.id + ":"
                         + (p.channel.equals("barter")
                                 ? -1
-                                : java.util.Arrays.asList(TestModels.LABELS).indexOf(p.channel)))
+                                : Arrays.asList(TestModels.LABELS).indexOf(p.channel)))
                 .collect(Collectors.toList());
         assertThat(FlinkClusters.collect(coded)).containsExactlyInAnyOrderElementsOf(expected);
     }
@@ -134,7 +140,7 @@ class OnnxInferenceJobTest {
 
     @Test
     void strictCudaChainFailsTheJobAtStartWithAClearMessage() throws Exception {
-        if (ai.onnxruntime.OrtEnvironment.getAvailableProviders().contains(ai.onnxruntime.OrtProvider.CUDA)) {
+        if (OrtEnvironment.getAvailableProviders().contains(OrtProvider.CUDA)) {
             return; // with CUDA present, strict mode has nothing to refuse
         }
         String model =
@@ -143,13 +149,9 @@ class OnnxInferenceJobTest {
         env.setParallelism(1);
         DataStream<float[]> out = env.fromData(inputs(3, 8))
                 .map(OnnxInference.<float[]>builder(model)
-                        .providers(io.flinkonnx.providers.ProviderChain.parse("cuda > cpu")
-                                .strict())
+                        .providers(ProviderChain.parse("cuda > cpu").strict())
                         .encoder((f, row) -> row.put(f))
-                        .decoder(
-                                (f, o) -> o.floats(),
-                                org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo
-                                        .FLOAT_PRIMITIVE_ARRAY_TYPE_INFO)
+                        .decoder((f, o) -> o.floats(), PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO)
                         .buildFunction());
         assertThatThrownBy(() -> FlinkClusters.collect(out)).satisfies(e -> assertThat(
                         ExceptionUtils.findThrowable(e, ProviderUnavailableException.class))
@@ -204,7 +206,7 @@ class OnnxInferenceJobTest {
                 .build();
         try (InferenceRunner<float[], float[]> r = Runners.open(
                 new OnnxInference(onnx.toString()).withSessionSettings(save).spec())) {
-            assertThat(r.signature().format()).isEqualTo(io.flinkonnx.model.ModelFormat.ONNX);
+            assertThat(r.signature().format()).isEqualTo(ModelFormat.ONNX);
         }
         assertThat(Files.readAllBytes(ort)).hasSizeGreaterThan(8);
 

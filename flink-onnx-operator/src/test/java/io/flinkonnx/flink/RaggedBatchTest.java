@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
@@ -36,8 +37,8 @@ class RaggedBatchTest {
                         TestModels.writeTokenModel(dir.resolve("tokens.onnx")).toString())
                 .encoder((ids, row) -> row.put("input_ids", ids)) // attention_mask is left to the operator
                 .decoder(
-                        (ids, out) -> java.util.Arrays.toString(out.longs("masked")) + " len=" + out.longs("length")[0]
-                                + " shape=" + java.util.Arrays.toString(out.shape("masked")),
+                        (ids, out) -> Arrays.toString(out.longs("masked")) + " len=" + out.longs("length")[0]
+                                + " shape=" + Arrays.toString(out.shape("masked")),
                         Types.STRING)
                 .build();
         OneInputStreamOperatorTestHarness<long[], String> h = Harnesses.open(

@@ -3,14 +3,17 @@ package io.flinkonnx.flink;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import ai.onnxruntime.OnnxTensor;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.session.OrtRuntime;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import io.flinkonnx.flink.tensor.TensorPacker;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
+import java.util.Arrays;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -36,7 +39,7 @@ class RecordBoundsTest {
         return OnnxInference.<float[]>builder(
                         HardeningModels.writeMeanPool(dir.resolve("mean.onnx")).toString())
                 .encoder((x, row) -> row.put("x", x))
-                .decoder((x, out) -> out.floats("y")[0], org.apache.flink.api.common.typeinfo.Types.FLOAT);
+                .decoder((x, out) -> out.floats("y")[0], Types.FLOAT);
     }
 
     @Test
@@ -61,7 +64,7 @@ class RecordBoundsTest {
                 // 7 x 0x6DB6DB6DB6DB6DB7 is 1 modulo 2^64: a wrapping product would match the one value given
                 .encoder((x, row) ->
                         row.put("x", x, x.length == 1 ? new long[] {7, 0x6DB6DB6DB6DB6DB7L} : new long[] {1, x.length}))
-                .decoder((x, out) -> out.floats("y")[0], org.apache.flink.api.common.typeinfo.Types.FLOAT)
+                .decoder((x, out) -> out.floats("y")[0], Types.FLOAT)
                 .build();
         harness = Harnesses.open(spec, BatchPolicy.defaults(), FLOATS);
         harness.processElement(new float[] {7}, 1);
@@ -78,12 +81,12 @@ class RecordBoundsTest {
         OnnxInferenceSpec<float[], Float> spec = OnnxInference.<float[]>builder(
                         HardeningModels.writeSum2d(dir.resolve("sum2d.onnx")).toString())
                 .encoder((x, row) -> row.put("x", x, x[0] == 1 ? new long[] {x.length, 1} : new long[] {1, x.length}))
-                .decoder((x, out) -> out.floats("y")[0], org.apache.flink.api.common.typeinfo.Types.FLOAT)
+                .decoder((x, out) -> out.floats("y")[0], Types.FLOAT)
                 .build();
         float[] tall = new float[50_000];
-        java.util.Arrays.fill(tall, 1f);
+        Arrays.fill(tall, 1f);
         float[] wide = new float[50_000];
-        java.util.Arrays.fill(wide, 2f);
+        Arrays.fill(wide, 2f);
         harness = Harnesses.open(
                 spec,
                 BatchPolicy.builder()
@@ -102,7 +105,7 @@ class RecordBoundsTest {
     @Test
     void maxBufferedBytesCountsPaddingAndIsCheckedBeforeARecordIsAdded() throws Exception {
         float[] a = new float[100];
-        java.util.Arrays.fill(a, 1f);
+        Arrays.fill(a, 1f);
         float[] b = new float[200];
         // padded together: 2 x 200 x 4 = 1600 bytes. Under a 2000-byte bound they share a run, and with
         // padding opted in the short record's mean is taken over 200 positions.
@@ -142,12 +145,12 @@ class RecordBoundsTest {
                     new TensorPacker(OrtRuntime.env(), runner.signature().inputs(), 0, -1);
             RecordInputs row = new RecordInputs("m", runner.signature().inputs());
             row.put("x", new float[2_000_000]); // 8 MB
-            packer.pack(new RecordInputs[] {row}, 0, 1).values().forEach(ai.onnxruntime.OnnxTensor::close);
+            packer.pack(new RecordInputs[] {row}, 0, 1).values().forEach(OnnxTensor::close);
             assertThat(packer.retainedBytes()).isGreaterThanOrEqualTo(8_000_000);
             for (int i = 0; i <= TensorPacker.SHRINK_WINDOW; i++) {
                 row.reset();
                 row.put("x", new float[16]);
-                packer.pack(new RecordInputs[] {row}, 0, 1).values().forEach(ai.onnxruntime.OnnxTensor::close);
+                packer.pack(new RecordInputs[] {row}, 0, 1).values().forEach(OnnxTensor::close);
             }
             assertThat(packer.retainedBytes()).isLessThan(TensorPacker.SHRINK_FLOOR_BYTES);
         }

@@ -11,6 +11,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -27,6 +29,7 @@ import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
+import org.assertj.core.api.Assertions;
 
 /**
  * Random records, good and bad, thrown at the batching operator and the map function's path on real
@@ -88,7 +91,7 @@ class RecordFuzzTest {
                     : payload.getClass().isArray()
                             ? payload.getClass().getComponentType() + "[" + Array.getLength(payload) + "]"
                             : payload.getClass().getSimpleName();
-            return "#" + id + " " + p + (shape == null ? "" : " shape " + java.util.Arrays.toString(shape));
+            return "#" + id + " " + p + (shape == null ? "" : " shape " + Arrays.toString(shape));
         }
     }
 
@@ -130,8 +133,7 @@ class RecordFuzzTest {
                 .as("RSS growth beyond the heap's, MB")
                 .isLessThan(128);
         try (var paths = Files.walk(dir)) {
-            paths.sorted(java.util.Comparator.reverseOrder())
-                    .forEach(p -> p.toFile().delete());
+            paths.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
         }
     }
 
@@ -314,7 +316,7 @@ class RecordFuzzTest {
                 double tolerance = 1e-5 + 1e-5 * Math.abs(alone[k]);
                 assertThat(batched[k])
                         .as("record %s output %s", r, k)
-                        .isCloseTo(alone[k], org.assertj.core.api.Assertions.within(tolerance));
+                        .isCloseTo(alone[k], Assertions.within(tolerance));
             }
         }
     }
@@ -366,9 +368,9 @@ class RecordFuzzTest {
 
     private static void scramble(Object array, int i) {
         if (array instanceof float[]) {
-            java.util.Arrays.fill((float[]) array, 0.5f * (i % 5));
+            Arrays.fill((float[]) array, 0.5f * (i % 5));
         } else if (array instanceof long[]) {
-            java.util.Arrays.fill((long[]) array, i % 5);
+            Arrays.fill((long[]) array, i % 5);
         }
     }
 }

@@ -7,6 +7,7 @@ import io.flinkonnx.flink.session.SessionRegistry;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
+import org.assertj.core.api.Assertions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -119,7 +120,6 @@ class RecordValidationTest {
                         + "\") needs a model with one FLOAT input and one" + " FLOAT output")
                 .hasMessageContaining("Use OnnxInference.builder");
         // and the failed open released the session it had acquired
-        org.assertj.core.api.Assertions.assertThat(SessionRegistry.INSTANCE.openSessions())
-                .isZero();
+        Assertions.assertThat(SessionRegistry.INSTANCE.openSessions()).isZero();
     }
 }

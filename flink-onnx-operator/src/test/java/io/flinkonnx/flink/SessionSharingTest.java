@@ -4,12 +4,17 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.flinkonnx.flink.session.SessionRegistry;
 import io.flinkonnx.model.testing.TestModels;
+import io.flinkonnx.providers.SessionSettings;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
+import org.apache.flink.api.common.functions.MapFunction;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -53,13 +58,12 @@ class SessionSharingTest {
                 .name("score-b")
                 .disableChaining()
                 .union(first)
-                .sinkTo(new org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink<>());
+                .sinkTo(new DiscardingSink<>());
         env.execute("two operators, one model");
     }
 
     /** Passes records on once {@code expected} operator instances hold a session (fails after a minute). */
-    static final class AwaitSessionReferences
-            implements org.apache.flink.api.common.functions.MapFunction<float[], float[]> {
+    static final class AwaitSessionReferences implements MapFunction<float[], float[]> {
         private final int expected;
         private transient boolean released;
 
@@ -69,13 +73,13 @@ class SessionSharingTest {
 
         @Override
         public float[] map(float[] value) {
-            long deadline = System.nanoTime() + java.util.concurrent.TimeUnit.MINUTES.toNanos(1);
+            long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(1);
             while (!released && SessionRegistry.INSTANCE.references() < expected) {
                 if (System.nanoTime() > deadline) {
                     throw new IllegalStateException("Only " + SessionRegistry.INSTANCE.references()
                             + " session references after a minute, expected " + expected);
                 }
-                java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+                LockSupport.parkNanos(1_000_000);
             }
             released = true;
             return value;
@@ -115,10 +119,9 @@ class SessionSharingTest {
         features.map(new OnnxInference(model))
                 .map(f -> TestModels.features(2, 16))
                 .map(new OnnxInference(model)
-                        .withSessionSettings(io.flinkonnx.providers.SessionSettings.builder()
-                                .intraOpThreads(2)
-                                .build()))
-                .sinkTo(new org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink<>());
+                        .withSessionSettings(
+                                SessionSettings.builder().intraOpThreads(2).build()))
+                .sinkTo(new DiscardingSink<>());
         env.execute();
         assertThat(SessionRegistry.INSTANCE.sessionsCreated() - before).isEqualTo(2);
     }

@@ -17,6 +17,7 @@ import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.apache.flink.types.Row;
 import org.apache.flink.util.CloseableIterator;
 import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -109,10 +110,10 @@ class MlPredictSqlTest {
                 .satisfies(e -> assertThat(rootMessages(e)).contains(message));
     }
 
-    @org.junit.jupiter.api.Test
+    @Test
     void goldenVectorsOptionIsCheckedWhenTheFunctionOpens() throws Exception {
         TableEnvironment t = tableEnv(true);
-        java.nio.file.Path missing = dir.resolve("no-such-golden");
+        Path missing = dir.resolve("no-such-golden");
         t.executeSql(
                 "CREATE MODEL checked INPUT (features ARRAY<FLOAT>) OUTPUT (y ARRAY<FLOAT>) WITH ('provider' = 'onnx',"
                         + " 'path' = '" + model + "', 'drift.golden-vectors' = '" + missing + "')");

@@ -10,6 +10,7 @@ import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Collectors;
 import java.util.stream.LongStream;
 import org.apache.flink.api.common.functions.RichMapFunction;
@@ -75,7 +76,7 @@ class ExactlyOnceFailoverIT {
         @Override
         public Long map(Long id) {
             if (!checkpointed && held++ < 2_000) {
-                java.util.concurrent.locks.LockSupport.parkNanos(1_000_000);
+                LockSupport.parkNanos(1_000_000);
             }
             return id;
         }

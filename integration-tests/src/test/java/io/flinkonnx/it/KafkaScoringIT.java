@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.flinkonnx.examples.FraudFeatures;
 import io.flinkonnx.examples.KafkaScoringJob;
 import io.flinkonnx.examples.ScoringJobConfig;
+import io.flinkonnx.examples.SqlScoringExample;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -132,7 +133,7 @@ class KafkaScoringIT {
             }
             producer.send(new ProducerRecord<>("sql-in", "bad", "{\"id\":\"bad\",\"features\":[1,2]}"));
         }
-        io.flinkonnx.examples.SqlScoringExample.run(kafka.bootstrapServers(), "sql-in", "sql-out", true);
+        SqlScoringExample.run(kafka.bootstrapServers(), "sql-in", "sql-out", true);
 
         FraudReference reference = FraudReference.load();
         List<ConsumerRecord<String, String>> predictions = kafka.readCommitted("sql-out", 300);

@@ -3,6 +3,7 @@ package io.flinkonnx.it;
 import io.flinkonnx.examples.EmbeddedKafka;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Properties;
 import java.util.concurrent.TimeUnit;
@@ -59,7 +60,7 @@ final class TestKafka implements AutoCloseable {
         Properties p = new Properties();
         p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
         try (Admin admin = Admin.create(p)) {
-            admin.createTopics(java.util.Arrays.stream(topics)
+            admin.createTopics(Arrays.stream(topics)
                             .map(t -> new NewTopic(t, partitions, (short) 1))
                             .collect(Collectors.toList()))
                     .all()

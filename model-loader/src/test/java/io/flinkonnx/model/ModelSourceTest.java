@@ -8,6 +8,7 @@ import io.flinkonnx.model.testing.TestModels;
 import java.io.IOException;
 import java.net.URL;
 import java.net.URLClassLoader;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -189,7 +190,7 @@ class ModelSourceTest {
     @Test
     void recognizesOrtFormatByItsFlatbufferIdentifier() throws IOException {
         byte[] ort = new byte[64];
-        System.arraycopy("ORTM".getBytes(java.nio.charset.StandardCharsets.US_ASCII), 0, ort, 4, 4);
+        System.arraycopy("ORTM".getBytes(StandardCharsets.US_ASCII), 0, ort, 4, 4);
         Path file = Files.write(dir.resolve("m.ort"), ort);
         try (LocalModel model = ModelSource.of(file.toString()).fetch()) {
             assertThat(model.format()).isEqualTo(ModelFormat.ORT);

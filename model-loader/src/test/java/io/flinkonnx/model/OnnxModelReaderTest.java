@@ -4,8 +4,10 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.flinkonnx.model.proto.OnnxProto.ModelProto;
+import io.flinkonnx.model.testing.OnnxGraph;
 import io.flinkonnx.model.testing.TestModels;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -55,7 +57,7 @@ class OnnxModelReaderTest {
 
     @Test
     void aFixedFirstDimensionIsNoBatchAxisUnlessConfigured() throws IOException {
-        Path file = new io.flinkonnx.model.testing.OnnxGraph("fixed")
+        Path file = new OnnxGraph("fixed")
                 .input("x", ElementType.FLOAT, 1, 4)
                 .output("y", ElementType.FLOAT, 1, 4)
                 .node("Identity", new String[] {"x"}, new String[] {"y"})
@@ -70,7 +72,7 @@ class OnnxModelReaderTest {
 
     @Test
     void unknownDimensionsAreReportedAsUnknown() throws IOException {
-        Path file = new io.flinkonnx.model.testing.OnnxGraph("unk")
+        Path file = new OnnxGraph("unk")
                 .input("x", ElementType.INT64, null, "seq")
                 .output("y", ElementType.INT64, null, "seq")
                 .node("Identity", new String[] {"x"}, new String[] {"y"})
@@ -105,7 +107,7 @@ class OnnxModelReaderTest {
 
     @Test
     void nonOnnxFileFailsNamingTheFile() {
-        byte[] text = "name,amount\nalice,12\n".getBytes(java.nio.charset.StandardCharsets.UTF_8);
+        byte[] text = "name,amount\nalice,12\n".getBytes(StandardCharsets.UTF_8);
         assertThatThrownBy(() -> OnnxModelReader.parse(text, "data.csv"))
                 .isInstanceOf(ModelLoadException.class)
                 .hasMessageContaining("Model file data.csv is not a valid ONNX model");
@@ -124,7 +126,7 @@ class OnnxModelReaderTest {
 
     @Test
     void mlDomainOpsetIsCheckedToo() {
-        ModelProto model = new io.flinkonnx.model.testing.OnnxGraph("ml")
+        ModelProto model = new OnnxGraph("ml")
                 .opset("ai.onnx.ml", 9)
                 .input("x", ElementType.FLOAT, "b", 1)
                 .output("x", ElementType.FLOAT, "b", 1)

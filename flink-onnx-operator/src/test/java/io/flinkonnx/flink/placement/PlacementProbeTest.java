@@ -9,6 +9,7 @@ import io.flinkonnx.flink.session.OrtRuntime;
 import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.ElementType;
+import io.flinkonnx.model.ModelFormat;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.TensorSpec;
 import io.flinkonnx.model.testing.OnnxGraph;
@@ -16,7 +17,9 @@ import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
+import org.assertj.core.api.Assertions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -74,9 +77,9 @@ class PlacementProbeTest {
         try (OrtSession session = profiled(model)) {
             // a signature that disagrees with the model: the synthetic input has the wrong width
             ModelSignature wrong = new ModelSignature(
-                    io.flinkonnx.model.ModelFormat.ORT,
+                    ModelFormat.ORT,
                     0,
-                    java.util.Map.of(),
+                    Map.of(),
                     "",
                     "",
                     List.of(TensorSpec.tensor(
@@ -107,7 +110,7 @@ class PlacementProbeTest {
                 "x",
                 ElementType.FLOAT,
                 List.of(Dim.symbolic("batch"), Dim.fixed(OnnxInferenceSpec.DEFAULT_MAX_RECORD_BYTES / 4 + 1)));
-        org.assertj.core.api.Assertions.assertThatThrownBy(() -> PlacementProbe.ones(OrtRuntime.env(), wide))
+        Assertions.assertThatThrownBy(() -> PlacementProbe.ones(OrtRuntime.env(), wide))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining(
                         "too large to synthesize (more than " + OnnxInferenceSpec.DEFAULT_MAX_RECORD_BYTES);

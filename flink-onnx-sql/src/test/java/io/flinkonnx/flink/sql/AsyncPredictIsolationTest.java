@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import org.apache.flink.streaming.util.MockStreamingRuntimeContext;
 import org.apache.flink.table.api.DataTypes;
 import org.apache.flink.table.catalog.Column;
@@ -69,7 +70,7 @@ class AsyncPredictIsolationTest {
             return "row[0]=" + row.getArray(0).getFloat(0);
         } catch (ExecutionException e) {
             return "failed: " + e.getCause().getMessage();
-        } catch (java.util.concurrent.TimeoutException e) {
+        } catch (TimeoutException e) {
             return "never completed";
         }
     }

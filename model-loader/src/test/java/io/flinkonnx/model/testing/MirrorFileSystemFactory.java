@@ -2,8 +2,10 @@ package io.flinkonnx.model.testing;
 
 import java.io.IOException;
 import java.net.URI;
+import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Supplier;
 import org.apache.flink.core.fs.FSDataInputStream;
 import org.apache.flink.core.fs.FileSystem;
@@ -22,8 +24,7 @@ public final class MirrorFileSystemFactory implements FileSystemFactory {
     public static final String SCHEME = "mirror";
 
     /** Files opened through this file system since the JVM started (tests count downloads with it). */
-    public static final java.util.concurrent.atomic.AtomicInteger OPENS =
-            new java.util.concurrent.atomic.AtomicInteger();
+    public static final AtomicInteger OPENS = new AtomicInteger();
 
     private static final Map<String, Failure> FAILURES = new ConcurrentHashMap<>();
 
@@ -42,7 +43,7 @@ public final class MirrorFileSystemFactory implements FileSystemFactory {
      * then throw what {@code failure} supplies (an {@code IOException}, a {@code RuntimeException} or an
      * {@code Error}); the supplier runs on the reading thread at the moment of the failure.
      */
-    public static void failReadsOf(java.nio.file.Path file, long afterBytes, Supplier<? extends Throwable> failure) {
+    public static void failReadsOf(Path file, long afterBytes, Supplier<? extends Throwable> failure) {
         FAILURES.put(file.toAbsolutePath().normalize().toString(), new Failure(afterBytes, failure));
     }
 
@@ -64,10 +65,8 @@ public final class MirrorFileSystemFactory implements FileSystemFactory {
                 OPENS.incrementAndGet();
                 String local = f.toUri().getPath();
                 FSDataInputStream in = super.open(new org.apache.flink.core.fs.Path("file://" + local));
-                Failure failure = FAILURES.get(java.nio.file.Path.of(local)
-                        .toAbsolutePath()
-                        .normalize()
-                        .toString());
+                Failure failure =
+                        FAILURES.get(Path.of(local).toAbsolutePath().normalize().toString());
                 return failure == null ? in : new FailingInputStream(in, failure);
             }
 
