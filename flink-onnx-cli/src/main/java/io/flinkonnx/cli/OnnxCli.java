@@ -18,12 +18,14 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import org.apache.flink.annotation.Internal;
 
 /**
  * {@code java -jar flink-onnx-cli.jar <command>}: inspect, check, optimize and verify ONNX models with the
  * library's own loader, checks, conversion and reports. Exit status: 0 success, 1 the model failed the
  * check or verification, 2 bad usage.
  */
+@Internal
 public final class OnnxCli {
     static final int OK = 0;
     static final int FAILED = 1;

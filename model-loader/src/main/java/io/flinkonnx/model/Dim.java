@@ -2,8 +2,10 @@ package io.flinkonnx.model;
 
 import java.io.Serializable;
 import java.util.Objects;
+import org.apache.flink.annotation.PublicEvolving;
 
 /** One dimension of a tensor shape: a fixed size, a named symbolic size, or unknown. */
+@PublicEvolving
 public final class Dim implements Serializable {
     private static final long serialVersionUID = 1L;
     private static final Dim UNKNOWN = new Dim(-1, null);

@@ -1,5 +1,7 @@
 package io.flinkonnx.model;
 
+import org.apache.flink.annotation.PublicEvolving;
+
 /**
  * ONNX tensor element types ({@code TensorProto.DataType}), with the Java array type a record uses for
  * each one.
@@ -7,6 +9,7 @@ package io.flinkonnx.model;
  * <p>The numeric codes are ONNX's; codes newer than the vendored onnx.proto (float8, int4, ...) are
  * listed here too so that a model using them is described rather than rejected as unreadable.
  */
+@PublicEvolving
 public enum ElementType {
     UNDEFINED(0, null),
     FLOAT(1, float[].class),

@@ -7,6 +7,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * A fetched and checked model file on the local disk, ready for ONNX Runtime. Remote, classpath and pinned
@@ -14,6 +15,7 @@ import java.util.Optional;
  * bytes that were hashed and checked; closing this deletes that copy. An unpinned local file is used in
  * place and left alone.
  */
+@PublicEvolving
 public final class LocalModel implements AutoCloseable {
     private final ModelSource source;
     private final Path path;

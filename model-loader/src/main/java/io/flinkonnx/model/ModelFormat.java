@@ -1,6 +1,9 @@
 package io.flinkonnx.model;
 
+import org.apache.flink.annotation.PublicEvolving;
+
 /** The two serialized forms ONNX Runtime loads. */
+@PublicEvolving
 public enum ModelFormat {
     /** An ONNX protobuf ({@code ModelProto}), usually {@code .onnx}. */
     ONNX,

@@ -7,6 +7,7 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.function.UnaryOperator;
 import java.util.stream.Collectors;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * What a model is, read without running it: format, IR version, opset imports, producer, and the graph's
@@ -15,6 +16,7 @@ import java.util.stream.Collectors;
  * <p>For ONNX files this comes from the protobuf; for {@code .ort} files (which carry no protobuf) it
  * comes from the ONNX Runtime session, and IR/opset/producer are unknown (0 / empty).
  */
+@PublicEvolving
 public final class ModelSignature implements Serializable {
     private static final long serialVersionUID = 1L;
 

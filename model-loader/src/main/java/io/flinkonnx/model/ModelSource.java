@@ -26,6 +26,7 @@ import java.util.Objects;
 import java.util.Optional;
 import java.util.TreeMap;
 import java.util.regex.Pattern;
+import org.apache.flink.annotation.PublicEvolving;
 import org.apache.flink.core.fs.FileSystem;
 
 /**
@@ -57,6 +58,7 @@ import org.apache.flink.core.fs.FileSystem;
  *
  * <p>Immutable and serializable: it travels inside Flink functions to the task managers.
  */
+@PublicEvolving
 public final class ModelSource implements Serializable {
     private static final long serialVersionUID = 1L;
     private static final String CLASSPATH = "classpath:";

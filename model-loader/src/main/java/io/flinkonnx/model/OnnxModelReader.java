@@ -23,6 +23,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * Reads and checks an ONNX {@code ModelProto} with protobuf-java, before ONNX Runtime sees it.
@@ -30,6 +31,7 @@ import java.util.Set;
  * <p>Every failure is a {@link ModelLoadException} whose message names the file and the cause, never only
  * a raw protobuf trace.
  */
+@PublicEvolving
 public final class OnnxModelReader {
     private OnnxModelReader() {}
 

@@ -11,12 +11,14 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 import java.util.stream.Stream;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * One of ONNX's golden-vector sets: a {@code test_data_set_N/} folder of {@code input_K.pb} and
  * {@code output_K.pb} TensorProtos, K in the order of the model's graph inputs and outputs (the layout of
  * the ONNX backend test suite and of {@code onnx.backend.test}).
  */
+@PublicEvolving
 public final class ReferenceDataSet implements Serializable {
     private static final long serialVersionUID = 1L;
     private static final Pattern NUMBERED = Pattern.compile("(input|output)_(\\d+)\\.pb");

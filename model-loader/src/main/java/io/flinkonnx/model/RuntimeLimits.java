@@ -3,11 +3,13 @@ package io.flinkonnx.model;
 import java.io.Serializable;
 import java.util.Map;
 import java.util.Objects;
+import org.apache.flink.annotation.Internal;
 
 /**
  * What the runtime that will execute a model can read: its highest IR version and its highest opset per
  * operator domain. Domains not listed are not checked (custom domains are the runtime's business).
  */
+@Internal
 public final class RuntimeLimits implements Serializable {
     private static final long serialVersionUID = 1L;
 

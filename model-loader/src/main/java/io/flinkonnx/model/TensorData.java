@@ -11,12 +11,14 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * A dense tensor read from an ONNX {@code TensorProto} (the {@code input_K.pb}/{@code output_K.pb} files
  * of ONNX's test data sets): name, element type, dims, and the values as one flat Java array of the
  * type's record array class ({@code float[]}, {@code long[]}, ...).
  */
+@PublicEvolving
 public final class TensorData implements Serializable {
     private static final long serialVersionUID = 1L;
 

@@ -5,11 +5,13 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.stream.Collectors;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * A named graph input or output: its kind, element type, shape, and which axis (if any) is the batch
  * axis.
  */
+@PublicEvolving
 public final class TensorSpec implements Serializable {
     private static final long serialVersionUID = 1L;
 

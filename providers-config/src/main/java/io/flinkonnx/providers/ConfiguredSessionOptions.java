@@ -2,12 +2,14 @@ package io.flinkonnx.providers;
 
 import ai.onnxruntime.OrtSession;
 import java.util.List;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * ORT {@link OrtSession.SessionOptions} with the chain's EPs added, plus the native provider-option
  * objects they were built from (which the session options do not own) and the {@link ProviderResolution}.
  * Close it once the session is created: ORT copies what it needs.
  */
+@PublicEvolving
 public final class ConfiguredSessionOptions implements AutoCloseable {
     private final OrtSession.SessionOptions options;
     private final List<AutoCloseable> providerOptions;

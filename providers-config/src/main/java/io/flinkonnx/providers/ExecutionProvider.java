@@ -9,6 +9,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.stream.Collectors;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * The execution providers the ONNX Runtime Java API can add to a session, each with the options it
@@ -17,6 +18,7 @@ import java.util.stream.Collectors;
  * <p>Option values are validated when a chain is parsed ({@link OptionKind}); whether the EP exists in the
  * ONNX Runtime build at hand is only known when it is added ({@link SessionOptionsFactory}).
  */
+@PublicEvolving
 public enum ExecutionProvider {
     CPU("cpu", Map.of("use_arena", OptionKind.BOOLEAN)),
     CUDA(

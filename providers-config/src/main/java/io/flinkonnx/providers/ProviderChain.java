@@ -7,6 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.stream.Collectors;
+import org.apache.flink.annotation.PublicEvolving;
 import org.apache.flink.configuration.Configuration;
 
 /**
@@ -25,6 +26,7 @@ import org.apache.flink.configuration.Configuration;
  *
  * <p>Immutable and serializable.
  */
+@PublicEvolving
 public final class ProviderChain implements Serializable {
     private static final long serialVersionUID = 1L;
 

@@ -5,11 +5,13 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
 import java.util.stream.Collectors;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * What happened to each execution provider of a chain when a session was configured: registered, or
  * skipped with ONNX Runtime's error code and message. Published by the fallback report.
  */
+@PublicEvolving
 public final class ProviderResolution implements Serializable {
     private static final long serialVersionUID = 1L;
 

@@ -6,8 +6,10 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
 import java.util.stream.Collectors;
+import org.apache.flink.annotation.PublicEvolving;
 
 /** One execution provider of a chain, with its options (validated on construction). */
+@PublicEvolving
 public final class ProviderSpec implements Serializable {
     private static final long serialVersionUID = 1L;
 

@@ -1,6 +1,9 @@
 package io.flinkonnx.providers;
 
+import org.apache.flink.annotation.PublicEvolving;
+
 /** A strict chain could not register one of its execution providers. */
+@PublicEvolving
 public class ProviderUnavailableException extends RuntimeException {
     private static final long serialVersionUID = 1L;
 

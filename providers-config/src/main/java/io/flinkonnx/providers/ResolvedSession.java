@@ -3,12 +3,14 @@ package io.flinkonnx.providers;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import java.util.Objects;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * A session created by {@link SessionFactory} and the {@link ProviderResolution} it ended with. Closing
  * it closes the session; a caller that keeps the session and drops this holder must close the session
  * itself.
  */
+@PublicEvolving
 public final class ResolvedSession implements AutoCloseable {
     private final OrtSession session;
     private final ProviderResolution resolution;

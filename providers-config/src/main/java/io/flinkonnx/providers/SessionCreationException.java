@@ -1,6 +1,7 @@
 package io.flinkonnx.providers;
 
 import ai.onnxruntime.OrtException;
+import org.apache.flink.annotation.PublicEvolving;
 
 /**
  * ONNX Runtime refused to create a session from the model after every fallback the chain allowed: the
@@ -9,6 +10,7 @@ import ai.onnxruntime.OrtException;
  * cause; failures of EPs dropped on the way are suppressed exceptions) and the {@link ProviderResolution}
  * of the chain up to the last attempt.
  */
+@PublicEvolving
 public class SessionCreationException extends OrtException {
     private static final long serialVersionUID = 1L;
 

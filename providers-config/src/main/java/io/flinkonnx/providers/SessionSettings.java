@@ -8,6 +8,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.TreeMap;
+import org.apache.flink.annotation.PublicEvolving;
 import org.apache.flink.configuration.Configuration;
 
 /**
@@ -25,6 +26,7 @@ import org.apache.flink.configuration.Configuration;
  *         .build();
  * }</pre>
  */
+@PublicEvolving
 public final class SessionSettings implements Serializable {
     private static final long serialVersionUID = 1L;
 
