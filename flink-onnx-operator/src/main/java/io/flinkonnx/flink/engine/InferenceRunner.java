@@ -70,6 +70,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     private Object[] ordered;
     private int consecutiveFailedBatches;
     private long runsStarted;
+    private final Isolation isolation = new Isolation();
     private final Object[] single = new Object[1];
     private final SingleOutcome<OUT> singleOutcome = new SingleOutcome<>();
 
@@ -388,7 +389,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             }
             view = ordered;
         }
-        Isolation isolation = new Isolation(count);
+        Isolation isolation = this.isolation.reset(count);
         int from = 0;
         while (from < count) {
             int to = from + 1;
@@ -428,8 +429,13 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
          * A run per record plus one descent of the halving: enough to isolate a few bad records (one bad
          * record in n costs 2 log2(n) + 1 runs), about half the 2n - 1 runs of a batch where all fail.
          */
-        Isolation(int count) {
-            this.runsLeft = count + 2 * (32 - Integer.numberOfLeadingZeros(Math.max(1, count - 1))) + 1;
+        Isolation reset(int count) {
+            runsLeft = count + 2 * (32 - Integer.numberOfLeadingZeros(Math.max(1, count - 1))) + 1;
+            succeededRuns = 0;
+            failedRuns = 0;
+            failedRecords = 0;
+            lastError = null;
+            return this;
         }
     }
 
