@@ -4,9 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
 import io.flinkonnx.model.testing.TestModels;
+import io.flinkonnx.testing.FlinkClusters;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
@@ -65,17 +65,14 @@ class BatchedJobTest {
         CloseableIterator<FallbackReport> reportIt =
                 scored.getSideOutput(FallbackReport.TAG).collectAsync();
         env.execute("batched");
-        List<FallbackReport> reports = new ArrayList<>();
-        reportIt.forEachRemaining(reports::add);
+        List<FallbackReport> reports = FlinkClusters.drain(reportIt);
         assertThat(reports).extracting(r -> r.subtask).containsExactlyInAnyOrder(0, 1, 2, 3);
         assertThat(reports).allSatisfy(r -> {
             assertThat(r.verdict).isEqualTo(FallbackReport.Verdict.CPU_AS_REQUESTED);
             assertThat(r.nodes).extracting(n -> n.provider).containsOnly("cpu");
         });
-        List<Tuple2<Long, float[]>> predictions = new ArrayList<>();
-        scoredIt.forEachRemaining(predictions::add);
-        List<FailedRecord<Tuple2<Long, float[]>>> deadLetters = new ArrayList<>();
-        failedIt.forEachRemaining(deadLetters::add);
+        List<Tuple2<Long, float[]>> predictions = FlinkClusters.drain(scoredIt);
+        List<FailedRecord<Tuple2<Long, float[]>>> deadLetters = FlinkClusters.drain(failedIt);
 
         List<Long> bad = IntStream.range(0, 1000)
                 .filter(k -> k % 97 == 0)

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import io.flinkonnx.flink.session.SessionRegistry;
 import io.flinkonnx.model.testing.TestModels;
 import io.flinkonnx.providers.SessionSettings;
+import io.flinkonnx.testing.FlinkClusters;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;

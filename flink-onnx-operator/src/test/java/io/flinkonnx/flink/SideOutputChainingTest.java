@@ -3,6 +3,7 @@ package io.flinkonnx.flink;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.flinkonnx.model.testing.TestModels;
+import io.flinkonnx.testing.FlinkClusters;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.ConcurrentLinkedQueue;

@@ -5,8 +5,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
 import io.flinkonnx.model.testing.TestModels;
+import io.flinkonnx.testing.FlinkClusters;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.stream.Collectors;
@@ -15,7 +15,6 @@ import org.apache.flink.table.api.EnvironmentSettings;
 import org.apache.flink.table.api.TableEnvironment;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.apache.flink.types.Row;
-import org.apache.flink.util.CloseableIterator;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
@@ -72,12 +71,9 @@ class MlPredictSqlTest {
         TableEnvironment t = tableEnv(streaming);
         t.executeSql("CREATE MODEL mlp INPUT (features ARRAY<FLOAT>) OUTPUT (y ARRAY<FLOAT>) WITH ('provider' = 'onnx',"
                 + " 'path' = '" + model + "', 'batch.max-size' = '8')");
-        List<Row> rows = new ArrayList<>();
-        try (CloseableIterator<Row> it = t.executeSql("SELECT id, y FROM ML_PREDICT(TABLE txns, MODEL mlp,"
+        List<Row> rows = FlinkClusters.drain(t.executeSql("SELECT id, y FROM ML_PREDICT(TABLE txns, MODEL mlp,"
                         + " DESCRIPTOR(features), MAP['async', '" + async + "'])")
-                .collect()) {
-            it.forEachRemaining(rows::add);
-        }
+                .collect());
         assertThat(rows).hasSize(40);
         for (Row r : rows) {
             int id = (Integer) r.getField(0);

@@ -1,8 +1,8 @@
 package io.flinkonnx.it;
 
+import io.flinkonnx.examples.CommittedTopicReader;
 import io.flinkonnx.examples.EmbeddedKafka;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Properties;
@@ -11,12 +11,10 @@ import java.util.stream.Collectors;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
-import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
-import org.apache.kafka.common.serialization.StringDeserializer;
 import org.apache.kafka.common.serialization.StringSerializer;
 import org.testcontainers.DockerClientFactory;
 import org.testcontainers.kafka.KafkaContainer;
@@ -78,30 +76,14 @@ final class TestKafka implements AutoCloseable {
     }
 
     KafkaConsumer<String, String> committedReader(String topic) {
-        Properties p = new Properties();
-        p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrapServers);
-        p.put(ConsumerConfig.GROUP_ID_CONFIG, "it-reader-" + topic + "-" + System.nanoTime());
-        p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
-        p.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
-        p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
-        p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
-        KafkaConsumer<String, String> consumer = new KafkaConsumer<>(p);
-        consumer.subscribe(List.of(topic));
-        return consumer;
+        return CommittedTopicReader.subscribe(bootstrapServers, topic);
     }
 
     /** Everything committed to {@code topic} once {@code expected} records are visible (fails after a minute). */
     List<ConsumerRecord<String, String>> readCommitted(String topic, int expected) {
-        List<ConsumerRecord<String, String>> out = new ArrayList<>();
-        try (KafkaConsumer<String, String> consumer = committedReader(topic)) {
-            long deadline = System.nanoTime() + Duration.ofMinutes(1).toNanos();
-            while (out.size() < expected && System.nanoTime() < deadline) {
-                consumer.poll(Duration.ofMillis(200)).forEach(out::add);
-            }
-            // one more poll: anything beyond the expected count would be a duplicate
-            consumer.poll(Duration.ofMillis(500)).forEach(out::add);
-        }
-        return out;
+        // one more poll after the expected count: anything beyond it would be a duplicate
+        return CommittedTopicReader.read(
+                bootstrapServers, topic, expected, Duration.ofMinutes(1), Duration.ofMillis(500));
     }
 
     @Override
