@@ -31,6 +31,8 @@ import org.apache.flink.table.types.inference.TypeInference;
 import org.apache.flink.table.types.logical.LogicalType;
 import org.apache.flink.table.types.logical.LogicalTypeRoot;
 import org.apache.flink.types.Row;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * An ONNX model as a SQL scalar function. The result type comes from the model: {@code ARRAY} of the
@@ -58,8 +60,10 @@ import org.apache.flink.types.Row;
 public class OnnxScoreFunction extends ScalarFunction {
     private static final long serialVersionUID = 1L;
     private static final Map<String, ModelSignature> SIGNATURES = new ConcurrentHashMap<>();
+    private static final Logger LOG = LoggerFactory.getLogger(OnnxScoreFunction.class);
 
     private final String boundModel;
+    private final boolean nullOnError;
     private transient InferenceRunner<Object[], Object> runner;
     private transient FunctionContext context;
 
@@ -70,7 +74,17 @@ public class OnnxScoreFunction extends ScalarFunction {
 
     /** Bound to {@code modelUri}: calls pass only the model's inputs. */
     public OnnxScoreFunction(String modelUri) {
+        this(modelUri, false);
+    }
+
+    /**
+     * Bound to {@code modelUri} (or null: the URI is the first argument); with {@code nullOnError} a row the
+     * model cannot score (a NULL element, a length it refuses, a failing run) returns NULL instead of failing
+     * the job. {@link OnnxScoreOrNullFunction} is the SQL {@code CREATE FUNCTION} form of that.
+     */
+    public OnnxScoreFunction(String modelUri, boolean nullOnError) {
         this.boundModel = modelUri;
+        this.nullOnError = nullOnError;
     }
 
     @Override
@@ -89,7 +103,15 @@ public class OnnxScoreFunction extends ScalarFunction {
         for (int i = first; i < args.length; i++) {
             values[i - first] = args[i];
         }
-        return runner.infer(values);
+        if (!nullOnError) {
+            return runner.infer(values);
+        }
+        try {
+            return runner.infer(values);
+        } catch (Exception e) {
+            LOG.debug("Row not scored by {}, NULL returned: {}", runner.modelName(), e.getMessage());
+            return null;
+        }
     }
 
     private InferenceRunner<Object[], Object> openRunner(String uri) throws Exception {
@@ -234,9 +256,8 @@ public class OnnxScoreFunction extends ScalarFunction {
                             + " scalars per row; pass one ARRAY argument");
                 }
             }
-            DataType bridged = array
-                    ? DataTypes.ARRAY(expected.notNull()).bridgedTo(SqlTypes.boxedArray(in.elementType()))
-                    : expected;
+            DataType bridged =
+                    array ? DataTypes.ARRAY(expected).bridgedTo(SqlTypes.boxedArray(in.elementType())) : expected;
             result.add(bridged);
         }
         return result;

@@ -36,6 +36,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     private final SqlBinding binding;
     private final int batchSize;
     private final int batchDelayMillis;
+    private final OnError onError;
 
     private transient InferenceRunner<Object[], RowData> runner;
     private transient BlockingQueue<Pending> queue;
@@ -56,10 +57,20 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
 
     public OnnxAsyncPredictFunction(
             OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, int batchSize, int batchDelayMillis) {
+        this(spec, binding, batchSize, batchDelayMillis, OnError.FAIL);
+    }
+
+    public OnnxAsyncPredictFunction(
+            OnnxInferenceSpec<Object[], RowData> spec,
+            SqlBinding binding,
+            int batchSize,
+            int batchDelayMillis,
+            OnError onError) {
         this.spec = spec;
         this.binding = binding;
         this.batchSize = batchSize;
         this.batchDelayMillis = batchDelayMillis;
+        this.onError = onError;
     }
 
     @Override
@@ -104,7 +115,8 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
             Thread.currentThread().interrupt();
             result.completeExceptionally(e);
         } catch (RuntimeException e) {
-            result.completeExceptionally(e);
+            // the row did not convert (a NULL, a NULL element): a bad row like any other
+            deliverFailure(result, e);
         }
         return result;
     }
@@ -162,7 +174,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
                 runner.encode(p.values, runner.row(encoded.size()), false);
                 encoded.add(p);
             } catch (RuntimeException e) {
-                p.result.completeExceptionally(rowFailure(e));
+                deliverFailure(p.result, e);
             }
         }
         if (encoded.isEmpty()) {
@@ -180,9 +192,18 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
 
             @Override
             public void failed(int index, Exception reason) {
-                encoded.get(index).result.completeExceptionally(rowFailure(reason));
+                deliverFailure(encoded.get(index).result, reason);
             }
         });
+    }
+
+    /** A bad row's outcome by {@code 'on-error'}: its request fails, or completes with a NULL row or none. */
+    private void deliverFailure(CompletableFuture<Collection<RowData>> result, Exception e) {
+        if (onError == OnError.FAIL) {
+            result.completeExceptionally(rowFailure(e));
+        } else {
+            result.complete(onError.outcome(e, binding));
+        }
     }
 
     /** The failure of one row, with the reason the DataStream operator gives its dead letter. */

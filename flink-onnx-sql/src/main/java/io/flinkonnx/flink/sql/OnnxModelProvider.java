@@ -15,27 +15,33 @@ public final class OnnxModelProvider implements PredictRuntimeProvider, AsyncPre
     private final SqlBinding binding;
     private final int batchSize;
     private final int batchDelayMillis;
+    private final OnError onError;
 
     public OnnxModelProvider(
-            OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, int batchSize, int batchDelayMillis) {
+            OnnxInferenceSpec<Object[], RowData> spec,
+            SqlBinding binding,
+            int batchSize,
+            int batchDelayMillis,
+            OnError onError) {
         this.spec = spec;
         this.binding = binding;
         this.batchSize = batchSize;
         this.batchDelayMillis = batchDelayMillis;
+        this.onError = onError;
     }
 
     @Override
     public PredictFunction createPredictFunction(Context context) {
-        return new OnnxPredictFunction(spec, binding);
+        return new OnnxPredictFunction(spec, binding, onError);
     }
 
     @Override
     public AsyncPredictFunction createAsyncPredictFunction(Context context) {
-        return new OnnxAsyncPredictFunction(spec, binding, batchSize, batchDelayMillis);
+        return new OnnxAsyncPredictFunction(spec, binding, batchSize, batchDelayMillis, onError);
     }
 
     @Override
     public OnnxModelProvider copy() {
-        return new OnnxModelProvider(spec, binding, batchSize, batchDelayMillis);
+        return new OnnxModelProvider(spec, binding, batchSize, batchDelayMillis, onError);
     }
 }

@@ -78,6 +78,17 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
             .defaultValue(false)
             .withDescription("Fail when an accelerator was asked for and nodes fall to CPU.");
 
+    public static final ConfigOption<OnError> ON_ERROR = ConfigOptions.key("on-error")
+            .enumType(OnError.class)
+            .defaultValue(OnError.FAIL)
+            .withDescription("What a row the model cannot score does: FAIL the job (default), NULL (emitted with NULL"
+                    + " outputs and the reason in 'error-column'), SKIP (dropped). The rest of the batch is scored.");
+    public static final ConfigOption<String> ERROR_COLUMN = ConfigOptions.key("error-column")
+            .stringType()
+            .noDefaultValue()
+            .withDescription("A STRING column of the model's OUTPUT bound to no ONNX output: the reason a row was not"
+                    + " scored, NULL when it was.");
+
     @Override
     public String factoryIdentifier() {
         return IDENTIFIER;
@@ -98,7 +109,9 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                 BATCH_MAX_DELAY_MS,
                 FAIL_ON_CPU_FALLBACK,
                 DRIFT_GOLDEN_VECTORS,
-                DRIFT_INTERVAL_MS);
+                DRIFT_INTERVAL_MS,
+                ON_ERROR,
+                ERROR_COLUMN);
     }
 
     @Override
@@ -118,7 +131,8 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                     name + " (" + source.uri() + ")",
                     signature,
                     context.getCatalogModel().getResolvedInputSchema().getColumns(),
-                    context.getCatalogModel().getResolvedOutputSchema().getColumns());
+                    context.getCatalogModel().getResolvedOutputSchema().getColumns(),
+                    options.getOptional(ERROR_COLUMN).orElse(null));
         }
         OnnxInferenceSpec.Builder<Object[], RowData> builder = OnnxInference.<Object[]>builder(source)
                 .providers(ProviderChain.parse(options.get(PROVIDERS)))
@@ -132,7 +146,8 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                 .ifPresent(folder ->
                         builder.driftAgainstGoldenVectors(folder, Duration.ofMillis(options.get(DRIFT_INTERVAL_MS))));
         OnnxInferenceSpec<Object[], RowData> spec = builder.buildUnchecked();
-        return new OnnxModelProvider(spec, binding, options.get(BATCH_MAX_SIZE), options.get(BATCH_MAX_DELAY_MS));
+        return new OnnxModelProvider(
+                spec, binding, options.get(BATCH_MAX_SIZE), options.get(BATCH_MAX_DELAY_MS), options.get(ON_ERROR));
     }
 
     public static final class SqlEncoder implements RecordEncoder<Object[]> {

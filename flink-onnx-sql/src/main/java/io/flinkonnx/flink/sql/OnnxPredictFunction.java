@@ -1,7 +1,6 @@
 package io.flinkonnx.flink.sql;
 
 import io.flinkonnx.flink.OnnxInferenceSpec;
-import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import java.util.Collection;
@@ -11,19 +10,24 @@ import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.functions.FunctionContext;
 import org.apache.flink.table.functions.PredictFunction;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /** ML_PREDICT's synchronous runtime for ONNX models: one ORT run per row, on the slot's shared session. */
 @Internal
 public class OnnxPredictFunction extends PredictFunction {
     private static final long serialVersionUID = 1L;
+    private static final Logger LOG = LoggerFactory.getLogger(OnnxPredictFunction.class);
 
     private final OnnxInferenceSpec<Object[], RowData> spec;
     private final SqlBinding binding;
+    private final OnError onError;
     private transient InferenceRunner<Object[], RowData> runner;
 
-    public OnnxPredictFunction(OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding) {
+    public OnnxPredictFunction(OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, OnError onError) {
         this.spec = spec;
         this.binding = binding;
+        this.onError = onError;
     }
 
     @Override
@@ -42,11 +46,13 @@ public class OnnxPredictFunction extends PredictFunction {
     public Collection<RowData> predict(RowData features) {
         try {
             DriftMonitor.checkGoldenIfDue(runner.drift());
-            return List.of(runner.infer(binding.values(features)));
-        } catch (RuntimeException e) {
-            throw e;
         } catch (Exception e) {
-            throw new RecordConversionException("ONNX inference failed for model " + runner.modelName() + ": " + e, e);
+            LOG.warn("Golden-vector drift check of model {} failed: {}", runner.modelName(), e.getMessage());
+        }
+        try {
+            return List.of(runner.infer(binding.values(features)));
+        } catch (Exception e) {
+            return onError.outcome(e, binding);
         }
     }
 

@@ -15,6 +15,7 @@ import java.util.List;
 import java.util.stream.Collectors;
 import org.apache.flink.annotation.Internal;
 import org.apache.flink.table.catalog.Column;
+import org.apache.flink.table.data.ArrayData;
 import org.apache.flink.table.data.GenericRowData;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.data.StringData;
@@ -53,17 +54,74 @@ public final class SqlBinding implements Serializable {
 
     public final List<Binding> inputs;
     public final List<Binding> outputs;
+    /** Per bound output, its position among the OUTPUT columns. */
+    private final int[] outputPositions;
+    /** The position of the error column among the OUTPUT columns, or -1. */
+    private final int errorPosition;
 
-    private SqlBinding(List<Binding> inputs, List<Binding> outputs) {
+    private final int outputWidth;
+
+    private SqlBinding(
+            List<Binding> inputs, List<Binding> outputs, int[] outputPositions, int errorPosition, int outputWidth) {
         this.inputs = List.copyOf(inputs);
         this.outputs = List.copyOf(outputs);
+        this.outputPositions = outputPositions;
+        this.errorPosition = errorPosition;
+        this.outputWidth = outputWidth;
     }
 
     public static SqlBinding bind(
             String model, ModelSignature signature, List<Column> inputColumns, List<Column> outputColumns) {
+        return bind(model, signature, inputColumns, outputColumns, null);
+    }
+
+    /**
+     * Binds the columns; {@code errorColumn} (or null) names a STRING OUTPUT column that is bound to no ONNX
+     * output: it holds why a row could not be scored, null when it was.
+     */
+    public static SqlBinding bind(
+            String model,
+            ModelSignature signature,
+            List<Column> inputColumns,
+            List<Column> outputColumns,
+            String errorColumn) {
+        List<Column> bound = new ArrayList<>(outputColumns);
+        int errorPosition = -1;
+        if (errorColumn != null) {
+            for (int i = 0; i < outputColumns.size(); i++) {
+                if (outputColumns.get(i).getName().equals(errorColumn)) {
+                    errorPosition = i;
+                }
+            }
+            if (errorPosition < 0) {
+                throw new IllegalArgumentException("Model " + model + ": 'error-column' = '" + errorColumn
+                        + "' is not one of its OUTPUT columns " + names(outputColumns)
+                        + "; declare it, e.g. OUTPUT (...,"
+                        + " " + errorColumn + " STRING)");
+            }
+            LogicalTypeRoot root = outputColumns
+                    .get(errorPosition)
+                    .getDataType()
+                    .getLogicalType()
+                    .getTypeRoot();
+            if (root != LogicalTypeRoot.VARCHAR && root != LogicalTypeRoot.CHAR) {
+                throw new IllegalArgumentException("Model " + model + ": the error column '" + errorColumn + "' is "
+                        + outputColumns.get(errorPosition).getDataType() + "; declare it as STRING");
+            }
+            bound.remove(errorPosition);
+        }
+        int[] positions = new int[bound.size()];
+        for (int i = 0, k = 0; i < outputColumns.size(); i++) {
+            if (i != errorPosition) {
+                positions[k++] = i;
+            }
+        }
         return new SqlBinding(
                 bindSide(model, "input", signature.inputs(), inputColumns),
-                bindSide(model, "output", signature.outputs(), outputColumns));
+                bindSide(model, "output", signature.outputs(), bound),
+                positions,
+                errorPosition,
+                outputColumns.size());
     }
 
     private static List<Binding> bindSide(String model, String side, List<TensorSpec> specs, List<Column> columns) {
@@ -137,7 +195,18 @@ public final class SqlBinding implements Serializable {
                 throw new RecordConversionException(
                         "Column '" + b.column + "' is NULL; ONNX input '" + b.onnxName + "' needs a value");
             }
-            values[i] = b.array ? SqlTypes.fromArray(row.getArray(i), b.type) : SqlTypes.fromScalar(row, i, b.type);
+            if (b.array) {
+                ArrayData a = row.getArray(i);
+                for (int k = 0; k < a.size(); k++) {
+                    if (a.isNullAt(k)) {
+                        throw new RecordConversionException("Element " + k + " of column '" + b.column
+                                + "' is NULL; ONNX input '" + b.onnxName + "' takes numbers, not NULLs");
+                    }
+                }
+                values[i] = SqlTypes.fromArray(a, b.type);
+            } else {
+                values[i] = SqlTypes.fromScalar(row, i, b.type);
+            }
         }
         return values;
     }
@@ -156,9 +225,10 @@ public final class SqlBinding implements Serializable {
 
     /** The output columns of one record. */
     public RowData decode(OutputRow out) {
-        GenericRowData row = new GenericRowData(outputs.size());
-        for (int i = 0; i < outputs.size(); i++) {
-            Binding b = outputs.get(i);
+        GenericRowData row = new GenericRowData(outputWidth);
+        for (int k = 0; k < outputs.size(); k++) {
+            Binding b = outputs.get(k);
+            int i = outputPositions[k];
             Object values = out.value(b.onnxName);
             if (b.array) {
                 row.setField(i, SqlTypes.toArrayData(values));
@@ -172,5 +242,19 @@ public final class SqlBinding implements Serializable {
             }
         }
         return row;
+    }
+
+    /** The output columns of a row that could not be scored: NULL, and the reason in the error column. */
+    public RowData failed(String reason) {
+        GenericRowData row = new GenericRowData(outputWidth);
+        if (errorPosition >= 0) {
+            row.setField(errorPosition, StringData.fromString(reason));
+        }
+        return row;
+    }
+
+    /** Whether an error column was declared. */
+    public boolean hasErrorColumn() {
+        return errorPosition >= 0;
     }
 }
