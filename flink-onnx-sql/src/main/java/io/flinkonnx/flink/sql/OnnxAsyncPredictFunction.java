@@ -37,6 +37,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     private final int batchSize;
     private final int batchDelayMillis;
     private final OnError onError;
+    private final String version;
 
     private transient InferenceRunner<Object[], RowData> runner;
     private transient BlockingQueue<Pending> queue;
@@ -57,7 +58,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
 
     public OnnxAsyncPredictFunction(
             OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, int batchSize, int batchDelayMillis) {
-        this(spec, binding, batchSize, batchDelayMillis, OnError.FAIL);
+        this(spec, binding, batchSize, batchDelayMillis, OnError.FAIL, null);
     }
 
     public OnnxAsyncPredictFunction(
@@ -65,12 +66,14 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
             SqlBinding binding,
             int batchSize,
             int batchDelayMillis,
-            OnError onError) {
+            OnError onError,
+            String version) {
         this.spec = spec;
         this.binding = binding;
         this.batchSize = batchSize;
         this.batchDelayMillis = batchDelayMillis;
         this.onError = onError;
+        this.version = version;
     }
 
     @Override
@@ -78,6 +81,9 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
         runner = new InferenceRunner<>(spec);
         int rows = batchSize;
         MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
+        if (version != null) {
+            metrics = metrics.addGroup("model_version", version);
+        }
         runner.open(
                 context.getTaskInfo().getAllocationIDAsString(),
                 context.getTaskInfo().getIndexOfThisSubtask(),

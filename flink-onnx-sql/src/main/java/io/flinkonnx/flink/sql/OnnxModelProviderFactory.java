@@ -18,10 +18,13 @@ import org.apache.flink.annotation.Internal;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.ConfigOptions;
 import org.apache.flink.configuration.ReadableConfig;
+import org.apache.flink.table.api.ValidationException;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.factories.FactoryUtil;
 import org.apache.flink.table.factories.ModelProviderFactory;
 import org.apache.flink.table.ml.ModelProvider;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * The {@code 'provider' = 'onnx'} model provider of Flink SQL: ONNX models scored in-process by ML_PREDICT.
@@ -38,6 +41,7 @@ import org.apache.flink.table.ml.ModelProvider;
  */
 @Internal
 public class OnnxModelProviderFactory implements ModelProviderFactory {
+    private static final Logger LOG = LoggerFactory.getLogger(OnnxModelProviderFactory.class);
     public static final String IDENTIFIER = "onnx";
 
     public static final ConfigOption<String> PATH = ConfigOptions.key("path")
@@ -89,14 +93,35 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
             .withDescription("A STRING column of the model's OUTPUT bound to no ONNX output: the reason a row was not"
                     + " scored, NULL when it was.");
 
+    public static final ConfigOption<String> MODEL_VERSION = ConfigOptions.key("model-version")
+            .stringType()
+            .noDefaultValue()
+            .withDescription("A label for the model's version: logged when the model is loaded, in the 'model_version'"
+                    + " metric variable, and in 'model-version-column' if one is declared.");
+    public static final ConfigOption<String> MODEL_VERSION_COLUMN = ConfigOptions.key("model-version-column")
+            .stringType()
+            .noDefaultValue()
+            .withDescription("A STRING column of the model's OUTPUT bound to no ONNX output: the 'model-version' (or,"
+                    + " without one, the model's sha256) that scored the row.");
+
+    private String optionNames() {
+        java.util.TreeSet<String> names = new java.util.TreeSet<>();
+        optionalOptions().forEach(o -> names.add(o.key()));
+        return String.join(", ", names);
+    }
+
     @Override
     public String factoryIdentifier() {
         return IDENTIFIER;
     }
 
+    /**
+     * None: 'path' is checked after Flink's own validation, so that a misspelt key ('pathh') is reported
+     * as unsupported with the list of valid options, instead of only as a missing 'path'.
+     */
     @Override
     public Set<ConfigOption<?>> requiredOptions() {
-        return Set.of(PATH);
+        return Set.of();
     }
 
     @Override
@@ -111,7 +136,10 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                 DRIFT_GOLDEN_VECTORS,
                 DRIFT_INTERVAL_MS,
                 ON_ERROR,
-                ERROR_COLUMN);
+                ERROR_COLUMN,
+                PATH,
+                MODEL_VERSION,
+                MODEL_VERSION_COLUMN);
     }
 
     @Override
@@ -119,20 +147,31 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
         FactoryUtil.ModelProviderFactoryHelper helper = FactoryUtil.createModelProviderFactoryHelper(this, context);
         helper.validate();
         ReadableConfig options = helper.getOptions();
+        if (options.getOptional(PATH).isEmpty()) {
+            throw new ValidationException(
+                    "Model " + context.getObjectIdentifier().asSummaryString() + " with 'provider'"
+                            + " = 'onnx' needs 'path' (a model URI: a path, classpath: resource or Flink file system URI)."
+                            + " Options of this provider: " + optionNames());
+        }
         ModelSource source = ModelSource.of(options.get(PATH));
         if (options.getOptional(SHA256).isPresent()) {
             source = source.withSha256(options.get(SHA256));
         }
         String name = context.getObjectIdentifier().asSummaryString();
         SqlBinding binding;
+        String version;
         try (LocalModel model = source.fetch()) {
+            version = options.getOptional(MODEL_VERSION).orElse(model.sha256());
             ModelSignature signature = model.signature().orElseGet(() -> SessionLoader.signatureOf(model));
             binding = SqlBinding.bind(
                     name + " (" + source.uri() + ")",
                     signature,
                     context.getCatalogModel().getResolvedInputSchema().getColumns(),
                     context.getCatalogModel().getResolvedOutputSchema().getColumns(),
-                    options.getOptional(ERROR_COLUMN).orElse(null));
+                    options.getOptional(ERROR_COLUMN).orElse(null),
+                    options.getOptional(MODEL_VERSION_COLUMN).orElse(null),
+                    version);
+            LOG.info("Model {} ({}) version {}, sha256 {}", name, source.uri(), version, model.sha256());
         }
         OnnxInferenceSpec.Builder<Object[], RowData> builder = OnnxInference.<Object[]>builder(source)
                 .providers(ProviderChain.parse(options.get(PROVIDERS)))
@@ -147,7 +186,12 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                         builder.driftAgainstGoldenVectors(folder, Duration.ofMillis(options.get(DRIFT_INTERVAL_MS))));
         OnnxInferenceSpec<Object[], RowData> spec = builder.buildUnchecked();
         return new OnnxModelProvider(
-                spec, binding, options.get(BATCH_MAX_SIZE), options.get(BATCH_MAX_DELAY_MS), options.get(ON_ERROR));
+                spec,
+                binding,
+                options.get(BATCH_MAX_SIZE),
+                options.get(BATCH_MAX_DELAY_MS),
+                options.get(ON_ERROR),
+                version);
     }
 
     public static final class SqlEncoder implements RecordEncoder<Object[]> {

@@ -22,18 +22,24 @@ public class OnnxPredictFunction extends PredictFunction {
     private final OnnxInferenceSpec<Object[], RowData> spec;
     private final SqlBinding binding;
     private final OnError onError;
+    private final String version;
     private transient InferenceRunner<Object[], RowData> runner;
 
-    public OnnxPredictFunction(OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, OnError onError) {
+    public OnnxPredictFunction(
+            OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, OnError onError, String version) {
         this.spec = spec;
         this.binding = binding;
         this.onError = onError;
+        this.version = version;
     }
 
     @Override
     public void open(FunctionContext context) throws Exception {
         runner = new InferenceRunner<>(spec);
         MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
+        if (version != null) {
+            metrics = metrics.addGroup("model_version", version);
+        }
         runner.open(
                 context.getTaskInfo().getAllocationIDAsString(),
                 context.getTaskInfo().getIndexOfThisSubtask(),

@@ -11,6 +11,7 @@ import io.flinkonnx.model.TensorSpec;
 import java.io.Serializable;
 import java.lang.reflect.Array;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.stream.Collectors;
 import org.apache.flink.annotation.Internal;
@@ -58,70 +59,86 @@ public final class SqlBinding implements Serializable {
     private final int[] outputPositions;
     /** The position of the error column among the OUTPUT columns, or -1. */
     private final int errorPosition;
+    /** The position of the model version column among the OUTPUT columns, or -1. */
+    private final int versionPosition;
 
+    private final String version;
     private final int outputWidth;
 
     private SqlBinding(
-            List<Binding> inputs, List<Binding> outputs, int[] outputPositions, int errorPosition, int outputWidth) {
+            List<Binding> inputs,
+            List<Binding> outputs,
+            int[] outputPositions,
+            int errorPosition,
+            int versionPosition,
+            String version,
+            int outputWidth) {
         this.inputs = List.copyOf(inputs);
         this.outputs = List.copyOf(outputs);
         this.outputPositions = outputPositions;
         this.errorPosition = errorPosition;
+        this.versionPosition = versionPosition;
+        this.version = version;
         this.outputWidth = outputWidth;
     }
 
     public static SqlBinding bind(
             String model, ModelSignature signature, List<Column> inputColumns, List<Column> outputColumns) {
-        return bind(model, signature, inputColumns, outputColumns, null);
+        return bind(model, signature, inputColumns, outputColumns, null, null, null);
     }
 
     /**
-     * Binds the columns; {@code errorColumn} (or null) names a STRING OUTPUT column that is bound to no ONNX
-     * output: it holds why a row could not be scored, null when it was.
+     * Binds the columns; {@code errorColumn} and {@code versionColumn} (each optional, null) name STRING OUTPUT
+     * columns bound to no ONNX output: why a row could not be scored (NULL when it was), and {@code version},
+     * the model version that scored it.
      */
     public static SqlBinding bind(
             String model,
             ModelSignature signature,
             List<Column> inputColumns,
             List<Column> outputColumns,
-            String errorColumn) {
-        List<Column> bound = new ArrayList<>(outputColumns);
-        int errorPosition = -1;
-        if (errorColumn != null) {
-            for (int i = 0; i < outputColumns.size(); i++) {
-                if (outputColumns.get(i).getName().equals(errorColumn)) {
-                    errorPosition = i;
-                }
-            }
-            if (errorPosition < 0) {
-                throw new IllegalArgumentException("Model " + model + ": 'error-column' = '" + errorColumn
-                        + "' is not one of its OUTPUT columns " + names(outputColumns)
-                        + "; declare it, e.g. OUTPUT (...,"
-                        + " " + errorColumn + " STRING)");
-            }
-            LogicalTypeRoot root = outputColumns
-                    .get(errorPosition)
-                    .getDataType()
-                    .getLogicalType()
-                    .getTypeRoot();
-            if (root != LogicalTypeRoot.VARCHAR && root != LogicalTypeRoot.CHAR) {
-                throw new IllegalArgumentException("Model " + model + ": the error column '" + errorColumn + "' is "
-                        + outputColumns.get(errorPosition).getDataType() + "; declare it as STRING");
-            }
-            bound.remove(errorPosition);
-        }
-        int[] positions = new int[bound.size()];
-        for (int i = 0, k = 0; i < outputColumns.size(); i++) {
-            if (i != errorPosition) {
+            String errorColumn,
+            String versionColumn,
+            String version) {
+        int errorPosition = extraColumn(model, outputColumns, "error-column", errorColumn);
+        int versionPosition = extraColumn(model, outputColumns, "model-version-column", versionColumn);
+        List<Column> bound = new ArrayList<>();
+        int[] positions = new int[outputColumns.size()];
+        int k = 0;
+        for (int i = 0; i < outputColumns.size(); i++) {
+            if (i != errorPosition && i != versionPosition) {
+                bound.add(outputColumns.get(i));
                 positions[k++] = i;
             }
         }
         return new SqlBinding(
                 bindSide(model, "input", signature.inputs(), inputColumns),
                 bindSide(model, "output", signature.outputs(), bound),
-                positions,
+                Arrays.copyOf(positions, k),
                 errorPosition,
+                versionPosition,
+                version,
                 outputColumns.size());
+    }
+
+    /** The position of the STRING OUTPUT column {@code name} set by {@code option}, -1 when none is set. */
+    private static int extraColumn(String model, List<Column> outputColumns, String option, String name) {
+        if (name == null) {
+            return -1;
+        }
+        for (int i = 0; i < outputColumns.size(); i++) {
+            if (outputColumns.get(i).getName().equals(name)) {
+                LogicalTypeRoot root =
+                        outputColumns.get(i).getDataType().getLogicalType().getTypeRoot();
+                if (root != LogicalTypeRoot.VARCHAR && root != LogicalTypeRoot.CHAR) {
+                    throw new IllegalArgumentException("Model " + model + ": the " + option + " '" + name + "' is "
+                            + outputColumns.get(i).getDataType() + "; declare it as STRING");
+                }
+                return i;
+            }
+        }
+        throw new IllegalArgumentException("Model " + model + ": '" + option + "' = '" + name + "' is not one of its"
+                + " OUTPUT columns " + names(outputColumns) + "; declare it, e.g. OUTPUT (..., " + name + " STRING)");
     }
 
     private static List<Binding> bindSide(String model, String side, List<TensorSpec> specs, List<Column> columns) {
@@ -225,7 +242,7 @@ public final class SqlBinding implements Serializable {
 
     /** The output columns of one record. */
     public RowData decode(OutputRow out) {
-        GenericRowData row = new GenericRowData(outputWidth);
+        GenericRowData row = newOutputRow();
         for (int k = 0; k < outputs.size(); k++) {
             Binding b = outputs.get(k);
             int i = outputPositions[k];
@@ -246,9 +263,17 @@ public final class SqlBinding implements Serializable {
 
     /** The output columns of a row that could not be scored: NULL, and the reason in the error column. */
     public RowData failed(String reason) {
-        GenericRowData row = new GenericRowData(outputWidth);
+        GenericRowData row = newOutputRow();
         if (errorPosition >= 0) {
             row.setField(errorPosition, StringData.fromString(reason));
+        }
+        return row;
+    }
+
+    private GenericRowData newOutputRow() {
+        GenericRowData row = new GenericRowData(outputWidth);
+        if (versionPosition >= 0) {
+            row.setField(versionPosition, StringData.fromString(version));
         }
         return row;
     }
