@@ -15,7 +15,10 @@ import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
+import org.apache.flink.table.api.EnvironmentSettings;
+import org.apache.flink.table.api.TableEnvironment;
 import org.apache.flink.test.junit5.MiniClusterExtension;
+import org.apache.flink.types.Row;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
@@ -23,6 +26,8 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** The Kafka-to-Kafka job end to end against a real broker: predictions, and dead letters. */
 class KafkaScoringIT {
@@ -118,19 +123,15 @@ class KafkaScoringIT {
     }
 
     @Test
-    void sqlKafkaSourceMlPredictKafkaSinkScoresLikeTheReference() throws Exception {
-        kafka.createTopics(2, "sql-in", "sql-out");
-        Map<String, float[]> sent = new HashMap<>();
-        SplittableRandom random = new SplittableRandom(9);
+    void sqlKafkaSourceMlPredictKafkaSinkScoresLikeTheReferenceAndDeadLettersBadRows() throws Exception {
+        kafka.createTopics(2, "sql-in", "sql-out", "sql-dead");
+        Map<String, float[]> sent = sendSqlTransactions("sql-in", 300);
         try (KafkaProducer<String, String> producer = kafka.producer()) {
-            for (int i = 0; i < 300; i++) {
-                float[] f = FraudFeatures.draw(random);
-                sent.put("s-" + i, f);
-                producer.send(new ProducerRecord<>("sql-in", "s-" + i, FraudFeatures.toJson("s-" + i, f)));
-            }
-            producer.send(new ProducerRecord<>("sql-in", "bad", "{\"id\":\"bad\",\"features\":[1,2]}"));
+            producer.send(new ProducerRecord<>("sql-in", "short", "{\"id\":\"short\",\"features\":[1,2]}"));
+            producer.send(new ProducerRecord<>(
+                    "sql-in", "null-element", "{\"id\":\"null-element\",\"features\":[1,null,3,4,5,6,7,8]}"));
         }
-        SqlScoringExample.run(kafka.bootstrapServers(), "sql-in", "sql-out", true);
+        SqlScoringExample.run(kafka.bootstrapServers(), "sql-in", "sql-out", "sql-dead", true);
 
         FraudReference reference = FraudReference.load();
         List<ConsumerRecord<String, String>> predictions = kafka.readCommitted("sql-out", 300);
@@ -139,6 +140,53 @@ class KafkaScoringIT {
             JsonNode p = JSON.readTree(r.value());
             float[] expected = reference.probabilities(sent.get(p.get("id").asText()));
             assertThat((float) p.get("probabilities").get(1).doubleValue()).isCloseTo(expected[1], within(1e-5f));
+            assertThat(p.get("model_version").asText()).isEqualTo("fraud-mlp-1");
         }
+        Map<String, String> deadLetters = new HashMap<>();
+        for (ConsumerRecord<String, String> r : kafka.readCommitted("sql-dead", 2)) {
+            JsonNode d = JSON.readTree(r.value());
+            deadLetters.put(d.get("id").asText(), d.get("reason").asText());
+        }
+        assertThat(deadLetters).containsOnlyKeys("short", "null-element");
+        assertThat(deadLetters.get("short")).contains("expects 8 values per record");
+        assertThat(deadLetters.get("null-element")).contains("Element 1 of column 'features' is NULL");
+    }
+
+    @ParameterizedTest(name = "elements {0}")
+    @ValueSource(strings = {"FLOAT", "FLOAT NOT NULL"})
+    void theScalarFunctionScoresAJsonKafkaTablesArraysLikeTheReference(String elementType) throws Exception {
+        String topic = "sql-scalar-" + (elementType.contains("NOT") ? "not-null" : "nullable");
+        kafka.createTopics(2, topic);
+        Map<String, float[]> sent = sendSqlTransactions(topic, 100);
+        TableEnvironment t = TableEnvironment.create(EnvironmentSettings.inStreamingMode());
+        t.getConfig().set("parallelism.default", "2");
+        t.executeSql("CREATE TABLE txns (id STRING, features ARRAY<" + elementType + ">) WITH ('connector' = 'kafka',"
+                + " 'topic' = '" + topic + "', 'properties.bootstrap.servers' = '" + kafka.bootstrapServers() + "',"
+                + " 'properties.group.id' = 'scalar', 'scan.startup.mode' = 'earliest-offset',"
+                + " 'scan.bounded.mode' = 'latest-offset', 'format' = 'json')");
+        t.executeSql("CREATE FUNCTION score AS 'io.flinkonnx.flink.OnnxScoreFunction'");
+        List<Row> rows = FlinkClusters.drain(
+                t.executeSql("SELECT id, score('classpath:models/fraud-mlp.onnx', features) FROM txns")
+                        .collect());
+        FraudReference reference = FraudReference.load();
+        assertThat(rows).hasSize(100);
+        for (Row r : rows) {
+            float[] expected = reference.probabilities(sent.get((String) r.getField(0)));
+            Float[] actual = (Float[]) r.getField(1);
+            assertThat(actual[1]).isCloseTo(expected[1], within(1e-5f));
+        }
+    }
+
+    private Map<String, float[]> sendSqlTransactions(String topic, int n) throws Exception {
+        Map<String, float[]> sent = new HashMap<>();
+        SplittableRandom random = new SplittableRandom(9);
+        try (KafkaProducer<String, String> producer = kafka.producer()) {
+            for (int i = 0; i < n; i++) {
+                float[] f = FraudFeatures.draw(random);
+                sent.put("s-" + i, f);
+                producer.send(new ProducerRecord<>(topic, "s-" + i, FraudFeatures.toJson("s-" + i, f)));
+            }
+        }
+        return sent;
     }
 }
