@@ -130,6 +130,7 @@ class KafkaScoringIT {
             producer.send(new ProducerRecord<>("sql-in", "short", "{\"id\":\"short\",\"features\":[1,2]}"));
             producer.send(new ProducerRecord<>(
                     "sql-in", "null-element", "{\"id\":\"null-element\",\"features\":[1,null,3,4,5,6,7,8]}"));
+            producer.send(new ProducerRecord<>("sql-in", "empty", "{\"id\":\"empty\",\"features\":[]}"));
         }
         SqlScoringExample.run(kafka.bootstrapServers(), "sql-in", "sql-out", "sql-dead", true);
 
@@ -143,11 +144,12 @@ class KafkaScoringIT {
             assertThat(p.get("model_version").asText()).isEqualTo("fraud-mlp-1");
         }
         Map<String, String> deadLetters = new HashMap<>();
-        for (ConsumerRecord<String, String> r : kafka.readCommitted("sql-dead", 2)) {
+        for (ConsumerRecord<String, String> r : kafka.readCommitted("sql-dead", 3)) {
             JsonNode d = JSON.readTree(r.value());
             deadLetters.put(d.get("id").asText(), d.get("reason").asText());
         }
-        assertThat(deadLetters).containsOnlyKeys("short", "null-element");
+        assertThat(deadLetters).containsOnlyKeys("short", "null-element", "empty");
+        assertThat(deadLetters.get("empty")).contains("the record has 0");
         assertThat(deadLetters.get("short")).contains("expects 8 values per record");
         assertThat(deadLetters.get("null-element")).contains("Element 1 of column 'features' is NULL");
     }
