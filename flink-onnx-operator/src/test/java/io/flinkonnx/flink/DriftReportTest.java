@@ -168,7 +168,7 @@ class DriftReportTest {
                         runner.signature(),
                         runner.session().session(),
                         0)) {
-            drift.open("test-slot", null, 0);
+            drift.open("test-slot", null, 0, -1);
             DriftReport r = drift.checkGolden(0);
             assertThat(r.source).isEqualTo(DriftReport.Source.GOLDEN_VECTORS);
             assertThat(r.records).isEqualTo(1);

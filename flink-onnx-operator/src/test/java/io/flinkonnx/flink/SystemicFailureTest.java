@@ -45,19 +45,48 @@ class SystemicFailureTest {
     }
 
     @Test
-    void theJobFailsWithTheCauseAfterTheConfiguredNumberOfBatchesInWhichEveryRunFailed() throws Exception {
+    void aBrokenSessionFailsTheJobWithTheCauseAfterTheConfiguredNumberOfFailedBatches() throws Exception {
         harness = Harnesses.open(
                 gather().maxConsecutiveFailedBatches(3).build(),
                 BatchPolicy.builder().maxBatchSize(4).build(),
                 Types.LONG);
-        processBatch(100, 101, 102, 103);
-        processBatch(200, 201, 202, 203);
+        // ORT's terminate flag makes every run fail, as a lost device or a corrupted session would
+        Harnesses.operator(harness).runner().terminate();
+        processBatch(1, 2, 3, 4);
+        processBatch(5, 6, 7, 8);
         assertThat(Harnesses.failed(harness, Types.LONG)).hasSize(8);
-        assertThatThrownBy(() -> processBatch(300, 301, 302, 303))
+        assertThatThrownBy(() -> processBatch(1, 2, 3, 4))
                 .isInstanceOf(SystemicFailureException.class)
                 .hasMessageContaining("failed in 3 batches in a row")
+                .hasMessageContaining("and so did a synthetic input")
                 .hasCauseInstanceOf(OrtException.class);
         assertThat(harness.extractOutputValues()).isEmpty();
+    }
+
+    @Test
+    void aBrokenSessionFailsTheJobEvenWhenEveryBatchHoldsOneRecord() throws Exception {
+        harness = Harnesses.open(
+                gather().maxConsecutiveFailedBatches(3).build(),
+                BatchPolicy.builder().maxBatchSize(1).build(),
+                Types.LONG);
+        Harnesses.operator(harness).runner().terminate();
+        processBatch(1, 2);
+        assertThatThrownBy(() -> processBatch(3)).isInstanceOf(SystemicFailureException.class);
+    }
+
+    @Test
+    void badRecordsOnAHealthyModelNeverFailTheJob() throws Exception {
+        // Every run fails, batch after batch, but a synthetic input runs: the records are bad, not the session.
+        harness = Harnesses.open(
+                gather().maxConsecutiveFailedBatches(2).build(),
+                BatchPolicy.builder().maxBatchSize(4).build(),
+                Types.LONG);
+        for (int batch = 0; batch < 5; batch++) {
+            processBatch(100, 101, 102, 103);
+        }
+        processBatch(1, 2, 3, 4);
+        assertThat(Harnesses.failed(harness, Types.LONG)).hasSize(20);
+        assertThat(harness.extractOutputValues()).containsExactly("1=10.0", "2=20.0", "3=30.0", "4=40.0");
     }
 
     @Test

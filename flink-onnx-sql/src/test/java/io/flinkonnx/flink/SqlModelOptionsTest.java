@@ -16,6 +16,7 @@ import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.apache.flink.types.Row;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.RegisterExtension;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -131,6 +132,14 @@ class SqlModelOptionsTest {
         // it wait at most 0.5 s. Ignoring the timeout would time every row out.
         createModel(", 'batch.max-size' = '64', 'batch.max-delay-ms' = '60000'", "");
         assertAllScored(predict("id, y", ", MAP['async', 'true', 'timeout', '2 s']"));
+    }
+
+    @Test
+    @Timeout(60)
+    void withoutAMapTheAsyncRuntimeGathersNoMoreRowsThanFlinkKeepsInFlight() throws Exception {
+        // Flink's default is 10 rows in flight; waiting for a batch of 64 would cost the 60 s delay every time.
+        createModel(", 'batch.max-size' = '64', 'batch.max-delay-ms' = '60000'", "");
+        assertAllScored(predict("id, y", ""));
     }
 
     @Test

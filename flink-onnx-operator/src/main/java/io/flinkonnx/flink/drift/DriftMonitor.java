@@ -70,7 +70,7 @@ public final class DriftMonitor<IN> implements AutoCloseable {
     }
 
     /** Opens the reference session and reads the golden vectors; fails at start when either is unusable. */
-    public void open(String slot, MetricGroup metrics, double padValue) throws Exception {
+    public void open(String slot, MetricGroup metrics, double padValue, int maskInput) throws Exception {
         if (config.referenceModel != null) {
             reference =
                     SessionLoader.acquire(config.referenceModel, slot, ProviderChain.cpu(), SessionSettings.defaults());
@@ -82,7 +82,7 @@ public final class DriftMonitor<IN> implements AutoCloseable {
                             + " has no input '" + input.name() + "' (its inputs: " + sig.inputs() + ")");
                 }
             }
-            referencePacker = new TensorPacker(OrtRuntime.env(), inputs, padValue, -1);
+            referencePacker = new TensorPacker(OrtRuntime.env(), inputs, padValue, maskInput);
             referenceOutputs = new BatchOutputs(config.referenceModel.uri(), sig.outputs());
             shadowEvery = Math.max(1, Math.round(1 / config.shadowFraction));
         }

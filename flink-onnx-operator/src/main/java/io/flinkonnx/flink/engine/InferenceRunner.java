@@ -1,6 +1,8 @@
 package io.flinkonnx.flink.engine;
 
+import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtException;
+import ai.onnxruntime.OrtSession;
 import ai.onnxruntime.OrtSession.RunOptions;
 import io.flinkonnx.flink.BatchPolicy;
 import io.flinkonnx.flink.DriftReport;
@@ -9,6 +11,7 @@ import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.flink.SystemicFailureException;
 import io.flinkonnx.flink.drift.DriftMonitor;
+import io.flinkonnx.flink.placement.PlacementProbe;
 import io.flinkonnx.flink.session.OrtRuntime;
 import io.flinkonnx.flink.session.SessionLoader;
 import io.flinkonnx.flink.session.SessionRegistry;
@@ -69,6 +72,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     private int[] order;
     private Object[] ordered;
     private int consecutiveFailedBatches;
+    private int consecutiveMultiRecordFailedBatches;
     private long runsStarted;
     private final Isolation isolation = new Isolation();
     private final Object[] single = new Object[1];
@@ -155,7 +159,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             registerMetrics(metrics);
             drift = new DriftMonitor<>(spec.drift(), modelName, signature, shared.session(), subtask);
             if (drift.enabled()) {
-                drift.open(slot, metrics, policy.padValue());
+                drift.open(slot, metrics, policy.padValue(), maskInput);
             }
         } catch (Exception | Error e) {
             close();
@@ -404,17 +408,67 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         }
         if (isolation.succeededRuns > 0 || isolation.failedRuns == 0) {
             consecutiveFailedBatches = 0;
-        } else if (isolation.failedRecords >= 2 && ++consecutiveFailedBatches >= spec.maxConsecutiveFailedBatches()) {
-            // Only batches where two or more records failed count: one record failing alone cannot tell a bad
-            // record from a broken model, and counting it would restart the job on a run of bad records.
+            consecutiveMultiRecordFailedBatches = 0;
+        } else {
+            consecutiveFailedBatches++;
+            if (isolation.failedRecords >= 2) {
+                consecutiveMultiRecordFailedBatches++;
+            }
+            if (consecutiveFailedBatches >= spec.maxConsecutiveFailedBatches()) {
+                checkSessionAnswers(isolation.lastError);
+            }
+        }
+        return isolation.failedRuns > 0;
+    }
+
+    /**
+     * After {@code maxConsecutiveFailedBatches} batches in which every run failed: bad records, or a broken
+     * session? A synthetic input (ones, as the placement probe makes) answers: if it runs, the records are bad
+     * and scoring goes on; if it fails too, the session is broken and the job fails so that a restart reloads
+     * it. Where no synthetic input can be made, only batches in which two or more records failed count (a
+     * record failing alone cannot tell the two apart).
+     */
+    private void checkSessionAnswers(Exception lastError) {
+        String unsafe = PlacementProbe.unsafeToRun(signature);
+        Exception probeFailure = null;
+        boolean probed = false;
+        if (unsafe == null) {
+            Map<String, OnnxTensor> tensors = new LinkedHashMap<>();
+            try {
+                for (TensorSpec input : signature.inputs()) {
+                    tensors.put(input.name(), PlacementProbe.ones(OrtRuntime.env(), input));
+                }
+                probed = true;
+                try (OrtSession.Result ignored = shared.session().run(tensors, runOptions)) {
+                    // it ran: the session answers
+                } catch (OrtException | RuntimeException e) {
+                    probeFailure = e;
+                }
+            } catch (Exception e) {
+                probed = false; // no synthetic input for this model: fall back to counting multi-record batches
+            } finally {
+                tensors.values().forEach(OnnxTensor::close);
+            }
+        }
+        if (probed && probeFailure == null) {
+            LOG.warn(
+                    "Every run of model {} failed in {} batches in a row, but a synthetic input runs: the records are"
+                            + " bad, not the session; they go on as dead letters. Last error: {}",
+                    modelName,
+                    consecutiveFailedBatches,
+                    lastError.getMessage());
+            consecutiveFailedBatches = 0;
+            consecutiveMultiRecordFailedBatches = 0;
+            return;
+        }
+        if (probed || consecutiveMultiRecordFailedBatches >= spec.maxConsecutiveFailedBatches()) {
             throw new SystemicFailureException(
                     "Every run of model " + modelName + " failed in "
                             + consecutiveFailedBatches + " batches in a row (maxConsecutiveFailedBatches = "
-                            + spec.maxConsecutiveFailedBatches() + "): the session, not the records, looks broken. Last"
-                            + " error: " + isolation.lastError,
-                    isolation.lastError);
+                            + spec.maxConsecutiveFailedBatches() + ")" + (probed ? " and so did a synthetic input" : "")
+                            + ": the session, not the records, is broken. Last error: " + lastError,
+                    lastError);
         }
-        return isolation.failedRuns > 0;
     }
 
     /** Runs spent and failed while scoring one batch. */
@@ -546,7 +600,8 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
 
     /** A dead letter's reason: the exception's message, ORT's marked as such. */
     public static String reasonOf(Exception e) {
-        return e instanceof OrtException ? "ONNX Runtime failed on this record: " + e.getMessage() : e.getMessage();
+        String message = e.getMessage() == null || e.getMessage().isBlank() ? e.toString() : e.getMessage();
+        return e instanceof OrtException ? "ONNX Runtime failed on this record: " + message : message;
     }
 
     /**

@@ -354,7 +354,10 @@ public abstract class ElementCodec {
 
         @Override
         public void fill(Object array, double value) {
-            Arrays.fill((short[]) array, (short) value);
+            short bits = type == ElementType.FLOAT16
+                    ? HalfFloats.toFp16((float) value)
+                    : type == ElementType.BFLOAT16 ? HalfFloats.toBf16((float) value) : (short) value;
+            Arrays.fill((short[]) array, bits);
         }
 
         @Override
@@ -461,7 +464,13 @@ public abstract class ElementCodec {
 
         @Override
         public void fill(Object array, double value) {
-            Arrays.fill((boolean[]) array, value != 0);
+            // Booleans pad false whatever the pad value (a pad id is a number, not a truth value).
+            Arrays.fill((boolean[]) array, false);
+        }
+
+        @Override
+        public void fillOnes(Object array) {
+            Arrays.fill((boolean[]) array, true);
         }
 
         @Override

@@ -47,4 +47,48 @@ public final class HalfFloats {
         }
         return Float.intBitsToFloat(sign | ((exponent + 112) << 23) | (mantissa << 13));
     }
+
+    /** float to IEEE 754 binary16 bits, rounding to nearest even (overflow to infinity, NaN kept). */
+    public static short toFp16(float f) {
+        int bits = Float.floatToIntBits(f);
+        int sign = (bits >>> 16) & 0x8000;
+        int exponent = ((bits >>> 23) & 0xFF) - 127 + 15;
+        int mantissa = bits & 0x7FFFFF;
+        if (((bits >>> 23) & 0xFF) == 0xFF) {
+            return (short) (sign | 0x7C00 | (mantissa != 0 ? 0x200 : 0));
+        }
+        if (exponent >= 0x1F) {
+            return (short) (sign | 0x7C00);
+        }
+        if (exponent <= 0) {
+            if (exponent < -10) {
+                return (short) sign;
+            }
+            mantissa |= 0x800000;
+            int shift = 14 - exponent;
+            int half = mantissa >> shift;
+            int rest = mantissa & ((1 << shift) - 1);
+            int halfway = 1 << (shift - 1);
+            if (rest > halfway || (rest == halfway && (half & 1) == 1)) {
+                half++;
+            }
+            return (short) (sign | half);
+        }
+        int half = (exponent << 10) | (mantissa >> 13);
+        int rest = mantissa & 0x1FFF;
+        if (rest > 0x1000 || (rest == 0x1000 && (half & 1) == 1)) {
+            half++;
+        }
+        return (short) (sign | half);
+    }
+
+    /** float to bfloat16 bits, rounding to nearest even (NaN kept). */
+    public static short toBf16(float f) {
+        int bits = Float.floatToIntBits(f);
+        if (Float.isNaN(f)) {
+            return (short) ((bits >>> 16) | 0x40);
+        }
+        int rounding = 0x7FFF + ((bits >>> 16) & 1);
+        return (short) ((bits + rounding) >>> 16);
+    }
 }

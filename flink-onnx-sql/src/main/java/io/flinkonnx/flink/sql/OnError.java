@@ -26,10 +26,10 @@ public enum OnError {
     SKIP;
 
     /** The output rows for a row that failed with {@code e}, or the exception to fail the job with. */
-    Collection<RowData> outcome(Exception e, SqlBinding binding) {
+    Collection<RowData> outcome(Exception e, SqlBinding binding, String version) {
         switch (this) {
             case NULL:
-                return List.of(binding.failed(InferenceRunner.reasonOf(e)));
+                return List.of(binding.stampVersion(binding.failed(InferenceRunner.reasonOf(e)), version));
             case SKIP:
                 return List.of();
             default:

@@ -40,6 +40,9 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     private final String version;
 
     private transient InferenceRunner<Object[], RowData> runner;
+    /** The version that every row of this instance names: the label, or the served session's sha256. */
+    private transient String scoredVersion;
+
     private transient BlockingQueue<Pending> queue;
     private transient Thread worker;
     private transient int gatherSize;
@@ -90,6 +93,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
                 metrics,
                 rows,
                 BatchPolicy.defaults());
+        scoredVersion = version != null ? version : runner.session().modelSha256();
         // SQL has no side outputs: drift reports go to the gauges and the log.
         DriftMonitor.checkGoldenIfDue(runner.drift());
         // A model without a free batch axis takes one row per run (as in the batching operator).
@@ -193,7 +197,9 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
         runner.scoreBatch(records, records.length, new InferenceRunner.Outcomes<>() {
             @Override
             public void scored(int index, RowData result) {
-                encoded.get(index).result.complete(Collections.singletonList(result));
+                encoded.get(index)
+                        .result
+                        .complete(Collections.singletonList(binding.stampVersion(result, scoredVersion)));
             }
 
             @Override
@@ -208,7 +214,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
         if (onError == OnError.FAIL) {
             result.completeExceptionally(rowFailure(e));
         } else {
-            result.complete(onError.outcome(e, binding));
+            result.complete(onError.outcome(e, binding, scoredVersion));
         }
     }
 
@@ -233,22 +239,37 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     @Override
     public void close() throws Exception {
         running = false;
-        if (worker != null) {
-            if (runner != null) {
-                runner.terminate();
+        boolean interrupted = false;
+        try {
+            if (worker != null) {
+                if (runner != null) {
+                    runner.terminate();
+                }
+                worker.interrupt();
+                // Flink interrupts the task thread while it cancels: keep waiting, the session must not close
+                // under a run, and it must be released.
+                while (worker.isAlive()) {
+                    try {
+                        worker.join();
+                    } catch (InterruptedException e) {
+                        interrupted = true;
+                    }
+                }
+                worker = null;
             }
-            worker.interrupt();
-            worker.join();
-            worker = null;
-        }
-        if (queue != null) {
-            List<Pending> left = new ArrayList<>();
-            queue.drainTo(left);
-            left.forEach(p -> p.result.completeExceptionally(closed()));
-        }
-        if (runner != null) {
-            runner.close();
-            runner = null;
+        } finally {
+            if (queue != null) {
+                List<Pending> left = new ArrayList<>();
+                queue.drainTo(left);
+                left.forEach(p -> p.result.completeExceptionally(closed()));
+            }
+            if (runner != null) {
+                runner.close();
+                runner = null;
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 }

@@ -2,7 +2,6 @@ package io.flinkonnx.flink.sql;
 
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import java.time.Duration;
-import java.util.Optional;
 import org.apache.flink.annotation.Internal;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.ConfigOptions;
@@ -14,10 +13,11 @@ import org.apache.flink.table.ml.AsyncPredictRuntimeProvider;
 import org.apache.flink.table.ml.PredictRuntimeProvider;
 
 /**
- * Both runtimes of the {@code onnx} model provider. The asynchronous one adapts to the query's
- * {@code ML_PREDICT(..., MAP[...])} options: it gathers at most {@code 'max-concurrent-operations'} rows
- * (more can never be in flight) and waits at most a quarter of {@code 'timeout'} to fill a batch, so that a
- * short timeout is not spent waiting for rows.
+ * Both runtimes of the {@code onnx} model provider. The asynchronous one adapts to Flink's async options
+ * (the query's {@code ML_PREDICT(..., MAP[...])}, else the table config's
+ * {@code table.exec.async-ml-predict.*}): it gathers at most {@code 'max-concurrent-operations'} rows (more
+ * can never be in flight, so waiting for more would only add the batch delay) and waits at most a quarter of
+ * {@code 'timeout'} to fill a batch.
  */
 @Internal
 public final class OnnxModelProvider implements PredictRuntimeProvider, AsyncPredictRuntimeProvider {
@@ -28,26 +28,47 @@ public final class OnnxModelProvider implements PredictRuntimeProvider, AsyncPre
     static final ConfigOption<Duration> TIMEOUT =
             ConfigOptions.key("timeout").durationType().noDefaultValue();
 
+    /** The table config's defaults of the same options (ExecutionConfigOptions), used when the MAP has none. */
+    static final ConfigOption<Integer> TABLE_MAX_CONCURRENT_OPERATIONS = ConfigOptions.key(
+                    "table.exec.async-ml-predict.max-concurrent-operations")
+            .intType()
+            .defaultValue(10);
+
+    static final ConfigOption<Duration> TABLE_TIMEOUT = ConfigOptions.key("table.exec.async-ml-predict.timeout")
+            .durationType()
+            .defaultValue(Duration.ofMinutes(3));
+
     private final OnnxInferenceSpec<Object[], RowData> spec;
     private final SqlBinding binding;
     private final int batchSize;
     private final int batchDelayMillis;
     private final OnError onError;
     private final String version;
+    private final int tableCapacity;
+    private final Duration tableTimeout;
 
+    /**
+     * @param version the 'model-version' label, or null: the sha256 of the session that scores
+     * @param tableCapacity the table config's rows in flight, for queries whose MAP does not set them
+     * @param tableTimeout the table config's timeout, likewise
+     */
     public OnnxModelProvider(
             OnnxInferenceSpec<Object[], RowData> spec,
             SqlBinding binding,
             int batchSize,
             int batchDelayMillis,
             OnError onError,
-            String version) {
+            String version,
+            int tableCapacity,
+            Duration tableTimeout) {
         this.spec = spec;
         this.binding = binding;
         this.batchSize = batchSize;
         this.batchDelayMillis = batchDelayMillis;
         this.onError = onError;
         this.version = version;
+        this.tableCapacity = tableCapacity;
+        this.tableTimeout = tableTimeout;
     }
 
     @Override
@@ -58,17 +79,16 @@ public final class OnnxModelProvider implements PredictRuntimeProvider, AsyncPre
     @Override
     public AsyncPredictFunction createAsyncPredictFunction(Context context) {
         ReadableConfig runtime = context.runtimeConfig();
-        int size = runtime.getOptional(MAX_CONCURRENT_OPERATIONS)
-                .map(n -> Math.max(1, Math.min(batchSize, n)))
-                .orElse(batchSize);
-        Optional<Duration> timeout = runtime.getOptional(TIMEOUT);
-        int delay = timeout.map(t -> (int) Math.min(batchDelayMillis, t.toMillis() / 4))
-                .orElse(batchDelayMillis);
+        int capacity = runtime.getOptional(MAX_CONCURRENT_OPERATIONS).orElse(tableCapacity);
+        int size = Math.max(1, Math.min(batchSize, capacity));
+        Duration timeout = runtime.getOptional(TIMEOUT).orElse(tableTimeout);
+        int delay = (int) Math.min(batchDelayMillis, timeout.toMillis() / 4);
         return new OnnxAsyncPredictFunction(spec, binding, size, delay, onError, version);
     }
 
     @Override
     public OnnxModelProvider copy() {
-        return new OnnxModelProvider(spec, binding, batchSize, batchDelayMillis, onError, version);
+        return new OnnxModelProvider(
+                spec, binding, batchSize, batchDelayMillis, onError, version, tableCapacity, tableTimeout);
     }
 }

@@ -147,6 +147,12 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
         FactoryUtil.ModelProviderFactoryHelper helper = FactoryUtil.createModelProviderFactoryHelper(this, context);
         helper.validate();
         ReadableConfig options = helper.getOptions();
+        if (options.get(BATCH_MAX_SIZE) < 1 || options.get(BATCH_MAX_DELAY_MS) < 0) {
+            throw new ValidationException("Model "
+                    + context.getObjectIdentifier().asSummaryString() + ": 'batch.max-size'"
+                    + " must be >= 1 and 'batch.max-delay-ms' >= 0, got " + options.get(BATCH_MAX_SIZE) + " and "
+                    + options.get(BATCH_MAX_DELAY_MS));
+        }
         if (options.getOptional(PATH).isEmpty()) {
             throw new ValidationException(
                     "Model " + context.getObjectIdentifier().asSummaryString() + " with 'provider'"
@@ -159,9 +165,7 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
         }
         String name = context.getObjectIdentifier().asSummaryString();
         SqlBinding binding;
-        String version;
         try (LocalModel model = source.fetch()) {
-            version = options.getOptional(MODEL_VERSION).orElse(model.sha256());
             ModelSignature signature = model.signature().orElseGet(() -> SessionLoader.signatureOf(model));
             binding = SqlBinding.bind(
                     name + " (" + source.uri() + ")",
@@ -169,9 +173,15 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                     context.getCatalogModel().getResolvedInputSchema().getColumns(),
                     context.getCatalogModel().getResolvedOutputSchema().getColumns(),
                     options.getOptional(ERROR_COLUMN).orElse(null),
-                    options.getOptional(MODEL_VERSION_COLUMN).orElse(null),
-                    version);
-            LOG.info("Model {} ({}) version {}, sha256 {}", name, source.uri(), version, model.sha256());
+                    options.getOptional(MODEL_VERSION_COLUMN).orElse(null));
+            // Without a 'model-version' label, rows name the sha256 of the session that scores them (read when the
+            // runtime opens: the file behind an unpinned path may change before the job runs or restarts).
+            LOG.info(
+                    "Model {} ({}) version {}, sha256 {} when planned",
+                    name,
+                    source.uri(),
+                    options.getOptional(MODEL_VERSION).orElse("(its sha256)"),
+                    model.sha256());
         }
         OnnxInferenceSpec.Builder<Object[], RowData> builder = OnnxInference.<Object[]>builder(source)
                 .providers(ProviderChain.parse(options.get(PROVIDERS)))
@@ -185,13 +195,17 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                 .ifPresent(folder ->
                         builder.driftAgainstGoldenVectors(folder, Duration.ofMillis(options.get(DRIFT_INTERVAL_MS))));
         OnnxInferenceSpec<Object[], RowData> spec = builder.buildUnchecked();
+        // The query's MAP overrides these at runtime; without it Flink uses the table config's values.
+        ReadableConfig tableConfig = context.getConfiguration();
         return new OnnxModelProvider(
                 spec,
                 binding,
                 options.get(BATCH_MAX_SIZE),
                 options.get(BATCH_MAX_DELAY_MS),
                 options.get(ON_ERROR),
-                version);
+                options.getOptional(MODEL_VERSION).orElse(null),
+                tableConfig.get(OnnxModelProvider.TABLE_MAX_CONCURRENT_OPERATIONS),
+                tableConfig.get(OnnxModelProvider.TABLE_TIMEOUT));
     }
 
     public static final class SqlEncoder implements RecordEncoder<Object[]> {

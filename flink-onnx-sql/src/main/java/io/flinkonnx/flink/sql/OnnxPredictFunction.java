@@ -24,6 +24,8 @@ public class OnnxPredictFunction extends PredictFunction {
     private final OnError onError;
     private final String version;
     private transient InferenceRunner<Object[], RowData> runner;
+    /** The version that every row of this instance names: the label, or the served session's sha256. */
+    private transient String scoredVersion;
 
     public OnnxPredictFunction(
             OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, OnError onError, String version) {
@@ -44,6 +46,7 @@ public class OnnxPredictFunction extends PredictFunction {
                 context.getTaskInfo().getAllocationIDAsString(),
                 context.getTaskInfo().getIndexOfThisSubtask(),
                 metrics);
+        scoredVersion = version != null ? version : runner.session().modelSha256();
         // SQL has no side outputs: drift reports go to the gauges and the log.
         DriftMonitor.checkGoldenIfDue(runner.drift());
     }
@@ -56,9 +59,9 @@ public class OnnxPredictFunction extends PredictFunction {
             LOG.warn("Golden-vector drift check of model {} failed: {}", runner.modelName(), e.getMessage());
         }
         try {
-            return List.of(runner.infer(binding.values(features)));
+            return List.of(binding.stampVersion(runner.infer(binding.values(features)), scoredVersion));
         } catch (Exception e) {
-            return onError.outcome(e, binding);
+            return onError.outcome(e, binding, scoredVersion);
         }
     }
 

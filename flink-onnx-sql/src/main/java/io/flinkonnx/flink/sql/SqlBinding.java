@@ -62,7 +62,6 @@ public final class SqlBinding implements Serializable {
     /** The position of the model version column among the OUTPUT columns, or -1. */
     private final int versionPosition;
 
-    private final String version;
     private final int outputWidth;
 
     private SqlBinding(
@@ -71,20 +70,18 @@ public final class SqlBinding implements Serializable {
             int[] outputPositions,
             int errorPosition,
             int versionPosition,
-            String version,
             int outputWidth) {
         this.inputs = List.copyOf(inputs);
         this.outputs = List.copyOf(outputs);
         this.outputPositions = outputPositions;
         this.errorPosition = errorPosition;
         this.versionPosition = versionPosition;
-        this.version = version;
         this.outputWidth = outputWidth;
     }
 
     public static SqlBinding bind(
             String model, ModelSignature signature, List<Column> inputColumns, List<Column> outputColumns) {
-        return bind(model, signature, inputColumns, outputColumns, null, null, null);
+        return bind(model, signature, inputColumns, outputColumns, null, null);
     }
 
     /**
@@ -98,10 +95,13 @@ public final class SqlBinding implements Serializable {
             List<Column> inputColumns,
             List<Column> outputColumns,
             String errorColumn,
-            String versionColumn,
-            String version) {
+            String versionColumn) {
         int errorPosition = extraColumn(model, outputColumns, "error-column", errorColumn);
         int versionPosition = extraColumn(model, outputColumns, "model-version-column", versionColumn);
+        if (errorPosition >= 0 && errorPosition == versionPosition) {
+            throw new IllegalArgumentException("Model " + model + ": 'error-column' and 'model-version-column' both"
+                    + " name '" + errorColumn + "'; give each its own OUTPUT column");
+        }
         List<Column> bound = new ArrayList<>();
         int[] positions = new int[outputColumns.size()];
         int k = 0;
@@ -117,7 +117,6 @@ public final class SqlBinding implements Serializable {
                 Arrays.copyOf(positions, k),
                 errorPosition,
                 versionPosition,
-                version,
                 outputColumns.size());
     }
 
@@ -130,9 +129,10 @@ public final class SqlBinding implements Serializable {
             if (outputColumns.get(i).getName().equals(name)) {
                 LogicalTypeRoot root =
                         outputColumns.get(i).getDataType().getLogicalType().getTypeRoot();
-                if (root != LogicalTypeRoot.VARCHAR && root != LogicalTypeRoot.CHAR) {
+                if ((root != LogicalTypeRoot.VARCHAR && root != LogicalTypeRoot.CHAR)
+                        || !outputColumns.get(i).getDataType().getLogicalType().isNullable()) {
                     throw new IllegalArgumentException("Model " + model + ": the " + option + " '" + name + "' is "
-                            + outputColumns.get(i).getDataType() + "; declare it as STRING");
+                            + outputColumns.get(i).getDataType() + "; declare it as STRING (nullable)");
                 }
                 return i;
             }
@@ -271,9 +271,16 @@ public final class SqlBinding implements Serializable {
     }
 
     private GenericRowData newOutputRow() {
-        GenericRowData row = new GenericRowData(outputWidth);
+        return new GenericRowData(outputWidth);
+    }
+
+    /**
+     * Puts {@code version} (the model that scored, or tried to score, the row) in the version column, if one
+     * is declared; {@code row} is one this binding made.
+     */
+    public RowData stampVersion(RowData row, String version) {
         if (versionPosition >= 0) {
-            row.setField(versionPosition, StringData.fromString(version));
+            ((GenericRowData) row).setField(versionPosition, StringData.fromString(version));
         }
         return row;
     }
