@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import io.flinkonnx.flink.stateful.StatefulInferenceOperator;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
@@ -9,6 +10,7 @@ import io.flinkonnx.providers.SessionSettings;
 import org.apache.flink.annotation.PublicEvolving;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.streaming.api.datastream.DataStream;
+import org.apache.flink.streaming.api.datastream.KeyedStream;
 import org.apache.flink.streaming.api.datastream.SingleOutputStreamOperator;
 import org.apache.flink.util.Preconditions;
 
@@ -100,6 +102,44 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
                 "ONNX inference " + spec.model().uri(),
                 spec.resultType(),
                 new BatchingInferenceOperator<>(spec, policy, FailedRecord.tag(stream.getType())));
+    }
+
+    /**
+     * Scores a keyed stream with a recurrent model (an RNN/GRU/LSTM, a voice-activity detector) whose
+     * ONNX export takes the previous state as inputs and returns the next state as outputs. Each key's
+     * state lives in Flink keyed state: checkpointed, restored after failover, redistributed on rescaling.
+     * Records of different keys are scored together, their states stacked along each state's batch axis;
+     * two records of one key are run one after the other, in input order. The encoder gives the record's
+     * own inputs only; the operator supplies the states and constants.
+     *
+     * <pre>{@code
+     * OnnxInferenceSpec<Event, Score> spec = OnnxInference.<Event>builder("classpath:models/gru.onnx")
+     *         .encoder((e, row) -> row.put("x", e.features()))
+     *         .decoder((e, out) -> new Score(e.user(), out.floats("y")), Types.POJO(Score.class))
+     *         .build();
+     * RecurrentState<Event> state = RecurrentState.<Event>builder()
+     *         .state("h", "hn", 1)                 // h: FLOAT[1, batch, 16]
+     *         .ttl(Duration.ofHours(1))
+     *         .resetWhen(Event::endOfSession)
+     *         .build();
+     * SingleOutputStreamOperator<Score> scores = OnnxInference.stateful(
+     *         events.keyBy(Event::user), spec, BatchPolicy.builder().maxBatchSize(64).build(), state);
+     * }</pre>
+     *
+     * <p>Exactly-once: a key's state changes only when its record is scored (a dead letter leaves it as it
+     * was), and the buffer is scored before every checkpoint barrier, so a checkpoint holds states
+     * consistent with every emitted prediction. Records that do not fit go to {@link FailedRecord#tag}.
+     */
+    public static <K, IN, OUT> SingleOutputStreamOperator<OUT> stateful(
+            KeyedStream<IN, K> stream, OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy, RecurrentState<IN> state) {
+        Preconditions.checkNotNull(stream, "stream");
+        Preconditions.checkNotNull(spec, "spec");
+        Preconditions.checkNotNull(policy, "policy");
+        Preconditions.checkNotNull(state, "state");
+        return stream.transform(
+                "ONNX stateful inference " + spec.model().uri(),
+                spec.resultType(),
+                new StatefulInferenceOperator<>(spec, policy, state, FailedRecord.tag(stream.getType())));
     }
 
     /** {@link #batched(DataStream, OnnxInferenceSpec, BatchPolicy)} for {@code float[]} records and a one-input, one-output FLOAT model. */

@@ -8,6 +8,7 @@ import io.flinkonnx.flink.BatchPolicy;
 import io.flinkonnx.flink.DriftReport;
 import io.flinkonnx.flink.FallbackReport;
 import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.OutputRow;
 import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.flink.SystemicFailureException;
 import io.flinkonnx.flink.drift.DriftMonitor;
@@ -50,6 +51,10 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
 
     private final OnnxInferenceSpec<IN, OUT> spec;
     private final String modelName;
+    private final SuppliedInputs suppliedInputs;
+    /** Per input: whether the operator supplies it (null when the records give every input). */
+    private boolean[] supplied;
+
     private SharedSession shared;
     private ModelSignature signature;
     private TensorPacker packer;
@@ -79,8 +84,17 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     private final SingleOutcome<OUT> singleOutcome = new SingleOutcome<>();
 
     public InferenceRunner(OnnxInferenceSpec<IN, OUT> spec) {
+        this(spec, null);
+    }
+
+    /**
+     * A runner some of whose inputs the operator supplies rather than the record (recurrent states,
+     * constants): see {@link SuppliedInputs}.
+     */
+    public InferenceRunner(OnnxInferenceSpec<IN, OUT> spec, SuppliedInputs suppliedInputs) {
         this.spec = spec;
         this.modelName = spec.model().uri();
+        this.suppliedInputs = suppliedInputs;
     }
 
     /** {@link #open(String, int, MetricGroup, int, BatchPolicy)} for one record per run. */
@@ -101,6 +115,14 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
                     : shared.signature().withBatchAxis(spec.batchAxis());
             if (spec.signatureCheck() != null) {
                 spec.signatureCheck().check(signature, modelName);
+            }
+            if (suppliedInputs != null) {
+                signature = suppliedInputs.adapt(signature, modelName);
+                supplied = new boolean[signature.inputs().size()];
+                for (int i = 0; i < supplied.length; i++) {
+                    supplied[i] =
+                            suppliedInputs.supplies(signature.inputs().get(i).name());
+                }
             }
             List<TensorSpec> inputs = signature.inputs();
             for (TensorSpec output : signature.outputs()) {
@@ -187,7 +209,15 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * whose batch dim is fixed (usually at 1) or absent are run one record at a time.
      */
     public boolean batchable() {
-        for (TensorSpec input : signature.inputs()) {
+        for (int i = 0; i < signature.inputs().size(); i++) {
+            TensorSpec input = signature.inputs().get(i);
+            if (supplied != null && supplied[i]) {
+                // A state stacks along its own batch axis; a constant (no batch axis) is shared by the run.
+                if (input.hasBatchAxis() && input.dims().get(input.batchAxis()).isFixed()) {
+                    return false;
+                }
+                continue;
+            }
             if (!input.hasBatchAxis()
                     || input.batchAxis() != 0
                     || input.dims().get(0).isFixed()) {
@@ -272,7 +302,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         if (maskInput >= 0 && !row.has(maskInput)) {
             deriveMask(row);
         }
-        row.checkComplete();
+        row.checkComplete(supplied);
         long bytes = row.byteEstimate();
         if (bytes > spec.maxRecordBytes()) {
             throw new RecordConversionException("The record carries " + bytes + " bytes of input for model " + modelName
@@ -361,6 +391,14 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
      */
     public interface Outcomes<OUT> {
         void scored(int index, OUT result) throws Exception;
+
+        /**
+         * {@link #scored(int, Object)} with the record's outputs (valid during this call only), for
+         * operators that keep some of them (recurrent states). The engine calls this one.
+         */
+        default void scored(int index, OUT result, OutputRow outputs) throws Exception {
+            scored(index, result);
+        }
 
         void failed(int index, Exception reason) throws Exception;
 
@@ -584,7 +622,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
                 outcomes.failed(order[i], e);
                 continue;
             }
-            outcomes.scored(order[i], result);
+            outcomes.scored(order[i], result, outputs.at(i - from));
         }
     }
 

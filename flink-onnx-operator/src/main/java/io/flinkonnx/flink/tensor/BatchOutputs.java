@@ -9,7 +9,6 @@ import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.TensorSpec;
 import java.lang.reflect.Array;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -90,7 +89,7 @@ public final class BatchOutputs implements OutputRow {
         if (!batched(i)) {
             return shapes[i].clone();
         }
-        long[] padded = Arrays.copyOfRange(shapes[i], 1, shapes[i].length);
+        long[] padded = recordShape(i);
         long[] own = ownShape(i, padded);
         return own == null ? padded : own;
     }
@@ -176,9 +175,19 @@ public final class BatchOutputs implements OutputRow {
         return floats(names.get(0));
     }
 
-    /** Whether output {@code i} carries one row per record along axis 0. */
+    /** Whether output {@code i} carries one row per record along its batch axis. */
     private boolean batched(int i) {
-        return specs.get(i).hasBatchAxis() && shapes[i].length > 0 && shapes[i][0] == count;
+        int axis = specs.get(i).batchAxis();
+        return specs.get(i).hasBatchAxis() && shapes[i].length > axis && shapes[i][axis] == count;
+    }
+
+    /** The run's shape of batched output {@code i} without its batch axis. */
+    private long[] recordShape(int i) {
+        int axis = specs.get(i).batchAxis();
+        long[] shape = new long[shapes[i].length - 1];
+        System.arraycopy(shapes[i], 0, shape, 0, axis);
+        System.arraycopy(shapes[i], axis + 1, shape, axis, shape.length - axis);
+        return shape;
     }
 
     private Object slice(String name, Class<?> wanted, String accessor) {
@@ -206,9 +215,17 @@ public final class BatchOutputs implements OutputRow {
         if (count > 1) {
             int length = Array.getLength(all) / count;
             row = Array.newInstance(all.getClass().getComponentType(), length);
-            System.arraycopy(all, record * length, row, 0, length);
+            // Along batch axis k: for each index of the dims before k, this record's block of the dims after.
+            int outer = 1;
+            for (int d = 0; d < specs.get(i).batchAxis(); d++) {
+                outer *= (int) shapes[i][d];
+            }
+            int inner = outer == 0 ? 0 : length / outer;
+            for (int o = 0; o < outer; o++) {
+                System.arraycopy(all, (o * count + record) * inner, row, o * inner, inner);
+            }
         }
-        long[] padded = Arrays.copyOfRange(shapes[i], 1, shapes[i].length);
+        long[] padded = recordShape(i);
         long[] own = ownShape(i, padded);
         return own == null ? row : Padding.cut(row, padded, own);
     }

@@ -103,6 +103,19 @@ public final class RecordInputs implements InputRow {
         derived[input] = true;
     }
 
+    /**
+     * Puts a value the operator supplies (a recurrent state, a constant), checked like a record's value
+     * (type, shape against the declared record dims, no empty dim) and never copied by {@link #detach}.
+     *
+     * @throws RecordConversionException naming what does not fit
+     */
+    public void putSupplied(int input, Object array, long[] shape) {
+        long[] checked = checkShape(specs.get(input), array, shape);
+        values[input] = array;
+        shapes[input] = checked;
+        derived[input] = true;
+    }
+
     /** An estimate of this record's input bytes (8 per string element beyond its characters). */
     public long byteEstimate() {
         long bytes = 0;
@@ -158,7 +171,23 @@ public final class RecordInputs implements InputRow {
 
     /** Fails naming the first input the encoder did not give. */
     public void checkComplete() {
+        checkComplete(null);
+    }
+
+    /**
+     * Fails naming the first input the encoder did not give, among those not {@code supplied} by the
+     * operator (null: all); fails too when the encoder gave one the operator supplies.
+     */
+    public void checkComplete(boolean[] supplied) {
         for (int i = 0; i < specs.size(); i++) {
+            if (supplied != null && supplied[i]) {
+                if (values[i] != null) {
+                    throw new RecordConversionException(
+                            "Input '" + specs.get(i).name() + "' of " + model
+                                    + " is supplied by the operator (recurrent state or constant); the encoder must not give it");
+                }
+                continue;
+            }
             if (values[i] == null) {
                 throw new RecordConversionException("The record gave no value for input '"
                         + specs.get(i).name() + "' of " + model + " (inputs: " + describe(specs) + ")");

@@ -189,6 +189,10 @@ public final class TensorPacker {
 
     private OnnxTensor packInput(int input, RecordInputs[] rows, int offset, int count) throws OrtException {
         TensorSpec spec = specs.get(input);
+        if (!spec.hasBatchAxis() && count > 1) {
+            checkShared(input, rows, offset, count);
+            count = 1; // one value for the whole run
+        }
         long[] recordShape = commonShape(input, rows, offset, count);
         long[] shape = batchShape(spec, recordShape, count);
         long perRecordLong = Padding.product(recordShape);
@@ -198,18 +202,60 @@ public final class TensorPacker {
         }
         int perRecord = (int) perRecordLong;
         ElementCodec codec = ElementCodec.of(spec.elementType());
-        if (!codec.buffered()) {
-            Object flat = codec.newArray(perRecord * count);
-            for (int r = 0; r < count; r++) {
-                System.arraycopy(valuesIn(rows[offset + r], input, recordShape), 0, flat, r * perRecord, perRecord);
+        int axis = spec.hasBatchAxis() ? spec.batchAxis() : 0;
+        if (!codec.buffered() || (axis > 0 && count > 1)) {
+            Object flat = stack(input, rows, offset, count, recordShape, axis, codec, perRecord);
+            if (!codec.buffered()) {
+                return OnnxTensor.createTensor(env, (String[]) flat, shape);
             }
-            return OnnxTensor.createTensor(env, (String[]) flat, shape);
+            ByteBuffer buf = buffer(input, (long) perRecord * count * codec.byteSize());
+            codec.put(buf, flat);
+            return codec.tensor(env, buf, shape);
         }
         ByteBuffer buf = buffer(input, (long) perRecord * count * codec.byteSize());
         for (int r = 0; r < count; r++) {
             codec.put(buf, valuesIn(rows[offset + r], input, recordShape));
         }
         return codec.tensor(env, buf, shape);
+    }
+
+    /**
+     * The records' values stacked along batch axis {@code axis}, flat: for every index of the dims before
+     * the axis, each record's block of the dims after it in turn (axis 0: the records one after another).
+     */
+    private Object stack(
+            int input,
+            RecordInputs[] rows,
+            int offset,
+            int count,
+            long[] recordShape,
+            int axis,
+            ElementCodec codec,
+            int perRecord) {
+        int outer = (int) Padding.product(Arrays.copyOfRange(recordShape, 0, Math.min(axis, recordShape.length)));
+        int inner = outer == 0 ? 0 : perRecord / outer;
+        Object flat = codec.newArray(perRecord * count);
+        for (int r = 0; r < count; r++) {
+            Object values = valuesIn(rows[offset + r], input, recordShape);
+            for (int o = 0; o < outer; o++) {
+                System.arraycopy(values, o * inner, flat, (o * count + r) * inner, inner);
+            }
+        }
+        return flat;
+    }
+
+    /**
+     * An input without a batch axis feeds a run of several records only with one value for all of them:
+     * the very array the operator shares across rows (a constant input), never records' own values.
+     */
+    private void checkShared(int input, RecordInputs[] rows, int offset, int count) {
+        Object first = rows[offset].values(input);
+        for (int r = offset + 1; r < offset + count; r++) {
+            if (rows[r].values(input) != first || !Arrays.equals(rows[r].shape(input), rows[offset].shape(input))) {
+                throw new RecordConversionException("Input '" + specs.get(input).name() + "' has no batch axis: a run"
+                        + " of " + count + " records needs one value shared by all of them (a constant input)");
+            }
+        }
     }
 
     /** The record shape with the batch dimension ({@code count}) inserted at the batch axis. */
@@ -222,9 +268,10 @@ public final class TensorPacker {
             return recordShape;
         }
         int axis = spec.batchAxis();
-        if (axis != 0 && count != 1) {
-            throw new IllegalStateException("Stacking records along batch axis " + axis + " of input '" + spec.name()
-                    + "' is not supported; only axis 0 batches several records");
+        if (axis > recordShape.length) {
+            throw new RecordConversionException("Input '" + spec.name() + "' has batch axis " + axis
+                    + " but the record's shape " + Arrays.toString(recordShape) + " has only " + recordShape.length
+                    + " dims");
         }
         long[] shape = new long[recordShape.length + 1];
         System.arraycopy(recordShape, 0, shape, 0, axis);
