@@ -7,7 +7,10 @@ public class KafkaMessage {
     public long offset;
     public String key;
     public String value;
+    /** The Kafka record's timestamp (CreateTime: when the producer sent it). */
     public long timestamp;
+    /** When the job's Kafka source read the record (wall clock, microseconds): where latency starts. */
+    public long readAtMicros;
 
     public KafkaMessage() {}
 

@@ -2,9 +2,12 @@ package io.flinkonnx.examples;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.InputStream;
+import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Properties;
@@ -22,14 +25,19 @@ import org.apache.kafka.common.serialization.StringSerializer;
 /**
  * The one-command demo: an in-process KRaft broker, a Flink MiniCluster and the bundled fraud model. It
  * produces synthetic transactions (a few malformed on purpose), runs {@link KafkaScoringJob} over them
- * (bounded, exactly-once), reads the topics back and prints throughput, predictions, dead letters and the
- * fallback and drift reports.
+ * (bounded, exactly-once), reads the topics back and prints one screen: throughput (steady state and with
+ * start-up), latency percentiles, a few predictions, a dead letter, the fallback and drift verdicts and where
+ * the topics are. Flink's and Kafka's own logs go to a file (see {@code log4j2.properties}) whose path it
+ * prints.
  *
  * <pre>
  * ./mvnw -q -B -pl examples -am -DskipTests install exec:exec
  * </pre>
  */
 public final class KafkaScoringDemo {
+    /** The system property naming the log file ({@code log4j2.properties} reads it). */
+    static final String LOG_FILE_PROPERTY = "flinkonnx.log.file";
+
     private KafkaScoringDemo() {}
 
     public static void main(String[] args) throws Exception {
@@ -41,15 +49,24 @@ public final class KafkaScoringDemo {
                 throw new IllegalArgumentException("Unknown argument '" + arg + "'; use --records=N");
             }
         }
-        run(records);
+        // Before the first logger is created: log4j2.properties reads it when Log4j starts.
+        if (System.getProperty(LOG_FILE_PROPERTY) == null) {
+            System.setProperty(
+                    LOG_FILE_PROPERTY,
+                    Path.of("target", "kafka-scoring-demo.log").toAbsolutePath().toString());
+        }
+        run(records, System.out);
         System.exit(0); // Kafka's and Flink's non-daemon threads may linger a while after close
     }
 
-    static void run(int records) throws Exception {
-        System.out.println("Starting an in-process Kafka broker (KRaft)...");
+    static void run(int records, PrintStream out) throws Exception {
+        out.println(
+                "flink-onnx Kafka scoring demo. Flink's and Kafka's logs: " + System.getProperty(LOG_FILE_PROPERTY));
         try (EmbeddedKafka kafka = EmbeddedKafka.start()) {
+            String bootstrap = kafka.bootstrapServers();
+            out.println("Started an in-process Kafka broker (KRaft) at " + bootstrap + ".");
             ScoringJobConfig config = ScoringJobConfig.defaults()
-                    .with("bootstrap.servers", kafka.bootstrapServers())
+                    .with("bootstrap.servers", bootstrap)
                     .with("bounded", "true")
                     .with("drift.golden-vectors", extractGoldenVectors().toString());
             kafka.createTopics(4, config.get("topic.input"));
@@ -59,59 +76,216 @@ public final class KafkaScoringDemo {
                     config.get("topic.dead-letters"),
                     config.get("topic.fallback-reports"),
                     config.get("topic.drift-reports"));
-            int malformed = produce(kafka.bootstrapServers(), config.get("topic.input"), records);
+            int malformed = produce(bootstrap, config.get("topic.input"), records, out);
+            int parallelism = (int) config.getLong("parallelism");
 
-            System.out.printf(
-                    "Scoring with %s on a local Flink MiniCluster (parallelism %s, batches of %s)...%n",
-                    config.get("model"), config.get("parallelism"), config.get("batch.max-size"));
-            Configuration flink = new Configuration();
-            flink.set(TaskManagerOptions.NUM_TASK_SLOTS, (int) config.getLong("parallelism"));
-            // A demo should stop and say why rather than restart forever (the default under checkpointing).
-            flink.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
-            flink.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 2);
-            StreamExecutionEnvironment env = StreamExecutionEnvironment.createLocalEnvironment(flink);
+            out.printf(
+                    "Scoring with %s on a local Flink MiniCluster (parallelism %d, batches of %s, exactly-once)...%n",
+                    config.get("model"), parallelism, config.get("batch.max-size"));
+            StreamExecutionEnvironment env =
+                    StreamExecutionEnvironment.createLocalEnvironment(flinkConfiguration(config));
             KafkaScoringJob.build(env, config);
             long start = System.nanoTime();
             env.execute("flink-onnx Kafka scoring demo");
             double seconds = (System.nanoTime() - start) / 1e9;
 
             List<ConsumerRecord<String, String>> predictions =
-                    readAll(kafka.bootstrapServers(), config.get("topic.output"), records - malformed);
+                    readAll(bootstrap, config.get("topic.output"), records - malformed);
             List<ConsumerRecord<String, String>> deadLetters =
-                    readAll(kafka.bootstrapServers(), config.get("topic.dead-letters"), malformed);
+                    readAll(bootstrap, config.get("topic.dead-letters"), malformed);
             List<ConsumerRecord<String, String>> fallback =
-                    readAll(kafka.bootstrapServers(), config.get("topic.fallback-reports"), (int)
-                            config.getLong("parallelism"));
-            List<ConsumerRecord<String, String>> drift = readAll(
-                    kafka.bootstrapServers(), config.get("topic.drift-reports"), (int) config.getLong("parallelism"));
-
-            System.out.printf(
-                    Locale.ROOT,
-                    "%nScored %,d transactions in %.1f s, job start-up included (%,.0f records/s);"
-                            + " %d malformed messages went to '%s'.%n",
-                    predictions.size(),
-                    seconds,
-                    records / seconds,
-                    deadLetters.size(),
-                    config.get("topic.dead-letters"));
-            System.out.println("\nA few predictions (" + config.get("topic.output") + "):");
-            predictions.stream().limit(5).forEach(r -> System.out.println("  " + r.value()));
-            System.out.println("\nA dead letter:");
-            deadLetters.stream().limit(1).forEach(r -> System.out.println("  " + r.value()));
-            System.out.println("\nFallback report (one per subtask, here subtask 0):");
-            fallback.stream().limit(1).forEach(r -> System.out.println("  " + summary(r.value())));
-            System.out.println("\nDrift report against the bundled golden vectors:");
-            drift.stream().limit(1).forEach(r -> System.out.println("  " + r.value()));
+                    readAll(bootstrap, config.get("topic.fallback-reports"), parallelism);
+            List<ConsumerRecord<String, String>> drift =
+                    readAll(bootstrap, config.get("topic.drift-reports"), parallelism);
             if (predictions.size() != records - malformed || deadLetters.size() != malformed) {
                 throw new IllegalStateException("Expected " + (records - malformed) + " predictions and " + malformed
                         + " dead letters, read " + predictions.size() + " and " + deadLetters.size());
             }
-            System.out.println("\nDone.");
+            List<JsonNode> scored = new ArrayList<>();
+            for (ConsumerRecord<String, String> r : predictions) {
+                scored.add(KafkaScoringJob.JSON.readTree(r.value()));
+            }
+            out.println();
+            out.print(summary(records, seconds, scored, deadLetters, fallback, drift, config, bootstrap));
+            out.println("Done.");
         }
+    }
+
+    /**
+     * The job's Flink settings. A bounded job with exactly-once Kafka sinks ends with one more checkpoint: its
+     * transactions commit only when a checkpoint completes after the sources reached their end. The
+     * checkpoint coordinator keeps triggering periodic checkpoints while tasks finish one after the other, and
+     * a trigger that reaches a task which is already closing is declined ({@code CheckpointException: task
+     * is closing}, logged with its stack trace). That is harmless: the next checkpoint, taken once every task
+     * has finished, commits the transactions (FLIP-147), and the read-back below checks every record arrived.
+     * The demo's log4j2.properties sends it to the log file with the rest of Flink's logs.
+     */
+    static Configuration flinkConfiguration(ScoringJobConfig config) {
+        Configuration flink = new Configuration();
+        flink.set(TaskManagerOptions.NUM_TASK_SLOTS, (int) config.getLong("parallelism"));
+        // A demo should stop and say why rather than restart forever (the default under checkpointing).
+        flink.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
+        flink.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 2);
+        return flink;
+    }
+
+    /** The story's end: one screen, each part on its own line. */
+    static String summary(
+            int records,
+            double seconds,
+            List<JsonNode> predictions,
+            List<ConsumerRecord<String, String>> deadLetters,
+            List<ConsumerRecord<String, String>> fallback,
+            List<ConsumerRecord<String, String>> drift,
+            ScoringJobConfig config,
+            String bootstrap)
+            throws Exception {
+        StringBuilder sb = new StringBuilder();
+        long firstScored = Long.MAX_VALUE;
+        long lastScored = Long.MIN_VALUE;
+        double[] latencies = new double[predictions.size()];
+        for (int i = 0; i < latencies.length; i++) {
+            JsonNode p = predictions.get(i);
+            long at = p.get("scoredAtMillis").asLong();
+            firstScored = Math.min(firstScored, at);
+            lastScored = Math.max(lastScored, at);
+            latencies[i] = p.get("latencyMs").asDouble();
+        }
+        Arrays.sort(latencies);
+        double steadySeconds = Math.max(1, lastScored - firstScored) / 1e3;
+        sb.append(String.format(
+                Locale.ROOT,
+                "Throughput    %,.0f records/s steady state: %,d records scored in %.2f s, from the first score"
+                        + " to the last%n",
+                predictions.size() / steadySeconds,
+                predictions.size(),
+                steadySeconds));
+        sb.append(String.format(
+                Locale.ROOT,
+                "              %,.0f records/s with start-up: %,d records in %.1f s from job submission to its"
+                        + " last commit%n",
+                records / seconds,
+                records,
+                seconds));
+        sb.append(String.format(
+                Locale.ROOT,
+                "Latency       p50 %.2f ms, p99 %.2f ms, max %.1f ms: from the job's source reading a record to its score%n",
+                percentile(latencies, 50),
+                percentile(latencies, 99),
+                latencies.length == 0 ? 0 : latencies[latencies.length - 1]));
+        sb.append("Predictions   ")
+                .append(String.format(Locale.ROOT, "%,d", predictions.size()))
+                .append(" in '")
+                .append(config.get("topic.output"))
+                .append("', for example:\n");
+        predictions.stream()
+                .limit(3)
+                .forEach(p -> sb.append(String.format(
+                        Locale.ROOT,
+                        "                %-8s P(fraud) = %.4f  (input partition %d, offset %d, %.2f ms)%n",
+                        p.get("key").asText(),
+                        p.get("probabilities").get(1).floatValue(),
+                        p.get("inputPartition").asInt(),
+                        p.get("inputOffset").asLong(),
+                        p.get("latencyMs").asDouble())));
+        sb.append("Dead letters  ")
+                .append(deadLetters.size())
+                .append(" in '")
+                .append(config.get("topic.dead-letters"))
+                .append("' (the malformed messages)");
+        if (deadLetters.isEmpty()) {
+            sb.append("\n");
+        } else {
+            JsonNode d = KafkaScoringJob.JSON.readTree(deadLetters.get(0).value());
+            sb.append(", for example:\n                ")
+                    .append(d.get("key").asText())
+                    .append(" (partition ")
+                    .append(d.get("partition").asInt())
+                    .append(", offset ")
+                    .append(d.get("offset").asLong())
+                    .append("): ")
+                    .append(abbreviate(d.get("reason").asText(), 90))
+                    .append("\n");
+        }
+        sb.append("Fallback      ")
+                .append(
+                        fallback.isEmpty()
+                                ? "no report"
+                                : fallbackVerdict(fallback.get(0).value()))
+                .append("\n");
+        sb.append("Drift         ")
+                .append(
+                        drift.isEmpty()
+                                ? "no report"
+                                : driftVerdict(drift.get(0).value()))
+                .append("\n");
+        sb.append("Topics        on ")
+                .append(bootstrap)
+                .append(" (this broker stops with the demo): ")
+                .append(config.get("topic.input"))
+                .append(" -> ")
+                .append(String.join(
+                        ", ",
+                        config.get("topic.output"),
+                        config.get("topic.dead-letters"),
+                        config.get("topic.fallback-reports"),
+                        config.get("topic.drift-reports")))
+                .append("\n");
+        return sb.toString();
+    }
+
+    /** The nearest-rank percentile of sorted values. */
+    static double percentile(double[] sorted, int p) {
+        if (sorted.length == 0) {
+            return 0;
+        }
+        int rank = (int) Math.ceil(p / 100.0 * sorted.length);
+        return sorted[Math.max(0, rank - 1)];
+    }
+
+    private static String fallbackVerdict(String json) throws Exception {
+        JsonNode r = KafkaScoringJob.JSON.readTree(json);
+        return String.format(
+                Locale.ROOT,
+                "%s: asked '%s', %d of %d nodes on cpu, %d EP boundaries (subtask %d's report)",
+                r.get("verdict").asText(),
+                r.get("requested").asText(),
+                r.get("nodesOnCpu").asInt(),
+                r.get("nodes").size(),
+                r.get("epBoundaries").asInt(),
+                r.get("subtask").asInt());
+    }
+
+    private static String driftVerdict(String json) throws Exception {
+        JsonNode r = KafkaScoringJob.JSON.readTree(json);
+        double maxAbs = 0;
+        double rtol = 0;
+        double atol = 0;
+        for (JsonNode o : r.get("outputs")) {
+            maxAbs = Math.max(maxAbs, o.get("maxAbsError").asDouble());
+            rtol = o.get("rtol").asDouble();
+            atol = o.get("atol").asDouble();
+        }
+        return String.format(
+                Locale.ROOT,
+                "%s against the bundled golden vectors: max abs error %.1e (rtol %.0e, atol %.0e, subtask %d)",
+                r.get("flagged").asBoolean() ? "FLAGGED, outside tolerance" : "within tolerance",
+                maxAbs,
+                rtol,
+                atol,
+                r.get("subtask").asInt());
+    }
+
+    private static String abbreviate(String s, int max) {
+        return s.length() <= max ? s : s.substring(0, max - 3) + "...";
     }
 
     /** Produces {@code n} transactions (every 5,000th malformed); returns how many were malformed. */
     static int produce(String bootstrap, String topic, int n) throws Exception {
+        return produce(bootstrap, topic, n, System.out);
+    }
+
+    static int produce(String bootstrap, String topic, int n, PrintStream out) throws Exception {
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
         p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
@@ -119,7 +293,7 @@ public final class KafkaScoringDemo {
         p.put(ProducerConfig.LINGER_MS_CONFIG, "5");
         SplittableRandom random = new SplittableRandom(1);
         int malformed = 0;
-        System.out.printf("Producing %,d transactions to '%s': ", n, topic);
+        out.printf("Producing %,d transactions to '%s': ", n, topic);
         try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
             for (int i = 0; i < n; i++) {
                 String id = "t-" + i;
@@ -131,30 +305,18 @@ public final class KafkaScoringDemo {
                 }
                 producer.send(new ProducerRecord<>(topic, id, value));
                 if ((i + 1) % Math.max(1, n / 10) == 0) {
-                    System.out.print((i + 1) * 100 / n + "% ");
+                    out.print((i + 1) * 100 / n + "% ");
                 }
             }
             producer.flush();
         }
-        System.out.println();
+        out.printf("(%d malformed on purpose)%n", malformed);
         return malformed;
     }
 
     /** Reads a topic from the start under read_committed until {@code expected} records arrived (or 60 s passed). */
     static List<ConsumerRecord<String, String>> readAll(String bootstrap, String topic, int expected) {
         return CommittedTopicReader.read(bootstrap, topic, expected, Duration.ofSeconds(60), Duration.ZERO);
-    }
-
-    private static String summary(String json) {
-        try {
-            JsonNode r = KafkaScoringJob.JSON.readTree(json);
-            return r.get("verdict").asText() + ": asked " + r.get("requested").asText() + ", registered "
-                    + r.get("registered") + ", " + r.get("nodes").size() + " nodes, "
-                    + r.get("nodesOnCpu").asInt()
-                    + " on cpu, " + r.get("epBoundaries").asInt() + " EP boundaries; nodes " + r.get("nodes");
-        } catch (Exception e) {
-            return json;
-        }
     }
 
     /** The bundled golden vectors, copied out of the classpath (drift checks read a folder). */

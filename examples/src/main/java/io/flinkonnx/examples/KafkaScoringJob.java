@@ -18,6 +18,7 @@ import io.flinkonnx.model.LocalModel;
 import io.flinkonnx.model.ModelSource;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
@@ -41,7 +42,7 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
 /**
  * Kafka-to-Kafka scoring: JSON transactions ({@code {"id": "...", "features": [8 numbers]}}, key = id) are
  * scored by the batching ONNX operator; predictions (input key, partition and offset, model URI and
- * sha256, probabilities, latency) go to the output topic; malformed messages to the dead-letter topic
+ * sha256, probabilities, latency since the source read the record) go to the output topic; malformed messages to the dead-letter topic
  * with their topic/partition/offset and the reason; fallback and drift reports to their topics. Every sink
  * is a transactional EXACTLY_ONCE {@link KafkaSink}, committed with Flink's checkpoints.
  *
@@ -204,19 +205,27 @@ public final class KafkaScoringJob {
         return json(m);
     }
 
-    /** Reads key and value as UTF-8 text, keeping topic, partition, offset and timestamp. */
+    /** Wall-clock time in microseconds (source and scoring run in one task, on one clock). */
+    static long nowMicros() {
+        Instant now = Instant.now();
+        return now.getEpochSecond() * 1_000_000 + now.getNano() / 1_000;
+    }
+
+    /** Reads key and value as UTF-8 text, keeping topic, partition, offset and timestamp; stamps the read time. */
     static final class MessageDeserializer implements KafkaRecordDeserializationSchema<KafkaMessage> {
         private static final long serialVersionUID = 1L;
 
         @Override
         public void deserialize(ConsumerRecord<byte[], byte[]> r, Collector<KafkaMessage> out) {
-            out.collect(new KafkaMessage(
+            KafkaMessage m = new KafkaMessage(
                     r.topic(),
                     r.partition(),
                     r.offset(),
                     r.key() == null ? null : new String(r.key(), StandardCharsets.UTF_8),
                     r.value() == null ? null : new String(r.value(), StandardCharsets.UTF_8),
-                    r.timestamp()));
+                    r.timestamp());
+            m.readAtMicros = nowMicros();
+            out.collect(m);
         }
 
         @Override
@@ -277,7 +286,11 @@ public final class KafkaScoringJob {
             p.model = model;
             p.modelSha256 = sha256;
             p.probabilities = outputs.floats("probabilities");
-            p.latencyMs = Math.max(0, System.currentTimeMillis() - message.timestamp);
+            long now = nowMicros();
+            p.scoredAtMillis = now / 1_000;
+            // From the source reading the record, not from its Kafka timestamp: a record produced before the
+            // job started would otherwise count its wait in the topic as scoring latency.
+            p.latencyMs = Math.max(0, now - message.readAtMicros) / 1e3;
             return p;
         }
     }

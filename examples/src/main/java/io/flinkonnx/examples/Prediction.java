@@ -9,8 +9,13 @@ public class Prediction {
     public String modelSha256;
     /** [P(legit), P(fraud)]. */
     public float[] probabilities;
-    /** From the input record's Kafka timestamp to scoring, in milliseconds. */
-    public long latencyMs;
+    /**
+     * From the job's Kafka source reading the input record to its score, in milliseconds (microsecond resolution): the time the
+     * record spent in this job (queues, batching, inference), not the time it waited in Kafka before.
+     */
+    public double latencyMs;
+    /** When it was scored (wall clock, ms). */
+    public long scoredAtMillis;
 
     public Prediction() {}
 }

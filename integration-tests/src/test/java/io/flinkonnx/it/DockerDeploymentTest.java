@@ -48,6 +48,16 @@ class DockerDeploymentTest {
     }
 
     @Test
+    void dockerfileKeepsMetricNameCollisionWarningsOutOfBothLogConfigurations() throws Exception {
+        String dockerfile = Files.readString(DOCKER.resolve("Dockerfile"));
+        assertThat(dockerfile)
+                .contains("for f in log4j.properties log4j-console.properties")
+                .contains("logger.metricgroup.name = org.apache.flink.metrics.MetricGroup")
+                .contains("logger.metricgroup.level = ERROR")
+                .contains(">> /opt/flink/conf/$f");
+    }
+
+    @Test
     void composeFileParsesAndWiresKafkaFlinkAndTheSubmission() throws Exception {
         JsonNode compose = new ObjectMapper(new YAMLFactory())
                 .readTree(DOCKER.resolve("docker-compose.yml").toFile());
