@@ -9,42 +9,71 @@ import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.model.TensorSpec;
 import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.SessionSettings;
+import java.io.IOException;
+import java.io.InputStream;
 import java.io.PrintStream;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Properties;
+import java.util.concurrent.Callable;
 import org.apache.flink.annotation.Internal;
+import picocli.AutoComplete;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParentCommand;
 
 /**
  * {@code java -jar flink-onnx-cli.jar <command>}: inspect, check, optimize and verify ONNX models with the
  * library's own loader, checks, conversion and reports. Exit status: 0 success, 1 the model failed the
- * check or verification, 2 bad usage.
+ * check or verification, 2 bad usage. Arguments are parsed by picocli: {@code --help} on every command,
+ * {@code --version}, and {@code generate-completion} prints a bash/zsh completion script.
  */
 @Internal
-public final class OnnxCli {
+@Command(
+        name = "flink-onnx-cli",
+        synopsisHeading = "usage: ",
+        mixinStandardHelpOptions = true,
+        versionProvider = OnnxCli.Version.class,
+        description = "Inspect, check, optimize and verify ONNX models with flink-onnx's own loader, checks and"
+                + " conversion; no Python needed.",
+        subcommands = {
+            OnnxCli.Inspect.class,
+            OnnxCli.Check.class,
+            OnnxCli.Optimize.class,
+            OnnxCli.Verify.class,
+            CommandLine.HelpCommand.class,
+            AutoComplete.GenerateCompletion.class
+        },
+        footerHeading = "%n",
+        footer = {
+            "MODEL: a path, a file: or classpath: URI, or any Flink file system URI;",
+            "  append @sha256:HEX to pin it.",
+            "Exit status: 0 success, 1 the model failed the check or verification,",
+            "  2 bad usage.",
+            "Shell completion: source <(java -jar flink-onnx-cli.jar generate-completion)",
+            "  with flink-onnx-cli an alias of java -jar flink-onnx-cli.jar."
+        })
+public final class OnnxCli implements Callable<Integer> {
     static final int OK = 0;
     static final int FAILED = 1;
     static final int USAGE = 2;
 
-    private static final String HELP = String.join(
-            "\n",
-            "usage: java -jar flink-onnx-cli.jar <command> MODEL [options]",
-            "  inspect  MODEL [--providers CHAIN]     signature, IR, opsets, producer, size, sha256, external data,",
-            "                                         available EPs and where the model's nodes run on CHAIN",
-            "  check    MODEL                         exit 0 when the model would load, 1 with the reason",
-            "  optimize MODEL -o OUT [--level basic|extended|all] [--format onnx|ort]",
-            "  verify   MODEL --test-data DIR [--rtol R] [--atol A]",
-            "                                         run ONNX test_data_set_N folders, print per-output errors,",
-            "                                         exit 1 when out of tolerance, an input does not fit, or an",
-            "                                         output_K.pb is missing (a set must compare every output)",
-            "MODEL: a path, file:/classpath: URI, or any Flink file system URI; append @sha256:HEX to pin it.");
+    private final PrintStream out;
 
-    private OnnxCli() {}
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    private OnnxCli(PrintStream out) {
+        this.out = out;
+    }
 
     public static void main(String[] args) {
         System.exit(run(args, System.out, System.err));
@@ -52,51 +81,206 @@ public final class OnnxCli {
 
     /** Runs a command; returns the exit status. */
     static int run(String[] args, PrintStream out, PrintStream err) {
-        if (args.length < 2 || Arrays.asList(args).contains("--help")) {
-            err.println(HELP);
-            return USAGE;
-        }
-        Map<String, String> options = new HashMap<>();
-        List<String> positional = new ArrayList<>();
-        for (int i = 1; i < args.length; i++) {
-            if (args[i].startsWith("-")) {
-                if (i + 1 >= args.length) {
-                    err.println("Option " + args[i] + " needs a value\n" + HELP);
-                    return USAGE;
-                }
-                options.put(args[i].replaceFirst("^--?", ""), args[++i]);
-            } else {
-                positional.add(args[i]);
+        return commandLine(out, err).execute(args);
+    }
+
+    /** The command line with its subcommands, printing to {@code out} and {@code err}. */
+    static CommandLine commandLine(PrintStream out, PrintStream err) {
+        CommandLine cli = new CommandLine(new OnnxCli(out));
+        cli.setOut(new PrintWriter(out, true, StandardCharsets.UTF_8));
+        cli.setErr(new PrintWriter(err, true, StandardCharsets.UTF_8));
+        cli.setParameterExceptionHandler(OnnxCli::usageError);
+        cli.setExecutionExceptionHandler((e, command, parseResult) -> {
+            if (e instanceof IllegalArgumentException) {
+                command.getErr().println("error: " + e.getMessage());
+                return USAGE;
             }
-        }
-        if (positional.size() != 1) {
-            err.println("Expected one MODEL, got " + positional + "\n" + HELP);
-            return USAGE;
-        }
-        ModelSource model;
-        try {
-            model = source(positional.get(0));
-            switch (args[0]) {
-                case "inspect":
-                    return inspect(model, options, out);
-                case "check":
-                    ModelChecks.check(model);
-                    out.println("OK: " + model.uri() + " loads in ONNX Runtime");
-                    return OK;
-                case "optimize":
-                    return optimize(model, options, out, err);
-                case "verify":
-                    return verify(model, options, out, err);
-                default:
-                    err.println("Unknown command '" + args[0] + "'\n" + HELP);
-                    return USAGE;
-            }
-        } catch (IllegalArgumentException e) {
-            err.println("error: " + e.getMessage());
-            return USAGE;
-        } catch (Exception e) {
-            err.println("FAILED: " + e.getMessage());
+            command.getErr().println("FAILED: " + e.getMessage());
             return FAILED;
+        });
+        return cli;
+    }
+
+    /** Bad usage: the reason, then the usage of the command it concerns; exit 2. */
+    private static int usageError(CommandLine.ParameterException e, String[] args) {
+        CommandLine command = e.getCommandLine();
+        PrintWriter err = command.getErr();
+        if (e instanceof CommandLine.UnmatchedArgumentException unmatched
+                && command.getParent() == null
+                && !unmatched.getUnmatched().isEmpty()
+                && args.length > 0
+                && unmatched.getUnmatched().get(0).equals(args[0])) {
+            err.println("Unknown command '" + args[0] + "'");
+        } else {
+            err.println(e.getMessage());
+        }
+        CommandLine.UnmatchedArgumentException.printSuggestions(e, err);
+        command.usage(err);
+        return USAGE;
+    }
+
+    /** No command given. */
+    @Override
+    public Integer call() {
+        throw new CommandLine.ParameterException(spec.commandLine(), "Missing command");
+    }
+
+    /** The versions this jar was built with (filtered into version.properties by Maven). */
+    static final class Version implements CommandLine.IVersionProvider {
+        @Override
+        public String[] getVersion() {
+            Properties p = new Properties();
+            try (InputStream in = OnnxCli.class.getResourceAsStream("version.properties")) {
+                p.load(in);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+            return new String[] {
+                "flink-onnx-cli " + p.getProperty("version"),
+                "ONNX Runtime " + p.getProperty("onnxruntime") + ", Flink " + p.getProperty("flink") + ", picocli "
+                        + CommandLine.VERSION + ", Java " + System.getProperty("java.version")
+            };
+        }
+    }
+
+    /** Base of the model commands: the MODEL argument and the parent's output stream. */
+    abstract static class ModelCommand implements Callable<Integer> {
+        @ParentCommand
+        OnnxCli parent;
+
+        @CommandLine.Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Parameters(
+                index = "0",
+                paramLabel = "MODEL",
+                description =
+                        "a path, file:/classpath: URI, or any Flink file system URI; append @sha256:HEX" + " to pin it")
+        String model;
+
+        PrintStream out() {
+            return parent.out;
+        }
+
+        /** A usage error (exit 2) about this command, with its usage. */
+        CommandLine.ParameterException usage(String message) {
+            return new CommandLine.ParameterException(spec.commandLine(), message);
+        }
+    }
+
+    @Command(
+            name = "inspect",
+            synopsisHeading = "usage: ",
+            mixinStandardHelpOptions = true,
+            description = {
+                "Signature, IR, opsets, producer, size, sha256, external data, available EPs and where the model's"
+                        + " nodes run on CHAIN."
+            })
+    static final class Inspect extends ModelCommand {
+        @Option(
+                names = "--providers",
+                paramLabel = "CHAIN",
+                defaultValue = "cpu",
+                description = "execution provider chain, e.g. \"cuda > cpu\" (default: ${DEFAULT-VALUE})")
+        String providers;
+
+        @Override
+        public Integer call() throws Exception {
+            return inspect(source(model), providers, out());
+        }
+    }
+
+    @Command(
+            name = "check",
+            synopsisHeading = "usage: ",
+            mixinStandardHelpOptions = true,
+            description = "Exit 0 when the model would load in ONNX Runtime, 1 with the reason.")
+    static final class Check extends ModelCommand {
+        @Override
+        public Integer call() throws Exception {
+            ModelSource source = source(model);
+            ModelChecks.check(source);
+            out().println("OK: " + source.uri() + " loads in ONNX Runtime");
+            return OK;
+        }
+    }
+
+    @Command(
+            name = "optimize",
+            synopsisHeading = "usage: ",
+            mixinStandardHelpOptions = true,
+            description = "Write an ONNX- or ORT-format file optimized by ONNX Runtime; warns when the level bakes in"
+                    + " this CPU's layouts.")
+    static final class Optimize extends ModelCommand {
+        @Option(
+                names = {"-o", "--output"},
+                paramLabel = "OUT",
+                description = "the file to write (required)")
+        String output;
+
+        @Option(
+                names = "--level",
+                paramLabel = "LEVEL",
+                defaultValue = "basic",
+                description = "basic, extended or all (default: ${DEFAULT-VALUE})")
+        String level;
+
+        @Option(
+                names = "--format",
+                paramLabel = "FORMAT",
+                description = "onnx or ort (default: ort when OUT ends with .ort, else onnx)")
+        String format;
+
+        @Override
+        public Integer call() throws Exception {
+            if (output == null) {
+                throw usage("optimize needs -o OUT");
+            }
+            return optimize(
+                    source(model),
+                    output,
+                    level,
+                    format,
+                    out(),
+                    spec.commandLine().getErr());
+        }
+    }
+
+    @Command(
+            name = "verify",
+            synopsisHeading = "usage: ",
+            mixinStandardHelpOptions = true,
+            description = {
+                "Run ONNX test_data_set_N folders, print per-output errors; exit 1 when out of tolerance, an input"
+                        + " does not fit, or an output_K.pb is missing (a set must compare every output)."
+            })
+    static final class Verify extends ModelCommand {
+        @Option(
+                names = "--test-data",
+                paramLabel = "DIR",
+                description = "the folder holding test_data_set_N folders (required)")
+        String testData;
+
+        @Option(
+                names = "--rtol",
+                paramLabel = "R",
+                defaultValue = "1e-3",
+                description = "relative tolerance (default: ${DEFAULT-VALUE})")
+        double rtol;
+
+        @Option(
+                names = "--atol",
+                paramLabel = "A",
+                defaultValue = "1e-5",
+                description = "absolute tolerance (default: ${DEFAULT-VALUE})")
+        double atol;
+
+        @Override
+        public Integer call() throws Exception {
+            if (testData == null) {
+                throw usage("verify needs --test-data DIR");
+            }
+            return verify(source(model), testData, DriftTolerance.of(rtol, atol), out());
         }
     }
 
@@ -107,8 +291,8 @@ public final class OnnxCli {
                 : ModelSource.of(arg.substring(0, pin)).withSha256(arg.substring(pin + 8));
     }
 
-    private static int inspect(ModelSource model, Map<String, String> options, PrintStream out) throws Exception {
-        ProviderChain chain = ProviderChain.parse(options.getOrDefault("providers", "cpu"));
+    private static int inspect(ModelSource model, String providers, PrintStream out) throws Exception {
+        ProviderChain chain = ProviderChain.parse(providers);
         ModelChecks.Inspection i = ModelChecks.inspect(model, chain);
         out.println("model:      " + i.uri);
         out.println("format:     " + i.format + ", " + i.sizeBytes + " bytes, sha256 " + i.sha256);
@@ -150,18 +334,13 @@ public final class OnnxCli {
         return t + (t.hasBatchAxis() ? "  (batch axis " + t.batchAxis() + ")" : "");
     }
 
-    private static int optimize(ModelSource model, Map<String, String> options, PrintStream out, PrintStream err)
+    private static int optimize(
+            ModelSource model, String target, String levelName, String formatName, PrintStream out, PrintWriter err)
             throws Exception {
-        String target = options.get("o");
-        if (target == null) {
-            err.println("optimize needs -o OUT\n" + HELP);
-            return USAGE;
-        }
         SessionSettings.OptimizationLevel level = SessionSettings.OptimizationLevel.valueOf(
-                options.getOrDefault("level", "basic").toUpperCase(Locale.ROOT).replace("DISABLE", "DISABLE_ALL"));
+                levelName.toUpperCase(Locale.ROOT).replace("DISABLE", "DISABLE_ALL"));
         SessionSettings.ModelFileFormat format = SessionSettings.ModelFileFormat.valueOf(
-                options.getOrDefault("format", target.endsWith(".ort") ? "ort" : "onnx")
-                        .toUpperCase(Locale.ROOT));
+                (formatName != null ? formatName : target.endsWith(".ort") ? "ort" : "onnx").toUpperCase(Locale.ROOT));
         String warning = ModelChecks.optimize(model, Path.of(target), level, format);
         if (warning != null) {
             err.println("warning: " + warning);
@@ -170,16 +349,8 @@ public final class OnnxCli {
         return OK;
     }
 
-    private static int verify(ModelSource model, Map<String, String> options, PrintStream out, PrintStream err)
+    private static int verify(ModelSource model, String dir, DriftTolerance tolerance, PrintStream out)
             throws Exception {
-        String dir = options.get("test-data");
-        if (dir == null) {
-            err.println("verify needs --test-data DIR\n" + HELP);
-            return USAGE;
-        }
-        DriftTolerance tolerance = DriftTolerance.of(
-                Double.parseDouble(options.getOrDefault("rtol", "1e-3")),
-                Double.parseDouble(options.getOrDefault("atol", "1e-5")));
         List<ModelChecks.SetResult> results = ModelChecks.verify(model, Path.of(dir), tolerance);
         boolean passed = true;
         for (ModelChecks.SetResult r : results) {

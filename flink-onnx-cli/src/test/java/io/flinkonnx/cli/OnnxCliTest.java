@@ -215,6 +215,72 @@ class OnnxCliTest {
         assertThat(err()).contains("verify needs --test-data DIR");
     }
 
+    @Test
+    void usageErrorsPrintTheReasonAndTheCommandsUsageAndExitTwo() {
+        assertThat(run()).isEqualTo(OnnxCli.USAGE);
+        assertThat(err()).contains("Missing command").contains("usage: flink-onnx-cli");
+        assertThat(run("inspect")).isEqualTo(OnnxCli.USAGE);
+        assertThat(err()).contains("Missing required parameter: 'MODEL'").contains("usage: flink-onnx-cli inspect");
+        assertThat(run("check", model.toString(), "--no-such-option")).isEqualTo(OnnxCli.USAGE);
+        assertThat(err()).contains("Unknown option: '--no-such-option'").contains("usage: flink-onnx-cli check");
+        assertThat(run("optimize", model.toString())).isEqualTo(OnnxCli.USAGE);
+        assertThat(err()).contains("optimize needs -o OUT").contains("usage: flink-onnx-cli optimize");
+        assertThat(run("verify", model.toString(), "--test-data", dir.toString(), "--rtol", "lots"))
+                .isEqualTo(OnnxCli.USAGE);
+        assertThat(err()).contains("'lots'").contains("--rtol");
+        assertThat(run("check", model.toString(), "second.onnx")).isEqualTo(OnnxCli.USAGE);
+        assertThat(err()).contains("Unmatched argument at index 2: 'second.onnx'");
+        assertThat(out()).isEmpty();
+    }
+
+    @Test
+    void helpOnTheToolAndOnEachCommandGoesToStandardOutputAndExitsZero() {
+        assertThat(run("--help")).isEqualTo(OnnxCli.OK);
+        assertThat(out())
+                .contains("usage: flink-onnx-cli [-hV] [COMMAND]")
+                .contains("inspect")
+                .contains("check")
+                .contains("optimize")
+                .contains("verify")
+                .contains("generate-completion")
+                .contains("append @sha256:HEX to pin it")
+                .contains("2 bad usage")
+                .contains("generate-completion");
+        assertThat(err()).isEmpty();
+        assertThat(run("inspect", "--help")).isEqualTo(OnnxCli.OK);
+        assertThat(out()).contains("usage: flink-onnx-cli inspect").contains("--providers=CHAIN");
+        assertThat(run("check", "-h")).isEqualTo(OnnxCli.OK);
+        assertThat(out()).contains("usage: flink-onnx-cli check").contains("MODEL");
+        assertThat(run("optimize", "--help")).isEqualTo(OnnxCli.OK);
+        assertThat(out()).contains("-o, --output=OUT").contains("--level=LEVEL").contains("--format=FORMAT");
+        assertThat(run("verify", "--help")).isEqualTo(OnnxCli.OK);
+        assertThat(out()).contains("--test-data=DIR").contains("--rtol=R").contains("--atol=A");
+        assertThat(run("help", "verify")).isEqualTo(OnnxCli.OK);
+        assertThat(out()).contains("usage: flink-onnx-cli verify");
+    }
+
+    @Test
+    void versionNamesThisBuildAndTheOnnxRuntimeAndFlinkItWasBuiltWith() {
+        assertThat(run("--version")).isEqualTo(OnnxCli.OK);
+        assertThat(out())
+                .containsPattern("flink-onnx-cli \\d+\\.\\d+\\.\\d+")
+                .containsPattern("ONNX Runtime \\d+\\.\\d+\\.\\d+, Flink \\d+\\.\\d+\\.\\d+, picocli 4\\.7\\.7")
+                .doesNotContain("${");
+        assertThat(run("-V")).isEqualTo(OnnxCli.OK);
+    }
+
+    @Test
+    void generateCompletionPrintsABashScriptCompletingCommandsAndOptions() {
+        assertThat(run("generate-completion")).isEqualTo(OnnxCli.OK);
+        assertThat(out())
+                .contains("complete -F _complete_flink-onnx-cli")
+                .contains("inspect")
+                .contains("optimize")
+                .contains("--test-data")
+                .contains("--providers");
+        assertThat(err()).isEmpty();
+    }
+
     private static void writeSet(Path set, float[] x, float[] y) throws Exception {
         Files.createDirectories(set);
         Files.write(set.resolve("input_0.pb"), floats("x", x, 1, x.length).toByteArray());
