@@ -112,13 +112,17 @@ public final class KafkaScoringDemo {
     }
 
     /**
-     * The job's Flink settings. A bounded job with exactly-once Kafka sinks ends with one more checkpoint: its
-     * transactions commit only when a checkpoint completes after the sources reached their end. The
-     * checkpoint coordinator keeps triggering periodic checkpoints while tasks finish one after the other, and
-     * a trigger that reaches a task which is already closing is declined ({@code CheckpointException: task
-     * is closing}, logged with its stack trace). That is harmless: the next checkpoint, taken once every task
-     * has finished, commits the transactions (FLIP-147), and the read-back below checks every record arrived.
-     * The demo's log4j2.properties sends it to the log file with the rest of Flink's logs.
+     * The job's Flink settings. About the {@code CheckpointException: Checkpoint was declined (task is closing)}
+     * that an earlier version of the demo printed with its stack trace at the end of a clean run: a bounded
+     * job with exactly-once Kafka sinks ends with one more checkpoint (its transactions commit only when a
+     * checkpoint completes after the sources reached their end, FLIP-147), after which each task closes its
+     * operators and shuts its mailbox. The checkpoint coordinator's periodic timer keeps running until the job
+     * is FINISHED; a trigger that reaches a task whose mailbox already refused new work is declined by
+     * {@code Task} with {@code CHECKPOINT_DECLINED_TASK_CLOSING}, and the coordinator logs the failed
+     * checkpoint as a WARN with the exception. Nothing is lost: the transactions were committed by the final
+     * checkpoint, and {@link #run} checks that every record arrived. It is a race of Flink's (it showed in none
+     * of eight runs here); disabling periodic checkpoints would remove it but also the commits the sinks need,
+     * so instead the demo's log4j2.properties sends it, with the rest of Flink's logs, to the log file.
      */
     static Configuration flinkConfiguration(ScoringJobConfig config) {
         Configuration flink = new Configuration();
