@@ -14,6 +14,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.table.api.EnvironmentSettings;
 import org.apache.flink.table.api.TableEnvironment;
@@ -186,7 +187,9 @@ class KafkaScoringIT {
             for (int i = 0; i < n; i++) {
                 float[] f = FraudFeatures.draw(random);
                 sent.put("s-" + i, f);
-                producer.send(new ProducerRecord<>(topic, "s-" + i, FraudFeatures.toJson("s-" + i, f)));
+                // acknowledged one by one: a send the broker refuses fails the test here, not as missing output
+                producer.send(new ProducerRecord<>(topic, "s-" + i, FraudFeatures.toJson("s-" + i, f)))
+                        .get(60, TimeUnit.SECONDS);
             }
         }
         return sent;
