@@ -1,0 +1,257 @@
+package io.flinkonnx.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.flinkonnx.examples.FraudFeatures;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The deployment users run, with real processes: a standalone Flink session cluster (a JobManager and two
+ * TaskManagers, each its own JVM on a Flink {@code lib/} with ONNX Runtime in it, ORT parent-first), the
+ * Kafka scoring job jar submitted with Flink's CLI ({@code flink run}), a TaskManager killed with SIGKILL
+ * mid-stream, and a resubmission after a cancel.
+ */
+class StandaloneClusterIT {
+    private static final int RECORDS = 2_000;
+    private static final Duration STEP = Duration.ofSeconds(60);
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    @Test
+    void theJobJarOnAStandaloneClusterSurvivesASigkilledTaskManagerAndRunsAgainAfterACancel() throws Exception {
+        Path jar = Path.of(System.getProperty("job.jar", "../examples/target/examples-0.1.0-SNAPSHOT-job.jar"));
+        Path lib = Path.of(System.getProperty("flink.lib.dir", "target/flink-lib"));
+        assertThat(jar).as("the job jar built by the examples module").exists();
+        StandaloneFlinkCluster cluster = null;
+        try (TestKafka kafka = TestKafka.start();
+                StandaloneFlinkCluster c = new StandaloneFlinkCluster(lib, Path.of("target/standalone-cluster"), 2)) {
+            cluster = c;
+            kafka.createTopics(2, "sc-in", "sc-out-1", "sc-out-2", "sc-dead", "sc-fallback", "sc-drift");
+            c.startJobManager();
+            Map<String, Process> taskManagers = new LinkedHashMap<>();
+            for (int i = 0; i < 2; i++) {
+                Map.Entry<String, Process> tm = c.startTaskManager();
+                taskManagers.put(tm.getKey(), tm.getValue());
+            }
+            c.awaitTaskManagers(2, 4, STEP);
+
+            // 1. flink run, records flowing, one TaskManager SIGKILLed once predictions are committed.
+            String job1 = c.submit(jar, "flink-run-1", jobArgs(kafka, 1));
+            StandaloneFlinkCluster.await("job 1's tasks running", STEP, () -> c.allTasksRunning(job1));
+            Map<String, Integer> produced = new ConcurrentHashMap<>();
+            CompletableFuture<Void> producing = CompletableFuture.runAsync(() -> produce(kafka, produced));
+            List<ConsumerRecord<String, String>> seen = new ArrayList<>();
+            String killed = null;
+            try (KafkaConsumer<String, String> reader = kafka.committedReader("sc-out-1")) {
+                long deadline = System.nanoTime() + Duration.ofSeconds(75).toNanos();
+                while (seen.size() < RECORDS && System.nanoTime() < deadline) {
+                    reader.poll(Duration.ofMillis(200)).forEach(seen::add);
+                    if (killed == null && seen.size() >= 200) {
+                        assertThat(seen.size())
+                                .as("killed before the end of the stream")
+                                .isLessThan(RECORDS);
+                        killed = taskManagerOfSubtaskZero(c, job1);
+                        Process victim = taskManagers.remove(killed);
+                        victim.destroyForcibly(); // SIGKILL: no shutdown hook, no goodbye to the JobManager
+                        assertThat(victim.waitFor(30, TimeUnit.SECONDS)).isTrue();
+                        Map.Entry<String, Process> replacement = c.startTaskManager();
+                        taskManagers.put(replacement.getKey(), replacement.getValue());
+                    }
+                }
+                reader.poll(Duration.ofSeconds(1)).forEach(seen::add); // anything beyond RECORDS: a duplicate
+            } finally {
+                producing.get(1, TimeUnit.MINUTES);
+            }
+            assertThat(killed).as("a TaskManager was killed mid-stream").isNotNull();
+            List<String> predictedOffsets = new ArrayList<>();
+            for (ConsumerRecord<String, String> r : seen) {
+                JsonNode p = JSON.readTree(r.value());
+                predictedOffsets.add(p.get("inputPartition").asInt() + "@"
+                        + p.get("inputOffset").asLong());
+            }
+            assertThat(produced).hasSize(RECORDS);
+            assertThat(predictedOffsets)
+                    .as("read_committed: one prediction per input offset, none missing, none twice")
+                    .doesNotHaveDuplicates()
+                    .containsExactlyInAnyOrderElementsOf(produced.keySet());
+
+            // The job recovered in the same TaskManager JVMs: each TaskManager holds one session per slot of
+            // the scoring operator, none left over from the failed attempt.
+            c.awaitTaskManagers(2, 4, STEP);
+            StandaloneFlinkCluster.await("job 1's tasks running after recovery", STEP, () -> c.allTasksRunning(job1));
+            assertOneSessionPerSlot(c, job1);
+            c.cancel(job1, STEP);
+
+            // 2. The same jar again: ORT is parent-first, so its JNI library loaded once per TaskManager serves
+            //    the second job's class loader too.
+            String job2 = c.submit(jar, "flink-run-2", jobArgs(kafka, 2));
+            assertThat(kafka.readCommitted("sc-out-2", RECORDS))
+                    .as("the resubmitted job's predictions")
+                    .hasSize(RECORDS);
+            assertOneSessionPerSlot(c, job2);
+            c.cancel(job2, STEP);
+
+            // After the cancel, every session the TaskManagers opened is closed again (both jobs, all attempts;
+            // the scheduler may have put every slot of a job on one TaskManager, so only the sum must be > 0).
+            long opened = 0;
+            for (String tm : taskManagers.keySet()) {
+                StandaloneFlinkCluster.await(
+                        tm + " closed every ONNX session it opened", STEP, () -> sessionBalance(c.log(tm)) == 0);
+                opened += count(c.log(tm), "Opened ONNX session");
+            }
+            assertThat(opened)
+                    .as("sessions the live TaskManagers opened, job 2's included")
+                    .isGreaterThanOrEqualTo(2);
+            for (String tm : taskManagers.keySet()) {
+                assertThat(Files.readString(c.log(tm)))
+                        .as(tm + "'s log")
+                        .doesNotContain("UnsatisfiedLinkError")
+                        .doesNotContain("ClassCastException");
+            }
+        }
+        assertThat(cluster.alive()).as("processes left after close").isEmpty();
+    }
+
+    private static List<String> jobArgs(TestKafka kafka, int submission) {
+        return List.of(
+                "--bootstrap.servers=" + kafka.bootstrapServers(),
+                "--topic.input=sc-in",
+                "--topic.output=sc-out-" + submission,
+                "--topic.dead-letters=sc-dead",
+                "--topic.fallback-reports=sc-fallback",
+                "--topic.drift-reports=sc-drift",
+                "--group.id=sc-" + submission,
+                "--transactional-id-prefix=sc-" + submission,
+                "--checkpoint.interval-ms=1000",
+                "--parallelism=2");
+    }
+
+    /** RECORDS transactions at a steady pace (so the kill lands mid-stream); their offsets into {@code offsets}. */
+    private static void produce(TestKafka kafka, Map<String, Integer> offsets) {
+        SplittableRandom random = new SplittableRandom(16);
+        try (KafkaProducer<String, String> producer = kafka.producer()) {
+            for (int i = 0; i < RECORDS; i++) {
+                String id = "t-" + i;
+                int index = i;
+                producer.send(
+                        new ProducerRecord<>("sc-in", id, FraudFeatures.toJson(id, FraudFeatures.draw(random))),
+                        (RecordMetadata m, Exception e) -> {
+                            if (e == null) {
+                                offsets.put(m.partition() + "@" + m.offset(), index);
+                            }
+                        });
+                if (i % 50 == 49) {
+                    producer.flush();
+                    LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(100));
+                }
+            }
+        }
+    }
+
+    /** The scoring vertex (the one whose subtasks report {@code open_sessions}) and that metric's id. */
+    private static Map.Entry<String, String> scoringVertex(StandaloneFlinkCluster c, String jobId) {
+        AtomicReference<Map.Entry<String, String>> found = new AtomicReference<>();
+        StandaloneFlinkCluster.await("the open_sessions gauge in the REST API", STEP, () -> {
+            JsonNode job = c.getOrNull("/jobs/" + jobId);
+            if (job == null) {
+                return false;
+            }
+            for (JsonNode v : job.path("vertices")) {
+                String vid = v.path("id").asText();
+                JsonNode metrics = c.getOrNull("/jobs/" + jobId + "/vertices/" + vid + "/subtasks/0/metrics");
+                if (metrics == null) {
+                    continue;
+                }
+                for (JsonNode m : metrics) {
+                    if (m.path("id").asText().endsWith(".onnx.open_sessions")) {
+                        found.set(Map.entry(vid, m.path("id").asText()));
+                        return true;
+                    }
+                }
+            }
+            return false;
+        });
+        return found.get();
+    }
+
+    private static String taskManagerOfSubtaskZero(StandaloneFlinkCluster c, String jobId) {
+        String vertex = scoringVertex(c, jobId).getKey();
+        JsonNode v = c.getOrNull("/jobs/" + jobId + "/vertices/" + vertex);
+        return v.path("subtasks").get(0).path("taskmanager-id").asText();
+    }
+
+    /**
+     * Reads each scoring subtask's {@code open_sessions} gauge through the REST metrics API until each equals
+     * the number of scoring subtasks on its TaskManager (one session per slot, in that TaskManager's class
+     * loader of the job): a session leaked by an earlier attempt would keep it above that.
+     */
+    private static void assertOneSessionPerSlot(StandaloneFlinkCluster c, String jobId) {
+        Map.Entry<String, String> vertex = scoringVertex(c, jobId);
+        String base = "/jobs/" + jobId + "/vertices/" + vertex.getKey();
+        AtomicReference<String> last = new AtomicReference<>();
+        try {
+            StandaloneFlinkCluster.await("open_sessions = scoring subtasks per TaskManager", STEP, () -> {
+                JsonNode v = c.getOrNull(base);
+                if (v == null) {
+                    return false;
+                }
+                Map<String, Integer> subtasksPerTm = new HashMap<>();
+                List<String> tms = new ArrayList<>();
+                for (JsonNode s : v.path("subtasks")) {
+                    String tm = s.path("taskmanager-id").asText();
+                    tms.add(tm);
+                    subtasksPerTm.merge(tm, 1, Integer::sum);
+                }
+                Map<String, String> observed = new LinkedHashMap<>();
+                boolean ok = !tms.isEmpty();
+                for (int i = 0; i < tms.size(); i++) {
+                    JsonNode m = c.getOrNull(base + "/subtasks/" + i + "/metrics?get=" + vertex.getValue());
+                    String value = m == null || m.isEmpty()
+                            ? null
+                            : m.get(0).path("value").asText();
+                    observed.put("subtask " + i + " on " + tms.get(i), value);
+                    ok &= String.valueOf(subtasksPerTm.get(tms.get(i))).equals(value);
+                }
+                last.set(observed.toString());
+                return ok;
+            });
+        } catch (AssertionError e) {
+            throw new AssertionError(e.getMessage() + "; last read: " + last.get(), e);
+        }
+    }
+
+    /** "Opened ONNX session" minus "Closed ONNX session" lines in a TaskManager's log. */
+    private static long sessionBalance(Path log) {
+        return count(log, "Opened ONNX session") - count(log, "Closed ONNX session");
+    }
+
+    private static long count(Path log, String text) {
+        try (var lines = Files.lines(log)) {
+            return lines.filter(l -> l.contains(text)).count();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}
