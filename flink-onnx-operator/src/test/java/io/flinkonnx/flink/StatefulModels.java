@@ -8,11 +8,12 @@ import java.nio.file.Path;
 
 /**
  * Recurrent test models with explicit state inputs and outputs, the state's batch axis second
- * ({@code [layers, batch, hidden]}, as ONNX's RNN/GRU/LSTM nodes and recurrent exports have it).
+ * ({@code [layers, batch, hidden]}, as ONNX's RNN/GRU/LSTM nodes and recurrent exports have it). Public
+ * for the integration tests (this module's test-jar).
  */
-final class StatefulModels {
-    static final int FEATURES = 3;
-    static final int HIDDEN = 4;
+public final class StatefulModels {
+    public static final int FEATURES = 3;
+    public static final int HIDDEN = 4;
 
     private StatefulModels() {}
 
@@ -25,7 +26,7 @@ final class StatefulModels {
      * FLOAT[1, batch, 4]} in, {@code y: FLOAT[batch, 4]} (the last hidden state) and {@code hn, cn:
      * FLOAT[1, batch, 4]} out. The states' batch axis is named like the records' ({@code batch}).
      */
-    static Path writeLstm(Path file) throws IOException {
+    public static Path writeLstm(Path file) throws IOException {
         return new OnnxGraph("lstm_state")
                 .input("x", ElementType.FLOAT, "batch", "seq", FEATURES)
                 .input("h", ElementType.FLOAT, 1, "batch", HIDDEN)
@@ -50,7 +51,7 @@ final class StatefulModels {
      * symbol of its own: the axis must be given) and a scalar {@code sr: INT64[]} in; the GRU runs on
      * {@code x * sr / 16000}; {@code y: FLOAT[batch, 4]} and {@code stateN: FLOAT[1, n, 4]} out.
      */
-    static Path writeGruWithConstant(Path file) throws IOException {
+    public static Path writeGruWithConstant(Path file) throws IOException {
         return new OnnxGraph("gru_const")
                 .input("x", ElementType.FLOAT, "batch", FEATURES)
                 .input("state", ElementType.FLOAT, 1, "n", HIDDEN)

@@ -2,8 +2,6 @@ package io.flinkonnx.it;
 
 import java.io.ByteArrayInputStream;
 import java.io.ByteArrayOutputStream;
-import java.io.DataInputStream;
-import java.io.DataOutputStream;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -11,6 +9,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.UUID;
 import java.util.concurrent.ConcurrentHashMap;
+import org.apache.flink.api.common.typeutils.TypeSerializer;
+import org.apache.flink.api.common.typeutils.base.LongSerializer;
 import org.apache.flink.api.connector.sink2.Committer;
 import org.apache.flink.api.connector.sink2.CommitterInitContext;
 import org.apache.flink.api.connector.sink2.CommittingSinkWriter;
@@ -19,53 +19,64 @@ import org.apache.flink.api.connector.sink2.SinkWriter;
 import org.apache.flink.api.connector.sink2.SupportsCommitter;
 import org.apache.flink.api.connector.sink2.WriterInitContext;
 import org.apache.flink.core.io.SimpleVersionedSerializer;
+import org.apache.flink.core.memory.DataInputViewStreamWrapper;
+import org.apache.flink.core.memory.DataOutputViewStreamWrapper;
 
 /**
- * A two-phase sink of record ids, like a transactional Kafka sink: ids written between checkpoints form a
- * batch that becomes visible ({@link #committed()}) only when its checkpoint completes; batches of a
- * failed attempt are never committed. Commits are idempotent (keyed by batch id), as retries require.
+ * A two-phase sink, like a transactional Kafka sink: elements written between checkpoints form a batch that
+ * becomes visible ({@link #committed()}) only when its checkpoint completes; batches of a failed attempt
+ * are never committed. Commits are idempotent (keyed by batch id), as retries require. Elements travel in
+ * the committables through {@code serializer}; one job at a time uses it ({@link #reset()} between jobs).
  */
-final class CommittingSink implements Sink<Long>, SupportsCommitter<CommittingSink.Batch> {
+final class CommittingSink<T> implements Sink<T>, SupportsCommitter<CommittingSink.Batch<T>> {
     private static final long serialVersionUID = 1L;
-    private static final Map<String, long[]> COMMITTED = new ConcurrentHashMap<>();
+    private static final Map<String, List<?>> COMMITTED = new ConcurrentHashMap<>();
+
+    private final TypeSerializer<T> serializer;
+
+    CommittingSink(TypeSerializer<T> serializer) {
+        this.serializer = serializer;
+    }
+
+    /** A sink of record ids. */
+    static CommittingSink<Long> ofIds() {
+        return new CommittingSink<>(LongSerializer.INSTANCE);
+    }
 
     static void reset() {
         COMMITTED.clear();
     }
 
-    /** Every committed id, duplicates included. */
-    static List<Long> committed() {
-        List<Long> ids = new ArrayList<>();
-        COMMITTED.values().forEach(batch -> {
-            for (long id : batch) {
-                ids.add(id);
-            }
-        });
-        return ids;
+    /** Every committed element, duplicates included, in no particular order. */
+    @SuppressWarnings("unchecked")
+    static <T> List<T> committed() {
+        List<T> all = new ArrayList<>();
+        COMMITTED.values().forEach(batch -> all.addAll((List<T>) batch));
+        return all;
     }
 
-    static final class Batch {
+    static final class Batch<T> {
         final String id;
-        final long[] ids;
+        final List<T> elements;
 
-        Batch(String id, long[] ids) {
+        Batch(String id, List<T> elements) {
             this.id = id;
-            this.ids = ids;
+            this.elements = elements;
         }
     }
 
     @Override
-    public SinkWriter<Long> createWriter(WriterInitContext context) {
-        return new Writer();
+    public SinkWriter<T> createWriter(WriterInitContext context) {
+        return new Writer<>(serializer.duplicate());
     }
 
     @Override
-    public Committer<Batch> createCommitter(CommitterInitContext context) {
+    public Committer<Batch<T>> createCommitter(CommitterInitContext context) {
         return new Committer<>() {
             @Override
-            public void commit(Collection<CommitRequest<Batch>> requests) {
-                for (CommitRequest<Batch> r : requests) {
-                    COMMITTED.put(r.getCommittable().id, r.getCommittable().ids);
+            public void commit(Collection<CommitRequest<Batch<T>>> requests) {
+                for (CommitRequest<Batch<T>> r : requests) {
+                    COMMITTED.put(r.getCommittable().id, r.getCommittable().elements);
                 }
             }
 
@@ -75,7 +86,8 @@ final class CommittingSink implements Sink<Long>, SupportsCommitter<CommittingSi
     }
 
     @Override
-    public SimpleVersionedSerializer<Batch> getCommittableSerializer() {
+    public SimpleVersionedSerializer<Batch<T>> getCommittableSerializer() {
+        TypeSerializer<T> elements = serializer.duplicate();
         return new SimpleVersionedSerializer<>() {
             @Override
             public int getVersion() {
@@ -83,48 +95,55 @@ final class CommittingSink implements Sink<Long>, SupportsCommitter<CommittingSi
             }
 
             @Override
-            public byte[] serialize(Batch batch) throws IOException {
+            public byte[] serialize(Batch<T> batch) throws IOException {
                 ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-                try (DataOutputStream out = new DataOutputStream(bytes)) {
+                try (DataOutputViewStreamWrapper out = new DataOutputViewStreamWrapper(bytes)) {
                     out.writeUTF(batch.id);
-                    out.writeInt(batch.ids.length);
-                    for (long id : batch.ids) {
-                        out.writeLong(id);
+                    out.writeInt(batch.elements.size());
+                    for (T element : batch.elements) {
+                        elements.serialize(element, out);
                     }
                 }
                 return bytes.toByteArray();
             }
 
             @Override
-            public Batch deserialize(int version, byte[] serialized) throws IOException {
-                try (DataInputStream in = new DataInputStream(new ByteArrayInputStream(serialized))) {
+            public Batch<T> deserialize(int version, byte[] serialized) throws IOException {
+                try (DataInputViewStreamWrapper in =
+                        new DataInputViewStreamWrapper(new ByteArrayInputStream(serialized))) {
                     String id = in.readUTF();
-                    long[] ids = new long[in.readInt()];
-                    for (int i = 0; i < ids.length; i++) {
-                        ids[i] = in.readLong();
+                    int n = in.readInt();
+                    List<T> list = new ArrayList<>(n);
+                    for (int i = 0; i < n; i++) {
+                        list.add(elements.deserialize(in));
                     }
-                    return new Batch(id, ids);
+                    return new Batch<>(id, list);
                 }
             }
         };
     }
 
-    private static final class Writer implements CommittingSinkWriter<Long, Batch> {
-        private final List<Long> pending = new ArrayList<>();
+    private static final class Writer<T> implements CommittingSinkWriter<T, Batch<T>> {
+        private final TypeSerializer<T> serializer;
+        private final List<T> pending = new ArrayList<>();
+
+        Writer(TypeSerializer<T> serializer) {
+            this.serializer = serializer;
+        }
 
         @Override
-        public void write(Long id, Context context) {
-            pending.add(id);
+        public void write(T element, Context context) {
+            pending.add(serializer.copy(element)); // the runtime may reuse the element it passed
         }
 
         @Override
         public void flush(boolean endOfInput) {}
 
         @Override
-        public Collection<Batch> prepareCommit() {
-            long[] ids = pending.stream().mapToLong(Long::longValue).toArray();
+        public Collection<Batch<T>> prepareCommit() {
+            List<T> batch = new ArrayList<>(pending);
             pending.clear();
-            return List.of(new Batch(UUID.randomUUID().toString(), ids));
+            return List.of(new Batch<>(UUID.randomUUID().toString(), batch));
         }
 
         @Override

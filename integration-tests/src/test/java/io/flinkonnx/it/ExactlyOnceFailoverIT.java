@@ -127,7 +127,7 @@ class ExactlyOnceFailoverIT {
                         spec,
                         policy)
                 .map(new FailAfterFirstCheckpoint())
-                .sinkTo(new CommittingSink());
+                .sinkTo(CommittingSink.ofIds());
         env.execute("exactly-once failover");
 
         assertThat(FAILURES.get()).as("injected failures").isEqualTo(1);
