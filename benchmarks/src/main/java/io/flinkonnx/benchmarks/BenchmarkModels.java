@@ -7,10 +7,15 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Random;
 
-/** The benchmark models, written by code: a small MLP and a ResNet-18 (random weights, real architecture). */
+/**
+ * The benchmark models, written by code: a small MLP, a ResNet-18 (random weights, real architecture) and a
+ * one-step LSTM with explicit state inputs and outputs.
+ */
 final class BenchmarkModels {
     static final int MLP_FEATURES = 64;
     static final int IMAGE_VALUES = 3 * 224 * 224;
+    static final int LSTM_FEATURES = 16;
+    static final int LSTM_HIDDEN = 64;
 
     private BenchmarkModels() {}
 
@@ -70,6 +75,46 @@ final class BenchmarkModels {
         g.floatInitializer("fc_b", new float[1000], 1000);
         g.node("Gemm", new String[] {"features", "fc_w", "fc_b"}, new String[] {"logits"});
         return g.writeTo(file);
+    }
+
+    /**
+     * One LSTM step per record, the state kept outside: {@code x: FLOAT[batch, 16]}, {@code h, c: FLOAT[1,
+     * batch, 64]} in; {@code y: FLOAT[batch, 64]} (the new hidden state) and {@code hn, cn: FLOAT[1, batch,
+     * 64]} out. Weights uniform in +-1/sqrt(hidden), as PyTorch initializes them.
+     */
+    static Path writeLstm(Path file) throws IOException {
+        int in = LSTM_FEATURES;
+        int hidden = LSTM_HIDDEN;
+        Random random = new Random(64);
+        return new OnnxGraph("lstm_16_64_step")
+                .input("x", ElementType.FLOAT, "batch", in)
+                .input("h", ElementType.FLOAT, 1, "batch", hidden)
+                .input("c", ElementType.FLOAT, 1, "batch", hidden)
+                .output("y", ElementType.FLOAT, "batch", hidden)
+                .output("hn", ElementType.FLOAT, 1, "batch", hidden)
+                .output("cn", ElementType.FLOAT, 1, "batch", hidden)
+                .floatInitializer("W", uniform(random, 4 * hidden * in, hidden), 1, 4 * hidden, in)
+                .floatInitializer("R", uniform(random, 4 * hidden * hidden, hidden), 1, 4 * hidden, hidden)
+                .floatInitializer("B", uniform(random, 8 * hidden, hidden), 1, 8 * hidden)
+                .longInitializer("axis0", new long[] {0}, 1)
+                .node("Unsqueeze", new String[] {"x", "axis0"}, new String[] {"xt"})
+                .node(
+                        "LSTM",
+                        new String[] {"xt", "W", "R", "B", "", "h", "c"},
+                        new String[] {"", "hn", "cn"},
+                        "hidden_size",
+                        (long) hidden)
+                .node("Squeeze", new String[] {"hn", "axis0"}, new String[] {"y"})
+                .writeTo(file);
+    }
+
+    private static float[] uniform(Random random, int n, int hidden) {
+        float bound = (float) (1 / Math.sqrt(hidden));
+        float[] w = new float[n];
+        for (int i = 0; i < n; i++) {
+            w[i] = (random.nextFloat() * 2 - 1) * bound;
+        }
+        return w;
     }
 
     private static final class ResNet {

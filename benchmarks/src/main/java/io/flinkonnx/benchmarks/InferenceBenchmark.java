@@ -6,6 +6,7 @@ import ai.onnxruntime.OrtSession;
 import io.flinkonnx.flink.BatchPolicy;
 import io.flinkonnx.flink.OnnxInference;
 import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.RecurrentState;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
@@ -33,21 +34,29 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * Throughput of (a) a raw ONNX Runtime loop with reused direct buffers, (b) the batching operator in a
  * MiniCluster job (source -> operator -> sink) and (c) {@code .map(new OnnxInference(...))}, on the same
  * model, batch size and thread budget (one task slot, one ORT intra-op thread), in one JVM; then the
- * added latency of (b) at half its peak rate. Prints the ratios.
+ * added latency of (b) at half its peak rate. Prints the ratios. The stateful case scores a one-step LSTM
+ * per key with {@link OnnxInference#stateful} at max batch 64 (records of different keys share a run)
+ * against max batch 1 (one record per run), same model, same process.
  *
  * <pre>
- * ./mvnw -q -B -pl benchmarks -am -DskipTests install exec:exec              # MLP and ResNet-18
+ * ./mvnw -q -B -pl benchmarks -am -DskipTests install exec:exec              # MLP, ResNet-18, stateful
  * ./mvnw -q -B -pl benchmarks -am -DskipTests install exec:exec -Dexec.benchArgs=--mlp
+ * ./mvnw -q -B -pl benchmarks -am -DskipTests install exec:exec -Dexec.benchArgs=--stateful
  * </pre>
  */
 public final class InferenceBenchmark {
     private static final int POOL = 256;
+    private static final int STATEFUL_KEYS = 256;
 
     private InferenceBenchmark() {}
 
     public static void main(String[] args) throws Exception {
-        boolean mlp = !Arrays.asList(args).contains("--cnn");
-        boolean cnn = !Arrays.asList(args).contains("--mlp");
+        List<String> flags = Arrays.asList(args);
+        boolean all = flags.stream()
+                .noneMatch(f -> List.of("--mlp", "--cnn", "--stateful").contains(f));
+        boolean mlp = all || flags.contains("--mlp");
+        boolean cnn = all || flags.contains("--cnn");
+        boolean stateful = all || flags.contains("--stateful");
         Path dir = Files.createTempDirectory("flink-onnx-bench");
         System.out.printf(
                 "machine: %d cores, %s %s, Java %s, ONNX Runtime %s; one slot, one intra-op thread%n",
@@ -78,6 +87,29 @@ public final class InferenceBenchmark {
             double b = batchedJob(model, pool, batch, 200);
             double c = perRecordJob(model, pool, 120);
             rows.add(row("ResNet-18 224x224", batch, a, b, c));
+        }
+        String statefulRow = null;
+        if (stateful) {
+            Path model = BenchmarkModels.writeLstm(dir.resolve("lstm.onnx"));
+            float[][] pool = pool(BenchmarkModels.LSTM_FEATURES);
+            double batched = statefulJob(model, pool, 64, 5_000_000);
+            double single = statefulJob(model, pool, 1, 1_000_000);
+            statefulRow = String.format(
+                    Locale.ROOT,
+                    "| LSTM step 16->64, h/c [1,batch,64] | %d | %,.0f | %,.0f | %.1f |",
+                    STATEFUL_KEYS,
+                    batched,
+                    single,
+                    batched / single);
+        }
+        if (statefulRow != null) {
+            System.out.println();
+            System.out.println("| stateful model | keys | max batch 64 rec/s | max batch 1 rec/s | 64 / 1 |");
+            System.out.println("|---|---|---|---|---|");
+            System.out.println(statefulRow);
+        }
+        if (rows.isEmpty()) {
+            return;
         }
         System.out.println();
         System.out.println(
@@ -246,6 +278,64 @@ public final class InferenceBenchmark {
         env.execute("per record");
         double rate = Meter.rate(skip);
         System.out.printf(Locale.ROOT, "  (c) map per record: %,.0f rec/s%n", rate);
+        return rate;
+    }
+
+    /** A record of the stateful case: its key, drawn at random among {@link #STATEFUL_KEYS}, and its features. */
+    static final class KeyedFromPool implements MapFunction<Long, Tuple2<Integer, float[]>> {
+        private final float[][] pool;
+
+        KeyedFromPool(float[][] pool) {
+            this.pool = pool;
+        }
+
+        @Override
+        public Tuple2<Integer, float[]> map(Long id) {
+            long mixed = id * 0x9E3779B97F4A7C15L;
+            int key = (int) ((mixed >>> 40) % STATEFUL_KEYS);
+            return Tuple2.of(key, pool[(int) (id % pool.length)]);
+        }
+    }
+
+    /**
+     * The stateful case: source -> keyBy -> {@code OnnxInference.stateful} (h/c per key in the heap state
+     * backend) -> sink, one slot, keys interleaved at random, at max batch {@code batch}.
+     */
+    static double statefulJob(Path model, float[][] pool, int batch, long records) throws Exception {
+        StreamExecutionEnvironment env = environment();
+        long skip = records / 10;
+        Meter.reset();
+        TypeInformation<Tuple2<Integer, float[]>> type =
+                Types.TUPLE(Types.INT, PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO);
+        OnnxInferenceSpec<Tuple2<Integer, float[]>, float[]> spec = OnnxInference.<Tuple2<Integer, float[]>>builder(
+                        model.toString())
+                .encoder((r, row) -> row.put("x", r.f1))
+                .decoder((r, out) -> out.floats("y"), PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO)
+                .build();
+        RecurrentState<Tuple2<Integer, float[]>> state = RecurrentState.<Tuple2<Integer, float[]>>builder()
+                .state("h", "hn")
+                .state("c", "cn")
+                .build();
+        BatchPolicy policy = BatchPolicy.builder()
+                .maxBatchSize(batch)
+                .maxBatchDelay(Duration.ofMillis(5))
+                .build();
+        DataStream<Tuple2<Integer, float[]>> keyed =
+                env.fromSequence(0, records - 1).map(new KeyedFromPool(pool)).returns(type);
+        OnnxInference.stateful(keyed.keyBy(r -> r.f0, Types.INT), spec, policy, state)
+                .map(new Meter<>(skip))
+                .sinkTo(new DiscardingSink<>());
+        long start = System.nanoTime();
+        env.execute("stateful");
+        double rate = Meter.rate(skip);
+        System.out.printf(
+                Locale.ROOT,
+                "  stateful LSTM, %d keys, max batch %d: %,.0f rec/s (%d records, job %.1f s)%n",
+                STATEFUL_KEYS,
+                batch,
+                rate,
+                records,
+                (System.nanoTime() - start) / 1e9);
         return rate;
     }
 
