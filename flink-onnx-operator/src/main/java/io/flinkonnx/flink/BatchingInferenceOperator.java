@@ -125,6 +125,11 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
             public void drift(DriftReport report) {
                 output.collect(DriftReport.TAG, new StreamRecord<>(report));
             }
+
+            @Override
+            public void placement(FallbackReport report) {
+                output.collect(FallbackReport.TAG, new StreamRecord<>(report));
+            }
         };
 
         inferences = metrics.counter("num_inferences");

@@ -61,7 +61,11 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     private RecordInputs[] rows;
     private BatchOutputs outputs;
     private int maskInput = -1;
-    private FallbackReport fallbackReport;
+    private volatile FallbackReport fallbackReport;
+    private int subtask;
+    /** The report at open was UNKNOWN because the warm-up could not run: the first real batch measures it. */
+    private boolean placementFromRunDue;
+
     private DriftMonitor<IN> drift;
     /** Per input, per record dim: whether records that differ there may share a run (padded). */
     private boolean[][] paddable;
@@ -154,6 +158,8 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             ordered = new Object[maxRows];
             runOptions = new RunOptions();
             outputs = new BatchOutputs(modelName, signature.outputs());
+            this.subtask = subtask;
+            placementFromRunDue = shared.placementPending();
             fallbackReport = FallbackReport.of(
                     modelName,
                     shared.modelSha256(),
@@ -198,10 +204,9 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         metrics.gauge("load_model_latency_milli_secs", (Gauge<Long>) () -> loadTime);
         metrics.gauge("model_byte_size", (Gauge<Long>) () -> size);
         metrics.gauge("open_sessions", (Gauge<Integer>) SessionRegistry.INSTANCE::openSessions);
-        int nodesOnCpu = fallbackReport.nodesOnCpu;
-        double cpuTime = fallbackReport.cpuTimeFraction;
-        metrics.gauge("nodes_on_cpu", (Gauge<Integer>) () -> nodesOnCpu);
-        metrics.gauge("cpu_time_fraction", (Gauge<Double>) () -> cpuTime);
+        // read at every report: the first real batch may measure what the warm-up could not
+        metrics.gauge("nodes_on_cpu", (Gauge<Integer>) () -> fallbackReport.nodesOnCpu);
+        metrics.gauge("cpu_time_fraction", (Gauge<Double>) () -> fallbackReport.cpuTimeFraction);
     }
 
     /**
@@ -404,6 +409,12 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
 
         /** A drift report due after a run (shadow model, record references). */
         default void drift(DriftReport report) throws Exception {}
+
+        /**
+         * The fallback report measured on the first real batch, for a model whose synthetic warm-up could not
+         * run (the report at open said UNKNOWN).
+         */
+        default void placement(FallbackReport report) throws Exception {}
     }
 
     /**
@@ -509,6 +520,25 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         }
     }
 
+    /** After the first successful real run of a model whose warm-up could not run: its fallback report. */
+    private void reportPlacementFromRun(Outcomes<OUT> outcomes) throws Exception {
+        shared.completePlacementFromRun(); // once per session, whichever of its users runs first
+        placementFromRunDue = false;
+        fallbackReport = FallbackReport.of(
+                modelName,
+                shared.modelSha256(),
+                subtask,
+                shared.resolution(),
+                shared.placement(),
+                shared.placementNote());
+        if (fallbackReport.fellBackToCpu()) {
+            LOG.warn("Execution provider fallback (measured on the first batch): {}", fallbackReport.summary());
+        } else {
+            LOG.info("Execution providers (measured on the first batch): {}", fallbackReport.summary());
+        }
+        outcomes.placement(fallbackReport);
+    }
+
     /** Runs spent and failed while scoring one batch. */
     private static final class Isolation {
         int runsLeft;
@@ -602,6 +632,9 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             return;
         }
         isolation.succeededRuns++;
+        if (placementFromRunDue) {
+            reportPlacementFromRun(outcomes);
+        }
         if (drift.enabled()) {
             try {
                 for (DriftReport report : drift.afterRun(records, rows, from, to - from, outputs)) {

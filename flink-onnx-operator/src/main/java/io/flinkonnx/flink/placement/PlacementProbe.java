@@ -45,10 +45,20 @@ public final class PlacementProbe {
     public static final class Placement {
         public final List<NodePlacement> nodes;
         public final String note;
+        /**
+         * The warm-up could not run but profiling is still on: the session's first real run is profiled and
+         * read with {@link #fromProfile} instead.
+         */
+        public final boolean pending;
 
         Placement(List<NodePlacement> nodes, String note) {
+            this(nodes, note, false);
+        }
+
+        Placement(List<NodePlacement> nodes, String note, boolean pending) {
             this.nodes = nodes;
             this.note = note;
+            this.pending = pending;
         }
     }
 
@@ -58,8 +68,18 @@ public final class PlacementProbe {
      * {@code OutOfMemoryError} becomes the note).
      */
     public static Placement measure(OrtSession session, ModelSignature signature) {
+        return measure(session, signature, false);
+    }
+
+    /**
+     * As {@link #measure(OrtSession, ModelSignature)}; with {@code deferOnFailure}, a warm-up that fails
+     * (models that refuse synthetic shapes: a reflect pad needs a length of 2) leaves profiling on and
+     * returns a {@code pending} placement, to be read from the first real run with {@link #fromProfile}.
+     */
+    public static Placement measure(OrtSession session, ModelSignature signature, boolean deferOnFailure) {
         String warmUpError = unsafeToRun(signature);
-        if (warmUpError == null) {
+        boolean runnable = warmUpError == null;
+        if (runnable) {
             try {
                 run(session, signature);
             } catch (Exception | OutOfMemoryError e) {
@@ -68,6 +88,22 @@ public final class PlacementProbe {
                 warmUpError = "warm-up run on a synthetic input failed: " + firstLine(e.toString());
             }
         }
+        if (runnable && warmUpError != null && deferOnFailure) {
+            return new Placement(null, warmUpError + "; placement is measured on the first real batch", true);
+        }
+        if (warmUpError != null) {
+            try {
+                Files.deleteIfExists(Path.of(session.endProfiling()));
+            } catch (Exception e) {
+                // the warm-up's reason is the one to report
+            }
+            return new Placement(null, warmUpError);
+        }
+        return fromProfile(session);
+    }
+
+    /** Ends the session's profiling and reads (then deletes) the profile: the placement of what it ran. */
+    public static Placement fromProfile(OrtSession session) {
         String trace;
         try {
             trace = session.endProfiling();
@@ -75,9 +111,6 @@ public final class PlacementProbe {
             return new Placement(null, "ORT's profile could not be ended: " + firstLine(e.getMessage()));
         }
         try {
-            if (warmUpError != null) {
-                return new Placement(null, warmUpError);
-            }
             return new Placement(ProfileTraceParser.parse(Path.of(trace)), null);
         } catch (IOException | RuntimeException e) {
             return new Placement(null, "cannot read ORT's profile " + trace + ": " + e.getMessage());

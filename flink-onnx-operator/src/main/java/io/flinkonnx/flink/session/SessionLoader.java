@@ -72,6 +72,7 @@ public final class SessionLoader {
             model.checkRuntimeLimits(limits);
         }
         Path profileDir = Files.createTempDirectory("flink-onnx-profile-");
+        boolean profilePending = false;
         try {
             ResolvedSession created;
             try {
@@ -96,7 +97,8 @@ public final class SessionLoader {
                         model.format() == ModelFormat.ORT || model.signature().isEmpty()
                                 ? signatureFromSession(session)
                                 : model.signature().get();
-                PlacementProbe.Placement placement = PlacementProbe.measure(session, signature);
+                PlacementProbe.Placement placement = PlacementProbe.measure(session, signature, true);
+                profilePending = placement.pending;
                 long millis = (System.nanoTime() - start) / 1_000_000;
                 return new SharedSession(
                         key,
@@ -106,7 +108,8 @@ public final class SessionLoader {
                         millis,
                         model.sizeBytes(),
                         placement.nodes,
-                        placement.note);
+                        placement.note,
+                        placement.pending ? profileDir : null);
             } catch (Throwable e) {
                 // Errors too (an OutOfMemoryError while warming up): a session left open here is ~50 MB of
                 // native memory that nothing can close later.
@@ -114,7 +117,9 @@ public final class SessionLoader {
                 throw e;
             }
         } finally {
-            deleteRecursively(profileDir);
+            if (!profilePending) {
+                deleteRecursively(profileDir);
+            }
         }
     }
 
@@ -134,7 +139,7 @@ public final class SessionLoader {
         }
     }
 
-    private static void deleteRecursively(Path dir) {
+    static void deleteRecursively(Path dir) {
         try (var paths = Files.walk(dir)) {
             paths.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
         } catch (IOException ignored) {

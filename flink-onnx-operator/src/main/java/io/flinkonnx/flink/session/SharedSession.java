@@ -3,8 +3,10 @@ package io.flinkonnx.flink.session;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import io.flinkonnx.flink.NodePlacement;
+import io.flinkonnx.flink.placement.PlacementProbe;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.providers.ProviderResolution;
+import java.nio.file.Path;
 import java.util.List;
 import org.apache.flink.annotation.Internal;
 
@@ -20,8 +22,10 @@ public final class SharedSession {
     private final ProviderResolution resolution;
     private final long loadTimeMillis;
     private final long modelSizeBytes;
-    private final List<NodePlacement> placement;
-    private final String placementNote;
+    private volatile List<NodePlacement> placement;
+    private volatile String placementNote;
+    /** The profile folder while placement waits for the first real run, else null. */
+    private Path pendingProfileDir;
 
     public SharedSession(
             SessionRegistry.Key key,
@@ -31,7 +35,8 @@ public final class SharedSession {
             long loadTimeMillis,
             long modelSizeBytes,
             List<NodePlacement> placement,
-            String placementNote) {
+            String placementNote,
+            Path pendingProfileDir) {
         this.key = key;
         this.session = session;
         this.signature = signature;
@@ -40,6 +45,28 @@ public final class SharedSession {
         this.modelSizeBytes = modelSizeBytes;
         this.placement = placement == null ? null : List.copyOf(placement);
         this.placementNote = placementNote;
+        this.pendingProfileDir = pendingProfileDir;
+    }
+
+    /** Whether placement waits for the session's first successful real run (the warm-up could not run). */
+    public synchronized boolean placementPending() {
+        return pendingProfileDir != null;
+    }
+
+    /**
+     * After a successful real run: reads the placement from ORT's profile of the runs so far, once for all
+     * users of the session. Returns whether this call measured it.
+     */
+    public synchronized boolean completePlacementFromRun() {
+        if (pendingProfileDir == null) {
+            return false;
+        }
+        PlacementProbe.Placement measured = PlacementProbe.fromProfile(session);
+        placement = measured.nodes == null ? null : List.copyOf(measured.nodes);
+        placementNote = measured.nodes == null ? measured.note : null;
+        SessionLoader.deleteRecursively(pendingProfileDir);
+        pendingProfileDir = null;
+        return true;
     }
 
     /** Where each kernel ran in the warm-up run; null when it could not be measured ({@link #placementNote}). */
@@ -81,6 +108,17 @@ public final class SharedSession {
     }
 
     public void close() throws OrtException {
+        synchronized (this) {
+            if (pendingProfileDir != null) {
+                try {
+                    session.endProfiling();
+                } catch (OrtException | RuntimeException ignored) {
+                    // closing: the profile is not wanted any more
+                }
+                SessionLoader.deleteRecursively(pendingProfileDir);
+                pendingProfileDir = null;
+            }
+        }
         session.close();
     }
 }

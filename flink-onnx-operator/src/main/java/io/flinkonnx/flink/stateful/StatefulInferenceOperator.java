@@ -404,6 +404,11 @@ public final class StatefulInferenceOperator<IN, OUT> extends AbstractStreamOper
         public void drift(DriftReport report) {
             output.collect(DriftReport.TAG, new StreamRecord<>(report));
         }
+
+        @Override
+        public void placement(FallbackReport report) {
+            output.collect(FallbackReport.TAG, new StreamRecord<>(report));
+        }
     }
 
     private void deadLetter(IN record, Exception e) {
