@@ -1,19 +1,15 @@
 package io.flinkonnx.flink;
 
 import io.flinkonnx.flink.drift.DriftMonitor;
+import io.flinkonnx.flink.engine.BufferedScoringOperator;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import java.util.Arrays;
-import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.Histogram;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
-import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
-import org.apache.flink.streaming.api.operators.BoundedOneInput;
-import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
-import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.util.OutputTag;
 import org.slf4j.Logger;
@@ -30,15 +26,13 @@ import org.slf4j.LoggerFactory;
  * side output at once; if a run fails, the batch is split in halves until the failing records are
  * isolated, and the rest is scored.
  */
-final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OUT>
-        implements OneInputStreamOperator<IN, OUT>, BoundedOneInput, ProcessingTimeCallback {
+final class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT> {
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(BatchingInferenceOperator.class);
     private static final int HISTOGRAM_WINDOW = 1024;
 
     private final OnnxInferenceSpec<IN, OUT> spec;
     private final BatchPolicy policy;
-    private final OutputTag<FailedRecord<IN>> failedTag;
 
     private transient InferenceRunner<IN, OUT> runner;
     private transient DriftMonitor<IN> drift;
@@ -51,7 +45,6 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
     private transient int size;
     private transient long bufferedBytes;
     private transient long batchDeadline;
-    private transient StreamRecord<OUT> reuse;
     private transient TypeSerializer<IN> copier;
     /** Per input, the widest dims of the buffered records (padding counts toward the byte bound). */
     private transient long[][] widest;
@@ -71,9 +64,9 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
 
     BatchingInferenceOperator(
             OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy, OutputTag<FailedRecord<IN>> failedTag) {
+        super(failedTag);
         this.spec = spec;
         this.policy = policy;
-        this.failedTag = failedTag;
     }
 
     @Override
@@ -104,7 +97,6 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
         timestamps = new long[capacity];
         hasTimestamp = new boolean[capacity];
         arrivalNanos = new long[capacity];
-        reuse = new StreamRecord<>(null);
         // With object reuse the source hands the same instance again once processElement returns, and the
         // buffered record would change under the decoder: keep a copy, as Flink's AsyncWaitOperator does.
         copier = getExecutionConfig().isObjectReuseEnabled()
@@ -164,7 +156,7 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
         try {
             runner.encode(record, row, policy.rejectNaN());
         } catch (RecordConversionException e) {
-            deadLetter(record, e);
+            deadLetter(record, e, failedRecords, runner.modelName());
             return;
         }
         // The encoder's arrays may be the record's own (reused with it) or a scratch array it refills.
@@ -251,33 +243,10 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
         }
     }
 
-    @Override
-    public void processWatermark(Watermark mark) throws Exception {
-        // Buffered records precede the watermark: emitting them after it would make them late.
-        flush();
-        super.processWatermark(mark);
-    }
-
-    @Override
-    public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
-        flush();
-        super.prepareSnapshotPreBarrier(checkpointId);
-    }
-
-    @Override
-    public void endInput() throws Exception {
-        flush();
-    }
-
-    @Override
-    public void finish() throws Exception {
-        flush();
-        super.finish();
-    }
-
     /** Scores everything buffered and emits the results in input order. */
     @SuppressWarnings("unchecked")
-    void flush() throws Exception {
+    @Override
+    protected void flush() throws Exception {
         if (size == 0) {
             return;
         }
@@ -293,20 +262,16 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
             if (runner.scoreBatch(records, count, outcomes)) {
                 failedBatches.inc();
             }
-            for (int i = 0; i < count; i++) {
-                if (failures[i] != null) {
-                    deadLetter((IN) records[i], failures[i]);
-                    continue;
-                }
-                inferences.inc();
-                OUT result = (OUT) results[i];
-                if (hasTimestamp[i]) {
-                    output.collect(reuse.replace(result, timestamps[i]));
-                } else {
-                    reuse.eraseTimestamp();
-                    output.collect(reuse.replace(result));
-                }
-            }
+            emitInOrder(
+                    count,
+                    records,
+                    results,
+                    failures,
+                    hasTimestamp,
+                    timestamps,
+                    inferences,
+                    failedRecords,
+                    runner.modelName());
         } finally {
             Arrays.fill(records, 0, count, null);
             Arrays.fill(results, 0, count, null);
@@ -325,15 +290,6 @@ final class BatchingInferenceOperator<IN, OUT> extends AbstractStreamOperator<OU
     /** Batches in which a run failed (isolation was needed), however many runs the isolation took. */
     long failedBatchesCount() {
         return failedBatches.getCount();
-    }
-
-    private void deadLetter(IN record, Exception e) {
-        failedRecords.inc();
-        String reason = InferenceRunner.reasonOf(e);
-        output.collect(
-                failedTag,
-                new StreamRecord<>(new FailedRecord<>(
-                        record, reason, runner.modelName(), e.getClass().getName())));
     }
 
     @Override

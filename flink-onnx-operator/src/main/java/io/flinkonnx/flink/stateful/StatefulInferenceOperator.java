@@ -8,13 +8,13 @@ import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.OutputRow;
 import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.flink.RecurrentState;
+import io.flinkonnx.flink.engine.BufferedScoringOperator;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 import org.apache.flink.annotation.Internal;
-import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
 import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
@@ -24,10 +24,6 @@ import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.MetricGroup;
-import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
-import org.apache.flink.streaming.api.operators.BoundedOneInput;
-import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
-import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.util.OutputTag;
 import org.slf4j.Logger;
@@ -46,15 +42,13 @@ import org.slf4j.LoggerFactory;
  * of input, so a checkpoint holds states consistent with every emitted prediction.
  */
 @Internal
-public final class StatefulInferenceOperator<IN, OUT> extends AbstractStreamOperator<OUT>
-        implements OneInputStreamOperator<IN, OUT>, BoundedOneInput, ProcessingTimeCallback {
+public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT> {
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(StatefulInferenceOperator.class);
 
     private final OnnxInferenceSpec<IN, OUT> spec;
     private final BatchPolicy policy;
     private final RecurrentState<IN> declared;
-    private final OutputTag<FailedRecord<IN>> failedTag;
 
     private transient InferenceRunner<IN, OUT> runner;
     private transient StateLayout layout;
@@ -63,7 +57,6 @@ public final class StatefulInferenceOperator<IN, OUT> extends AbstractStreamOper
     private transient long delayMillis;
     private transient long batchDeadline;
     private transient TypeSerializer<IN> copier;
-    private transient StreamRecord<OUT> reuse;
 
     // The buffer, in input order.
     private transient int size;
@@ -95,10 +88,10 @@ public final class StatefulInferenceOperator<IN, OUT> extends AbstractStreamOper
             BatchPolicy policy,
             RecurrentState<IN> declared,
             OutputTag<FailedRecord<IN>> failedTag) {
+        super(failedTag);
         this.spec = spec;
         this.policy = policy;
         this.declared = declared;
-        this.failedTag = failedTag;
     }
 
     @Override
@@ -149,7 +142,6 @@ public final class StatefulInferenceOperator<IN, OUT> extends AbstractStreamOper
         recordAt = new int[capacity];
         occurrences = new HashMap<>();
         runOutcomes = new RunOutcomes();
-        reuse = new StreamRecord<>(null);
         copier = getExecutionConfig().isObjectReuseEnabled()
                 ? getOperatorConfig().<IN>getTypeSerializerIn(0, getUserCodeClassloader())
                 : null;
@@ -178,7 +170,11 @@ public final class StatefulInferenceOperator<IN, OUT> extends AbstractStreamOper
         try {
             reset = declared.resetWhen() != null && declared.resetWhen().test(record);
         } catch (Exception e) {
-            deadLetter(record, new RecordConversionException("resetWhen failed on the record: " + e, e));
+            deadLetter(
+                    record,
+                    new RecordConversionException("resetWhen failed on the record: " + e, e),
+                    failedRecords,
+                    runner.modelName());
             return;
         }
         RecordInputs row = runner.row(size);
@@ -191,7 +187,7 @@ public final class StatefulInferenceOperator<IN, OUT> extends AbstractStreamOper
                 setCurrentKey(key);
                 clearStates();
             }
-            deadLetter(record, e);
+            deadLetter(record, e, failedRecords, runner.modelName());
             return;
         }
         row.detach();
@@ -218,32 +214,10 @@ public final class StatefulInferenceOperator<IN, OUT> extends AbstractStreamOper
         }
     }
 
-    @Override
-    public void processWatermark(Watermark mark) throws Exception {
-        flush();
-        super.processWatermark(mark);
-    }
-
-    @Override
-    public void prepareSnapshotPreBarrier(long checkpointId) throws Exception {
-        flush();
-        super.prepareSnapshotPreBarrier(checkpointId);
-    }
-
-    @Override
-    public void endInput() throws Exception {
-        flush();
-    }
-
-    @Override
-    public void finish() throws Exception {
-        flush();
-        super.finish();
-    }
-
     /** Scores everything buffered, run after run (each key at most once per run), and emits in input order. */
     @SuppressWarnings("unchecked")
-    void flush() throws Exception {
+    @Override
+    protected void flush() throws Exception {
         if (size == 0) {
             return;
         }
@@ -263,20 +237,16 @@ public final class StatefulInferenceOperator<IN, OUT> extends AbstractStreamOper
             for (int r = 0; r < runCount; r++) {
                 scoreRun(r, count);
             }
-            for (int i = 0; i < count; i++) {
-                if (failures[i] != null) {
-                    deadLetter((IN) records[i], failures[i]);
-                    continue;
-                }
-                inferences.inc();
-                OUT result = (OUT) results[i];
-                if (hasTimestamp[i]) {
-                    output.collect(reuse.replace(result, timestamps[i]));
-                } else {
-                    reuse.eraseTimestamp();
-                    output.collect(reuse.replace(result));
-                }
-            }
+            emitInOrder(
+                    count,
+                    records,
+                    results,
+                    failures,
+                    hasTimestamp,
+                    timestamps,
+                    inferences,
+                    failedRecords,
+                    runner.modelName());
         } finally {
             Arrays.fill(records, 0, count, null);
             Arrays.fill(keys, 0, count, null);
@@ -409,17 +379,6 @@ public final class StatefulInferenceOperator<IN, OUT> extends AbstractStreamOper
         public void placement(FallbackReport report) {
             output.collect(FallbackReport.TAG, new StreamRecord<>(report));
         }
-    }
-
-    private void deadLetter(IN record, Exception e) {
-        failedRecords.inc();
-        output.collect(
-                failedTag,
-                new StreamRecord<>(new FailedRecord<>(
-                        record,
-                        InferenceRunner.reasonOf(e),
-                        runner.modelName(),
-                        e.getClass().getName())));
     }
 
     /** Runs scored since open (for tests of batching across keys). */
