@@ -160,18 +160,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             outputs = new BatchOutputs(modelName, signature.outputs());
             this.subtask = subtask;
             placementFromRunDue = shared.placementPending();
-            fallbackReport = FallbackReport.of(
-                    modelName,
-                    shared.modelSha256(),
-                    subtask,
-                    shared.resolution(),
-                    shared.placement(),
-                    shared.placementNote());
-            if (fallbackReport.fellBackToCpu()) {
-                LOG.warn("Execution provider fallback: {}", fallbackReport.summary());
-            } else {
-                LOG.info("Execution providers: {}", fallbackReport.summary());
-            }
+            reportPlacement("");
             if (spec.failOnCpuFallback()
                     && (fallbackReport.fellBackToCpu()
                             || (!fallbackReport.preferred.equals("cpu")
@@ -520,10 +509,8 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         }
     }
 
-    /** After the first successful real run of a model whose warm-up could not run: its fallback report. */
-    private void reportPlacementFromRun(Outcomes<OUT> outcomes) throws Exception {
-        shared.completePlacementFromRun(); // once per session, whichever of its users runs first
-        placementFromRunDue = false;
+    /** Builds this instance's fallback report from the session's placement, and logs it. */
+    private void reportPlacement(String when) {
         fallbackReport = FallbackReport.of(
                 modelName,
                 shared.modelSha256(),
@@ -532,10 +519,17 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
                 shared.placement(),
                 shared.placementNote());
         if (fallbackReport.fellBackToCpu()) {
-            LOG.warn("Execution provider fallback (measured on the first batch): {}", fallbackReport.summary());
+            LOG.warn("Execution provider fallback{}: {}", when, fallbackReport.summary());
         } else {
-            LOG.info("Execution providers (measured on the first batch): {}", fallbackReport.summary());
+            LOG.info("Execution providers{}: {}", when, fallbackReport.summary());
         }
+    }
+
+    /** After the first successful real run of a model whose warm-up could not run: its fallback report. */
+    private void reportPlacementFromRun(Outcomes<OUT> outcomes) throws Exception {
+        shared.completePlacementFromRun(); // once per session, whichever of its users runs first
+        placementFromRunDue = false;
+        reportPlacement(" (measured on the first batch)");
         outcomes.placement(fallbackReport);
     }
 
