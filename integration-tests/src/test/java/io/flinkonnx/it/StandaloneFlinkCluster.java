@@ -55,7 +55,7 @@ final class StandaloneFlinkCluster implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Pattern JOB_ID = Pattern.compile("JobID ([0-9a-f]{32})");
 
-    private final Path lib;
+    private final List<Path> libs;
     private final Path home;
     private final Path conf;
     private final Path logs;
@@ -73,17 +73,25 @@ final class StandaloneFlinkCluster implements AutoCloseable {
      * slots each, all on 127.0.0.1; starts nothing yet.
      */
     StandaloneFlinkCluster(Path lib, Path home, int slots) throws IOException {
-        this.lib = lib.toAbsolutePath();
+        this(List.of(lib), home, slots);
+    }
+
+    /**
+     * As above, for a {@code lib/} made of several folders (the first one Flink's, the others what a user drops in
+     * beside it, e.g. SQL connectors): every JVM's classpath is {@code dir/*} of each, in order.
+     */
+    StandaloneFlinkCluster(List<Path> libs, Path home, int slots) throws IOException {
+        this.libs = libs.stream().map(Path::toAbsolutePath).toList();
+        Path lib = this.libs.get(0);
         this.home = home.toAbsolutePath();
         this.conf = this.home.resolve("conf");
         this.logs = this.home.resolve("log");
         deleteRecursively(this.home);
         Files.createDirectories(conf);
         Files.createDirectories(logs);
-        try (var jars = Files.list(this.lib)) {
+        try (var jars = Files.list(lib)) {
             if (jars.noneMatch(j -> j.getFileName().toString().startsWith("flink-runtime-"))) {
-                throw new IllegalStateException(
-                        "No Flink lib/ at " + this.lib + " (mvn pre-integration-test copies it)");
+                throw new IllegalStateException("No Flink lib/ at " + lib + " (mvn pre-integration-test copies it)");
             }
         }
         this.restPort = freePort();
@@ -196,6 +204,24 @@ final class StandaloneFlinkCluster implements AutoCloseable {
             throw new IllegalStateException("flink run exited " + client.exitValue() + ":\n" + printed);
         }
         return m.group(1);
+    }
+
+    /**
+     * Starts {@code mainAndArgs} in a client JVM of its own with {@code FLINK_CONF_DIR} set to this cluster's
+     * conf (as Flink's scripts do), on this cluster's {@code lib/} plus {@code extraClasspath} (e.g. the SQL Client
+     * from {@code opt/}); its output goes to {@link #log}{@code (name + ".out")}.
+     */
+    Process startClient(String name, List<Path> extraClasspath, List<String> mainAndArgs) throws IOException {
+        List<String> cp = new ArrayList<>();
+        extraClasspath.forEach(p -> cp.add(p.toAbsolutePath().toString()));
+        List<String> args = new ArrayList<>(List.of("-Xmx384m", "-classpath", classpath(cp)));
+        args.addAll(mainAndArgs);
+        return start(name, List.of(), args, Map.of("FLINK_CONF_DIR", conf.toString()));
+    }
+
+    /** Forgets a process that ended by itself (so close() does not wait for it). */
+    void forget(Process p) {
+        processes.remove(p);
     }
 
     /** Polls the REST API until it reports {@code taskManagers} TaskManagers and {@code slots} slots. */
@@ -333,10 +359,19 @@ final class StandaloneFlinkCluster implements AutoCloseable {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.addAll(FLINK_JVM_OPENS);
-        cmd.add("-classpath");
-        cmd.add(lib + "/*");
+        if (!rest.contains("-classpath")) {
+            cmd.add("-classpath");
+            cmd.add(classpath(List.of()));
+        }
         cmd.addAll(rest);
         return cmd;
+    }
+
+    private String classpath(List<String> extra) {
+        List<String> entries = new ArrayList<>();
+        libs.forEach(l -> entries.add(l + "/*"));
+        entries.addAll(extra);
+        return String.join(java.io.File.pathSeparator, entries);
     }
 
     /** SIGKILL to every process still alive, then waits for each to be gone. */
