@@ -50,7 +50,8 @@ class SqlClientIT {
         }
         Path home = Path.of("target/sql-client-cluster").toAbsolutePath();
         StandaloneFlinkCluster cluster = null;
-        try (TestKafka kafka = TestKafka.start();
+        Files.createDirectories(home);
+        try (TestKafka kafka = TestKafka.startInOwnProcess(home.resolve("kafka-broker.log"));
                 StandaloneFlinkCluster c = new StandaloneFlinkCluster(List.of(flinkLib, sqlLib), home, 2)) {
             cluster = c;
             kafka.createTopics(2, "sqlc-in", "sqlc-out");

@@ -2,6 +2,7 @@ package io.flinkonnx.it;
 
 import io.flinkonnx.examples.CommittedTopicReader;
 import io.flinkonnx.examples.EmbeddedKafka;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.Arrays;
 import java.util.List;
@@ -48,6 +49,24 @@ final class TestKafka implements AutoCloseable {
         }
         EmbeddedKafka embedded = EmbeddedKafka.start();
         return new TestKafka(embedded, embedded.bootstrapServers(), "in-process KRaft broker");
+    }
+
+    /**
+     * A broker in its own process, for the tests of a cluster of separate processes: Testcontainers' Kafka
+     * where a Docker engine answers, else the examples' broker in a JVM of its own ({@link KafkaBrokerProcess}).
+     */
+    static TestKafka startInOwnProcess(Path log) throws Exception {
+        boolean docker;
+        try {
+            docker = DockerClientFactory.instance().isDockerAvailable();
+        } catch (RuntimeException e) {
+            docker = false;
+        }
+        if (docker) {
+            return start();
+        }
+        KafkaBrokerProcess broker = KafkaBrokerProcess.start(log);
+        return new TestKafka(broker, broker.bootstrapServers, "KRaft broker in its own JVM");
     }
 
     String bootstrapServers() {
