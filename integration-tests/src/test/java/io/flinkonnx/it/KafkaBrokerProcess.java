@@ -1,9 +1,8 @@
 package io.flinkonnx.it;
 
 import io.flinkonnx.examples.EmbeddedKafka;
-import java.io.BufferedReader;
-import java.io.InputStreamReader;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.TimeUnit;
 
@@ -35,27 +34,32 @@ final class KafkaBrokerProcess implements AutoCloseable {
         System.exit(0);
     }
 
-    /** Starts the broker JVM (the test's classpath) and waits, up to two minutes, for its address. */
+    /**
+     * Starts the broker JVM (the test's classpath), its output in {@code log} (a file, so that nothing blocks
+     * on a full pipe), and polls the log for its address, up to two minutes.
+     */
     static KafkaBrokerProcess start(Path log) throws Exception {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Files.createDirectories(log.toAbsolutePath().getParent());
         Process process = new ProcessBuilder(
                         java,
                         "-Xmx512m",
                         "-cp",
                         System.getProperty("java.class.path"),
                         KafkaBrokerProcess.class.getName())
-                .redirectError(log.toFile())
+                .redirectErrorStream(true)
+                .redirectOutput(log.toFile())
                 .start();
         try {
-            BufferedReader out =
-                    new BufferedReader(new InputStreamReader(process.getInputStream(), StandardCharsets.UTF_8));
             long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
-            String line;
-            while ((line = out.readLine()) != null && System.nanoTime() < deadline) {
-                if (line.startsWith(ADDRESS)) {
-                    return new KafkaBrokerProcess(
-                            process, line.substring(ADDRESS.length()).trim());
+            while (System.nanoTime() < deadline && process.isAlive()) {
+                for (String line : Files.readAllLines(log, StandardCharsets.UTF_8)) {
+                    if (line.startsWith(ADDRESS)) {
+                        return new KafkaBrokerProcess(
+                                process, line.substring(ADDRESS.length()).trim());
+                    }
                 }
+                Thread.sleep(50); // polling the log for the address, bounded by the deadline
             }
             throw new IllegalStateException("The Kafka broker process printed no address; see " + log);
         } catch (Exception | Error e) {

@@ -50,8 +50,8 @@ class SqlClientIT {
         }
         Path home = Path.of("target/sql-client-cluster").toAbsolutePath();
         StandaloneFlinkCluster cluster = null;
-        Files.createDirectories(home);
-        try (TestKafka kafka = TestKafka.startInOwnProcess(home.resolve("kafka-broker.log"));
+        // beside the cluster's folder, which the cluster empties when it starts
+        try (TestKafka kafka = TestKafka.startInOwnProcess(home.resolveSibling("sql-client-cluster-kafka.log"));
                 StandaloneFlinkCluster c = new StandaloneFlinkCluster(List.of(flinkLib, sqlLib), home, 2)) {
             cluster = c;
             kafka.createTopics(2, "sqlc-in", "sqlc-out");

@@ -45,8 +45,8 @@ class StandaloneClusterIT {
         Path lib = Path.of(System.getProperty("flink.lib.dir", "target/flink-lib"));
         assertThat(jar).as("the job jar built by the examples module").exists();
         StandaloneFlinkCluster cluster = null;
-        Files.createDirectories(Path.of("target/standalone-cluster"));
-        try (TestKafka kafka = TestKafka.startInOwnProcess(Path.of("target/standalone-cluster/kafka-broker.log"));
+        // beside the cluster's folder, which the cluster empties when it starts
+        try (TestKafka kafka = TestKafka.startInOwnProcess(Path.of("target/standalone-cluster-kafka.log"));
                 StandaloneFlinkCluster c = new StandaloneFlinkCluster(lib, Path.of("target/standalone-cluster"), 2)) {
             cluster = c;
             kafka.createTopics(2, "sc-in", "sc-out-1", "sc-out-2", "sc-dead", "sc-fallback", "sc-drift");
