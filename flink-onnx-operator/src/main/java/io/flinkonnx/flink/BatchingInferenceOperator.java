@@ -12,8 +12,6 @@ import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.util.OutputTag;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Packs records into tensors along the model's batch axis and scores each batch in one ORT run, on the
@@ -28,7 +26,6 @@ import org.slf4j.LoggerFactory;
  */
 final class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT> {
     private static final long serialVersionUID = 1L;
-    private static final Logger LOG = LoggerFactory.getLogger(BatchingInferenceOperator.class);
     private static final int HISTOGRAM_WINDOW = 1024;
 
     private final OnnxInferenceSpec<IN, OUT> spec;
@@ -74,20 +71,7 @@ final class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<I
         super.open();
         MetricGroup metrics = getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
         runner = new InferenceRunner<>(spec);
-        runner.open(
-                getRuntimeContext().getTaskInfo().getAllocationIDAsString(),
-                getRuntimeContext().getTaskInfo().getIndexOfThisSubtask(),
-                metrics,
-                policy.maxBatchSize(),
-                policy);
-        capacity = policy.maxBatchSize();
-        if (!runner.batchable() && capacity > 1) {
-            LOG.info(
-                    "Model {} has no free batch axis (inputs {}): scoring one record per run",
-                    runner.modelName(),
-                    runner.signature().inputs());
-            capacity = 1;
-        }
+        capacity = openRunner(runner, policy, metrics);
         delayMillis = policy.maxBatchDelay().toMillis();
         records = new Object[capacity];
         results = new Object[capacity];

@@ -1,15 +1,19 @@
 package io.flinkonnx.flink.engine;
 
+import io.flinkonnx.flink.BatchPolicy;
 import io.flinkonnx.flink.FailedRecord;
 import org.apache.flink.annotation.Internal;
 import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
 import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
 import org.apache.flink.streaming.api.operators.BoundedOneInput;
 import org.apache.flink.streaming.api.operators.OneInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.util.OutputTag;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * What every operator that buffers records for the engine shares (the batching and the stateful
@@ -24,12 +28,35 @@ import org.apache.flink.util.OutputTag;
 public abstract class BufferedScoringOperator<IN, OUT> extends AbstractStreamOperator<OUT>
         implements OneInputStreamOperator<IN, OUT>, BoundedOneInput, ProcessingTimeCallback {
     private static final long serialVersionUID = 1L;
+    private static final Logger LOG = LoggerFactory.getLogger(BufferedScoringOperator.class);
 
     private final OutputTag<FailedRecord<IN>> failedTag;
     private transient StreamRecord<OUT> reuse;
 
     protected BufferedScoringOperator(OutputTag<FailedRecord<IN>> failedTag) {
         this.failedTag = failedTag;
+    }
+
+    /**
+     * Opens {@code runner} on this subtask's slot for batches of up to {@code policy.maxBatchSize()} and
+     * returns the batch capacity: 1 for a model without a free batch axis (scored one record per run).
+     */
+    protected final int openRunner(InferenceRunner<IN, OUT> runner, BatchPolicy policy, MetricGroup metrics)
+            throws Exception {
+        runner.open(
+                getRuntimeContext().getTaskInfo().getAllocationIDAsString(),
+                getRuntimeContext().getTaskInfo().getIndexOfThisSubtask(),
+                metrics,
+                policy.maxBatchSize(),
+                policy);
+        if (!runner.batchable() && policy.maxBatchSize() > 1) {
+            LOG.info(
+                    "Model {} has no free batch axis (inputs {}): scoring one record per run",
+                    runner.modelName(),
+                    runner.signature().inputs());
+            return 1;
+        }
+        return policy.maxBatchSize();
     }
 
     /** Scores everything buffered and emits it ({@link #emitInOrder}). */

@@ -26,8 +26,6 @@ import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.util.OutputTag;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * Scores a keyed stream with a recurrent model, keeping each key's state tensors in Flink keyed state
@@ -44,7 +42,6 @@ import org.slf4j.LoggerFactory;
 @Internal
 public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT> {
     private static final long serialVersionUID = 1L;
-    private static final Logger LOG = LoggerFactory.getLogger(StatefulInferenceOperator.class);
 
     private final OnnxInferenceSpec<IN, OUT> spec;
     private final BatchPolicy policy;
@@ -101,20 +98,7 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
         MetricGroup metrics = getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
         layout = new StateLayout(declared);
         runner = new InferenceRunner<>(spec, layout);
-        runner.open(
-                getRuntimeContext().getTaskInfo().getAllocationIDAsString(),
-                getRuntimeContext().getTaskInfo().getIndexOfThisSubtask(),
-                metrics,
-                policy.maxBatchSize(),
-                policy);
-        capacity = policy.maxBatchSize();
-        if (!runner.batchable() && capacity > 1) {
-            LOG.info(
-                    "Model {} has no free batch axis (inputs {}): scoring one record per run",
-                    runner.modelName(),
-                    runner.signature().inputs());
-            capacity = 1;
-        }
+        capacity = openRunner(runner, policy, metrics);
         states = new ValueState[layout.states()];
         for (int p = 0; p < states.length; p++) {
             ValueStateDescriptor<Object> descriptor =

@@ -82,18 +82,14 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     @Override
     public void open(FunctionContext context) throws Exception {
         runner = new InferenceRunner<>(spec);
-        int rows = batchSize;
-        MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
-        if (version != null) {
-            metrics = metrics.addGroup("model_version", version);
-        }
+        MetricGroup metrics = OnnxModelProvider.metricGroup(context, version);
         runner.open(
                 context.getTaskInfo().getAllocationIDAsString(),
                 context.getTaskInfo().getIndexOfThisSubtask(),
                 metrics,
-                rows,
+                batchSize,
                 BatchPolicy.defaults());
-        scoredVersion = version != null ? version : runner.session().modelSha256();
+        scoredVersion = OnnxModelProvider.scoredVersion(version, runner);
         // SQL has no side outputs: drift reports go to the gauges and the log.
         DriftMonitor.checkGoldenIfDue(runner.drift());
         // A model without a free batch axis takes one row per run (as in the batching operator).

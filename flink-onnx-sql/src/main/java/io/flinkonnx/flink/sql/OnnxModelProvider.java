@@ -1,13 +1,16 @@
 package io.flinkonnx.flink.sql;
 
 import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.engine.InferenceRunner;
 import java.time.Duration;
 import org.apache.flink.annotation.Internal;
 import org.apache.flink.configuration.ConfigOption;
 import org.apache.flink.configuration.ConfigOptions;
 import org.apache.flink.configuration.ReadableConfig;
+import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.functions.AsyncPredictFunction;
+import org.apache.flink.table.functions.FunctionContext;
 import org.apache.flink.table.functions.PredictFunction;
 import org.apache.flink.table.ml.AsyncPredictRuntimeProvider;
 import org.apache.flink.table.ml.PredictRuntimeProvider;
@@ -90,5 +93,16 @@ public final class OnnxModelProvider implements PredictRuntimeProvider, AsyncPre
     public OnnxModelProvider copy() {
         return new OnnxModelProvider(
                 spec, binding, batchSize, batchDelayMillis, onError, version, tableCapacity, tableTimeout);
+    }
+
+    /** The runtime's metric group: the library's, under a {@code model_version} variable when a label is set. */
+    static MetricGroup metricGroup(FunctionContext context, String version) {
+        MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
+        return version == null ? metrics : metrics.addGroup("model_version", version);
+    }
+
+    /** The version every row names: the 'model-version' label, else the sha256 of the session that scores. */
+    static String scoredVersion(String version, InferenceRunner<?, ?> runner) {
+        return version != null ? version : runner.session().modelSha256();
     }
 }

@@ -38,15 +38,12 @@ public class OnnxPredictFunction extends PredictFunction {
     @Override
     public void open(FunctionContext context) throws Exception {
         runner = new InferenceRunner<>(spec);
-        MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
-        if (version != null) {
-            metrics = metrics.addGroup("model_version", version);
-        }
+        MetricGroup metrics = OnnxModelProvider.metricGroup(context, version);
         runner.open(
                 context.getTaskInfo().getAllocationIDAsString(),
                 context.getTaskInfo().getIndexOfThisSubtask(),
                 metrics);
-        scoredVersion = version != null ? version : runner.session().modelSha256();
+        scoredVersion = OnnxModelProvider.scoredVersion(version, runner);
         // SQL has no side outputs: drift reports go to the gauges and the log.
         DriftMonitor.checkGoldenIfDue(runner.drift());
     }
