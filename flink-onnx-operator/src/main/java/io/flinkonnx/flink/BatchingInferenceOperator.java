@@ -4,14 +4,24 @@ import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.BufferedScoringOperator;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.tensor.RecordInputs;
+import io.flinkonnx.flink.versions.ModelVersions;
+import io.flinkonnx.flink.versions.ServingModel;
 import java.util.Arrays;
+import java.util.List;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.Histogram;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
+import org.apache.flink.runtime.state.StateInitializationContext;
+import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.util.OutputTag;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * Packs records into tensors along the model's batch axis and scores each batch in one ORT run, on the
@@ -24,12 +34,26 @@ import org.apache.flink.util.OutputTag;
  * side output at once; if a run fails, the batch is split in halves until the failing records are
  * isolated, and the rest is scored.
  */
-final class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT> {
+class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT> {
     private static final long serialVersionUID = 1L;
+    private static final Logger LOG = LoggerFactory.getLogger(BatchingInferenceOperator.class);
     private static final int HISTOGRAM_WINDOW = 1024;
+    /** How often a version that is loading is looked for, until it is ready. */
+    private static final long LOADING_CHECK_MILLIS = 50;
 
     private final OnnxInferenceSpec<IN, OUT> spec;
     private final BatchPolicy policy;
+    /** Null when the model never changes. */
+    private final ModelUpdates updates;
+
+    private transient ModelVersions<IN, OUT> versions;
+    private transient ListState<ServingModel> servingState;
+    private transient ServingModel restored;
+    private transient long nextPollMillis;
+    private transient long updatesTimerMillis;
+    private transient Counter modelUpdates;
+    private transient Counter modelUpdatesRefused;
+    private transient volatile long swapLatencyMillis;
 
     private transient InferenceRunner<IN, OUT> runner;
     private transient DriftMonitor<IN> drift;
@@ -61,17 +85,72 @@ final class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<I
 
     BatchingInferenceOperator(
             OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy, OutputTag<FailedRecord<IN>> failedTag) {
+        this(spec, policy, failedTag, null);
+    }
+
+    BatchingInferenceOperator(
+            OnnxInferenceSpec<IN, OUT> spec,
+            BatchPolicy policy,
+            OutputTag<FailedRecord<IN>> failedTag,
+            ModelUpdates updates) {
         super(failedTag);
         this.spec = spec;
         this.policy = policy;
+        this.updates = updates;
+    }
+
+    @Override
+    public void initializeState(StateInitializationContext context) throws Exception {
+        super.initializeState(context);
+        if (updates == null) {
+            return;
+        }
+        // Union: after rescaling every subtask sees every entry and takes its own index's, else the first.
+        servingState = context.getOperatorStateStore()
+                .getUnionListState(new ListStateDescriptor<>("onnx-serving-model", ServingModel.class));
+        if (context.isRestored()) {
+            int subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+            for (ServingModel entry : servingState.get()) {
+                if (restored == null || entry.subtask == subtask) {
+                    restored = entry;
+                }
+            }
+        }
+    }
+
+    @Override
+    public void snapshotState(StateSnapshotContext context) throws Exception {
+        super.snapshotState(context);
+        if (versions != null) {
+            // The buffer was scored before the barrier and swaps happen on this thread: every prediction
+            // emitted since the last swap came from the version named here.
+            servingState.update(List.of(versions.serving()));
+        }
     }
 
     @Override
     public void open() throws Exception {
         super.open();
         MetricGroup metrics = getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
-        runner = new InferenceRunner<>(spec);
-        capacity = openRunner(runner, policy, metrics);
+        if (updates == null) {
+            runner = new InferenceRunner<>(spec);
+            capacity = openRunner(runner, policy, metrics);
+        } else {
+            versions = new ModelVersions<>(
+                    spec,
+                    updates,
+                    policy,
+                    getRuntimeContext().getTaskInfo().getAllocationIDAsString(),
+                    getRuntimeContext().getTaskInfo().getIndexOfThisSubtask(),
+                    getUserCodeClassloader());
+            runner = versions.openServing(restored);
+            capacity = capacityOf(runner, policy);
+            InferenceRunner.registerMetrics(metrics, () -> runner);
+            metrics.gauge("model_version", (Gauge<String>) () -> versions.serving().version);
+            metrics.gauge("model_swap_latency_milli_secs", (Gauge<Long>) () -> swapLatencyMillis);
+            modelUpdates = metrics.counter("model_updates");
+            modelUpdatesRefused = metrics.counter("model_updates_refused");
+        }
         delayMillis = policy.maxBatchDelay().toMillis();
         records = new Object[capacity];
         results = new Object[capacity];
@@ -123,6 +202,103 @@ final class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<I
         if (drift.enabled()) {
             checkGoldenVectors(getProcessingTimeService().getCurrentProcessingTime());
         }
+        if (versions != null) {
+            long now = getProcessingTimeService().getCurrentProcessingTime();
+            if (restored != null) {
+                ModelUpdateReport report = new ModelUpdateReport();
+                report.outcome = ModelUpdateReport.Outcome.RESTORED;
+                report.uri = restored.uri;
+                report.sha256 = restored.sha256;
+                report.version = restored.version;
+                report.servingVersion = restored.version;
+                report.subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+                report.timestampMillis = now;
+                LOG.info(
+                        "Model {} serves version {} again, as the checkpoint named it",
+                        spec.model().uri(),
+                        restored);
+                output.collect(ModelUpdateReport.TAG, new StreamRecord<>(report));
+            }
+            nextPollMillis = updates.watchedFolder() == null ? Long.MAX_VALUE : now;
+            updatesTimerMillis = Long.MAX_VALUE;
+            checkUpdates(now);
+        }
+    }
+
+    /** A control message (the control-stream operator's second input). */
+    final void offerUpdate(ModelUpdate update) throws Exception {
+        versions.offer(update);
+        scheduleUpdatesTimer(getProcessingTimeService().getCurrentProcessingTime());
+    }
+
+    /**
+     * On the task thread, between batches: swaps in the versions that finished loading (the buffer is
+     * scored first, by the version it was buffered for), polls the watched folder when due, and sets the
+     * next check.
+     */
+    private void checkUpdates(long now) throws Exception {
+        applyFinishedUpdates(now);
+        if (now >= nextPollMillis) {
+            versions.poll();
+            nextPollMillis = now + updates.pollInterval().toMillis();
+        }
+        scheduleUpdatesTimer(now);
+    }
+
+    private void scheduleUpdatesTimer(long now) {
+        long next = versions.busy() ? now + LOADING_CHECK_MILLIS : nextPollMillis;
+        if (next != Long.MAX_VALUE && (next < updatesTimerMillis || updatesTimerMillis <= now)) {
+            updatesTimerMillis = next;
+            getProcessingTimeService().registerTimer(next, this);
+        }
+    }
+
+    private void applyFinishedUpdates(long now) throws Exception {
+        for (ModelVersions.Step<IN, OUT> step : versions.takeReady()) {
+            ModelUpdateReport report = step.report;
+            report.timestampMillis = now;
+            switch (report.outcome) {
+                case PROMOTED:
+                    flush();
+                    InferenceRunner<IN, OUT> previous = runner;
+                    runner = step.runner;
+                    runner.version(report.version);
+                    versions.served(runner, report.version);
+                    drift = runner.drift();
+                    previous.close();
+                    swapLatencyMillis = ModelVersions.latencyMillis(step);
+                    report.swapLatencyMillis = swapLatencyMillis;
+                    modelUpdates.inc();
+                    LOG.info(
+                            "Model {} now serves version {} ({}, sha256 {}) after {} ms",
+                            spec.model().uri(),
+                            report.version,
+                            report.uri,
+                            report.sha256,
+                            swapLatencyMillis);
+                    output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
+                    break;
+                case ALREADY_SERVING:
+                    runner.version(report.version);
+                    versions.served(runner, report.version);
+                    break;
+                default:
+                    modelUpdatesRefused.inc();
+                    LOG.warn(
+                            "Model update {} ({}) refused; version {} serves on: {}",
+                            report.version,
+                            report.uri,
+                            versions.serving().version,
+                            report.reason);
+            }
+            report.servingVersion = versions.serving().version;
+            output.collect(ModelUpdateReport.TAG, new StreamRecord<>(report));
+        }
+    }
+
+    /** The model versions of this operator, null without updates (for tests). */
+    ModelVersions<IN, OUT> versions() {
+        return versions;
     }
 
     /** Golden vectors at start, then on a processing-time timer. */
@@ -140,7 +316,7 @@ final class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<I
         try {
             runner.encode(record, row, policy.rejectNaN());
         } catch (RecordConversionException e) {
-            deadLetter(record, e, failedRecords, runner.modelName());
+            deadLetter(record, e, failedRecords, runner);
             return;
         }
         // The encoder's arrays may be the record's own (reused with it) or a scratch array it refills.
@@ -225,6 +401,9 @@ final class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<I
         if (drift.enabled()) {
             checkGoldenVectors(time);
         }
+        if (versions != null) {
+            checkUpdates(time);
+        }
     }
 
     /** Scores everything buffered and emits the results in input order. */
@@ -246,16 +425,7 @@ final class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<I
             if (runner.scoreBatch(records, count, outcomes)) {
                 failedBatches.inc();
             }
-            emitInOrder(
-                    count,
-                    records,
-                    results,
-                    failures,
-                    hasTimestamp,
-                    timestamps,
-                    inferences,
-                    failedRecords,
-                    runner.modelName());
+            emitInOrder(count, records, results, failures, hasTimestamp, timestamps, inferences, failedRecords, runner);
         } finally {
             Arrays.fill(records, 0, count, null);
             Arrays.fill(results, 0, count, null);
@@ -279,6 +449,10 @@ final class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<I
     @Override
     public void close() throws Exception {
         try {
+            if (versions != null) {
+                versions.close(); // stops loading; closes versions loaded but not yet serving
+                versions = null;
+            }
             if (runner != null) {
                 runner.close(); // closes the drift monitor too
                 runner = null;

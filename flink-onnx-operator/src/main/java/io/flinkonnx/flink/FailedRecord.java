@@ -31,6 +31,8 @@ public class FailedRecord<IN> {
     public String model;
     /** The exception class that carried the reason. */
     public String errorType;
+    /** The label of the model version that was serving (see {@link OutputRow#modelVersion()}). */
+    public String modelVersion;
 
     public FailedRecord() {}
 
@@ -46,7 +48,17 @@ public class FailedRecord<IN> {
     public static <IN> OutputTag<FailedRecord<IN>> tag(TypeInformation<IN> recordType) {
         TypeInformation<FailedRecord<IN>> type = (TypeInformation) Types.POJO(
                 FailedRecord.class,
-                Map.of("record", recordType, "reason", Types.STRING, "model", Types.STRING, "errorType", Types.STRING));
+                Map.of(
+                        "record",
+                        recordType,
+                        "reason",
+                        Types.STRING,
+                        "model",
+                        Types.STRING,
+                        "errorType",
+                        Types.STRING,
+                        "modelVersion",
+                        Types.STRING));
         return new OutputTag<>(OUTPUT_TAG_ID, type);
     }
 
@@ -59,7 +71,8 @@ public class FailedRecord<IN> {
         return Objects.deepEquals(record, f.record)
                 && Objects.equals(reason, f.reason)
                 && Objects.equals(model, f.model)
-                && Objects.equals(errorType, f.errorType);
+                && Objects.equals(errorType, f.errorType)
+                && Objects.equals(modelVersion, f.modelVersion);
     }
 
     @Override
@@ -69,6 +82,7 @@ public class FailedRecord<IN> {
 
     @Override
     public String toString() {
-        return "FailedRecord{" + reason + ", model=" + model + ", record=" + record + "}";
+        return "FailedRecord{" + reason + ", model=" + model + (modelVersion == null ? "" : " (" + modelVersion + ")")
+                + ", record=" + record + "}";
     }
 }

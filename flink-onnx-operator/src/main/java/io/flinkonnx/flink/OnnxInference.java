@@ -105,6 +105,64 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
     }
 
     /**
+     * {@link #batched(DataStream, OnnxInferenceSpec, BatchPolicy)} whose model changes without a restart: a
+     * newer version in {@code updates}' watched folder is loaded and gated off the task thread and swapped
+     * in between batches (see {@link ModelUpdates} for the layout, the gate and the guarantees). The spec's
+     * model serves until then; after a restore, the version the checkpoint names. Every prediction can name
+     * its version ({@link OutputRow#modelVersion()}); each update's outcome goes to
+     * {@link ModelUpdateReport#TAG}.
+     *
+     * <pre>{@code
+     * SingleOutputStreamOperator<Scored> scored = OnnxInference.batched(txns, spec, policy,
+     *         ModelUpdates.watch("s3://models/fraud/", Duration.ofMinutes(1)));
+     * }</pre>
+     */
+    public static <IN, OUT> SingleOutputStreamOperator<OUT> batched(
+            DataStream<IN> stream, OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy, ModelUpdates updates) {
+        Preconditions.checkNotNull(stream, "stream");
+        Preconditions.checkNotNull(spec, "spec");
+        Preconditions.checkNotNull(policy, "policy");
+        Preconditions.checkNotNull(updates, "updates");
+        Preconditions.checkArgument(
+                updates.watchedFolder() != null,
+                "These updates watch no folder: give a control stream with batched(stream, controlStream, spec,"
+                        + " policy, updates), or ModelUpdates.watch(folder, interval)");
+        return stream.transform(
+                "ONNX inference " + spec.model().uri(),
+                spec.resultType(),
+                new BatchingInferenceOperator<>(spec, policy, FailedRecord.tag(stream.getType()), updates));
+    }
+
+    /**
+     * {@link #batched(DataStream, OnnxInferenceSpec, BatchPolicy, ModelUpdates)} taking updates from a control
+     * stream too (broadcast to every subtask; in the Kafka job, the {@code model-updates} topic), and from
+     * {@code updates}' watched folder if it names one. Control messages are applied in arrival order.
+     *
+     * <pre>{@code
+     * DataStream<ModelUpdate> control = env.fromSource(updatesTopic, WatermarkStrategy.noWatermarks(), "model-updates");
+     * SingleOutputStreamOperator<Scored> scored =
+     *         OnnxInference.batched(txns, control, spec, policy, ModelUpdates.fromControlStream());
+     * }</pre>
+     */
+    public static <IN, OUT> SingleOutputStreamOperator<OUT> batched(
+            DataStream<IN> stream,
+            DataStream<ModelUpdate> controlStream,
+            OnnxInferenceSpec<IN, OUT> spec,
+            BatchPolicy policy,
+            ModelUpdates updates) {
+        Preconditions.checkNotNull(stream, "stream");
+        Preconditions.checkNotNull(controlStream, "controlStream");
+        Preconditions.checkNotNull(spec, "spec");
+        Preconditions.checkNotNull(policy, "policy");
+        Preconditions.checkNotNull(updates, "updates");
+        return stream.connect(controlStream.broadcast())
+                .transform(
+                        "ONNX inference " + spec.model().uri(),
+                        spec.resultType(),
+                        new ControlledInferenceOperator<>(spec, policy, FailedRecord.tag(stream.getType()), updates));
+    }
+
+    /**
      * Scores a keyed stream with a recurrent model (an RNN/GRU/LSTM, a voice-activity detector) whose
      * ONNX export takes the previous state as inputs and returns the next state as outputs. Each key's
      * state lives in Flink keyed state: checkpointed, restored after failover, redistributed on rescaling.

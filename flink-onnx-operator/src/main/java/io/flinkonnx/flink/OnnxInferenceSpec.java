@@ -70,6 +70,10 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
 
     /** A builder holding this spec's settings, to derive a changed copy. */
     private Builder<IN, OUT> toBuilder() {
+        return toBuilder(model);
+    }
+
+    private Builder<IN, OUT> toBuilder(ModelSource model) {
         Builder<IN, OUT> b = new Builder<>(model);
         b.providers = providers;
         b.sessionSettings = sessionSettings;
@@ -142,6 +146,15 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
     /** The same spec on another provider chain. */
     public OnnxInferenceSpec<IN, OUT> withProviders(ProviderChain chain) {
         return new OnnxInferenceSpec<>(toBuilder(), chain, sessionSettings, resultType == null);
+    }
+
+    /**
+     * The same spec serving another model (a new version of this one: same signature expected), e.g. for a
+     * model update.
+     */
+    public OnnxInferenceSpec<IN, OUT> withModel(ModelSource other) {
+        return new OnnxInferenceSpec<>(
+                toBuilder(Objects.requireNonNull(other, "model")), providers, sessionSettings, resultType == null);
     }
 
     /** The same spec with other session settings. */

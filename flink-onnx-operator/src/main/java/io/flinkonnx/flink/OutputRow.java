@@ -43,4 +43,17 @@ public interface OutputRow {
 
     /** The model's only output as floats (fails when the model has several outputs). */
     float[] floats();
+
+    /**
+     * The label of the model version that produced these outputs ({@link ModelUpdate#version}, a watched
+     * folder's version name, or the served model's file name), so a decoder can put it in the result.
+     */
+    default String modelVersion() {
+        return null;
+    }
+
+    /** The sha256 of the model bytes that produced these outputs (see {@code ModelSource.withSha256}). */
+    default String modelSha256() {
+        return null;
+    }
 }

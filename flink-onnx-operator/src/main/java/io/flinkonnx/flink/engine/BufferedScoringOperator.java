@@ -49,6 +49,11 @@ public abstract class BufferedScoringOperator<IN, OUT> extends AbstractStreamOpe
                 metrics,
                 policy.maxBatchSize(),
                 policy);
+        return capacityOf(runner, policy);
+    }
+
+    /** The batch capacity of an open {@code runner}: 1 for a model without a free batch axis. */
+    protected static int capacityOf(InferenceRunner<?, ?> runner, BatchPolicy policy) {
         if (!runner.batchable() && policy.maxBatchSize() > 1) {
             LOG.info(
                     "Model {} has no free batch axis (inputs {}): scoring one record per run",
@@ -100,13 +105,13 @@ public abstract class BufferedScoringOperator<IN, OUT> extends AbstractStreamOpe
             long[] timestamps,
             Counter inferences,
             Counter failedRecords,
-            String model) {
+            InferenceRunner<IN, OUT> runner) {
         if (reuse == null) {
             reuse = new StreamRecord<>(null);
         }
         for (int i = 0; i < count; i++) {
             if (failures[i] != null) {
-                deadLetter((IN) records[i], failures[i], failedRecords, model);
+                deadLetter((IN) records[i], failures[i], failedRecords, runner);
                 continue;
             }
             inferences.inc();
@@ -120,12 +125,18 @@ public abstract class BufferedScoringOperator<IN, OUT> extends AbstractStreamOpe
         }
     }
 
-    /** {@code record} to the failed-records output with the reason the engine gives. */
-    protected final void deadLetter(IN record, Exception e, Counter failedRecords, String model) {
+    /**
+     * {@code record} to the failed-records output with the reason the engine gives, naming the model and the
+     * version {@code runner} serves.
+     */
+    protected final void deadLetter(IN record, Exception e, Counter failedRecords, InferenceRunner<IN, OUT> runner) {
         failedRecords.inc();
-        output.collect(
-                failedTag,
-                new StreamRecord<>(new FailedRecord<>(
-                        record, InferenceRunner.reasonOf(e), model, e.getClass().getName())));
+        FailedRecord<IN> failed = new FailedRecord<>(
+                record,
+                InferenceRunner.reasonOf(e),
+                runner.modelName(),
+                e.getClass().getName());
+        failed.modelVersion = runner.version();
+        output.collect(failedTag, new StreamRecord<>(failed));
     }
 }

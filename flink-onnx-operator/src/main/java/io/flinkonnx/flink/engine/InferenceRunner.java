@@ -31,6 +31,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.Supplier;
 import org.apache.flink.annotation.Internal;
 import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.MetricGroup;
@@ -63,6 +64,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     private int maskInput = -1;
     private volatile FallbackReport fallbackReport;
     private int subtask;
+    private String version;
     /** The report at open was UNKNOWN because the warm-up could not run: the first real batch measures it. */
     private boolean placementFromRunDue;
 
@@ -158,6 +160,8 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             ordered = new Object[maxRows];
             runOptions = new RunOptions();
             outputs = new BatchOutputs(modelName, signature.outputs());
+            version = versionLabelOf(modelName);
+            outputs.version(version, shared.modelSha256());
             this.subtask = subtask;
             placementFromRunDue = shared.placementPending();
             reportPlacement("");
@@ -185,17 +189,65 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     }
 
     private void registerMetrics(MetricGroup metrics) {
-        if (metrics == null) {
-            return;
+        if (metrics != null) {
+            registerMetrics(metrics, () -> this);
         }
-        long loadTime = shared.loadTimeMillis();
-        long size = shared.modelSizeBytes();
-        metrics.gauge("load_model_latency_milli_secs", (Gauge<Long>) () -> loadTime);
-        metrics.gauge("model_byte_size", (Gauge<Long>) () -> size);
+    }
+
+    /**
+     * The runner's gauges on {@code metrics}, each read from the runner {@code serving} gives at report
+     * time: an operator whose model is swapped registers them once, over whichever version serves.
+     */
+    public static void registerMetrics(MetricGroup metrics, Supplier<InferenceRunner<?, ?>> serving) {
+        metrics.gauge("load_model_latency_milli_secs", (Gauge<Long>)
+                () -> serving.get().shared.loadTimeMillis());
+        metrics.gauge(
+                "model_byte_size", (Gauge<Long>) () -> serving.get().shared.modelSizeBytes());
         metrics.gauge("open_sessions", (Gauge<Integer>) SessionRegistry.INSTANCE::openSessions);
         // read at every report: the first real batch may measure what the warm-up could not
-        metrics.gauge("nodes_on_cpu", (Gauge<Integer>) () -> fallbackReport.nodesOnCpu);
-        metrics.gauge("cpu_time_fraction", (Gauge<Double>) () -> fallbackReport.cpuTimeFraction);
+        metrics.gauge("nodes_on_cpu", (Gauge<Integer>) () -> serving.get().fallbackReport.nodesOnCpu);
+        metrics.gauge("cpu_time_fraction", (Gauge<Double>) () -> serving.get().fallbackReport.cpuTimeFraction);
+    }
+
+    /**
+     * Names the version this runner serves in every output it decodes ({@link OutputRow#modelVersion()}) and in
+     * its dead letters. By default the model file's name (or its numbered folder's).
+     */
+    public void version(String label) {
+        this.version = label;
+        outputs.version(label, shared.modelSha256());
+    }
+
+    /**
+     * The version label of a model URI when nothing else names it: the file name without extension when it
+     * has a number ({@code fraud-7}), else its folder's name when that has one ({@code v7}), else the file name.
+     */
+    public static String versionLabelOf(String modelUri) {
+        String path = modelUri.replace('\\', '/');
+        int slash = path.lastIndexOf('/');
+        String file = path.substring(slash + 1);
+        int dot = file.lastIndexOf('.');
+        file = dot > 0 ? file.substring(0, dot) : file;
+        if (hasDigit(file) || slash <= 0) {
+            return file;
+        }
+        String parentPath = path.substring(0, slash);
+        String parent = parentPath.substring(parentPath.lastIndexOf('/') + 1);
+        return hasDigit(parent) ? parent : file;
+    }
+
+    private static boolean hasDigit(String s) {
+        return s.chars().anyMatch(Character::isDigit);
+    }
+
+    /** The version label this runner serves (see {@link #version(String)}). */
+    public String version() {
+        return version;
+    }
+
+    /** The spec this runner was opened with (its model is the version it serves). */
+    public OnnxInferenceSpec<IN, OUT> spec() {
+        return spec;
     }
 
     /**

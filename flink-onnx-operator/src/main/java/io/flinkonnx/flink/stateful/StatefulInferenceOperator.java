@@ -158,7 +158,7 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
                     record,
                     new RecordConversionException("resetWhen failed on the record: " + e, e),
                     failedRecords,
-                    runner.modelName());
+                    runner);
             return;
         }
         RecordInputs row = runner.row(size);
@@ -171,7 +171,7 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
                 setCurrentKey(key);
                 clearStates();
             }
-            deadLetter(record, e, failedRecords, runner.modelName());
+            deadLetter(record, e, failedRecords, runner);
             return;
         }
         row.detach();
@@ -221,16 +221,7 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
             for (int r = 0; r < runCount; r++) {
                 scoreRun(r, count);
             }
-            emitInOrder(
-                    count,
-                    records,
-                    results,
-                    failures,
-                    hasTimestamp,
-                    timestamps,
-                    inferences,
-                    failedRecords,
-                    runner.modelName());
+            emitInOrder(count, records, results, failures, hasTimestamp, timestamps, inferences, failedRecords, runner);
         } finally {
             Arrays.fill(records, 0, count, null);
             Arrays.fill(keys, 0, count, null);

@@ -30,6 +30,8 @@ public final class BatchOutputs implements OutputRow {
     private int count;
     private int record;
     private Map<String, long[]> paddedLengths = Map.of();
+    private String modelVersion;
+    private String modelSha256;
 
     public BatchOutputs(String model, List<TensorSpec> specs) {
         this.model = model;
@@ -65,6 +67,22 @@ public final class BatchOutputs implements OutputRow {
                 values[i] = v.getValue();
             }
         }
+    }
+
+    /** Names the model version these outputs come from ({@link #modelVersion()}). */
+    public void version(String label, String sha256) {
+        this.modelVersion = label;
+        this.modelSha256 = sha256;
+    }
+
+    @Override
+    public String modelVersion() {
+        return modelVersion;
+    }
+
+    @Override
+    public String modelSha256() {
+        return modelSha256;
     }
 
     /** The whole batch's values of tensor output {@code name}, flat; null for non-tensor outputs. */

@@ -24,13 +24,19 @@ public final class TestModels {
         public final float[] b2;
 
         public Mlp(int in, int hidden, int out) {
+            this(in, hidden, out, 0);
+        }
+
+        /** An MLP of the same shape with other weights: {@code variant} 0 is the default one. */
+        public Mlp(int in, int hidden, int out, int variant) {
             this.in = in;
             this.hidden = hidden;
             this.out = out;
-            this.w1 = weights(in * hidden, 1);
-            this.b1 = weights(hidden, 2);
-            this.w2 = weights(hidden * out, 3);
-            this.b2 = weights(out, 4);
+            int seed = 1 + 4 * variant;
+            this.w1 = weights(in * hidden, seed);
+            this.b1 = weights(hidden, seed + 1);
+            this.w2 = weights(hidden * out, seed + 2);
+            this.b2 = weights(out, seed + 3);
         }
 
         /** The graph: Gemm, Relu, Gemm, with a symbolic batch axis named "batch". */

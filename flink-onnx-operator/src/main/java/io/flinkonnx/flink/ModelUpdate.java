@@ -1,0 +1,67 @@
+package io.flinkonnx.flink;
+
+import java.io.Serializable;
+import java.util.Objects;
+import org.apache.flink.annotation.PublicEvolving;
+
+/**
+ * An instruction to serve another version of the model: where it is, optionally the sha256 it must have,
+ * and the label that predictions and reports will name it by. Sent on a control stream (in the Kafka job,
+ * one JSON message on the {@code model-updates} topic); a watched folder produces the same updates.
+ *
+ * <pre>{@code
+ * DataStream<ModelUpdate> updates = env.fromData(
+ *         ModelUpdate.of("s3://models/fraud/v8/model.onnx", "v8").withSha256("9f86d0..."));
+ * }</pre>
+ *
+ * <p>Rolling back is publishing an update that names an older version. A Flink POJO: public fields, a
+ * no-argument constructor.
+ */
+@PublicEvolving
+public class ModelUpdate implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    /** The model's location: a path, {@code classpath:} resource or any Flink file system URI. */
+    public String uri;
+    /** The sha256 pin (64 hex digits, see {@code ModelSource.withSha256}), or null for none. */
+    public String sha256;
+    /** The version label predictions, dead letters and reports carry (e.g. {@code v8}). */
+    public String version;
+
+    public ModelUpdate() {}
+
+    public ModelUpdate(String uri, String sha256, String version) {
+        this.uri = uri;
+        this.sha256 = sha256;
+        this.version = version;
+    }
+
+    /** The model at {@code uri}, labelled {@code version}, without a pin. */
+    public static ModelUpdate of(String uri, String version) {
+        return new ModelUpdate(uri, null, version);
+    }
+
+    /** This update pinned to {@code hex}. */
+    public ModelUpdate withSha256(String hex) {
+        return new ModelUpdate(uri, hex, version);
+    }
+
+    @Override
+    public boolean equals(Object o) {
+        if (!(o instanceof ModelUpdate)) {
+            return false;
+        }
+        ModelUpdate u = (ModelUpdate) o;
+        return Objects.equals(uri, u.uri) && Objects.equals(sha256, u.sha256) && Objects.equals(version, u.version);
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(uri, sha256, version);
+    }
+
+    @Override
+    public String toString() {
+        return "ModelUpdate{version=" + version + ", uri=" + uri + (sha256 == null ? "" : ", sha256=" + sha256) + "}";
+    }
+}

@@ -1,0 +1,62 @@
+package io.flinkonnx.flink;
+
+import java.io.Serializable;
+import org.apache.flink.annotation.PublicEvolving;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.util.OutputTag;
+
+/**
+ * What became of one model update on one subtask: promoted (it serves from now on), refused (the current
+ * version keeps serving; {@link #reason} says why), restored (after a failover or a restart from a
+ * savepoint, the version the checkpoint named), or already serving. Emitted on {@link #TAG}; a refusal is
+ * also logged as a WARN and counted in {@code model_updates_refused}.
+ *
+ * <pre>{@code
+ * DataStream<ModelUpdateReport> updates = scored.getSideOutput(ModelUpdateReport.TAG);
+ * }</pre>
+ */
+@PublicEvolving
+public class ModelUpdateReport implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    /** The model-updates side output. */
+    public static final OutputTag<ModelUpdateReport> TAG =
+            new OutputTag<>("onnx-model-updates", TypeInformation.of(ModelUpdateReport.class));
+
+    /** What happened. */
+    public enum Outcome {
+        /** The version was loaded, passed the gate and now serves. */
+        PROMOTED,
+        /** The version did not load, failed the gate or has another signature; the current one serves on. */
+        REFUSED,
+        /** After a restore: the version the checkpoint named serves again. */
+        RESTORED,
+        /** The update names the bytes already serving (same sha256): only the label was taken. */
+        ALREADY_SERVING
+    }
+
+    public Outcome outcome;
+    /** The version label of the update. */
+    public String version;
+
+    public String uri;
+    /** The sha256 of the bytes loaded (null when the model could not be read). */
+    public String sha256;
+    /** The version serving after this update (the new one when promoted, else the one before). */
+    public String servingVersion;
+    /** Why it was refused; null otherwise. */
+    public String reason;
+    /** From the update's arrival (a control message, or the poll that found it) to the swap, in ms. */
+    public long swapLatencyMillis;
+
+    public int subtask;
+    public long timestampMillis;
+
+    public ModelUpdateReport() {}
+
+    @Override
+    public String toString() {
+        return "ModelUpdateReport{" + outcome + " " + version + " (" + uri + ") on subtask " + subtask + ", serving "
+                + servingVersion + (reason == null ? "" : ": " + reason) + "}";
+    }
+}

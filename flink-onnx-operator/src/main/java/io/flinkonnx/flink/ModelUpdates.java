@@ -1,0 +1,148 @@
+package io.flinkonnx.flink;
+
+import java.io.Serializable;
+import java.time.Duration;
+import java.util.Objects;
+import org.apache.flink.annotation.PublicEvolving;
+import org.apache.flink.util.Preconditions;
+
+/**
+ * How a batching operator takes new model versions without a restart: a watched folder polled at an
+ * interval, a control stream of {@link ModelUpdate}s (see {@link OnnxInference#batched(DataStream,
+ * DataStream, OnnxInferenceSpec, BatchPolicy, ModelUpdates)}), or both; and the gate a version must pass
+ * before it serves.
+ *
+ * <pre>{@code
+ * ModelUpdates updates = ModelUpdates.builder()
+ *         .watch("s3://models/fraud/", Duration.ofMinutes(1))
+ *         .build();
+ * SingleOutputStreamOperator<Scored> scored = OnnxInference.batched(txns, spec, policy, updates);
+ * scored.getSideOutput(ModelUpdateReport.TAG).print();
+ * }</pre>
+ *
+ * <p><b>The watched folder.</b> Each version is a sub-folder ({@code v7/model.onnx}) or a file
+ * ({@code fraud-7.onnx}, {@code .onnx} or {@code .ort}); names starting with {@code .} or {@code _} are
+ * ignored (a version being written). The newest is the one with the highest number in its name (the last
+ * run of digits: {@code v7}, {@code fraud-7}); where no name has a number, the latest modification time.
+ * A version folder holds one model file ({@code model.onnx} or {@code model.ort} wins when there are
+ * several). A file {@code <model file>.sha256} ({@code sha256sum}'s format) or {@code sha256} beside the
+ * model becomes its pin.
+ *
+ * <p><b>The gate</b> (every version, from either source): the model loads with every check of the
+ * loader and its pin; its signature equals the serving one's (input and output names, types and shapes);
+ * and, where the model's folder holds ONNX golden vectors ({@code test_data_set_N/input_K.pb,
+ * output_K.pb}), each output is within {@link #gateTolerance()}. A version that fails is refused (a
+ * {@link ModelUpdateReport}, a WARN, {@code model_updates_refused}) and the current one serves on.
+ *
+ * <p><b>The guarantees.</b> Loading and the gate run off the task thread, the current version scoring
+ * meanwhile; the swap happens between batches, the buffer scored first by the version it was buffered
+ * for; the previous session closes once the swap is done, so a slot holds at most two sessions of the
+ * model during a swap. The serving version (URI and sha256) is operator state: after a failover or a
+ * restart from a savepoint the subtask serves exactly that version again before the watcher resumes.
+ */
+@PublicEvolving
+public final class ModelUpdates implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    /** The default poll interval of a watched folder. */
+    public static final Duration DEFAULT_POLL_INTERVAL = Duration.ofMinutes(1);
+
+    private final String watchedFolder;
+    private final Duration pollInterval;
+    private final boolean goldenVectorsGate;
+    private final DriftTolerance gateTolerance;
+
+    private ModelUpdates(Builder b) {
+        this.watchedFolder = b.watchedFolder;
+        this.pollInterval = b.pollInterval;
+        this.goldenVectorsGate = b.goldenVectorsGate;
+        this.gateTolerance = b.gateTolerance;
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** Updates from {@code folderUri} only, polled every {@code pollInterval}, with the default gate. */
+    public static ModelUpdates watch(String folderUri, Duration pollInterval) {
+        return builder().watch(folderUri, pollInterval).build();
+    }
+
+    /** Updates from a control stream only, with the default gate. */
+    public static ModelUpdates fromControlStream() {
+        return builder().build();
+    }
+
+    /** The watched folder's URI, or null when updates come from a control stream only. */
+    public String watchedFolder() {
+        return watchedFolder;
+    }
+
+    public Duration pollInterval() {
+        return pollInterval;
+    }
+
+    /** Whether golden vectors in a version's folder must pass before it serves (default true). */
+    public boolean goldenVectorsGate() {
+        return goldenVectorsGate;
+    }
+
+    /** The tolerance of the golden-vector gate (default {@link DriftTolerance#defaults()}). */
+    public DriftTolerance gateTolerance() {
+        return gateTolerance;
+    }
+
+    @Override
+    public String toString() {
+        return "ModelUpdates{watch=" + watchedFolder + ", every " + pollInterval + ", goldenVectorsGate="
+                + goldenVectorsGate + ", " + gateTolerance + "}";
+    }
+
+    /** Builds {@link ModelUpdates}. */
+    @PublicEvolving
+    public static final class Builder {
+        private String watchedFolder;
+        private Duration pollInterval = DEFAULT_POLL_INTERVAL;
+        private boolean goldenVectorsGate = true;
+        private DriftTolerance gateTolerance = DriftTolerance.defaults();
+
+        private Builder() {}
+
+        /**
+         * Polls {@code folderUri} (a path or any Flink file system URI) every {@code pollInterval} for a newer
+         * version (see the class documentation for the layout and the rule).
+         */
+        public Builder watch(String folderUri, Duration pollInterval) {
+            Objects.requireNonNull(folderUri, "folderUri");
+            Objects.requireNonNull(pollInterval, "pollInterval");
+            Preconditions.checkArgument(
+                    !folderUri.isBlank() && !folderUri.startsWith("classpath:"),
+                    "The watched folder must be a path or a Flink file system URI (classpath: cannot be listed),"
+                            + " got '%s'",
+                    folderUri);
+            Preconditions.checkArgument(
+                    !pollInterval.isNegative() && pollInterval.toMillis() >= 10,
+                    "pollInterval must be at least 10 ms, got %s",
+                    pollInterval);
+            this.watchedFolder = folderUri.trim();
+            this.pollInterval = pollInterval;
+            return this;
+        }
+
+        /** Whether a version's golden vectors gate its promotion (default true: checked where present). */
+        public Builder goldenVectorsGate(boolean enabled) {
+            this.goldenVectorsGate = enabled;
+            return this;
+        }
+
+        /** The tolerance a version's golden vectors must meet. */
+        public Builder gateTolerance(DriftTolerance tolerance) {
+            this.gateTolerance = Objects.requireNonNull(tolerance, "tolerance");
+            return this;
+        }
+
+        public ModelUpdates build() {
+            return new ModelUpdates(this);
+        }
+    }
+}

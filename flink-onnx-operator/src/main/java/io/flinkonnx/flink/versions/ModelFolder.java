@@ -1,0 +1,219 @@
+package io.flinkonnx.flink.versions;
+
+import io.flinkonnx.flink.engine.InferenceRunner;
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.apache.flink.annotation.Internal;
+import org.apache.flink.core.fs.FileStatus;
+import org.apache.flink.core.fs.FileSystem;
+import org.apache.flink.core.fs.Path;
+
+/**
+ * A watched model folder, through Flink's file systems: which versions it holds and which is the newest
+ * (the rule is documented on {@code ModelUpdates}).
+ */
+@Internal
+public final class ModelFolder {
+    private static final Pattern DIGITS = Pattern.compile("(\\d+)(?!.*\\d)");
+    private static final Pattern SHA256 = Pattern.compile("[0-9a-fA-F]{64}");
+    private static final int MAX_SHA_FILE_BYTES = 4096;
+
+    private ModelFolder() {}
+
+    /** One version found in the folder. */
+    public static final class Version {
+        /** The model file's URI. */
+        public final String modelUri;
+        /** The version's name: the sub-folder's name, or the model file's name without its extension. */
+        public final String label;
+        /** The number in the label (its last run of digits), or -1. */
+        public final long number;
+
+        public final long modificationTime;
+        public final long length;
+        /** The pin from a sha256 file beside the model, or null. */
+        public final String sha256;
+
+        Version(String modelUri, String label, long number, long modificationTime, long length, String sha256) {
+            this.modelUri = modelUri;
+            this.label = label;
+            this.number = number;
+            this.modificationTime = modificationTime;
+            this.length = length;
+            this.sha256 = sha256;
+        }
+
+        /** What tells a version's bytes apart between two polls without reading them. */
+        public String identity() {
+            return modelUri + "@" + modificationTime + "/" + length + "/" + sha256;
+        }
+
+        @Override
+        public String toString() {
+            return label + " (" + modelUri + ")";
+        }
+    }
+
+    /** The newest version in {@code folderUri}, if it holds any. */
+    public static Optional<Version> newest(String folderUri) throws IOException {
+        Path folder = new Path(folderUri);
+        FileSystem fs = folder.getFileSystem();
+        FileStatus[] entries = fs.listStatus(folder);
+        if (entries == null) {
+            throw new IOException("The watched model folder " + folderUri + " does not exist");
+        }
+        List<Version> versions = new ArrayList<>();
+        for (FileStatus entry : entries) {
+            String name = entry.getPath().getName();
+            if (ignored(name)) {
+                continue;
+            }
+            if (entry.isDir()) {
+                FileStatus model = modelIn(fs, entry.getPath());
+                if (model != null) {
+                    versions.add(version(fs, model, name));
+                }
+            } else if (isModelFile(name)) {
+                versions.add(version(fs, entry, stripExtension(name)));
+            }
+        }
+        boolean anyNumbered = versions.stream().anyMatch(v -> v.number >= 0);
+        return versions.stream()
+                .filter(v -> !anyNumbered || v.number >= 0)
+                .max(Comparator.<Version>comparingLong(v -> v.number)
+                        .thenComparingLong(v -> v.modificationTime)
+                        .thenComparing(v -> v.modelUri));
+    }
+
+    /** A version's label from its model URI, by the same rule as the folder's versions. */
+    public static String labelOf(String modelUri) {
+        return InferenceRunner.versionLabelOf(modelUri);
+    }
+
+    /** The folder of a model URI (where its golden vectors may be), or null for a classpath resource. */
+    public static String folderOf(String modelUri) {
+        if (modelUri.startsWith("classpath:")) {
+            return null;
+        }
+        Path parent = new Path(modelUri).getParent();
+        return parent == null ? null : parent.toString();
+    }
+
+    /**
+     * Copies each {@code test_data_set_*} folder of {@code folderUri} into {@code into}; returns how many
+     * there were (0 when none, or when the folder cannot be listed).
+     */
+    public static int copyGoldenVectors(String folderUri, java.nio.file.Path into) throws IOException {
+        Path folder = new Path(folderUri);
+        FileSystem fs = folder.getFileSystem();
+        if (!fs.exists(folder)) {
+            return 0;
+        }
+        FileStatus[] entries = fs.listStatus(folder);
+        int sets = 0;
+        for (FileStatus set : entries == null ? new FileStatus[0] : entries) {
+            if (!set.isDir() || !set.getPath().getName().startsWith("test_data_set_")) {
+                continue;
+            }
+            java.nio.file.Path target =
+                    Files.createDirectories(into.resolve(set.getPath().getName()));
+            for (FileStatus file : fs.listStatus(set.getPath())) {
+                String name = file.getPath().getName();
+                if (file.isDir() || !name.endsWith(".pb")) {
+                    continue;
+                }
+                try (InputStream in = fs.open(file.getPath())) {
+                    Files.copy(in, target.resolve(name));
+                }
+            }
+            sets++;
+        }
+        return sets;
+    }
+
+    private static boolean ignored(String name) {
+        return name.startsWith(".") || name.startsWith("_");
+    }
+
+    static boolean isModelFile(String name) {
+        String lower = name.toLowerCase(Locale.ROOT);
+        return !ignored(name) && (lower.endsWith(".onnx") || lower.endsWith(".ort"));
+    }
+
+    private static String stripExtension(String name) {
+        int dot = name.lastIndexOf('.');
+        return dot > 0 ? name.substring(0, dot) : name;
+    }
+
+    private static long numberIn(String label) {
+        Matcher m = DIGITS.matcher(label);
+        if (!m.find()) {
+            return -1;
+        }
+        String digits = m.group(1);
+        // a number too long for a long still orders by its length, then its digits
+        return digits.length() > 18 ? Long.MAX_VALUE : Long.parseLong(digits);
+    }
+
+    /** The model file of a version folder: {@code model.onnx} / {@code model.ort}, else the first by name. */
+    private static FileStatus modelIn(FileSystem fs, Path dir) throws IOException {
+        FileStatus[] files = fs.listStatus(dir);
+        if (files == null) {
+            return null;
+        }
+        FileStatus chosen = null;
+        for (FileStatus f : files) {
+            String name = f.getPath().getName();
+            if (f.isDir() || !isModelFile(name)) {
+                continue;
+            }
+            if (name.equals("model.onnx") || name.equals("model.ort")) {
+                return f;
+            }
+            if (chosen == null || name.compareTo(chosen.getPath().getName()) < 0) {
+                chosen = f;
+            }
+        }
+        return chosen;
+    }
+
+    private static Version version(FileSystem fs, FileStatus model, String label) throws IOException {
+        Path file = model.getPath();
+        String sha = readSha(fs, new Path(file.getParent(), file.getName() + ".sha256"));
+        if (sha == null && !file.getParent().equals(file.getParent().getParent())) {
+            sha = readShaIfVersionFolder(fs, file, label);
+        }
+        return new Version(file.toString(), label, numberIn(label), model.getModificationTime(), model.getLen(), sha);
+    }
+
+    /** A plain {@code sha256} file in a version folder (not in the watched folder itself). */
+    private static String readShaIfVersionFolder(FileSystem fs, Path file, String label) throws IOException {
+        return file.getParent().getName().equals(label) ? readSha(fs, new Path(file.getParent(), "sha256")) : null;
+    }
+
+    private static String readSha(FileSystem fs, Path shaFile) throws IOException {
+        if (!fs.exists(shaFile)) {
+            return null;
+        }
+        byte[] bytes;
+        try (InputStream in = fs.open(shaFile)) {
+            bytes = in.readNBytes(MAX_SHA_FILE_BYTES);
+        }
+        String text = new String(bytes, StandardCharsets.UTF_8).trim();
+        String first = text.isEmpty() ? "" : text.split("\\s+")[0];
+        if (!SHA256.matcher(first).matches()) {
+            throw new IOException("The sha256 file " + shaFile + " does not start with 64 hex digits (sha256sum's"
+                    + " format: '<digest>  <file name>')");
+        }
+        return first.toLowerCase(Locale.ROOT);
+    }
+}

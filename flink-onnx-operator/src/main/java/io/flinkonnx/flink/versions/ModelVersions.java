@@ -1,0 +1,349 @@
+package io.flinkonnx.flink.versions;
+
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.ModelUpdate;
+import io.flinkonnx.flink.ModelUpdateReport;
+import io.flinkonnx.flink.ModelUpdates;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.model.ModelSignature;
+import io.flinkonnx.model.ModelSource;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.Collection;
+import java.util.List;
+import java.util.Queue;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import org.apache.flink.annotation.Internal;
+import org.apache.flink.annotation.VisibleForTesting;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The versions of one operator's model: which serves, and the updates on their way. Updates (control
+ * messages, or what a poll of the watched folder finds) are loaded and gated one at a time on a thread of
+ * their own; the task thread takes each finished one with {@link #takeReady} and swaps between batches.
+ * Not thread-safe apart from that hand-over: every other method is called on the task thread.
+ */
+@Internal
+public final class ModelVersions<IN, OUT> implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(ModelVersions.class);
+    private static final long CLOSE_WAIT_SECONDS = 60;
+
+    /** A finished update: its report, and for a promotion the opened runner to serve with. */
+    public static final class Step<IN, OUT> {
+        public final ModelUpdateReport report;
+        /** Open, ready to serve; null unless the report says PROMOTED. */
+        public final InferenceRunner<IN, OUT> runner;
+
+        final long requestedAtNanos;
+
+        Step(ModelUpdateReport report, InferenceRunner<IN, OUT> runner, long requestedAtNanos) {
+            this.report = report;
+            this.runner = runner;
+            this.requestedAtNanos = requestedAtNanos;
+        }
+    }
+
+    private final OnnxInferenceSpec<IN, OUT> spec;
+    private final ModelUpdates settings;
+    private final BatchPolicy policy;
+    private final String slot;
+    private final int subtask;
+    private final ClassLoader userCode;
+    private final ExecutorService loader;
+    private final Queue<Step<IN, OUT>> ready = new ArrayDeque<>();
+    /** Set by the task thread at each swap; read by the loader when it starts a load. */
+    private volatile Serving serving;
+
+    private int inFlight;
+    private boolean closed;
+    /** The watched folder's version last handled (loaded, refused or found serving): not loaded again. */
+    private volatile String lastFound;
+
+    private volatile String lastPollError;
+
+    /** What serves now, as the loader compares candidates with it. */
+    private static final class Serving {
+        final ServingModel model;
+        final ModelSignature signature;
+
+        Serving(ServingModel model, ModelSignature signature) {
+            this.model = model;
+            this.signature = signature;
+        }
+    }
+
+    public ModelVersions(
+            OnnxInferenceSpec<IN, OUT> spec,
+            ModelUpdates settings,
+            BatchPolicy policy,
+            String slot,
+            int subtask,
+            ClassLoader userCode) {
+        this.spec = spec;
+        this.settings = settings;
+        this.policy = policy;
+        this.slot = slot;
+        this.subtask = subtask;
+        this.userCode = userCode;
+        this.loader = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "onnx-model-updates-" + subtask);
+            t.setDaemon(true);
+            t.setContextClassLoader(userCode);
+            return t;
+        });
+    }
+
+    /**
+     * Opens the runner to serve first, on the task thread (job start): the restored version, pinned to its
+     * sha256, or else the spec's model.
+     */
+    public InferenceRunner<IN, OUT> openServing(ServingModel restored) throws Exception {
+        ModelSource source =
+                restored == null ? spec.model() : ModelSource.of(restored.uri).withSha256(restored.sha256);
+        InferenceRunner<IN, OUT> runner = new InferenceRunner<>(spec.withModel(source));
+        try {
+            runner.open(slot, subtask, null, policy.maxBatchSize(), policy);
+        } catch (Exception e) {
+            runner.close();
+            if (restored != null) {
+                throw new IllegalStateException(
+                        "Cannot restore model version " + restored + ", which the checkpoint"
+                                + " names (keep a version's files while a checkpoint may restore it): "
+                                + e.getMessage(),
+                        e);
+            }
+            throw e;
+        }
+        String label = restored != null
+                ? restored.version
+                : ModelFolder.labelOf(spec.model().uri());
+        served(runner, label);
+        return runner;
+    }
+
+    /** The version serving now. */
+    public ServingModel serving() {
+        return serving.model;
+    }
+
+    /** After a swap on the task thread: {@code runner} serves as {@code label}. */
+    public void served(InferenceRunner<IN, OUT> runner, String label) {
+        serving = new Serving(
+                new ServingModel(
+                        subtask, runner.spec().model().uri(), runner.session().modelSha256(), label),
+                runner.signature());
+    }
+
+    /** A control message: loaded and gated after those before it. */
+    public void offer(ModelUpdate update) {
+        long requested = System.nanoTime();
+        submit(() -> load(update, requested));
+    }
+
+    /** Looks for a newer version in the watched folder (off the task thread), and loads it if there is one. */
+    public void poll() {
+        if (settings.watchedFolder() == null) {
+            return;
+        }
+        synchronized (this) {
+            if (inFlight > 0) {
+                return; // a poll or load is under way: the next poll looks again
+            }
+        }
+        long requested = System.nanoTime();
+        submit(() -> pollFolder(requested));
+    }
+
+    private void submit(Runnable task) {
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            inFlight++;
+        }
+        loader.execute(() -> {
+            try {
+                task.run();
+            } finally {
+                synchronized (this) {
+                    inFlight--;
+                    notifyAll();
+                }
+            }
+        });
+    }
+
+    /** Whether a poll or load is under way or its result waits to be taken. */
+    public synchronized boolean busy() {
+        return inFlight > 0 || !ready.isEmpty();
+    }
+
+    /** The finished updates, in the order they finished (the task thread applies them in turn). */
+    public synchronized List<Step<IN, OUT>> takeReady() {
+        if (ready.isEmpty()) {
+            return List.of();
+        }
+        List<Step<IN, OUT>> steps = List.copyOf(ready);
+        ready.clear();
+        return steps;
+    }
+
+    /** Swap latency of {@code step}, from its request to now. */
+    public static long latencyMillis(Step<?, ?> step) {
+        return (System.nanoTime() - step.requestedAtNanos) / 1_000_000;
+    }
+
+    /** For tests: waits until no poll or load is under way (results may wait in {@link #takeReady}). */
+    @VisibleForTesting
+    public synchronized boolean awaitLoaded(Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (inFlight > 0) {
+            long left = deadline - System.nanoTime();
+            if (left <= 0) {
+                return false;
+            }
+            TimeUnit.NANOSECONDS.timedWait(this, left);
+        }
+        return true;
+    }
+
+    private void pollFolder(long requested) {
+        ModelFolder.Version newest;
+        try {
+            newest = ModelFolder.newest(settings.watchedFolder()).orElse(null);
+            lastPollError = null;
+        } catch (Exception e) {
+            String message = "Cannot read the watched model folder " + settings.watchedFolder() + ": " + e.getMessage();
+            if (!message.equals(lastPollError)) { // once per distinct problem, not at every poll
+                lastPollError = message;
+                LOG.warn(message);
+                finish(
+                        report(ModelUpdateReport.Outcome.REFUSED, settings.watchedFolder(), null, null, message),
+                        null,
+                        requested);
+            }
+            return;
+        }
+        if (newest == null || newest.identity().equals(lastFound)) {
+            return;
+        }
+        lastFound = newest.identity();
+        ModelUpdate update = new ModelUpdate(newest.modelUri, newest.sha256, newest.label);
+        load(update, requested);
+    }
+
+    /** Loads and gates {@code update} on the loader thread; hands the outcome to the task thread. */
+    private void load(ModelUpdate update, long requested) {
+        Serving current = serving;
+        if (update.uri == null || update.uri.isBlank()) {
+            finish(
+                    report(
+                            ModelUpdateReport.Outcome.REFUSED,
+                            update.uri,
+                            update.version,
+                            null,
+                            "The update names no model URI"),
+                    null,
+                    requested);
+            return;
+        }
+        String label =
+                update.version == null || update.version.isBlank() ? ModelFolder.labelOf(update.uri) : update.version;
+        InferenceRunner<IN, OUT> candidate = null;
+        try {
+            ModelSource source = ModelSource.of(update.uri);
+            if (update.sha256 != null && !update.sha256.isBlank()) {
+                source = source.withSha256(update.sha256);
+            }
+            candidate = new InferenceRunner<>(spec.withModel(source));
+            candidate.open(slot, subtask, null, policy.maxBatchSize(), policy);
+            String sha = candidate.session().modelSha256();
+            if (sha.equals(current.model.sha256)) {
+                candidate.close();
+                candidate = null;
+                finish(
+                        report(ModelUpdateReport.Outcome.ALREADY_SERVING, update.uri, label, sha, null),
+                        null,
+                        requested);
+                return;
+            }
+            String refusal = VersionGate.check(candidate, current.signature, current.model.version, settings);
+            if (refusal != null) {
+                candidate.close();
+                candidate = null;
+                finish(report(ModelUpdateReport.Outcome.REFUSED, update.uri, label, sha, refusal), null, requested);
+                return;
+            }
+            finish(report(ModelUpdateReport.Outcome.PROMOTED, update.uri, label, sha, null), candidate, requested);
+            candidate = null;
+        } catch (Exception | LinkageError e) {
+            finish(
+                    report(
+                            ModelUpdateReport.Outcome.REFUSED,
+                            update.uri,
+                            label,
+                            null,
+                            "The model did not load: " + e.getMessage()),
+                    null,
+                    requested);
+        } finally {
+            if (candidate != null) {
+                candidate.close();
+            }
+        }
+    }
+
+    private ModelUpdateReport report(
+            ModelUpdateReport.Outcome outcome, String uri, String version, String sha256, String reason) {
+        ModelUpdateReport r = new ModelUpdateReport();
+        r.outcome = outcome;
+        r.uri = uri;
+        r.version = version;
+        r.sha256 = sha256;
+        r.reason = reason;
+        r.subtask = subtask;
+        return r;
+    }
+
+    private void finish(ModelUpdateReport report, InferenceRunner<IN, OUT> runner, long requested) {
+        synchronized (this) {
+            if (!closed) {
+                ready.add(new Step<>(report, runner, requested));
+                return;
+            }
+        }
+        if (runner != null) {
+            runner.close(); // the operator closed while this version loaded
+        }
+    }
+
+    /** Stops the loader (waiting for a load under way) and closes every version not taken. */
+    @Override
+    public void close() {
+        Collection<Step<IN, OUT>> left;
+        synchronized (this) {
+            closed = true;
+            left = List.copyOf(ready);
+            ready.clear();
+        }
+        loader.shutdownNow();
+        try {
+            if (!loader.awaitTermination(CLOSE_WAIT_SECONDS, TimeUnit.SECONDS)) {
+                LOG.warn(
+                        "A model version was still loading {} s after close; its session is closed when it ends",
+                        CLOSE_WAIT_SECONDS);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+        for (Step<IN, OUT> step : left) {
+            if (step.runner != null) {
+                step.runner.close();
+            }
+        }
+    }
+}

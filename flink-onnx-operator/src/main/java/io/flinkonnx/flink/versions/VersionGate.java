@@ -1,0 +1,89 @@
+package io.flinkonnx.flink.versions;
+
+import io.flinkonnx.flink.ModelUpdates;
+import io.flinkonnx.flink.OutputDrift;
+import io.flinkonnx.flink.drift.DriftAccumulator;
+import io.flinkonnx.flink.drift.DriftMonitor;
+import io.flinkonnx.flink.drift.GoldenVectors;
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.model.ModelSignature;
+import io.flinkonnx.model.ReferenceDataSet;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.StringJoiner;
+import org.apache.flink.annotation.Internal;
+
+/**
+ * What a new version must pass before it serves: the serving signature, and the golden vectors in its
+ * folder. (That it loads at all, with its pin and every loader check, is proved by opening it.)
+ */
+@Internal
+final class VersionGate {
+    private VersionGate() {}
+
+    /** Null when {@code candidate} may serve; else why not. */
+    static String check(
+            InferenceRunner<?, ?> candidate, ModelSignature serving, String servingVersion, ModelUpdates settings)
+            throws IOException {
+        ModelSignature offered = candidate.signature();
+        if (!offered.inputs().equals(serving.inputs()) || !offered.outputs().equals(serving.outputs())) {
+            return "Its signature differs from the serving version " + servingVersion + "'s: inputs "
+                    + offered.inputs() + " and outputs " + offered.outputs() + " where " + serving.inputs()
+                    + " and " + serving.outputs() + " serve (a new signature needs a new job)";
+        }
+        if (!settings.goldenVectorsGate()) {
+            return null;
+        }
+        String folder = ModelFolder.folderOf(candidate.spec().model().uri());
+        if (folder == null) {
+            return null;
+        }
+        Path local = Files.createTempDirectory("flink-onnx-gate-");
+        try {
+            if (ModelFolder.copyGoldenVectors(folder, local) == 0) {
+                return null;
+            }
+            String model = candidate.modelName();
+            List<ReferenceDataSet> sets;
+            try {
+                sets = GoldenVectors.readAll(local, model, candidate.session().signature());
+            } catch (IOException | RuntimeException e) {
+                return "Its golden vectors in " + folder + " cannot be read: " + e.getMessage();
+            }
+            Map<String, DriftAccumulator> acc = new LinkedHashMap<>();
+            GoldenVectors vectors = new GoldenVectors(
+                    model, candidate.session().session(), candidate.session().signature());
+            try {
+                for (ReferenceDataSet set : sets) {
+                    vectors.compare(set, acc, settings.gateTolerance(), DriftMonitor::classes);
+                }
+            } catch (Exception e) {
+                return "Its golden vectors in " + folder + " do not run: " + e.getMessage();
+            }
+            StringJoiner outside = new StringJoiner("; ");
+            for (DriftAccumulator a : acc.values()) {
+                OutputDrift d = a.result();
+                if (!d.withinTolerance) {
+                    outside.add(d.toString());
+                }
+            }
+            return outside.length() == 0
+                    ? null
+                    : "Its outputs on the golden vectors in " + folder + " (" + sets.size() + " sets) are outside "
+                            + settings.gateTolerance() + ": " + outside;
+        } finally {
+            deleteRecursively(local);
+        }
+    }
+
+    private static void deleteRecursively(Path dir) throws IOException {
+        try (var walk = Files.walk(dir)) {
+            walk.sorted(java.util.Comparator.reverseOrder())
+                    .forEach(p -> p.toFile().delete());
+        }
+    }
+}
