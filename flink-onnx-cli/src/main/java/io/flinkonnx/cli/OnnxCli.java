@@ -5,7 +5,9 @@ import io.flinkonnx.flink.FallbackReport;
 import io.flinkonnx.flink.ModelChecks;
 import io.flinkonnx.flink.NodePlacement;
 import io.flinkonnx.flink.OutputDrift;
+import io.flinkonnx.model.LocalModel;
 import io.flinkonnx.model.ModelSource;
+import io.flinkonnx.model.ReferenceDataSet;
 import io.flinkonnx.model.TensorSpec;
 import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.SessionSettings;
@@ -31,9 +33,9 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.ParentCommand;
 
 /**
- * {@code java -jar flink-onnx-cli.jar <command>}: inspect, check, optimize and verify ONNX models with the
- * library's own loader, checks, conversion and reports. Exit status: 0 success, 1 the model failed the
- * check or verification, 2 bad usage. Arguments are parsed by picocli: {@code --help} on every command,
+ * {@code java -jar flink-onnx-cli.jar <command>}: inspect, check, optimize, verify and publish ONNX models with
+ * the library's own loader, checks, conversion and reports. Exit status: 0 success, 1 the model failed the
+ * check or verification, 2 bad usage (for {@code publish}, also: the version exists already). Arguments are parsed by picocli: {@code --help} on every command,
  * {@code --version}, and {@code generate-completion} prints a bash/zsh completion script.
  */
 @Internal
@@ -42,13 +44,14 @@ import picocli.CommandLine.ParentCommand;
         synopsisHeading = "usage: ",
         mixinStandardHelpOptions = true,
         versionProvider = OnnxCli.Version.class,
-        description = "Inspect, check, optimize and verify ONNX models with flink-onnx's own loader, checks and"
-                + " conversion; no Python needed.",
+        description = "Inspect, check, optimize, verify and publish ONNX models with flink-onnx's own loader,"
+                + " checks and conversion; no Python needed.",
         subcommands = {
             OnnxCli.Inspect.class,
             OnnxCli.Check.class,
             OnnxCli.Optimize.class,
             OnnxCli.Verify.class,
+            OnnxCli.Publish.class,
             CommandLine.HelpCommand.class,
             AutoComplete.GenerateCompletion.class
         },
@@ -57,7 +60,7 @@ import picocli.CommandLine.ParentCommand;
             "MODEL: a path, a file: or classpath: URI, or any Flink file system URI;",
             "  append @sha256:HEX to pin it.",
             "Exit status: 0 success, 1 the model failed the check or verification,",
-            "  2 bad usage.",
+            "  2 bad usage (or, for publish, the version exists already).",
             "Shell completion: source <(java -jar flink-onnx-cli.jar generate-completion)",
             "  with flink-onnx-cli an alias of java -jar flink-onnx-cli.jar."
         })
@@ -281,6 +284,132 @@ public final class OnnxCli implements Callable<Integer> {
                 throw usage("verify needs --test-data DIR");
             }
             return verify(source(model), testData, DriftTolerance.of(rtol, atol), out());
+        }
+    }
+
+    @Command(
+            name = "publish",
+            synopsisHeading = "usage: ",
+            description = {
+                "Publish MODEL as version N of a watched model folder, atomically.",
+                "MODEL is checked first (as check does) and, with --golden, verified against those golden vectors"
+                        + " (as verify does); a model that fails either is not published (exit 1). Layout:",
+                "  TO/vN/MODEL_FILE         the model, its .onnx or .ort file name kept",
+                "  TO/vN/MODEL_FILE.sha256  \"<sha256, lower-case hex>  MODEL_FILE\" (sha256sum)",
+                "  TO/vN/test_data_set_K/   each golden set, copied from --golden",
+                "Atomic: the files are written to TO/.vN.tmp-RANDOM/ (the watcher ignores names starting with '.'"
+                        + " or '_'), then renamed to TO/vN. On object stores (s3, s3a, s3p, gs, oss, obs, cosn),"
+                        + " whose rename copies object by object, and wherever the file system refuses the rename,"
+                        + " they are written straight into TO/vN instead, the model file last: a version folder"
+                        + " without its model file is still being written.",
+                "An existing TO/vN is never overwritten (exit 2): to roll back, publish the old model as a higher"
+                        + " version or point a control message at the old one."
+            },
+            footerHeading = "%n",
+            footer = {
+                "TO: a folder path or any Flink file system URI (s3://, hdfs://, ...; that file",
+                "  system's jar on the class path). Exit status: 0 published, 1 the model failed",
+                "  the check or its golden vectors, 2 bad usage or TO/vN exists already."
+            })
+    static final class Publish extends ModelCommand {
+        @Option(
+                names = {"-h", "--help"},
+                usageHelp = true,
+                description = "Show this help message and exit.")
+        boolean help;
+
+        @Option(
+                names = "--to",
+                paramLabel = "TO",
+                required = true,
+                description = "the watched model folder (a path or a Flink file system URI)")
+        String to;
+
+        @Option(
+                names = "--version",
+                paramLabel = "N",
+                required = true,
+                description = "the version number: the folder written is TO/vN")
+        long version;
+
+        @Option(
+                names = "--golden",
+                paramLabel = "DIR",
+                description = "a folder holding test_data_set_N folders (or one such folder): MODEL must pass"
+                        + " them, and they are published with it")
+        String golden;
+
+        @Option(
+                names = "--rtol",
+                paramLabel = "R",
+                defaultValue = "1e-3",
+                description = "relative tolerance for --golden (default: ${DEFAULT-VALUE})")
+        double rtol;
+
+        @Option(
+                names = "--atol",
+                paramLabel = "A",
+                defaultValue = "1e-5",
+                description = "absolute tolerance for --golden (default: ${DEFAULT-VALUE})")
+        double atol;
+
+        @Override
+        public Integer call() throws Exception {
+            if (version < 0) {
+                throw usage("--version must be a non-negative integer, got " + version);
+            }
+            org.apache.flink.core.fs.Path folder = Publisher.folder(to);
+            org.apache.flink.core.fs.FileSystem fs = Publisher.fileSystem(folder);
+            org.apache.flink.core.fs.Path target = Publisher.versionFolder(folder, version);
+            if (fs.exists(target)) {
+                throw Publisher.exists(target);
+            }
+            List<Path> sets = List.of();
+            if (golden != null) {
+                try {
+                    sets = ReferenceDataSet.folders(Path.of(golden));
+                } catch (IOException e) {
+                    throw new IllegalArgumentException("--golden " + golden + ": " + e.getMessage(), e);
+                }
+            }
+            ModelSource source = source(model);
+            try (LocalModel local = source.fetch()) {
+                String name = local.path().getFileName().toString();
+                String lower = name.toLowerCase(Locale.ROOT);
+                if (!lower.endsWith(".onnx") && !lower.endsWith(".ort")) {
+                    throw new IllegalArgumentException("Model file " + source.uri() + " is named '" + name
+                            + "': publish keeps the file name, and a version folder's model is its .onnx or .ort"
+                            + " file; rename it");
+                }
+                if (!local.externalData().isEmpty()) {
+                    throw new IllegalArgumentException("Model file " + source.uri() + " refers to external data "
+                            + local.externalData() + ": publish copies a single model file; embed the weights"
+                            + " in the model (or publish the folder yourself)");
+                }
+                // The checks and the copy see the same bytes: later reads are pinned to this fetch's digest.
+                ModelSource checked = source.sha256().isPresent() ? source : source.withSha256(local.sha256());
+                ModelChecks.check(checked);
+                out().println("OK: " + source.uri() + " loads in ONNX Runtime");
+                if (golden != null) {
+                    out().println("golden vectors in " + golden + ":");
+                    if (verify(checked, golden, DriftTolerance.of(rtol, atol), out()) != OK) {
+                        spec.commandLine()
+                                .getErr()
+                                .println("FAILED: " + source.uri() + " does not pass the golden vectors in " + golden
+                                        + "; nothing published to " + target);
+                        return FAILED;
+                    }
+                }
+                Publisher.Published p =
+                        Publisher.publish(fs, folder, version, local.path(), local.modelFileSha256(), sets);
+                out().println("published " + p.folder + " (" + p.how + ")");
+                out().println("  " + p.model + "  " + p.bytes + " bytes  sha256 " + p.sha256);
+                out().println("  " + p.model + ".sha256");
+                for (String set : p.dataSets) {
+                    out().println("  " + new org.apache.flink.core.fs.Path(p.folder, set) + "/");
+                }
+                return OK;
+            }
         }
     }
 

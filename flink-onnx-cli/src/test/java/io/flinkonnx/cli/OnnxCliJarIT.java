@@ -2,12 +2,16 @@ package io.flinkonnx.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.flinkonnx.model.testing.TestModels;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import java.util.jar.JarFile;
+import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -30,8 +34,31 @@ class OnnxCliJarIT {
         assertThat(output()).startsWith("flink-onnx-cli ").contains("picocli 4.7.7");
         assertThat(java("verify", "--help")).isZero();
         assertThat(output()).contains("usage: flink-onnx-cli verify");
+        assertThat(java("publish", "--help")).isZero();
+        assertThat(output()).contains("usage: flink-onnx-cli publish").contains("TO/vN/MODEL_FILE.sha256");
         assertThat(java("frobnicate")).isEqualTo(OnnxCli.USAGE);
         assertThat(output()).contains("Unknown command 'frobnicate'");
+    }
+
+    @Test
+    void shadedJarPublishesAVersionFolderThroughFlinksFileSystem() throws Exception {
+        Path model = new TestModels.Mlp(4, 8, 2).writeTo(dir.resolve("mlp.onnx"));
+        Path models = dir.resolve("models");
+
+        assertThat(java("publish", model.toString(), "--to", models.toString(), "--version", "8"))
+                .as("output: %s", output())
+                .isZero();
+
+        String sha256 =
+                HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(Files.readAllBytes(model)));
+        assertThat(models.resolve("v8/mlp.onnx")).hasSameBinaryContentAs(model);
+        assertThat(Files.readString(models.resolve("v8/mlp.onnx.sha256"))).isEqualTo(sha256 + "  mlp.onnx\n");
+        try (Stream<Path> children = Files.list(models)) {
+            assertThat(children.map(p -> p.getFileName().toString())).containsExactly("v8");
+        }
+        assertThat(java("publish", model.toString(), "--to", models.toString(), "--version", "8"))
+                .isEqualTo(OnnxCli.USAGE);
+        assertThat(output()).contains("already exists");
     }
 
     private int java(String... args) throws Exception {

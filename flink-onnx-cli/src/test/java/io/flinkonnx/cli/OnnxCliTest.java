@@ -281,7 +281,7 @@ class OnnxCliTest {
         assertThat(err()).isEmpty();
     }
 
-    private static void writeSet(Path set, float[] x, float[] y) throws Exception {
+    static void writeSet(Path set, float[] x, float[] y) throws Exception {
         Files.createDirectories(set);
         Files.write(set.resolve("input_0.pb"), floats("x", x, 1, x.length).toByteArray());
         Files.write(set.resolve("output_0.pb"), floats("y", y, 1, y.length).toByteArray());
