@@ -8,6 +8,9 @@ import io.flinkonnx.flink.DriftReport;
 import io.flinkonnx.flink.FailedRecord;
 import io.flinkonnx.flink.FallbackReport;
 import io.flinkonnx.flink.InputRow;
+import io.flinkonnx.flink.ModelUpdate;
+import io.flinkonnx.flink.ModelUpdateReport;
+import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInference;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.OutputRow;
@@ -43,7 +46,9 @@ import org.apache.kafka.clients.consumer.ConsumerRecord;
  * Kafka-to-Kafka scoring: JSON transactions ({@code {"id": "...", "features": [8 numbers]}}, key = id) are
  * scored by the batching ONNX operator; predictions (input key, partition and offset, model URI and
  * sha256, probabilities, latency since the source read the record) go to the output topic; malformed messages to the dead-letter topic
- * with their topic/partition/offset and the reason; fallback and drift reports to their topics. Every sink
+ * with their topic/partition/offset and the reason; fallback and drift reports to their topics. With
+ * {@code --topic.model-updates=model-updates} one JSON message ({@code {"uri", "sha256", "version"}}) promotes a
+ * new model version without a restart, and each prediction names the version that scored it. Every sink
  * is a transactional EXACTLY_ONCE {@link KafkaSink}, committed with Flink's checkpoints.
  *
  * <pre>
@@ -106,9 +111,8 @@ public final class KafkaScoringJob {
                 .maxBatchSize((int) c.getLong("batch.max-size"))
                 .maxBatchDelay(Duration.ofMillis(c.getLong("batch.max-delay-ms")))
                 .build();
-        SingleOutputStreamOperator<Prediction> predictions = OnnxInference.batched(messages, spec.build(), policy)
-                .name("onnx-score")
-                .uid("onnx-score");
+        SingleOutputStreamOperator<Prediction> predictions =
+                score(env, c, messages, spec.build(), policy).name("onnx-score").uid("onnx-score");
 
         // Each output becomes (key, JSON) text first; the Kafka sinks then write plain strings.
         String prefix = c.get("transactional-id-prefix");
@@ -147,6 +151,85 @@ public final class KafkaScoringJob {
                 .sinkTo(sink(c, c.get("topic.drift-reports"), prefix + "-drift"))
                 .name("drift-reports")
                 .uid("drift-reports");
+    }
+
+    /**
+     * The scoring operator: with a {@code topic.model-updates} and/or a {@code model.watch} folder, one whose
+     * model changes without a restart (each update's outcome goes to {@code topic.model-update-reports}).
+     */
+    private static SingleOutputStreamOperator<Prediction> score(
+            StreamExecutionEnvironment env,
+            ScoringJobConfig c,
+            DataStream<KafkaMessage> messages,
+            OnnxInferenceSpec<KafkaMessage, Prediction> spec,
+            BatchPolicy policy) {
+        String updatesTopic = c.get("topic.model-updates");
+        String watched = c.get("model.watch");
+        if (updatesTopic.isEmpty() && watched.isEmpty()) {
+            return OnnxInference.batched(messages, spec, policy);
+        }
+        ModelUpdates.Builder updates = ModelUpdates.builder();
+        if (!watched.isEmpty()) {
+            updates.watch(watched, Duration.ofMillis(c.getLong("model.watch.interval-ms")));
+        }
+        SingleOutputStreamOperator<Prediction> predictions;
+        if (updatesTopic.isEmpty()) {
+            predictions = OnnxInference.batched(messages, spec, policy, updates.build());
+        } else {
+            var source = KafkaSource.<ModelUpdate>builder()
+                    .setBootstrapServers(c.get("bootstrap.servers"))
+                    .setTopics(updatesTopic)
+                    .setGroupId(c.get("group.id") + "-model-updates")
+                    .setStartingOffsets(OffsetsInitializer.earliest())
+                    .setDeserializer(new ModelUpdateDeserializer())
+                    .setProperty("isolation.level", "read_committed");
+            if (Boolean.parseBoolean(c.get("bounded"))) {
+                source.setBounded(OffsetsInitializer.latest());
+            }
+            DataStream<ModelUpdate> control = env.fromSource(
+                            source.build(), WatermarkStrategy.noWatermarks(), "model-updates")
+                    .setParallelism(1)
+                    .uid("model-updates");
+            predictions = OnnxInference.batched(messages, control, spec, policy, updates.build());
+        }
+        predictions
+                .getSideOutput(ModelUpdateReport.TAG)
+                .map(r -> Tuple2.of(r.version, json(r)))
+                .returns(KEYED_JSON)
+                .name("model-update-json")
+                .uid("model-update-json")
+                .sinkTo(sink(c, c.get("topic.model-update-reports"), c.get("transactional-id-prefix") + "-updates"))
+                .name("model-update-reports")
+                .uid("model-update-reports");
+        return predictions;
+    }
+
+    /**
+     * A model-updates message: {@code {"uri": "s3://models/fraud/v8/model.onnx", "sha256": "...", "version":
+     * "v8"}} (sha256 optional). A message that is not such JSON becomes an update without a URI, which the
+     * operator refuses with a report: a typo in the control topic is visible, never fatal.
+     */
+    static final class ModelUpdateDeserializer implements KafkaRecordDeserializationSchema<ModelUpdate> {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        public void deserialize(ConsumerRecord<byte[], byte[]> r, Collector<ModelUpdate> out) {
+            String text = r.value() == null ? "" : new String(r.value(), StandardCharsets.UTF_8);
+            try {
+                JsonNode m = JSON.readTree(text);
+                out.collect(new ModelUpdate(
+                        m.path("uri").isTextual() ? m.get("uri").asText() : null,
+                        m.path("sha256").isTextual() ? m.get("sha256").asText() : null,
+                        m.path("version").isTextual() ? m.get("version").asText() : null));
+            } catch (Exception e) {
+                out.collect(new ModelUpdate(null, null, "unreadable message at offset " + r.offset()));
+            }
+        }
+
+        @Override
+        public TypeInformation<ModelUpdate> getProducedType() {
+            return TypeInformation.of(ModelUpdate.class);
+        }
     }
 
     static final TypeInformation<Tuple2<String, String>> KEYED_JSON = Types.TUPLE(Types.STRING, Types.STRING);
@@ -202,6 +285,7 @@ public final class KafkaScoringJob {
         m.put("value", f.record.value);
         m.put("reason", f.reason);
         m.put("model", f.model);
+        m.put("modelVersion", f.modelVersion);
         return json(m);
     }
 
@@ -284,7 +368,9 @@ public final class KafkaScoringJob {
             p.inputPartition = message.partition;
             p.inputOffset = message.offset;
             p.model = model;
-            p.modelSha256 = sha256;
+            // The version that scored this record: after a model update, no longer the job's first model.
+            p.modelVersion = outputs.modelVersion();
+            p.modelSha256 = outputs.modelSha256() != null ? outputs.modelSha256() : sha256;
             p.probabilities = outputs.floats("probabilities");
             long now = nowMicros();
             p.scoredAtMillis = now / 1_000;

@@ -6,6 +6,9 @@ public class Prediction {
     public int inputPartition;
     public long inputOffset;
     public String model;
+    /** The model version that scored the record (changes with a model update). */
+    public String modelVersion;
+
     public String modelSha256;
     /** [P(legit), P(fraud)]. */
     public float[] probabilities;

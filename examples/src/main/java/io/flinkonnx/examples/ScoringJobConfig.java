@@ -38,6 +38,12 @@ public final class ScoringJobConfig implements Serializable {
         DEFAULTS.put("topic.drift-reports", "drift-reports");
         DEFAULTS.put("model", "classpath:models/fraud-mlp.onnx");
         DEFAULTS.put("model.sha256", "");
+        // Model updates without a restart: a control topic of JSON {"uri", "sha256", "version"} messages,
+        // and/or a watched folder; both off by default.
+        DEFAULTS.put("topic.model-updates", "");
+        DEFAULTS.put("topic.model-update-reports", "model-update-reports");
+        DEFAULTS.put("model.watch", "");
+        DEFAULTS.put("model.watch.interval-ms", "60000");
         DEFAULTS.put("providers", "cpu");
         DEFAULTS.put("drift.golden-vectors", "");
         DEFAULTS.put("drift.interval-ms", "600000");

@@ -29,14 +29,49 @@ final class FraudReference {
     }
 
     static FraudReference load() throws Exception {
+        return of(bundled());
+    }
+
+    /** The bundled model's protobuf. */
+    static ModelProto bundled() throws Exception {
         try (InputStream model = FraudReference.class.getResourceAsStream("/models/fraud-mlp.onnx")) {
-            ModelProto proto = ModelProto.parseFrom(model);
-            Map<String, TensorData> init = new HashMap<>();
-            for (TensorProto t : proto.getGraph().getInitializerList()) {
-                init.put(t.getName(), TensorData.of(t));
-            }
-            return new FraudReference(init);
+            return ModelProto.parseFrom(model);
         }
+    }
+
+    /** The reference of a model of the bundled one's graph, from its own initializers. */
+    static FraudReference of(ModelProto proto) {
+        Map<String, TensorData> init = new HashMap<>();
+        for (TensorProto t : proto.getGraph().getInitializerList()) {
+            init.put(t.getName(), TensorData.of(t));
+        }
+        return new FraudReference(init);
+    }
+
+    /**
+     * Another version of the bundled model, same signature: the output layer's weights and biases negated, so
+     * the two probabilities trade places.
+     */
+    static ModelProto secondVersion() throws Exception {
+        ModelProto proto = bundled();
+        var graph = proto.getGraph().toBuilder();
+        for (int i = 0; i < graph.getInitializerCount(); i++) {
+            TensorProto t = graph.getInitializer(i);
+            if (t.getName().equals("w2") || t.getName().equals("b2")) {
+                float[] values = (float[]) TensorData.of(t).values();
+                java.nio.ByteBuffer raw =
+                        java.nio.ByteBuffer.allocate(values.length * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+                for (float v : values) {
+                    raw.putFloat(-v);
+                }
+                graph.setInitializer(
+                        i,
+                        t.toBuilder()
+                                .clearFloatData()
+                                .setRawData(com.google.protobuf.ByteString.copyFrom(raw.array())));
+            }
+        }
+        return proto.toBuilder().setGraph(graph).build();
     }
 
     float[] probabilities(float[] x) {
