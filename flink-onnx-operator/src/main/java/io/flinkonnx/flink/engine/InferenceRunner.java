@@ -730,7 +730,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             if (runOptions != null) {
                 runOptions.setTerminate(true);
             }
-        } catch (OrtException e) {
+        } catch (OrtException | RuntimeException e) { // closed meanwhile (a version swapped out): nothing runs
             LOG.warn("Could not cancel the run of model {}: {}", modelName, e.getMessage());
         }
     }

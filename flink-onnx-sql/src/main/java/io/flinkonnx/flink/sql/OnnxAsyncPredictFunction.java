@@ -1,6 +1,7 @@
 package io.flinkonnx.flink.sql;
 
 import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.flink.drift.DriftMonitor;
@@ -38,8 +39,12 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     private final int batchDelayMillis;
     private final OnError onError;
     private final String version;
+    /** Null unless the model is served from a watched folder. */
+    private final ModelUpdates updates;
 
-    private transient InferenceRunner<Object[], RowData> runner;
+    private transient WatchedModel watched;
+    /** Changed by the worker when a new version is swapped in; read by close() to cancel a run. */
+    private transient volatile InferenceRunner<Object[], RowData> runner;
     /** The version that every row of this instance names: the label, or the served session's sha256. */
     private transient String scoredVersion;
 
@@ -71,25 +76,46 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
             int batchDelayMillis,
             OnError onError,
             String version) {
+        this(spec, binding, batchSize, batchDelayMillis, onError, version, null);
+    }
+
+    /** With {@code updates}: the model is served from a watched folder, its versions swapped between batches. */
+    public OnnxAsyncPredictFunction(
+            OnnxInferenceSpec<Object[], RowData> spec,
+            SqlBinding binding,
+            int batchSize,
+            int batchDelayMillis,
+            OnError onError,
+            String version,
+            ModelUpdates updates) {
         this.spec = spec;
         this.binding = binding;
         this.batchSize = batchSize;
         this.batchDelayMillis = batchDelayMillis;
         this.onError = onError;
         this.version = version;
+        this.updates = updates;
     }
 
     @Override
     public void open(FunctionContext context) throws Exception {
-        runner = new InferenceRunner<>(spec);
-        MetricGroup metrics = OnnxModelProvider.metricGroup(context, version);
-        runner.open(
-                context.getTaskInfo().getAllocationIDAsString(),
-                context.getTaskInfo().getIndexOfThisSubtask(),
-                metrics,
-                batchSize,
-                BatchPolicy.defaults());
-        scoredVersion = OnnxModelProvider.scoredVersion(version, runner);
+        if (updates != null) {
+            MetricGroup metrics = OnnxModelProvider.metricGroup(context, null);
+            watched = new WatchedModel(spec, updates, batchSize, context, metrics);
+            runner = watched.open();
+            InferenceRunner.registerMetrics(metrics, () -> runner);
+            scoredVersion = watched.version();
+        } else {
+            runner = new InferenceRunner<>(spec);
+            MetricGroup metrics = OnnxModelProvider.metricGroup(context, version);
+            runner.open(
+                    context.getTaskInfo().getAllocationIDAsString(),
+                    context.getTaskInfo().getIndexOfThisSubtask(),
+                    metrics,
+                    batchSize,
+                    BatchPolicy.defaults());
+            scoredVersion = OnnxModelProvider.scoredVersion(version, runner);
+        }
         // SQL has no side outputs: drift reports go to the gauges and the log.
         DriftMonitor.checkGoldenIfDue(runner.drift());
         // A model without a free batch axis takes one row per run (as in the batching operator).
@@ -169,6 +195,10 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
      * rows of the batch are scored.
      */
     private void score(List<Pending> batch) throws Exception {
+        if (watched != null) {
+            runner = watched.current(runner);
+            scoredVersion = watched.version();
+        }
         try {
             DriftMonitor.checkGoldenIfDue(runner.drift());
         } catch (Exception e) {
@@ -259,6 +289,10 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
                 queue.drainTo(left);
                 left.forEach(p -> p.result.completeExceptionally(closed()));
             }
+            if (watched != null) {
+                watched.close();
+                watched = null;
+            }
             if (runner != null) {
                 runner.close();
                 runner = null;
@@ -267,5 +301,10 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
                 Thread.currentThread().interrupt();
             }
         }
+    }
+
+    /** The watched folder's versions, null without 'watch.interval' (for tests). */
+    WatchedModel watched() {
+        return watched;
     }
 }

@@ -1,5 +1,6 @@
 package io.flinkonnx.flink.sql;
 
+import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import java.time.Duration;
@@ -49,6 +50,8 @@ public final class OnnxModelProvider implements PredictRuntimeProvider, AsyncPre
     private final String version;
     private final int tableCapacity;
     private final Duration tableTimeout;
+    /** Null unless the model is served from a watched folder ('watch.interval'). */
+    private final ModelUpdates updates;
 
     /**
      * @param version the 'model-version' label, or null: the sha256 of the session that scores
@@ -64,6 +67,21 @@ public final class OnnxModelProvider implements PredictRuntimeProvider, AsyncPre
             String version,
             int tableCapacity,
             Duration tableTimeout) {
+        this(spec, binding, batchSize, batchDelayMillis, onError, version, tableCapacity, tableTimeout, null);
+    }
+
+    /** @param updates the watched folder the model's versions come from, or null for one fixed model */
+    public OnnxModelProvider(
+            OnnxInferenceSpec<Object[], RowData> spec,
+            SqlBinding binding,
+            int batchSize,
+            int batchDelayMillis,
+            OnError onError,
+            String version,
+            int tableCapacity,
+            Duration tableTimeout,
+            ModelUpdates updates) {
+        this.updates = updates;
         this.spec = spec;
         this.binding = binding;
         this.batchSize = batchSize;
@@ -76,7 +94,7 @@ public final class OnnxModelProvider implements PredictRuntimeProvider, AsyncPre
 
     @Override
     public PredictFunction createPredictFunction(Context context) {
-        return new OnnxPredictFunction(spec, binding, onError, version);
+        return new OnnxPredictFunction(spec, binding, onError, version, updates);
     }
 
     @Override
@@ -86,13 +104,13 @@ public final class OnnxModelProvider implements PredictRuntimeProvider, AsyncPre
         int size = Math.max(1, Math.min(batchSize, capacity));
         Duration timeout = runtime.getOptional(TIMEOUT).orElse(tableTimeout);
         int delay = (int) Math.min(batchDelayMillis, timeout.toMillis() / 4);
-        return new OnnxAsyncPredictFunction(spec, binding, size, delay, onError, version);
+        return new OnnxAsyncPredictFunction(spec, binding, size, delay, onError, version, updates);
     }
 
     @Override
     public OnnxModelProvider copy() {
         return new OnnxModelProvider(
-                spec, binding, batchSize, batchDelayMillis, onError, version, tableCapacity, tableTimeout);
+                spec, binding, batchSize, batchDelayMillis, onError, version, tableCapacity, tableTimeout, updates);
     }
 
     /** The runtime's metric group: the library's, under a {@code model_version} variable when a label is set. */

@@ -1,12 +1,14 @@
 package io.flinkonnx.flink.sql;
 
 import io.flinkonnx.flink.InputRow;
+import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInference;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.OutputRow;
 import io.flinkonnx.flink.RecordEncoder;
 import io.flinkonnx.flink.ResultDecoder;
 import io.flinkonnx.flink.session.SessionLoader;
+import io.flinkonnx.flink.versions.ModelFolder;
 import io.flinkonnx.model.LocalModel;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
@@ -104,6 +106,20 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
             .withDescription("A STRING column of the model's OUTPUT bound to no ONNX output: the 'model-version' (or,"
                     + " without one, the model's sha256) that scored the row.");
 
+    public static final ConfigOption<Duration> WATCH_INTERVAL = ConfigOptions.key("watch.interval")
+            .durationType()
+            .noDefaultValue()
+            .withDescription("Serve the newest version of the folder 'path' names, polled at this interval ('1 min'):"
+                    + " v7/model.onnx or fraud-7.onnx, highest number first; a version that does not load, has"
+                    + " another signature or fails the golden vectors in its folder is refused and the current one"
+                    + " serves on. Rows name the version in 'model-version-column'.");
+
+    public static final ConfigOption<Boolean> WATCH_GOLDEN_VECTORS_GATE = ConfigOptions.key("watch.golden-vectors-gate")
+            .booleanType()
+            .defaultValue(true)
+            .withDescription("With 'watch.interval': whether golden vectors in a version's folder must pass before it"
+                    + " serves.");
+
     private String optionNames() {
         java.util.TreeSet<String> names = new java.util.TreeSet<>();
         optionalOptions().forEach(o -> names.add(o.key()));
@@ -139,7 +155,9 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                 ERROR_COLUMN,
                 PATH,
                 MODEL_VERSION,
-                MODEL_VERSION_COLUMN);
+                MODEL_VERSION_COLUMN,
+                WATCH_INTERVAL,
+                WATCH_GOLDEN_VECTORS_GATE);
     }
 
     @Override
@@ -159,11 +177,46 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                             + " = 'onnx' needs 'path' (a model URI: a path, classpath: resource or Flink file system URI)."
                             + " Options of this provider: " + optionNames());
         }
+        String name = context.getObjectIdentifier().asSummaryString();
+        ModelUpdates updates = null;
         ModelSource source = ModelSource.of(options.get(PATH));
-        if (options.getOptional(SHA256).isPresent()) {
+        if (options.getOptional(WATCH_INTERVAL).isPresent()) {
+            if (options.getOptional(MODEL_VERSION).isPresent()
+                    || options.getOptional(SHA256).isPresent()) {
+                throw new ValidationException(
+                        "Model " + name + ": 'model-version' and 'sha256' name one fixed model;"
+                                + " with 'watch.interval' each version is named by the folder (and pinned by its .sha256 file)");
+            }
+            try {
+                updates = ModelUpdates.builder()
+                        .watch(options.get(PATH), options.get(WATCH_INTERVAL))
+                        .goldenVectorsGate(options.get(WATCH_GOLDEN_VECTORS_GATE))
+                        .build();
+            } catch (IllegalArgumentException e) {
+                throw new ValidationException("Model " + name + ": " + e.getMessage(), e);
+            }
+            ModelFolder.Version newest;
+            try {
+                newest = ModelFolder.newest(options.get(PATH))
+                        .orElseThrow(() ->
+                                new ValidationException("Model " + name + ": the watched folder " + options.get(PATH)
+                                        + " holds no model version yet (v1/model.onnx, fraud-1.onnx, ...)"));
+            } catch (java.io.IOException e) {
+                throw new ValidationException("Model " + name + ": " + e.getMessage(), e);
+            }
+            source = ModelSource.of(newest.modelUri);
+            if (newest.sha256 != null) {
+                source = source.withSha256(newest.sha256);
+            }
+            LOG.info(
+                    "Model {} watches {} every {}; version {} is the newest",
+                    name,
+                    options.get(PATH),
+                    options.get(WATCH_INTERVAL),
+                    newest);
+        } else if (options.getOptional(SHA256).isPresent()) {
             source = source.withSha256(options.get(SHA256));
         }
-        String name = context.getObjectIdentifier().asSummaryString();
         SqlBinding binding;
         try (LocalModel model = source.fetch()) {
             ModelSignature signature = model.signature().orElseGet(() -> SessionLoader.signatureOf(model));
@@ -205,7 +258,8 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                 options.get(ON_ERROR),
                 options.getOptional(MODEL_VERSION).orElse(null),
                 tableConfig.get(OnnxModelProvider.TABLE_MAX_CONCURRENT_OPERATIONS),
-                tableConfig.get(OnnxModelProvider.TABLE_TIMEOUT));
+                tableConfig.get(OnnxModelProvider.TABLE_TIMEOUT),
+                updates);
     }
 
     public static final class SqlEncoder implements RecordEncoder<Object[]> {

@@ -1,5 +1,6 @@
 package io.flinkonnx.flink.sql;
 
+import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.InferenceRunner;
@@ -23,20 +24,44 @@ public class OnnxPredictFunction extends PredictFunction {
     private final SqlBinding binding;
     private final OnError onError;
     private final String version;
+    /** Null unless the model is served from a watched folder. */
+    private final ModelUpdates updates;
+
+    private transient WatchedModel watched;
     private transient InferenceRunner<Object[], RowData> runner;
     /** The version that every row of this instance names: the label, or the served session's sha256. */
     private transient String scoredVersion;
 
     public OnnxPredictFunction(
             OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, OnError onError, String version) {
+        this(spec, binding, onError, version, null);
+    }
+
+    /** With {@code updates}: the model is served from a watched folder, its versions swapped between rows. */
+    public OnnxPredictFunction(
+            OnnxInferenceSpec<Object[], RowData> spec,
+            SqlBinding binding,
+            OnError onError,
+            String version,
+            ModelUpdates updates) {
         this.spec = spec;
         this.binding = binding;
         this.onError = onError;
         this.version = version;
+        this.updates = updates;
     }
 
     @Override
     public void open(FunctionContext context) throws Exception {
+        if (updates != null) {
+            MetricGroup metrics = OnnxModelProvider.metricGroup(context, null);
+            watched = new WatchedModel(spec, updates, 1, context, metrics);
+            runner = watched.open();
+            InferenceRunner.registerMetrics(metrics, () -> runner);
+            scoredVersion = watched.version();
+            DriftMonitor.checkGoldenIfDue(runner.drift());
+            return;
+        }
         runner = new InferenceRunner<>(spec);
         MetricGroup metrics = OnnxModelProvider.metricGroup(context, version);
         runner.open(
@@ -50,6 +75,10 @@ public class OnnxPredictFunction extends PredictFunction {
 
     @Override
     public Collection<RowData> predict(RowData features) {
+        if (watched != null) {
+            runner = watched.current(runner);
+            scoredVersion = watched.version();
+        }
         try {
             DriftMonitor.checkGoldenIfDue(runner.drift());
         } catch (Exception e) {
@@ -64,9 +93,18 @@ public class OnnxPredictFunction extends PredictFunction {
 
     @Override
     public void close() throws Exception {
+        if (watched != null) {
+            watched.close();
+            watched = null;
+        }
         if (runner != null) {
             runner.close();
             runner = null;
         }
+    }
+
+    /** The watched folder's versions, null without 'watch.interval' (for tests). */
+    WatchedModel watched() {
+        return watched;
     }
 }

@@ -1,0 +1,123 @@
+package io.flinkonnx.flink.sql;
+
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.ModelUpdateReport;
+import io.flinkonnx.flink.ModelUpdates;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.versions.ModelVersions;
+import java.time.Duration;
+import org.apache.flink.annotation.Internal;
+import org.apache.flink.annotation.VisibleForTesting;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.Gauge;
+import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.table.data.RowData;
+import org.apache.flink.table.functions.FunctionContext;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A model served from a watched folder ({@code 'watch.interval'}) by an ML_PREDICT runtime: the folder is
+ * polled on the thread that scores, new versions load and pass the gate off it, and the runner changes
+ * between runs. SQL functions keep no operator state: after a restart the newest version of the folder
+ * serves (the DataStream operator restores the checkpointed one).
+ */
+@Internal
+final class WatchedModel implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(WatchedModel.class);
+
+    private final ModelVersions<Object[], RowData> versions;
+    private final Duration pollInterval;
+    private final String model;
+    private long nextPollMillis;
+    private final Counter updates;
+    private final Counter refused;
+
+    WatchedModel(
+            OnnxInferenceSpec<Object[], RowData> spec,
+            ModelUpdates settings,
+            int maxRows,
+            FunctionContext context,
+            MetricGroup metrics) {
+        this.versions = new ModelVersions<>(
+                spec,
+                settings,
+                BatchPolicy.builder().maxBatchSize(maxRows).build(),
+                context.getTaskInfo().getAllocationIDAsString(),
+                context.getTaskInfo().getIndexOfThisSubtask(),
+                context.getUserCodeClassLoader());
+        this.pollInterval = settings.pollInterval();
+        this.model = spec.model().uri();
+        this.updates = metrics.counter("model_updates");
+        this.refused = metrics.counter("model_updates_refused");
+        metrics.gauge("model_version", (Gauge<String>) () -> versions.serving().version);
+    }
+
+    /** Opens the version the planner chose (the folder's newest when the query was planned). */
+    InferenceRunner<Object[], RowData> open() throws Exception {
+        InferenceRunner<Object[], RowData> runner = versions.openServing(null);
+        LOG.info("ML_PREDICT serves model {} version {}", model, versions.serving());
+        return runner;
+    }
+
+    /**
+     * Between runs, on the thread that scores: polls the folder when due, and returns the runner to score
+     * with now ({@code current}, or a new version's, {@code current} then closed).
+     */
+    InferenceRunner<Object[], RowData> current(InferenceRunner<Object[], RowData> current) {
+        long now = System.currentTimeMillis();
+        if (now >= nextPollMillis) {
+            versions.poll();
+            nextPollMillis = now + pollInterval.toMillis();
+        }
+        InferenceRunner<Object[], RowData> serving = current;
+        for (ModelVersions.Step<Object[], RowData> step : versions.takeReady()) {
+            ModelUpdateReport report = step.report;
+            switch (report.outcome) {
+                case PROMOTED:
+                    serving.close();
+                    serving = step.runner;
+                    serving.version(report.version);
+                    versions.served(serving, report.version);
+                    updates.inc();
+                    LOG.info(
+                            "ML_PREDICT with model {} now serves version {} ({}, sha256 {}) after {} ms",
+                            model,
+                            report.version,
+                            report.uri,
+                            report.sha256,
+                            ModelVersions.latencyMillis(step));
+                    break;
+                case ALREADY_SERVING:
+                    serving.version(report.version);
+                    versions.served(serving, report.version);
+                    break;
+                default:
+                    refused.inc();
+                    LOG.warn(
+                            "Model update {} ({}) refused; version {} serves on: {}",
+                            report.version,
+                            report.uri,
+                            versions.serving().version,
+                            report.reason);
+            }
+        }
+        return serving;
+    }
+
+    /** The label of the version serving now. */
+    String version() {
+        return versions.serving().version;
+    }
+
+    @VisibleForTesting
+    boolean awaitLoaded(Duration timeout) throws InterruptedException {
+        return versions.awaitLoaded(timeout);
+    }
+
+    @Override
+    public void close() {
+        versions.close();
+    }
+}
