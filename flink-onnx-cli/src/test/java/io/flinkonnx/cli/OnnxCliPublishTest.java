@@ -299,4 +299,19 @@ class OnnxCliPublishTest {
             return children.map(p -> p.getFileName().toString()).sorted().collect(Collectors.toList());
         }
     }
+
+    @Test
+    void whatPublishWritesIsTheVersionAModelWatcherServesNextPinnedToItsSha256() throws Exception {
+        assertThat(run("publish", model.toString(), "--to", models.toString(), "--version", "7"))
+                .isEqualTo(OnnxCli.OK);
+        assertThat(run("publish", model.toString(), "--to", models.toString(), "--version", "12"))
+                .isEqualTo(OnnxCli.OK);
+
+        io.flinkonnx.flink.versions.ModelFolder.Version newest = io.flinkonnx.flink.versions.ModelFolder.newest(
+                        models.toString())
+                .orElseThrow();
+        assertThat(newest.label).isEqualTo("v12");
+        assertThat(newest.modelUri).endsWith("/v12/mlp.onnx");
+        assertThat(newest.sha256).isEqualTo(sha256(model));
+    }
 }
