@@ -3,6 +3,7 @@ package io.flinkonnx.testing;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.flink.annotation.Internal;
+import org.apache.flink.configuration.Configuration;
 import org.apache.flink.runtime.testutils.MiniClusterResourceConfiguration;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.test.junit5.MiniClusterExtension;
@@ -18,7 +19,13 @@ public final class FlinkClusters {
 
     /** A MiniCluster of 2 TaskManagers with 2 slots each, for a test's {@code @RegisterExtension}. */
     public static MiniClusterExtension twoByTwo() {
+        return twoByTwo(new Configuration());
+    }
+
+    /** As {@link #twoByTwo()}, with {@code configuration} (e.g. a shorter REST metric fetch interval). */
+    public static MiniClusterExtension twoByTwo(Configuration configuration) {
         return new MiniClusterExtension(new MiniClusterResourceConfiguration.Builder()
+                .setConfiguration(configuration)
                 .setNumberTaskManagers(2)
                 .setNumberSlotsPerTaskManager(2)
                 .build());

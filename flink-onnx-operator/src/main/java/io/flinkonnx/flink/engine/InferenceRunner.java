@@ -204,6 +204,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         metrics.gauge(
                 "model_byte_size", (Gauge<Long>) () -> serving.get().shared.modelSizeBytes());
         metrics.gauge("open_sessions", (Gauge<Integer>) SessionRegistry.INSTANCE::openSessions);
+        io.flinkonnx.flink.session.TaskManagerSessions.register(metrics); // flinkonnx.open_sessions, across jobs
         // read at every report: the first real batch may measure what the warm-up could not
         metrics.gauge("nodes_on_cpu", (Gauge<Integer>) () -> serving.get().fallbackReport.nodesOnCpu);
         metrics.gauge("cpu_time_fraction", (Gauge<Double>) () -> serving.get().fallbackReport.cpuTimeFraction);

@@ -12,7 +12,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * The sessions open in this process, one per (task slot, model digest, providers, settings), reference
- * counted: the first user loads, the last one's release closes.
+ * counted: the first user loads, the last one's release closes. Each open and close is also counted in
+ * {@link TaskManagerSessions}, across the class loaders of every job in the process.
  *
  * <p>Loading happens under a per-key lock, so slots load their models in parallel while two operators of
  * one slot wait for a single load.
@@ -87,6 +88,7 @@ public final class SessionRegistry {
                 if (holder.session == null) {
                     holder.session = loader.load(key);
                     created.incrementAndGet();
+                    TaskManagerSessions.opened();
                     LOG.info("Opened ONNX session for {}", key);
                 }
                 return holder.session;
@@ -124,6 +126,8 @@ public final class SessionRegistry {
                 LOG.info("Closed ONNX session for {}", key);
             } catch (Exception e) {
                 LOG.warn("Failed to close ONNX session for {}", key, e);
+            } finally {
+                TaskManagerSessions.closed(); // no longer held, as openSessions() says, even if close failed
             }
         }
     }
