@@ -5,16 +5,17 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.flinkonnx.examples.FraudFeatures;
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
@@ -32,7 +33,8 @@ import org.junit.jupiter.api.Test;
  * The deployment users run, with real processes: a standalone Flink session cluster (a JobManager and two
  * TaskManagers, each its own JVM on a Flink {@code lib/} with ONNX Runtime in it, ORT parent-first), the
  * Kafka scoring job jar submitted with Flink's CLI ({@code flink run}), a TaskManager killed with SIGKILL
- * mid-stream, and a resubmission after a cancel.
+ * mid-stream, and a resubmission after a cancel. Sessions are counted through the REST metrics API: per
+ * scoring subtask while a job runs, and per TaskManager ({@code flinkonnx.open_sessions}) after each cancel.
  */
 class StandaloneClusterIT {
     private static final int RECORDS = 2_000;
@@ -99,32 +101,31 @@ class StandaloneClusterIT {
                     .containsExactlyInAnyOrderElementsOf(produced.keySet());
 
             // The job recovered in the same TaskManager JVMs: each TaskManager holds one session per slot of
-            // the scoring operator, none left over from the failed attempt.
+            // the scoring operator, none left over from the failed attempt, in the job's metrics and in the
+            // TaskManager's own (flinkonnx.open_sessions: every session open in that TaskManager process).
             c.awaitTaskManagers(2, 4, STEP);
             StandaloneFlinkCluster.await("job 1's tasks running after recovery", STEP, () -> c.allTasksRunning(job1));
-            assertOneSessionPerSlot(c, job1);
+            Map<String, Integer> job1Slots = assertOneSessionPerSlot(c, job1);
+            awaitTaskManagerSessions(c, taskManagers.keySet(), job1Slots);
             c.cancel(job1, STEP);
+            // The job's metrics leave REST with it; the TaskManagers' stay, and show its sessions closed.
+            awaitTaskManagerSessions(c, taskManagers.keySet(), zeros(job1Slots.keySet()));
 
             // 2. The same jar again: ORT is parent-first, so its JNI library loaded once per TaskManager serves
-            //    the second job's class loader too.
+            //    the second job's class loader too, and that class loader counts into the same TaskManager metric.
             String job2 = c.submit(jar, "flink-run-2", jobArgs(kafka, 2));
             assertThat(kafka.readCommitted("sc-out-2", RECORDS))
                     .as("the resubmitted job's predictions")
                     .hasSize(RECORDS);
-            assertOneSessionPerSlot(c, job2);
+            Map<String, Integer> job2Slots = assertOneSessionPerSlot(c, job2);
+            awaitTaskManagerSessions(c, taskManagers.keySet(), job2Slots);
             c.cancel(job2, STEP);
 
-            // After the cancel, every session the TaskManagers opened is closed again (both jobs, all attempts;
-            // the scheduler may have put every slot of a job on one TaskManager, so only the sum must be > 0).
-            long opened = 0;
-            for (String tm : taskManagers.keySet()) {
-                StandaloneFlinkCluster.await(
-                        tm + " closed every ONNX session it opened", STEP, () -> sessionBalance(c.log(tm)) == 0);
-                opened += count(c.log(tm), "Opened ONNX session");
-            }
-            assertThat(opened)
-                    .as("sessions the live TaskManagers opened, job 2's included")
-                    .isGreaterThanOrEqualTo(2);
+            // After the cancel, every session either job opened is closed again (the scheduler may have put
+            // every slot of a job on one TaskManager: the others may never have registered the metric).
+            Set<String> hosts = new HashSet<>(job1Slots.keySet());
+            hosts.addAll(job2Slots.keySet());
+            awaitTaskManagerSessions(c, taskManagers.keySet(), zeros(hosts));
             for (String tm : taskManagers.keySet()) {
                 assertThat(Files.readString(c.log(tm)))
                         .as(tm + "'s log")
@@ -206,12 +207,14 @@ class StandaloneClusterIT {
     /**
      * Reads each scoring subtask's {@code open_sessions} gauge through the REST metrics API until each equals
      * the number of scoring subtasks on its TaskManager (one session per slot, in that TaskManager's class
-     * loader of the job): a session leaked by an earlier attempt would keep it above that.
+     * loader of the job): a session leaked by an earlier attempt would keep it above that. Returns the number
+     * of scoring subtasks per TaskManager.
      */
-    private static void assertOneSessionPerSlot(StandaloneFlinkCluster c, String jobId) {
+    private static Map<String, Integer> assertOneSessionPerSlot(StandaloneFlinkCluster c, String jobId) {
         Map.Entry<String, String> vertex = scoringVertex(c, jobId);
         String base = "/jobs/" + jobId + "/vertices/" + vertex.getKey();
         AtomicReference<String> last = new AtomicReference<>();
+        AtomicReference<Map<String, Integer>> placement = new AtomicReference<>();
         try {
             StandaloneFlinkCluster.await("open_sessions = scoring subtasks per TaskManager", STEP, () -> {
                 JsonNode v = c.getOrNull(base);
@@ -236,6 +239,38 @@ class StandaloneClusterIT {
                     ok &= String.valueOf(subtasksPerTm.get(tms.get(i))).equals(value);
                 }
                 last.set(observed.toString());
+                placement.set(subtasksPerTm);
+                return ok;
+            });
+        } catch (AssertionError e) {
+            throw new AssertionError(e.getMessage() + "; last read: " + last.get(), e);
+        }
+        return placement.get();
+    }
+
+    /**
+     * Reads {@code flinkonnx.open_sessions} of each live TaskManager through the REST metrics API ({@code
+     * /taskmanagers/ID/metrics}) until each equals {@code expected}'s value for it, or 0 where it has none. A
+     * TaskManager in {@code expected} must have the metric; one that never ran a scoring operator may lack it.
+     */
+    private static void awaitTaskManagerSessions(
+            StandaloneFlinkCluster c, Collection<String> live, Map<String, Integer> expected) {
+        AtomicReference<Map<String, String>> last = new AtomicReference<>();
+        try {
+            StandaloneFlinkCluster.await("flinkonnx.open_sessions per TaskManager = " + expected, STEP, () -> {
+                Map<String, String> observed = new LinkedHashMap<>();
+                boolean ok = true;
+                for (String tm : live) {
+                    JsonNode m = c.getOrNull("/taskmanagers/" + tm + "/metrics?get=flinkonnx.open_sessions");
+                    String value = m == null || m.isEmpty()
+                            ? null
+                            : m.get(0).path("value").asText();
+                    observed.put(tm, value);
+                    ok &= value == null
+                            ? !expected.containsKey(tm)
+                            : value.equals(String.valueOf(expected.getOrDefault(tm, 0)));
+                }
+                last.set(observed);
                 return ok;
             });
         } catch (AssertionError e) {
@@ -243,16 +278,9 @@ class StandaloneClusterIT {
         }
     }
 
-    /** "Opened ONNX session" minus "Closed ONNX session" lines in a TaskManager's log. */
-    private static long sessionBalance(Path log) {
-        return count(log, "Opened ONNX session") - count(log, "Closed ONNX session");
-    }
-
-    private static long count(Path log, String text) {
-        try (var lines = Files.lines(log)) {
-            return lines.filter(l -> l.contains(text)).count();
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
+    private static Map<String, Integer> zeros(Collection<String> taskManagers) {
+        Map<String, Integer> zeros = new LinkedHashMap<>();
+        taskManagers.forEach(tm -> zeros.put(tm, 0));
+        return zeros;
     }
 }

@@ -139,7 +139,10 @@ final class StandaloneFlinkCluster implements AutoCloseable {
                         "logger.kafkaconfig.level = WARN",
                         "logger.kafkaapp.name = org.apache.kafka.common.utils.AppInfoParser",
                         "logger.kafkaapp.level = WARN",
-                        "logger.metricgroup.name = org.apache.flink.runtime.metrics.groups",
+                        // As docker/Dockerfile does: Flink's metric groups log through this logger, and at INFO the
+                        // Kafka clients' metrics, registered again under names already taken, flood the log with
+                        // WARN "Name collision".
+                        "logger.metricgroup.name = org.apache.flink.metrics.MetricGroup",
                         "logger.metricgroup.level = ERROR",
                         ""));
         Runtime.getRuntime().addShutdownHook(shutdownHook);
