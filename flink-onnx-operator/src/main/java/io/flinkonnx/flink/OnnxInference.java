@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import io.flinkonnx.flink.models.MultiModelOperator;
 import io.flinkonnx.flink.stateful.StatefulInferenceOperator;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.ModelSignature;
@@ -160,6 +161,44 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
                         "ONNX inference " + spec.model().uri(),
                         spec.resultType(),
                         new ControlledInferenceOperator<>(spec, policy, FailedRecord.tag(stream.getType()), updates));
+    }
+
+    /**
+     * Scores each record with the model {@code selector} names for it (a model per tenant, per country, a
+     * champion and a challenger): one operator, a buffer and batches per model ({@code policy}'s triggers for
+     * each), at most {@code cache.maxModels()} sessions and {@code cache.maxModelBytes()} per subtask (least
+     * recently used evicted), models loaded off the task thread. The models share the spec's encoder,
+     * decoder, session settings and (unless a {@link ModelRef} names its own) EP chain, so they must share a
+     * signature; a record whose selector returns null goes to the spec's model. Every prediction can name its
+     * model ({@link OutputRow#modelUri()}, {@link OutputRow#modelVersion()}).
+     *
+     * <p>Exactly-once as {@link #batched(DataStream, OnnxInferenceSpec, BatchPolicy)}: every model's buffer is
+     * scored before a checkpoint barrier. Order is kept per model, not across models. A model that fails to
+     * load or run sends its own records to {@link FailedRecord#tag} (the reason names it) and is retried
+     * after a backoff; the other models go on.
+     *
+     * <pre>{@code
+     * SingleOutputStreamOperator<Scored> scored = OnnxInference.batchedPerModel(txns,
+     *         ModelSelector.uriTemplate(txn -> txn.country, "s3://models/fraud-{key}.onnx"),
+     *         spec, BatchPolicy.builder().maxBatchSize(64).build(),
+     *         ModelCache.builder().maxModels(16).build());
+     * }</pre>
+     */
+    public static <IN, OUT> SingleOutputStreamOperator<OUT> batchedPerModel(
+            DataStream<IN> stream,
+            ModelSelector<IN> selector,
+            OnnxInferenceSpec<IN, OUT> spec,
+            BatchPolicy policy,
+            ModelCache cache) {
+        Preconditions.checkNotNull(stream, "stream");
+        Preconditions.checkNotNull(selector, "selector");
+        Preconditions.checkNotNull(spec, "spec");
+        Preconditions.checkNotNull(policy, "policy");
+        Preconditions.checkNotNull(cache, "cache");
+        return stream.transform(
+                "ONNX inference per model",
+                spec.resultType(),
+                new MultiModelOperator<>(spec, selector, policy, cache, FailedRecord.tag(stream.getType())));
     }
 
     /**

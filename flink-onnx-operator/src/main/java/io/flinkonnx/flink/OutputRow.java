@@ -52,6 +52,11 @@ public interface OutputRow {
         return null;
     }
 
+    /** The URI of the model that produced these outputs (with several models per operator: which one). */
+    default String modelUri() {
+        return null;
+    }
+
     /** The sha256 of the model bytes that produced these outputs (see {@code ModelSource.withSha256}). */
     default String modelSha256() {
         return null;

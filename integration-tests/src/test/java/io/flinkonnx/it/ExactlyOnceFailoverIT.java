@@ -3,6 +3,8 @@ package io.flinkonnx.it;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.ModelCache;
+import io.flinkonnx.flink.ModelRef;
 import io.flinkonnx.flink.OnnxInference;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.model.testing.TestModels;
@@ -20,6 +22,7 @@ import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.configuration.CheckpointingOptions;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.RestartStrategyOptions;
+import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.junit.jupiter.api.Test;
@@ -86,10 +89,24 @@ class ExactlyOnceFailoverIT {
 
     @Test
     void everyInputGetsExactlyOnePredictionAcrossAFailover() throws Exception {
+        runWithFailover(false);
+    }
+
+    /** The same with four models in one operator (a model per record), each with its own buffer. */
+    @Test
+    void everyInputGetsExactlyOnePredictionAcrossAFailoverWithSeveralModelsBuffered() throws Exception {
+        runWithFailover(true);
+    }
+
+    private void runWithFailover(boolean perModel) throws Exception {
         CommittingSink.reset();
         FAILURES.set(0);
         TestModels.Mlp mlp = new TestModels.Mlp(8, 16, 2);
         String model = mlp.writeTo(dir.resolve("mlp.onnx")).toString();
+        for (int m = 0; m < 4; m++) {
+            new TestModels.Mlp(8, 16, 2, m + 1).writeTo(dir.resolve("mlp-" + m + ".onnx"));
+        }
+        String folder = dir.toString();
 
         Configuration conf = new Configuration();
         conf.set(CheckpointingOptions.CHECKPOINTING_INTERVAL, Duration.ofMillis(20));
@@ -118,14 +135,19 @@ class ExactlyOnceFailoverIT {
 
         // Source and hold-back are chained in one task, so records wait in the source rather than in network
         // buffers, where the checkpoint barriers would queue behind them.
-        OnnxInference.batched(
-                        env.fromSequence(0, RECORDS - 1)
-                                .setParallelism(1)
-                                .map(new HoldBackUntilFirstCheckpoint())
-                                .setParallelism(1)
-                                .rebalance(),
-                        spec,
-                        policy)
+        DataStream<Long> ids = env.fromSequence(0, RECORDS - 1)
+                .setParallelism(1)
+                .map(new HoldBackUntilFirstCheckpoint())
+                .setParallelism(1)
+                .rebalance();
+        (perModel
+                        ? OnnxInference.batchedPerModel(
+                                ids,
+                                id -> ModelRef.of(folder + "/mlp-" + (id % 4) + ".onnx"),
+                                spec,
+                                policy,
+                                ModelCache.builder().maxModels(4).build())
+                        : OnnxInference.batched(ids, spec, policy))
                 .map(new FailAfterFirstCheckpoint())
                 .sinkTo(CommittingSink.ofIds());
         env.execute("exactly-once failover");

@@ -130,13 +130,15 @@ public abstract class BufferedScoringOperator<IN, OUT> extends AbstractStreamOpe
      * version {@code runner} serves.
      */
     protected final void deadLetter(IN record, Exception e, Counter failedRecords, InferenceRunner<IN, OUT> runner) {
+        deadLetter(record, e, failedRecords, runner.modelName(), runner.version());
+    }
+
+    /** {@code record} to the failed-records output, naming a model that has no runner (it did not load). */
+    protected final void deadLetter(IN record, Exception e, Counter failedRecords, String model, String version) {
         failedRecords.inc();
         FailedRecord<IN> failed = new FailedRecord<>(
-                record,
-                InferenceRunner.reasonOf(e),
-                runner.modelName(),
-                e.getClass().getName());
-        failed.modelVersion = runner.version();
+                record, InferenceRunner.reasonOf(e), model, e.getClass().getName());
+        failed.modelVersion = version;
         output.collect(failedTag, new StreamRecord<>(failed));
     }
 }

@@ -81,6 +81,11 @@ public final class BatchOutputs implements OutputRow {
     }
 
     @Override
+    public String modelUri() {
+        return model;
+    }
+
+    @Override
     public String modelSha256() {
         return modelSha256;
     }

@@ -1,0 +1,548 @@
+package io.flinkonnx.flink.models;
+
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.DriftReport;
+import io.flinkonnx.flink.FailedRecord;
+import io.flinkonnx.flink.FallbackReport;
+import io.flinkonnx.flink.ModelCache;
+import io.flinkonnx.flink.ModelRef;
+import io.flinkonnx.flink.ModelSelector;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.flink.SystemicFailureException;
+import io.flinkonnx.flink.engine.BufferedScoringOperator;
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.tensor.RecordInputs;
+import io.flinkonnx.providers.ProviderChain;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import org.apache.flink.annotation.Internal;
+import org.apache.flink.api.common.typeutils.TypeSerializer;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.Gauge;
+import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
+import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
+import org.apache.flink.util.OutputTag;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Scores each record with the model its {@link ModelSelector} names: a buffer and batches per model, an
+ * LRU of at most {@code maxModels} sessions and {@code maxModelBytes} per subtask, models loaded off the
+ * task thread. Every buffer is scored before a checkpoint barrier, a watermark and at end of input (records
+ * waiting for a model to load are scored too: the operator waits for the load), so nothing buffered is
+ * lost. Order is kept per model; records of different models leave in the order their batches run.
+ */
+@Internal
+public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT> {
+    private static final long serialVersionUID = 1L;
+    private static final Logger LOG = LoggerFactory.getLogger(MultiModelOperator.class);
+    private static final int HISTOGRAM_WINDOW = 1024;
+    /** How often loads under way are looked at, while there are any. */
+    private static final long LOADING_CHECK_MILLIS = 20;
+    /** Failed models remembered (each holds no session) beyond which the oldest are forgotten. */
+    private static final int FAILED_MODELS_KEPT = 256;
+
+    private final OnnxInferenceSpec<IN, OUT> spec;
+    private final ModelSelector<IN> selector;
+    private final BatchPolicy policy;
+    private final ModelCache cache;
+
+    /** Access order: the least recently used model first. */
+    private transient LinkedHashMap<ModelRef, ServedModel<IN, OUT>> models;
+
+    private transient ExecutorService loader;
+    private transient TypeSerializer<IN> copier;
+    private transient ModelRef specModel;
+    private transient String slot;
+    private transient int subtask;
+    private transient long delayMillis;
+    private transient long loadingCheckAt;
+    private transient MetricGroup metrics;
+    private transient Map<String, Counter> inferencesByModel;
+    private transient Map<String, DescriptiveStatisticsHistogram> latencyByModel;
+    private transient Counter failedRecords;
+    private transient Counter evictions;
+    private transient Counter loadFailures;
+    private transient long loadedBytes;
+
+    public MultiModelOperator(
+            OnnxInferenceSpec<IN, OUT> spec,
+            ModelSelector<IN> selector,
+            BatchPolicy policy,
+            ModelCache cache,
+            OutputTag<FailedRecord<IN>> failedTag) {
+        super(failedTag);
+        this.spec = spec;
+        this.selector = selector;
+        this.policy = policy;
+        this.cache = cache;
+    }
+
+    @Override
+    public void open() throws Exception {
+        super.open();
+        models = new LinkedHashMap<>(16, 0.75f, true);
+        slot = getRuntimeContext().getTaskInfo().getAllocationIDAsString();
+        subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+        delayMillis = policy.maxBatchDelay().toMillis();
+        loadingCheckAt = Long.MAX_VALUE;
+        specModel = ModelRef.of(spec.model().uri());
+        if (spec.model().sha256().isPresent()) {
+            specModel = specModel.withSha256(spec.model().sha256().get());
+        }
+        ClassLoader userCode = getUserCodeClassloader();
+        loader = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "onnx-model-loader-" + subtask);
+            t.setDaemon(true);
+            t.setContextClassLoader(userCode);
+            return t;
+        });
+        copier = getExecutionConfig().isObjectReuseEnabled()
+                ? getOperatorConfig().<IN>getTypeSerializerIn(0, getUserCodeClassloader())
+                : null;
+        metrics = getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
+        inferencesByModel = new HashMap<>();
+        latencyByModel = new HashMap<>();
+        failedRecords = metrics.counter("failed_records");
+        evictions = metrics.counter("model_evictions");
+        loadFailures = metrics.counter("model_load_failures");
+        metrics.gauge("loaded_models", (Gauge<Integer>) this::loadedModels);
+        metrics.gauge("loaded_model_bytes", (Gauge<Long>) () -> loadedBytes);
+    }
+
+    @Override
+    public void processElement(StreamRecord<IN> element) throws Exception {
+        IN record = copier == null ? element.getValue() : copier.copy(element.getValue());
+        long timestamp = element.hasTimestamp() ? element.getTimestamp() : Long.MIN_VALUE;
+        ModelRef ref;
+        try {
+            ref = selector.select(record);
+        } catch (Exception e) {
+            deadLetter(
+                    record,
+                    new RecordConversionException("The model selector failed on the record: " + e, e),
+                    failedRecords,
+                    spec.model().uri(),
+                    null);
+            return;
+        }
+        ServedModel<IN, OUT> model = modelFor(ref == null ? specModel : ref);
+        if (model.state == ServedModel.State.FAILED) {
+            deadLetter(record, failedToLoad(model), failedRecords, model.ref.uri(), model.label);
+            return;
+        }
+        if (model.state == ServedModel.State.LOADING && model.loading.isDone()) {
+            finishLoad(model);
+            if (model.state == ServedModel.State.FAILED) {
+                deadLetter(record, failedToLoad(model), failedRecords, model.ref.uri(), model.label);
+                return;
+            }
+        }
+        if (model.state == ServedModel.State.LOADING) {
+            model.waitingRecords.add(record);
+            model.waitingTimestamps.add(timestamp);
+            if (model.waitingRecords.size() >= cache.maxRecordsWaitingForLoad()) {
+                awaitLoad(model); // backpressure: the bound of waiting records is reached
+            }
+            return;
+        }
+        enqueue(model, record, timestamp);
+    }
+
+    /** The model for {@code ref}: loaded, loading, or failed; starts a load (making room) when it is new. */
+    private ServedModel<IN, OUT> modelFor(ModelRef ref) throws Exception {
+        ServedModel<IN, OUT> model = models.get(ref);
+        long now = getProcessingTimeService().getCurrentProcessingTime();
+        if (model != null && (model.state != ServedModel.State.FAILED || now < model.retryAtMillis)) {
+            return model;
+        }
+        if (model == null) {
+            String label = ref.version() != null ? ref.version() : InferenceRunner.versionLabelOf(ref.uri());
+            model = new ServedModel<>(ref, label);
+        }
+        makeRoom(model);
+        startLoad(model);
+        models.put(ref, model);
+        forgetOldFailures();
+        return model;
+    }
+
+    private void startLoad(ServedModel<IN, OUT> model) {
+        model.state = ServedModel.State.LOADING;
+        OnnxInferenceSpec<IN, OUT> modelSpec = spec.withModel(model.ref.source());
+        if (model.ref.providers() != null) {
+            modelSpec = modelSpec.withProviders(ProviderChain.parse(model.ref.providers()));
+        }
+        OnnxInferenceSpec<IN, OUT> loadSpec = modelSpec;
+        model.loading = CompletableFuture.supplyAsync(
+                () -> {
+                    InferenceRunner<IN, OUT> runner = new InferenceRunner<>(loadSpec);
+                    try {
+                        runner.open(slot, subtask, null, policy.maxBatchSize(), policy);
+                        runner.version(model.label);
+                        return runner;
+                    } catch (Exception | Error e) {
+                        runner.close();
+                        throw e instanceof RuntimeException ? (RuntimeException) e : new CompletionException(e);
+                    }
+                },
+                loader);
+        scheduleLoadingCheck(getProcessingTimeService().getCurrentProcessingTime());
+    }
+
+    /** Evicts the least recently used models until {@code incoming} fits under {@code maxModels}. */
+    private void makeRoom(ServedModel<IN, OUT> incoming) throws Exception {
+        while (activeModels() >= cache.maxModels()) {
+            ServedModel<IN, OUT> victim = null;
+            for (ServedModel<IN, OUT> m : models.values()) {
+                if (m != incoming && m.state != ServedModel.State.FAILED) {
+                    victim = m;
+                    break;
+                }
+            }
+            if (victim == null) {
+                return;
+            }
+            evict(victim);
+        }
+    }
+
+    /** Scores what {@code model} holds (waiting for its load if needed), closes its session, forgets it. */
+    private void evict(ServedModel<IN, OUT> model) throws Exception {
+        if (model.state == ServedModel.State.LOADING) {
+            awaitLoad(model);
+        }
+        if (model.state == ServedModel.State.READY) {
+            flush(model);
+            loadedBytes -= model.bytes;
+            model.runner.close();
+            model.runner = null;
+            evictions.inc();
+            LOG.debug(
+                    "Evicted model {} (maxModels {}, maxModelBytes {})",
+                    model,
+                    cache.maxModels(),
+                    cache.maxModelBytes());
+        }
+        models.remove(model.ref);
+    }
+
+    /** Blocks until {@code model} has loaded (or failed), then takes it over. */
+    private void awaitLoad(ServedModel<IN, OUT> model) throws Exception {
+        try {
+            model.loading.get();
+        } catch (ExecutionException e) {
+            // finishLoad records the failure
+        }
+        finishLoad(model);
+    }
+
+    /** On the task thread, once the load of {@code model} is done: ready (its waiting records buffered), or failed. */
+    private void finishLoad(ServedModel<IN, OUT> model) throws Exception {
+        InferenceRunner<IN, OUT> runner;
+        try {
+            runner = model.loading.join();
+        } catch (CompletionException | java.util.concurrent.CancellationException e) {
+            Throwable cause = e.getCause() == null ? e : e.getCause();
+            model.state = ServedModel.State.FAILED;
+            model.failure = cause instanceof Exception ? (Exception) cause : new RuntimeException(cause);
+            model.failuresInRow++;
+            long backoff = cache.retryBackoff().toMillis() << Math.min(model.failuresInRow - 1, 20);
+            model.retryAtMillis = getProcessingTimeService().getCurrentProcessingTime()
+                    + Math.min(backoff, 10 * cache.retryBackoff().toMillis());
+            loadFailures.inc();
+            LOG.warn(
+                    "Model {} failed to load ({} in a row); its records go to the dead letters until a retry in {} ms: {}",
+                    model,
+                    model.failuresInRow,
+                    model.retryAtMillis - getProcessingTimeService().getCurrentProcessingTime(),
+                    model.failure.getMessage());
+            List<Object> waiting = new ArrayList<>(model.waitingRecords);
+            model.waitingRecords.clear();
+            model.waitingTimestamps.clear();
+            for (Object r : waiting) {
+                @SuppressWarnings("unchecked")
+                IN record = (IN) r;
+                deadLetter(record, failedToLoad(model), failedRecords, model.ref.uri(), model.label);
+            }
+            return;
+        }
+        model.ready(runner, capacityOf(runner, policy));
+        loadedBytes += model.bytes;
+        model.inferences = inferencesByModel.computeIfAbsent(
+                model.label, l -> modelGroup(l).counter("num_inferences"));
+        model.batchLatencyMicros = latencyByModel.computeIfAbsent(model.label, l -> modelGroup(l)
+                .histogram("inference_batch_latency_micro_secs", new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW)));
+        output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
+        // over the byte bound: the least recently used others go (never the model just loaded)
+        while (loadedBytes > cache.maxModelBytes()) {
+            ServedModel<IN, OUT> victim = null;
+            for (ServedModel<IN, OUT> m : models.values()) {
+                if (m != model && m.state == ServedModel.State.READY) {
+                    victim = m;
+                    break;
+                }
+            }
+            if (victim == null) {
+                break;
+            }
+            evict(victim);
+        }
+        List<Object> waiting = new ArrayList<>(model.waitingRecords);
+        List<Long> timestamps = new ArrayList<>(model.waitingTimestamps);
+        model.waitingRecords.clear();
+        model.waitingTimestamps.clear();
+        for (int i = 0; i < waiting.size(); i++) {
+            @SuppressWarnings("unchecked")
+            IN record = (IN) waiting.get(i);
+            enqueue(model, record, timestamps.get(i));
+        }
+    }
+
+    private MetricGroup modelGroup(String label) {
+        return metrics.addGroup("model", label);
+    }
+
+    private Exception failedToLoad(ServedModel<IN, OUT> model) {
+        return new RecordConversionException(
+                "Model " + model + " failed to load (" + model.failuresInRow + " in a row, next try in at most "
+                        + Math.max(
+                                0,
+                                model.retryAtMillis - getProcessingTimeService().getCurrentProcessingTime())
+                        + " ms): " + model.failure.getMessage(),
+                model.failure);
+    }
+
+    /** Encodes {@code record} into {@code model}'s buffer; scores the buffer when a trigger fires. */
+    private void enqueue(ServedModel<IN, OUT> model, IN record, long timestamp) throws Exception {
+        InferenceRunner<IN, OUT> runner = model.runner;
+        RecordInputs row = runner.row(model.size);
+        try {
+            runner.encode(record, row, policy.rejectNaN());
+        } catch (RecordConversionException e) {
+            deadLetter(record, e, failedRecords, runner);
+            return;
+        }
+        row.detach();
+        long bytes = row.byteEstimate();
+        if (model.size > 0 && model.bufferedBytes + bytes > policy.maxBufferedBytes()) {
+            runner.swapRows(model.size, model.capacity); // park the record in the spare row while the buffer runs
+            flush(model);
+            runner.swapRows(model.capacity, 0);
+        }
+        model.records[model.size] = record;
+        model.hasTimestamp[model.size] = timestamp != Long.MIN_VALUE;
+        model.timestamps[model.size] = timestamp;
+        model.size++;
+        model.bufferedBytes += bytes;
+        if (model.size == 1 && delayMillis > 0 && model.capacity > 1) {
+            model.deadline = getProcessingTimeService().getCurrentProcessingTime() + delayMillis;
+            getProcessingTimeService().registerTimer(model.deadline, this);
+        }
+        if (model.size >= model.capacity || model.bufferedBytes >= policy.maxBufferedBytes() || delayMillis == 0) {
+            flush(model);
+        }
+    }
+
+    @Override
+    public void onProcessingTime(long time) throws Exception {
+        boolean loading = false;
+        for (ServedModel<IN, OUT> model : new ArrayList<>(models.values())) {
+            if (models.get(model.ref) != model) {
+                continue; // evicted by a model handled before it
+            }
+            if (model.state == ServedModel.State.LOADING) {
+                if (model.loading.isDone()) {
+                    finishLoad(model);
+                } else {
+                    loading = true;
+                }
+            }
+            if (model.state == ServedModel.State.READY && model.size > 0 && time >= model.deadline) {
+                flush(model);
+            }
+        }
+        if (time >= loadingCheckAt) {
+            loadingCheckAt = Long.MAX_VALUE;
+        }
+        if (loading) {
+            scheduleLoadingCheck(time);
+        }
+    }
+
+    private void scheduleLoadingCheck(long now) {
+        if (loadingCheckAt == Long.MAX_VALUE || loadingCheckAt <= now) {
+            loadingCheckAt = now + LOADING_CHECK_MILLIS;
+            getProcessingTimeService().registerTimer(loadingCheckAt, this);
+        }
+    }
+
+    /** Scores every model's buffer, waiting for loads under way: nothing buffered may pass a barrier. */
+    @Override
+    protected void flush() throws Exception {
+        if (models == null) {
+            return;
+        }
+        for (ServedModel<IN, OUT> model : new ArrayList<>(models.values())) {
+            if (models.get(model.ref) != model) {
+                continue;
+            }
+            if (model.state == ServedModel.State.LOADING) {
+                awaitLoad(model);
+            }
+            if (model.state == ServedModel.State.READY) {
+                flush(model);
+            }
+        }
+    }
+
+    /** Scores {@code model}'s buffer and emits it in its input order. */
+    @SuppressWarnings("unchecked")
+    private void flush(ServedModel<IN, OUT> model) throws Exception {
+        if (model.size == 0) {
+            return;
+        }
+        long start = System.nanoTime();
+        int count = model.size;
+        model.size = 0;
+        model.bufferedBytes = 0;
+        InferenceRunner.Outcomes<OUT> outcomes = new InferenceRunner.Outcomes<>() {
+            @Override
+            public void scored(int index, OUT result) {
+                model.results[index] = result;
+            }
+
+            @Override
+            public void failed(int index, Exception reason) {
+                model.failures[index] = reason;
+            }
+
+            @Override
+            public void drift(DriftReport report) {
+                output.collect(DriftReport.TAG, new StreamRecord<>(report));
+            }
+
+            @Override
+            public void placement(FallbackReport report) {
+                output.collect(FallbackReport.TAG, new StreamRecord<>(report));
+            }
+        };
+        SystemicFailureException broken = null;
+        try {
+            try {
+                model.runner.scoreBatch(model.records, count, outcomes);
+            } catch (SystemicFailureException e) {
+                // This model's session is broken: its records go to the dead letters, the other models go on.
+                broken = e;
+                for (int i = 0; i < count; i++) {
+                    if (model.results[i] == null && model.failures[i] == null) {
+                        model.failures[i] = e;
+                    }
+                }
+            }
+            emitInOrder(
+                    count,
+                    model.records,
+                    model.results,
+                    model.failures,
+                    model.hasTimestamp,
+                    model.timestamps,
+                    model.inferences,
+                    failedRecords,
+                    model.runner);
+        } finally {
+            Arrays.fill(model.records, 0, count, null);
+            Arrays.fill(model.results, 0, count, null);
+            Arrays.fill(model.failures, 0, count, null);
+        }
+        model.batchLatencyMicros.update((System.nanoTime() - start) / 1000);
+        if (broken != null) {
+            LOG.warn(
+                    "Model {} is broken, closing its session (a later record loads it again): {}",
+                    model,
+                    broken.getMessage());
+            loadedBytes -= model.bytes;
+            model.runner.close();
+            model.runner = null;
+            models.remove(model.ref);
+        }
+    }
+
+    private int activeModels() {
+        int n = 0;
+        for (ServedModel<IN, OUT> m : models.values()) {
+            if (m.state != ServedModel.State.FAILED) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /** Models with an open session now. */
+    public int loadedModels() {
+        int n = 0;
+        for (ServedModel<IN, OUT> m : models.values()) {
+            if (m.state == ServedModel.State.READY) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /** Models evicted so far (for tests). */
+    public long evictions() {
+        return evictions.getCount();
+    }
+
+    private void forgetOldFailures() {
+        int failed = models.size() - activeModels();
+        Iterator<ServedModel<IN, OUT>> it = models.values().iterator();
+        while (failed > FAILED_MODELS_KEPT && it.hasNext()) {
+            if (it.next().state == ServedModel.State.FAILED) {
+                it.remove();
+                failed--;
+            }
+        }
+    }
+
+    @Override
+    public void close() throws Exception {
+        try {
+            if (loader != null) {
+                loader.shutdownNow();
+                if (!loader.awaitTermination(60, TimeUnit.SECONDS)) {
+                    LOG.warn("A model was still loading 60 s after close");
+                }
+            }
+            if (models != null) {
+                for (ServedModel<IN, OUT> model : models.values()) {
+                    if (model.runner != null) {
+                        model.runner.close();
+                    } else if (model.loading != null && model.loading.isDone()) {
+                        try {
+                            model.loading.join().close();
+                        } catch (CompletionException | java.util.concurrent.CancellationException ignored) {
+                            // it did not load: nothing to close
+                        }
+                    }
+                }
+                models.clear();
+            }
+        } finally {
+            super.close();
+        }
+    }
+}
