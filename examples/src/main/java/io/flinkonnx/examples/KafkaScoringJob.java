@@ -8,6 +8,8 @@ import io.flinkonnx.flink.DriftReport;
 import io.flinkonnx.flink.FailedRecord;
 import io.flinkonnx.flink.FallbackReport;
 import io.flinkonnx.flink.InputRow;
+import io.flinkonnx.flink.ModelCache;
+import io.flinkonnx.flink.ModelSelector;
 import io.flinkonnx.flink.ModelUpdate;
 import io.flinkonnx.flink.ModelUpdateReport;
 import io.flinkonnx.flink.ModelUpdates;
@@ -165,6 +167,26 @@ public final class KafkaScoringJob {
             BatchPolicy policy) {
         String updatesTopic = c.get("topic.model-updates");
         String watched = c.get("model.watch");
+        String template = c.get("model.selector.uri-template");
+        if (!template.isEmpty()) {
+            if (!updatesTopic.isEmpty() || !watched.isEmpty()) {
+                throw new IllegalArgumentException("model.selector.* picks a model per record; it cannot be combined"
+                        + " with topic.model-updates or model.watch (update the models behind the template instead)");
+            }
+            if (c.get("model.selector.field").isEmpty()) {
+                throw new IllegalArgumentException("model.selector.uri-template needs model.selector.field: the JSON"
+                        + " field whose value replaces {key}");
+            }
+            return OnnxInference.batchedPerModel(
+                    messages,
+                    ModelSelector.uriTemplate(new JsonField(c.get("model.selector.field")), template),
+                    spec,
+                    policy,
+                    ModelCache.builder()
+                            .maxModels((int) c.getLong("models.max"))
+                            .maxModelBytes(c.getLong("models.max-bytes"))
+                            .build());
+        }
         if (updatesTopic.isEmpty() && watched.isEmpty()) {
             return OnnxInference.batched(messages, spec, policy);
         }
@@ -202,6 +224,26 @@ public final class KafkaScoringJob {
                 .name("model-update-reports")
                 .uid("model-update-reports");
         return predictions;
+    }
+
+    /** A text field of the message's JSON value (the model selector's key); a message without it is refused. */
+    static final class JsonField implements org.apache.flink.api.java.functions.KeySelector<KafkaMessage, String> {
+        private static final long serialVersionUID = 1L;
+        private final String field;
+
+        JsonField(String field) {
+            this.field = field;
+        }
+
+        @Override
+        public String getKey(KafkaMessage message) throws Exception {
+            JsonNode value = JSON.readTree(message.value).path(field);
+            if (!value.isTextual()) {
+                throw new IllegalArgumentException(
+                        "The message has no text field '" + field + "' to choose its model by");
+            }
+            return value.asText();
+        }
     }
 
     /**
@@ -367,7 +409,7 @@ public final class KafkaScoringJob {
             p.key = message.key;
             p.inputPartition = message.partition;
             p.inputOffset = message.offset;
-            p.model = model;
+            p.model = outputs.modelUri() != null ? outputs.modelUri() : model;
             // The version that scored this record: after a model update, no longer the job's first model.
             p.modelVersion = outputs.modelVersion();
             p.modelSha256 = outputs.modelSha256() != null ? outputs.modelSha256() : sha256;

@@ -44,6 +44,12 @@ public final class ScoringJobConfig implements Serializable {
         DEFAULTS.put("topic.model-update-reports", "model-update-reports");
         DEFAULTS.put("model.watch", "");
         DEFAULTS.put("model.watch.interval-ms", "60000");
+        // A model per record: the JSON field whose value picks the model, and the URI template ({key} is the
+        // value), e.g. country and s3://models/fraud-{key}.onnx; off by default.
+        DEFAULTS.put("model.selector.field", "");
+        DEFAULTS.put("model.selector.uri-template", "");
+        DEFAULTS.put("models.max", "8");
+        DEFAULTS.put("models.max-bytes", String.valueOf(1L << 30));
         DEFAULTS.put("providers", "cpu");
         DEFAULTS.put("drift.golden-vectors", "");
         DEFAULTS.put("drift.interval-ms", "600000");

@@ -124,6 +124,67 @@ class KafkaScoringIT {
     }
 
     @Test
+    void aModelPerCountryScoresEachMessageWithItsCountrysModelAndAMissingModelCostsOnlyItsMessages(
+            @org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+        java.nio.file.Files.write(
+                dir.resolve("fraud-DE.onnx"), FraudReference.bundled().toByteArray());
+        java.nio.file.Files.write(
+                dir.resolve("fraud-FR.onnx"), FraudReference.secondVersion().toByteArray());
+        Map<String, FraudReference> references =
+                Map.of("DE", FraudReference.load(), "FR", FraudReference.of(FraudReference.secondVersion()));
+        kafka.createTopics(2, "mm-in", "mm-out", "mm-dead", "mm-fallback", "mm-drift");
+        Map<String, float[]> sent = new HashMap<>();
+        Map<String, String> country = new HashMap<>();
+        SplittableRandom random = new SplittableRandom(23);
+        try (KafkaProducer<String, String> producer = kafka.producer()) {
+            for (int i = 0; i < 300; i++) {
+                float[] f = FraudFeatures.draw(random);
+                String c = i % 30 == 29 ? "XX" : (i % 2 == 0 ? "DE" : "FR");
+                String json = FraudFeatures.toJson("t-" + i, f);
+                sent.put("t-" + i, f);
+                country.put("t-" + i, c);
+                producer.send(new ProducerRecord<>(
+                        "mm-in", "t-" + i, json.substring(0, json.length() - 1) + ",\"country\":\"" + c + "\"}"));
+            }
+        }
+        StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
+        KafkaScoringJob.build(
+                env,
+                ScoringJobConfig.defaults()
+                        .with("bootstrap.servers", kafka.bootstrapServers())
+                        .with("topic.input", "mm-in")
+                        .with("topic.output", "mm-out")
+                        .with("topic.dead-letters", "mm-dead")
+                        .with("topic.fallback-reports", "mm-fallback")
+                        .with("topic.drift-reports", "mm-drift")
+                        .with("group.id", "mm")
+                        .with("transactional-id-prefix", "mm")
+                        .with("checkpoint.interval-ms", "200")
+                        .with("model.selector.field", "country")
+                        .with("model.selector.uri-template", dir + "/fraud-{key}.onnx")
+                        .with("models.max", "2")
+                        .with("bounded", "true"));
+        env.execute("kafka model per country");
+
+        List<ConsumerRecord<String, String>> predictions = kafka.readCommitted("mm-out", 290);
+        assertThat(predictions).hasSize(290);
+        for (ConsumerRecord<String, String> r : predictions) {
+            JsonNode p = JSON.readTree(r.value());
+            String c = country.get(r.key());
+            assertThat(p.get("model").asText()).endsWith("fraud-" + c + ".onnx");
+            assertThat(p.get("modelVersion").asText()).isEqualTo("fraud-" + c);
+            float[] expected = references.get(c).probabilities(sent.get(r.key()));
+            assertThat((float) p.get("probabilities").get(1).doubleValue()).isCloseTo(expected[1], within(1e-5f));
+        }
+        List<ConsumerRecord<String, String>> dead = kafka.readCommitted("mm-dead", 10);
+        assertThat(dead).hasSize(10).allSatisfy(r -> {
+            JsonNode d = JSON.readTree(r.value());
+            assertThat(country.get(r.key())).isEqualTo("XX");
+            assertThat(d.get("reason").asText()).contains("fraud-XX.onnx").contains("failed to load");
+        });
+    }
+
+    @Test
     void sqlKafkaSourceMlPredictKafkaSinkScoresLikeTheReferenceAndDeadLettersBadRows() throws Exception {
         kafka.createTopics(2, "sql-in", "sql-out", "sql-dead");
         Map<String, float[]> sent = sendSqlTransactions("sql-in", 300);

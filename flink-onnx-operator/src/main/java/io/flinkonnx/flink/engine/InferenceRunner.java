@@ -46,6 +46,8 @@ import org.slf4j.LoggerFactory;
 @Internal
 public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     public static final String METRIC_GROUP = "onnx";
+    private static final java.util.regex.Pattern VERSION_FOLDER =
+            java.util.regex.Pattern.compile("[vV]?\\d+([._-]\\d+)*");
     private static final int MASK_CACHE_ENTRIES = 16;
     private static final int MASK_CACHE_MAX_LENGTH = 1 << 16;
     private static final Logger LOG = LoggerFactory.getLogger(InferenceRunner.class);
@@ -220,8 +222,10 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     }
 
     /**
-     * The version label of a model URI when nothing else names it: the file name without extension when it
-     * has a number ({@code fraud-7}), else its folder's name when that has one ({@code v7}), else the file name.
+     * The version label of a model URI when nothing else names it: its folder's name when that is a version
+     * ({@code v7/model.onnx}, {@code 2.1.0/fraud.onnx}: digits, optionally after a {@code v}, with {@code .},
+     * {@code _} or {@code -} between them), else the file name without its extension ({@code fraud-7},
+     * {@code fraud-DE}).
      */
     public static String versionLabelOf(String modelUri) {
         String path = modelUri.replace('\\', '/');
@@ -229,16 +233,12 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         String file = path.substring(slash + 1);
         int dot = file.lastIndexOf('.');
         file = dot > 0 ? file.substring(0, dot) : file;
-        if (hasDigit(file) || slash <= 0) {
+        if (slash <= 0) {
             return file;
         }
         String parentPath = path.substring(0, slash);
         String parent = parentPath.substring(parentPath.lastIndexOf('/') + 1);
-        return hasDigit(parent) ? parent : file;
-    }
-
-    private static boolean hasDigit(String s) {
-        return s.chars().anyMatch(Character::isDigit);
+        return VERSION_FOLDER.matcher(parent).matches() ? parent : file;
     }
 
     /** The version label this runner serves (see {@link #version(String)}). */
