@@ -51,6 +51,7 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
     private final DriftConfig<IN> drift;
     private final long maxRecordBytes;
     private final int maxConsecutiveFailedBatches;
+    private final SessionSharing sessionSharing;
 
     private OnnxInferenceSpec(
             Builder<IN, OUT> b, ProviderChain providers, SessionSettings sessionSettings, boolean untypedResult) {
@@ -66,6 +67,7 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         this.drift = b.drift;
         this.maxRecordBytes = b.maxRecordBytes;
         this.maxConsecutiveFailedBatches = b.maxConsecutiveFailedBatches;
+        this.sessionSharing = b.sessionSharing;
     }
 
     /** A builder holding this spec's settings, to derive a changed copy. */
@@ -86,6 +88,7 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         b.drift = drift;
         b.maxRecordBytes = maxRecordBytes;
         b.maxConsecutiveFailedBatches = maxConsecutiveFailedBatches;
+        b.sessionSharing = sessionSharing;
         return b;
     }
 
@@ -143,6 +146,11 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         return maxConsecutiveFailedBatches;
     }
 
+    /** Which operators share a session of the model (default {@link SessionSharing#PER_SLOT}). */
+    public SessionSharing sessionSharing() {
+        return sessionSharing;
+    }
+
     /** The same spec on another provider chain. */
     public OnnxInferenceSpec<IN, OUT> withProviders(ProviderChain chain) {
         return new OnnxInferenceSpec<>(toBuilder(), chain, sessionSettings, resultType == null);
@@ -187,6 +195,7 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         private DriftConfig<IN> drift = DriftConfig.none();
         private long maxRecordBytes = DEFAULT_MAX_RECORD_BYTES;
         private int maxConsecutiveFailedBatches = DEFAULT_MAX_CONSECUTIVE_FAILED_BATCHES;
+        private SessionSharing sessionSharing = SessionSharing.PER_SLOT;
 
         Builder(ModelSource model) {
             this.model = Objects.requireNonNull(model, "model");
@@ -293,6 +302,15 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         public Builder<IN, OUT> maxConsecutiveFailedBatches(int batches) {
             checkArgument(batches >= 1, "maxConsecutiveFailedBatches must be >= 1, got %s", batches);
             this.maxConsecutiveFailedBatches = batches;
+            return this;
+        }
+
+        /**
+         * One session per slot (default) or per TaskManager ({@link SessionSharing#PER_TASK_MANAGER}: the model's
+         * memory once per process, for large models on TaskManagers with several slots).
+         */
+        public Builder<IN, OUT> sessionSharing(SessionSharing sharing) {
+            this.sessionSharing = java.util.Objects.requireNonNull(sharing, "sharing");
             return this;
         }
 

@@ -13,6 +13,7 @@ import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 import org.apache.flink.api.common.functions.MapFunction;
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.streaming.api.datastream.DataStream;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
@@ -41,6 +42,10 @@ class SessionSharingTest {
 
     /** Two scoring operators in separate tasks (no chaining) at parallelism 4 over 4 slots. */
     private void runTwoOperatorJob(int records) throws Exception {
+        runTwoOperatorJob(records, SessionSharing.PER_SLOT);
+    }
+
+    private void runTwoOperatorJob(int records, SessionSharing sharing) throws Exception {
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
         env.setParallelism(4);
         List<float[]> data = IntStream.range(0, records)
@@ -53,13 +58,14 @@ class SessionSharingTest {
                 .map(new AwaitSessionReferences(8))
                 .setParallelism(1)
                 .rebalance();
-        DataStream<float[]> first = features.map(new OnnxInference(model)).name("score-a");
+        OnnxInferenceFunction<float[], float[]> function = OnnxInference.<float[]>builder(model)
+                .encoder((x, row) -> row.put(x))
+                .decoder((x, out) -> out.floats(), PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO)
+                .sessionSharing(sharing)
+                .buildFunction();
+        DataStream<float[]> first = features.map(function).name("score-a");
         // A second operator on the same model in its own task: it shares the slot, so it shares the session.
-        features.map(new OnnxInference(model))
-                .name("score-b")
-                .disableChaining()
-                .union(first)
-                .sinkTo(new DiscardingSink<>());
+        features.map(function).name("score-b").disableChaining().union(first).sinkTo(new DiscardingSink<>());
         env.execute("two operators, one model");
     }
 
@@ -96,6 +102,20 @@ class SessionSharingTest {
 
         assertThat(SessionRegistry.INSTANCE.sessionsCreated() - before).isEqualTo(4);
         assertThat(SessionRegistry.INSTANCE.sessionsClosed() - closedBefore).isEqualTo(4);
+        assertThat(SessionRegistry.INSTANCE.openSessions()).isZero();
+    }
+
+    /**
+     * Per TaskManager: the MiniCluster's TaskManagers all run in this JVM, so the 8 operator instances share
+     * one session (on a real cluster: one per TaskManager process).
+     */
+    @Test
+    void perTaskManagerSharingOpensOneSessionForEverySlotOfTheProcess() throws Exception {
+        long before = SessionRegistry.INSTANCE.sessionsCreated();
+
+        runTwoOperatorJob(100, SessionSharing.PER_TASK_MANAGER);
+
+        assertThat(SessionRegistry.INSTANCE.sessionsCreated() - before).isEqualTo(1);
         assertThat(SessionRegistry.INSTANCE.openSessions()).isZero();
     }
 

@@ -10,6 +10,7 @@ import io.flinkonnx.flink.FallbackReport;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.OutputRow;
 import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.flink.SessionSharing;
 import io.flinkonnx.flink.SystemicFailureException;
 import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.placement.PlacementProbe;
@@ -116,7 +117,9 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * the cause.
      */
     public void open(String slot, int subtask, MetricGroup metrics, int maxRows, BatchPolicy policy) throws Exception {
-        shared = SessionLoader.acquire(spec.model(), slot, spec.providers(), spec.sessionSettings());
+        // PER_TASK_MANAGER: every slot of this process names the same registry entry, so they share the session.
+        String sharedBy = spec.sessionSharing() == SessionSharing.PER_TASK_MANAGER ? "taskmanager" : slot;
+        shared = SessionLoader.acquire(spec.model(), sharedBy, spec.providers(), spec.sessionSettings());
         try {
             signature = spec.batchAxis() == null
                     ? shared.signature()
