@@ -33,6 +33,7 @@ public final class BatchPolicy implements Serializable {
     private final String attentionMaskInput;
     private final boolean rejectNaN;
     private final boolean padWithoutMask;
+    private final boolean bucketByLength;
 
     private BatchPolicy(Builder b) {
         this.maxBatchSize = b.maxBatchSize;
@@ -42,6 +43,7 @@ public final class BatchPolicy implements Serializable {
         this.attentionMaskInput = b.attentionMaskInput;
         this.rejectNaN = b.rejectNaN;
         this.padWithoutMask = b.padWithoutMask;
+        this.bucketByLength = b.bucketByLength;
     }
 
     /**
@@ -87,11 +89,17 @@ public final class BatchPolicy implements Serializable {
         return padWithoutMask;
     }
 
+    /** Whether padded records run in length buckets (see {@link Builder#bucketByLength}). */
+    public boolean bucketByLength() {
+        return bucketByLength;
+    }
+
     @Override
     public String toString() {
         return "BatchPolicy{maxBatchSize=" + maxBatchSize + ", maxBatchDelay=" + maxBatchDelay
                 + ", maxBufferedBytes=" + maxBufferedBytes + ", padValue=" + padValue + ", attentionMaskInput="
-                + attentionMaskInput + ", padWithoutMask=" + padWithoutMask + ", rejectNaN=" + rejectNaN + "}";
+                + attentionMaskInput + ", padWithoutMask=" + padWithoutMask + ", bucketByLength=" + bucketByLength
+                + ", rejectNaN=" + rejectNaN + "}";
     }
 
     /** Builder of {@link BatchPolicy}; each setter checks its argument at once. */
@@ -103,6 +111,7 @@ public final class BatchPolicy implements Serializable {
         private String attentionMaskInput = "attention_mask";
         private boolean rejectNaN;
         private boolean padWithoutMask;
+        private boolean bucketByLength = true;
 
         private Builder() {}
 
@@ -146,6 +155,18 @@ public final class BatchPolicy implements Serializable {
          */
         public Builder padWithoutMask(boolean pad) {
             this.padWithoutMask = pad;
+            return this;
+        }
+
+        /**
+         * Runs the padded records of a batch in length buckets (default true): records whose padded lengths
+         * fall in the same power-of-two range ({@code 1..8}, {@code 9..16}, {@code 17..32}, ...) share a run, so a
+         * record is padded to less than twice its own length instead of to the batch's longest. Results are
+         * the same either way (padding is masked); a batch of mixed lengths then takes a few runs instead of
+         * one, which pays off wherever compute grows with the padded length (attention, convolutions over time).
+         */
+        public Builder bucketByLength(boolean bucket) {
+            this.bucketByLength = bucket;
             return this;
         }
 

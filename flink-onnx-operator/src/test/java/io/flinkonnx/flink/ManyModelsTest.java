@@ -229,7 +229,7 @@ class ManyModelsTest {
             }
             assertThat(operator(h).evictions()).isGreaterThanOrEqualTo(16 * 20 - 5);
             long growth = residentSetBytes() - rssAfterWarmUp;
-            if (rssAfterWarmUp > 0) {
+            if (Files.exists(Path.of("/proc/self/status"))) { // Linux, where CI runs
                 // one leaked session per load would be ~2 MB x 280 loads; measured: 20 to 65 MB of allocator and
                 // heap drift, whatever the model size
                 assertThat(growth).as("RSS growth over 14 cycles").isLessThan(150L << 20);
@@ -239,6 +239,11 @@ class ManyModelsTest {
         assertThat(SessionStats.open()).isEqualTo(openBefore);
     }
 
+    /**
+     * Resident memory outside the Java heap: VmRSS from /proc (Linux, where CI runs; 0 elsewhere) less the
+     * heap's committed size. The heap grows with the garbage of hundreds of loads and keeps what it committed,
+     * which says nothing of native leaks; ORT sessions live outside it.
+     */
     private static long residentSetBytes() throws IOException {
         System.gc();
         Path status = Path.of("/proc/self/status");
@@ -247,7 +252,8 @@ class ManyModelsTest {
         }
         for (String line : Files.readAllLines(status)) {
             if (line.startsWith("VmRSS:")) {
-                return Long.parseLong(line.replaceAll("[^0-9]", "")) << 10;
+                return (Long.parseLong(line.replaceAll("[^0-9]", "")) << 10)
+                        - Runtime.getRuntime().totalMemory();
             }
         }
         return 0;

@@ -317,7 +317,7 @@ class ModelUpdatesTest {
                 }
             }
             long growth = residentSetBytes() - rssAfterWarmUp;
-            if (rssAfterWarmUp > 0) {
+            if (Files.exists(Path.of("/proc/self/status"))) { // Linux, where CI runs
                 assertThat(growth).as("RSS growth over 40 swaps").isLessThan(40L << 20);
             }
         }
@@ -325,7 +325,11 @@ class ModelUpdatesTest {
         assertThat(SessionStats.closed() - closedBefore).isEqualTo(51);
     }
 
-    /** VmRSS from /proc (Linux, where CI runs); 0 elsewhere. */
+    /**
+     * Resident memory outside the Java heap: VmRSS from /proc (Linux, where CI runs; 0 elsewhere) less the
+     * heap's committed size. The heap grows with the garbage of hundreds of loads and keeps what it committed,
+     * which says nothing of native leaks; ORT sessions live outside it.
+     */
     private static long residentSetBytes() throws IOException {
         System.gc();
         Path status = Path.of("/proc/self/status");
@@ -334,7 +338,8 @@ class ModelUpdatesTest {
         }
         for (String line : Files.readAllLines(status)) {
             if (line.startsWith("VmRSS:")) {
-                return Long.parseLong(line.replaceAll("[^0-9]", "")) << 10;
+                return (Long.parseLong(line.replaceAll("[^0-9]", "")) << 10)
+                        - Runtime.getRuntime().totalMemory();
             }
         }
         return 0;

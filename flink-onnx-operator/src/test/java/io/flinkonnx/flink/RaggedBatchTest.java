@@ -54,6 +54,52 @@ class RaggedBatchTest {
     }
 
     @Test
+    void recordsOfVeryDifferentLengthsRunInLengthBucketsWithTheSameResults() throws Exception {
+        String model = TestModels.writeTokenModel(dir.resolve("tokens.onnx")).toString();
+        long[] shortIds = {5, 6, 7};
+        long[] longIds = new long[100];
+        Arrays.fill(longIds, 3);
+        List<String> bucketed = scoreBoth(model, true, shortIds, longIds);
+        long bucketedRuns = runs();
+        List<String> padded = scoreBoth(model, false, shortIds, longIds);
+        long paddedRuns = runs();
+
+        assertThat(bucketed).isEqualTo(padded);
+        assertThat(bucketed.get(0)).isEqualTo("[5, 6, 7] len=3 shape=[3]");
+        assertThat(bucketedRuns).as("lengths 3 and 100: two buckets, two runs").isEqualTo(2);
+        assertThat(paddedRuns).as("without buckets: one run padded to 100").isEqualTo(1);
+    }
+
+    private List<String> scoreBoth(String model, boolean buckets, long[]... records) throws Exception {
+        if (harness != null) {
+            harness.close();
+        }
+        OnnxInferenceSpec<long[], String> spec = OnnxInference.<long[]>builder(model)
+                .encoder((ids, row) -> row.put("input_ids", ids))
+                .decoder(
+                        (ids, out) -> Arrays.toString(out.longs("masked")) + " len=" + out.longs("length")[0]
+                                + " shape=" + Arrays.toString(out.shape("masked")),
+                        Types.STRING)
+                .build();
+        OneInputStreamOperatorTestHarness<long[], String> h = Harnesses.open(
+                spec,
+                BatchPolicy.builder()
+                        .maxBatchSize(records.length)
+                        .bucketByLength(buckets)
+                        .build(),
+                TOKENS);
+        harness = h;
+        for (long[] r : records) {
+            h.processElement(r, 1);
+        }
+        return h.extractOutputValues();
+    }
+
+    private long runs() {
+        return Harnesses.operator(harness).runner().runsStarted();
+    }
+
+    @Test
     void modelWithBatchFixedAtOneIsScoredOneRecordPerRun() throws Exception {
         OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(
                         TestModels.writeFixedBatchOfOne(dir.resolve("one.onnx")).toString())

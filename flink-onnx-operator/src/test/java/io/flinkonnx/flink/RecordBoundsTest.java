@@ -91,6 +91,7 @@ class RecordBoundsTest {
                 spec,
                 BatchPolicy.builder()
                         .padWithoutMask(true)
+                        .bucketByLength(false) // so that the two records are packed together
                         .maxBufferedBytes(Long.MAX_VALUE)
                         .build(),
                 FLOATS);
@@ -113,6 +114,7 @@ class RecordBoundsTest {
                 meanPool().build(),
                 BatchPolicy.builder()
                         .padWithoutMask(true)
+                        .bucketByLength(false) // lengths 100 and 200 would otherwise run apart
                         .maxBufferedBytes(2000)
                         .build(),
                 FLOATS);
@@ -126,6 +128,7 @@ class RecordBoundsTest {
                 meanPool().build(),
                 BatchPolicy.builder()
                         .padWithoutMask(true)
+                        .bucketByLength(false)
                         .maxBufferedBytes(1000)
                         .build(),
                 FLOATS);

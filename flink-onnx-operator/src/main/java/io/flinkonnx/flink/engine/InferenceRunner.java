@@ -65,6 +65,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     private RecordInputs[] rows;
     private BatchOutputs outputs;
     private int maskInput = -1;
+    private boolean bucketByLength;
     private volatile FallbackReport fallbackReport;
     private int subtask;
     private String version;
@@ -156,6 +157,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             }
             packer = new TensorPacker(OrtRuntime.env(), inputs, policy.padValue(), maskInput);
             paddable = paddableDims(inputs, maskInput, policy.padWithoutMask());
+            bucketByLength = policy.bucketByLength();
             // One spare row: a record is encoded before the operator knows whether the batch must go first.
             rows = new RecordInputs[maxRows + 1];
             for (int i = 0; i < rows.length; i++) {
@@ -314,12 +316,20 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
                 return false;
             }
             for (int d = 0; d < sa.length; d++) {
-                if (sa[d] != sb[d] && (d >= paddable[i].length || !paddable[i][d])) {
+                if (sa[d] != sb[d]
+                        && (d >= paddable[i].length
+                                || !paddable[i][d]
+                                || (bucketByLength && lengthBucket(sa[d]) != lengthBucket(sb[d])))) {
                     return false;
                 }
             }
         }
         return true;
+    }
+
+    /** The power-of-two range of a padded length: 1..8 share one, then 9..16, 17..32, ... */
+    private static int lengthBucket(long length) {
+        return length <= 8 ? 0 : 64 - Long.numberOfLeadingZeros(length - 1);
     }
 
     /** Batch row {@code i}. */
