@@ -6,6 +6,7 @@ import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import io.flinkonnx.flink.versions.ModelVersions;
 import io.flinkonnx.flink.versions.ServingModel;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import org.apache.flink.api.common.state.ListState;
@@ -48,7 +49,9 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
 
     private transient ModelVersions<IN, OUT> versions;
     private transient ListState<ServingModel> servingState;
+    private transient ListState<ServingModel> pendingState;
     private transient ServingModel restored;
+    private transient List<ServingModel> restoredPending;
     private transient long nextPollMillis;
     private transient long updatesTimerMillis;
     private transient Counter modelUpdates;
@@ -108,11 +111,30 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         // Union: after rescaling every subtask sees every entry and takes its own index's, else the first.
         servingState = context.getOperatorStateStore()
                 .getUnionListState(new ListStateDescriptor<>("onnx-serving-model", ServingModel.class));
+        pendingState = context.getOperatorStateStore()
+                .getUnionListState(new ListStateDescriptor<>("onnx-pending-model-updates", ServingModel.class));
+        restoredPending = new ArrayList<>();
         if (context.isRestored()) {
             int subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
             for (ServingModel entry : servingState.get()) {
                 if (restored == null || entry.subtask == subtask) {
                     restored = entry;
+                }
+            }
+            // Control messages read but not yet applied at the checkpoint: the source will not replay them.
+            // Every subtask saw the same broadcast messages: this subtask's own, else the lowest subtask's.
+            int from = Integer.MAX_VALUE;
+            List<ServingModel> pending = new ArrayList<>();
+            pendingState.get().forEach(pending::add);
+            for (ServingModel entry : pending) {
+                from = entry.subtask == subtask ? subtask : Math.min(from, entry.subtask);
+                if (entry.subtask == subtask) {
+                    break;
+                }
+            }
+            for (ServingModel entry : pending) {
+                if (entry.subtask == from) {
+                    restoredPending.add(entry);
                 }
             }
         }
@@ -125,6 +147,12 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
             // The buffer was scored before the barrier and swaps happen on this thread: every prediction
             // emitted since the last swap came from the version named here.
             servingState.update(List.of(versions.serving()));
+            List<ServingModel> pending = new ArrayList<>();
+            int subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+            for (ModelUpdate u : versions.pendingControl()) {
+                pending.add(new ServingModel(subtask, u.uri, u.sha256, u.version));
+            }
+            pendingState.update(pending);
         }
     }
 
@@ -219,6 +247,9 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                         restored);
                 output.collect(ModelUpdateReport.TAG, new StreamRecord<>(report));
             }
+            for (ServingModel pending : restoredPending) {
+                versions.offer(new ModelUpdate(pending.uri, pending.sha256, pending.version));
+            }
             nextPollMillis = updates.watchedFolder() == null ? Long.MAX_VALUE : now;
             updatesTimerMillis = Long.MAX_VALUE;
             checkUpdates(now);
@@ -254,46 +285,61 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     }
 
     private void applyFinishedUpdates(long now) throws Exception {
-        for (ModelVersions.Step<IN, OUT> step : versions.takeReady()) {
-            ModelUpdateReport report = step.report;
-            report.timestampMillis = now;
-            switch (report.outcome) {
-                case PROMOTED:
-                    flush();
-                    InferenceRunner<IN, OUT> previous = runner;
-                    runner = step.runner;
-                    runner.version(report.version);
-                    versions.served(runner, report.version);
-                    drift = runner.drift();
-                    previous.close();
-                    swapLatencyMillis = ModelVersions.latencyMillis(step);
-                    report.swapLatencyMillis = swapLatencyMillis;
-                    modelUpdates.inc();
-                    LOG.info(
-                            "Model {} now serves version {} ({}, sha256 {}) after {} ms",
-                            spec.model().uri(),
-                            report.version,
-                            report.uri,
-                            report.sha256,
-                            swapLatencyMillis);
-                    output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
-                    break;
-                case ALREADY_SERVING:
-                    runner.version(report.version);
-                    versions.served(runner, report.version);
-                    break;
-                default:
-                    modelUpdatesRefused.inc();
-                    LOG.warn(
-                            "Model update {} ({}) refused; version {} serves on: {}",
-                            report.version,
-                            report.uri,
-                            versions.serving().version,
-                            report.reason);
+        List<ModelVersions.Step<IN, OUT>> steps = versions.takeReady();
+        for (int i = 0; i < steps.size(); i++) {
+            try {
+                applyFinishedUpdate(steps.get(i), now);
+            } catch (Exception | Error e) {
+                // the task fails: the versions loaded and not yet serving are closed with it
+                for (ModelVersions.Step<IN, OUT> untaken : steps.subList(i, steps.size())) {
+                    if (untaken.runner != null && untaken.runner != runner) {
+                        untaken.runner.close();
+                    }
+                }
+                throw e;
             }
-            report.servingVersion = versions.serving().version;
-            output.collect(ModelUpdateReport.TAG, new StreamRecord<>(report));
         }
+    }
+
+    private void applyFinishedUpdate(ModelVersions.Step<IN, OUT> step, long now) throws Exception {
+        ModelUpdateReport report = step.report;
+        report.timestampMillis = now;
+        switch (report.outcome) {
+            case PROMOTED:
+                flush();
+                InferenceRunner<IN, OUT> previous = runner;
+                runner = step.runner;
+                runner.version(report.version);
+                versions.served(runner, report.version);
+                drift = runner.drift();
+                previous.close();
+                swapLatencyMillis = ModelVersions.latencyMillis(step);
+                report.swapLatencyMillis = swapLatencyMillis;
+                modelUpdates.inc();
+                LOG.info(
+                        "Model {} now serves version {} ({}, sha256 {}) after {} ms",
+                        spec.model().uri(),
+                        report.version,
+                        report.uri,
+                        report.sha256,
+                        swapLatencyMillis);
+                output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
+                break;
+            case ALREADY_SERVING:
+                runner.version(report.version);
+                versions.served(runner, report.version);
+                break;
+            default:
+                modelUpdatesRefused.inc();
+                LOG.warn(
+                        "Model update {} ({}) refused; version {} serves on: {}",
+                        report.version,
+                        report.uri,
+                        versions.serving().version,
+                        report.reason);
+        }
+        report.servingVersion = versions.serving().version;
+        output.collect(ModelUpdateReport.TAG, new StreamRecord<>(report));
     }
 
     /** The model versions of this operator, null without updates (for tests). */

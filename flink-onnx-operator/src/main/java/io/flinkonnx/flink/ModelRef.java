@@ -9,7 +9,8 @@ import org.apache.flink.annotation.PublicEvolving;
 /**
  * Which model scores a record, as a {@link ModelSelector} answers: a URI, optionally a sha256 pin, a version
  * label (what predictions and metrics name it by; by default the file name) and an EP chain of its own (by
- * default the spec's). Two refs with the same URI, pin and chain are the same model.
+ * default the spec's). Two refs are the same model when URI, pin, label and chain are equal (the same file
+ * under two labels is loaded, and counted against the caps, twice).
  *
  * <pre>{@code
  * ModelRef.of("s3://models/fraud-DE.onnx").withVersion("fraud-DE-v3")

@@ -22,8 +22,9 @@ import org.apache.flink.util.Preconditions;
  *
  * <p><b>The watched folder.</b> Each version is a sub-folder ({@code v7/model.onnx}) or a file
  * ({@code fraud-7.onnx}, {@code .onnx} or {@code .ort}); names starting with {@code .} or {@code _} are
- * ignored (a version being written). The newest is the one with the highest number in its name (the last
- * run of digits: {@code v7}, {@code fraud-7}); where no name has a number, the latest modification time.
+ * ignored (a version being written). The newest is the one with the highest numbers in its name, compared run
+ * by run ({@code v10} after {@code v9}, {@code 2.10.0} after {@code 2.9.9}); where no name has a number, the
+ * latest modification time.
  * A version folder holds one model file ({@code model.onnx} or {@code model.ort} wins when there are
  * several). A file {@code <model file>.sha256} ({@code sha256sum}'s format) or {@code sha256} beside the
  * model becomes its pin.
@@ -36,8 +37,8 @@ import org.apache.flink.util.Preconditions;
  *
  * <p><b>The guarantees.</b> Loading and the gate run off the task thread, the current version scoring
  * meanwhile; the swap happens between batches, the buffer scored first by the version it was buffered
- * for; the previous session closes once the swap is done, so a slot holds at most two sessions of the
- * model during a swap. The serving version (URI and sha256) is operator state: after a failover or a
+ * for; the previous session closes once the swap is done, so a slot holds two sessions of the model during
+ * a load. A control message read before a checkpoint and not yet applied is kept in it. The serving version (URI and sha256) is operator state: after a failover or a
  * restart from a savepoint the subtask serves exactly that version again before the watcher resumes.
  */
 @PublicEvolving

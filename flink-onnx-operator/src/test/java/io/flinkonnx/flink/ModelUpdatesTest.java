@@ -275,6 +275,41 @@ class ModelUpdatesTest {
         }
     }
 
+    /**
+     * A control message read before a checkpoint but not yet applied (its model loading) is in the checkpoint: the
+     * source will not replay it, so the restored operator loads it again. The restored version keeps its label.
+     */
+    @Test
+    void aControlMessageNotYetAppliedAtACheckpointIsAppliedAfterTheRestore() throws Exception {
+        Path v1 = publish(V1, "v1");
+        Path v2 = publish(V2, "v2");
+        Path v3 = publish(V3, "v3");
+        org.apache.flink.runtime.checkpoint.OperatorSubtaskState snapshot;
+        try (var h = new TwoInputStreamOperatorTestHarness<>(new ControlledInferenceOperator<>(
+                spec(v1), oneByOne(), FailedRecord.tag(FLOATS), ModelUpdates.fromControlStream()))) {
+            h.setProcessingTime(now);
+            h.open();
+            h.processElement2(new StreamRecord<>(ModelUpdate.of(v2.toString(), "blue")));
+            finishLoading(h);
+            assertThat(scoreOn(h).f0).isEqualTo("blue");
+            h.processElement2(new StreamRecord<>(ModelUpdate.of(v3.toString(), "green")));
+            snapshot = h.snapshot(1, now); // green is read, not applied (its swap waits for the check timer)
+        }
+        try (var h = new TwoInputStreamOperatorTestHarness<>(new ControlledInferenceOperator<>(
+                spec(v1), oneByOne(), FailedRecord.tag(FLOATS), ModelUpdates.fromControlStream()))) {
+            h.setProcessingTime(now);
+            h.initializeState(snapshot);
+            h.open();
+            Tuple2<String, float[]> restored = scoreOn(h);
+            assertThat(restored.f0).as("the restored version keeps its label").isEqualTo("blue");
+            assertThat(restored.f1).containsExactly(V2.reference(X), org.assertj.core.data.Offset.offset(1e-5f));
+            finishLoading(h);
+            Tuple2<String, float[]> green = scoreOn(h);
+            assertThat(green.f0).isEqualTo("green");
+            assertThat(green.f1).containsExactly(V3.reference(X), org.assertj.core.data.Offset.offset(1e-5f));
+        }
+    }
+
     private static Tuple2<String, float[]> scoreOn(
             TwoInputStreamOperatorTestHarness<float[], ModelUpdate, Tuple2<String, float[]>> h) throws Exception {
         h.getOutput().clear();
@@ -284,7 +319,7 @@ class ModelUpdatesTest {
 
     /**
      * 50 swaps of ~2 MB models: one session open throughout, every replaced one closed, and the process does not
-     * grow (a leaked session per swap would add well over the bound; measured growth here is a few MB).
+     * grow outside the Java heap by what a leaked session per swap would add.
      */
     @Test
     void fiftySwapsInARowLeaveOnlyTheServingSessionOpenAndDoNotGrowTheProcess() throws Exception {
@@ -318,7 +353,9 @@ class ModelUpdatesTest {
             }
             long growth = residentSetBytes() - rssAfterWarmUp;
             if (Files.exists(Path.of("/proc/self/status"))) { // Linux, where CI runs
-                assertThat(growth).as("RSS growth over 40 swaps").isLessThan(40L << 20);
+                // a leaked session per swap would be ~160 MB (2 MB of weights, pre-packed again by ORT); the drift
+                // of a JVM that ran other tests measured up to ~50 MB
+                assertThat(growth).as("RSS growth over 40 swaps").isLessThan(100L << 20);
             }
         }
         assertThat(SessionStats.open()).isEqualTo(openBefore);

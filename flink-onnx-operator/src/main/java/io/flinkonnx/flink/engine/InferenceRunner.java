@@ -229,8 +229,8 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     /**
      * The version label of a model URI when nothing else names it: its folder's name when that is a version
      * ({@code v7/model.onnx}, {@code 2.1.0/fraud.onnx}: digits, optionally after a {@code v}, with {@code .},
-     * {@code _} or {@code -} between them), else the file name without its extension ({@code fraud-7},
-     * {@code fraud-DE}).
+     * {@code _} or {@code -} between them) or the file is just {@code model.onnx}, else the file name without
+     * its extension ({@code fraud-7}, {@code fraud-DE}).
      */
     public static String versionLabelOf(String modelUri) {
         String path = modelUri.replace('\\', '/');
@@ -243,7 +243,8 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         }
         String parentPath = path.substring(0, slash);
         String parent = parentPath.substring(parentPath.lastIndexOf('/') + 1);
-        return VERSION_FOLDER.matcher(parent).matches() ? parent : file;
+        // model.onnx says nothing: its folder names it (models/fraud-DE/model.onnx)
+        return VERSION_FOLDER.matcher(parent).matches() || file.equals("model") ? parent : file;
     }
 
     /** The version label this runner serves (see {@link #version(String)}). */

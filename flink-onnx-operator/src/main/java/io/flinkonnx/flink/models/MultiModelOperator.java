@@ -54,6 +54,8 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
     private static final long LOADING_CHECK_MILLIS = 20;
     /** Failed models remembered (each holds no session) beyond which the oldest are forgotten. */
     private static final int FAILED_MODELS_KEPT = 256;
+    /** Models with metrics of their own; the rest share the group {@code model=other}. */
+    private static final int MODELS_WITH_METRICS = 1000;
 
     private final OnnxInferenceSpec<IN, OUT> spec;
     private final ModelSelector<IN> selector;
@@ -76,7 +78,10 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
     private transient Counter failedRecords;
     private transient Counter evictions;
     private transient Counter loadFailures;
-    private transient long loadedBytes;
+    /** Read by the metrics reporter's thread: kept here rather than computed from the (access-ordered) map. */
+    private transient volatile long loadedBytes;
+
+    private transient volatile int loadedCount;
 
     public MultiModelOperator(
             OnnxInferenceSpec<IN, OUT> spec,
@@ -119,7 +124,7 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
         failedRecords = metrics.counter("failed_records");
         evictions = metrics.counter("model_evictions");
         loadFailures = metrics.counter("model_load_failures");
-        metrics.gauge("loaded_models", (Gauge<Integer>) this::loadedModels);
+        metrics.gauge("loaded_models", (Gauge<Integer>) () -> loadedCount);
         metrics.gauge("loaded_model_bytes", (Gauge<Long>) () -> loadedBytes);
     }
 
@@ -206,11 +211,17 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
     /** Evicts the least recently used models until {@code incoming} fits under {@code maxModels}. */
     private void makeRoom(ServedModel<IN, OUT> incoming) throws Exception {
         while (activeModels() >= cache.maxModels()) {
+            // the least recently used loaded model; a loading one only when none is loaded (waiting for its load)
             ServedModel<IN, OUT> victim = null;
             for (ServedModel<IN, OUT> m : models.values()) {
-                if (m != incoming && m.state != ServedModel.State.FAILED) {
+                if (m != incoming && m.state == ServedModel.State.READY) {
                     victim = m;
                     break;
+                }
+            }
+            for (ServedModel<IN, OUT> m : models.values()) {
+                if (victim == null && m != incoming && m.state == ServedModel.State.LOADING) {
+                    victim = m;
                 }
             }
             if (victim == null) {
@@ -226,10 +237,10 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             awaitLoad(model);
         }
         if (model.state == ServedModel.State.READY) {
-            flush(model);
-            loadedBytes -= model.bytes;
-            model.runner.close();
-            model.runner = null;
+            flush(model); // may find the session broken: then it is closed already
+            if (model.state == ServedModel.State.READY) {
+                unload(model);
+            }
             evictions.inc();
             LOG.debug(
                     "Evicted model {} (maxModels {}, maxModelBytes {})",
@@ -238,6 +249,39 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
                     cache.maxModelBytes());
         }
         models.remove(model.ref);
+    }
+
+    /** Closes a loaded model's session (its buffer is empty). */
+    private void unload(ServedModel<IN, OUT> model) {
+        loadedBytes -= model.bytes;
+        loadedCount--;
+        model.runner.close();
+        model.runner = null;
+    }
+
+    /**
+     * {@code model} failed (its load, or its session broke): its records go to the dead letters until a retry
+     * after the backoff, doubling up to 10x.
+     */
+    private void markFailed(ServedModel<IN, OUT> model, Exception cause, String what) {
+        if (model.state == ServedModel.State.READY) {
+            unload(model);
+        }
+        model.state = ServedModel.State.FAILED;
+        model.failure = cause;
+        model.failedWhat = what;
+        model.failuresInRow++;
+        long now = getProcessingTimeService().getCurrentProcessingTime();
+        long backoff = cache.retryBackoff().toMillis() << Math.min(model.failuresInRow - 1, 20);
+        model.retryAtMillis = now + Math.min(backoff, 10 * cache.retryBackoff().toMillis());
+        loadFailures.inc();
+        LOG.warn(
+                "Model {} {} ({} in a row); its records go to the dead letters until a retry in {} ms: {}",
+                model,
+                what,
+                model.failuresInRow,
+                model.retryAtMillis - now,
+                cause.getMessage());
     }
 
     /** Blocks until {@code model} has loaded (or failed), then takes it over. */
@@ -257,19 +301,10 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             runner = model.loading.join();
         } catch (CompletionException | java.util.concurrent.CancellationException e) {
             Throwable cause = e.getCause() == null ? e : e.getCause();
-            model.state = ServedModel.State.FAILED;
-            model.failure = cause instanceof Exception ? (Exception) cause : new RuntimeException(cause);
-            model.failuresInRow++;
-            long backoff = cache.retryBackoff().toMillis() << Math.min(model.failuresInRow - 1, 20);
-            model.retryAtMillis = getProcessingTimeService().getCurrentProcessingTime()
-                    + Math.min(backoff, 10 * cache.retryBackoff().toMillis());
-            loadFailures.inc();
-            LOG.warn(
-                    "Model {} failed to load ({} in a row); its records go to the dead letters until a retry in {} ms: {}",
+            markFailed(
                     model,
-                    model.failuresInRow,
-                    model.retryAtMillis - getProcessingTimeService().getCurrentProcessingTime(),
-                    model.failure.getMessage());
+                    cause instanceof Exception ? (Exception) cause : new RuntimeException(cause),
+                    "failed to load");
             List<Object> waiting = new ArrayList<>(model.waitingRecords);
             model.waitingRecords.clear();
             model.waitingTimestamps.clear();
@@ -282,6 +317,7 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
         }
         model.ready(runner, capacityOf(runner, policy));
         loadedBytes += model.bytes;
+        loadedCount++;
         model.inferences = inferencesByModel.computeIfAbsent(
                 model.label, l -> modelGroup(l).counter("num_inferences"));
         model.batchLatencyMicros = latencyByModel.computeIfAbsent(model.label, l -> modelGroup(l)
@@ -308,7 +344,11 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
         for (int i = 0; i < waiting.size(); i++) {
             @SuppressWarnings("unchecked")
             IN record = (IN) waiting.get(i);
-            enqueue(model, record, timestamps.get(i));
+            if (model.state == ServedModel.State.READY) {
+                enqueue(model, record, timestamps.get(i));
+            } else { // a batch of the waiting records found the session broken
+                deadLetter(record, failedToLoad(model), failedRecords, model.ref.uri(), model.label);
+            }
         }
     }
 
@@ -318,7 +358,8 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
 
     private Exception failedToLoad(ServedModel<IN, OUT> model) {
         return new RecordConversionException(
-                "Model " + model + " failed to load (" + model.failuresInRow + " in a row, next try in at most "
+                "Model " + model + " " + model.failedWhat + " (" + model.failuresInRow
+                        + " in a row, next try in at most "
                         + Math.max(
                                 0,
                                 model.retryAtMillis - getProcessingTimeService().getCurrentProcessingTime())
@@ -341,6 +382,10 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
         if (model.size > 0 && model.bufferedBytes + bytes > policy.maxBufferedBytes()) {
             runner.swapRows(model.size, model.capacity); // park the record in the spare row while the buffer runs
             flush(model);
+            if (model.state != ServedModel.State.READY) { // that batch found the session broken
+                deadLetter(record, failedToLoad(model), failedRecords, model.ref.uri(), model.label);
+                return;
+            }
             runner.swapRows(model.capacity, 0);
         }
         model.records[model.size] = record;
@@ -470,14 +515,8 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
         }
         model.batchLatencyMicros.update((System.nanoTime() - start) / 1000);
         if (broken != null) {
-            LOG.warn(
-                    "Model {} is broken, closing its session (a later record loads it again): {}",
-                    model,
-                    broken.getMessage());
-            loadedBytes -= model.bytes;
-            model.runner.close();
-            model.runner = null;
-            models.remove(model.ref);
+            // This model's session is broken: closed now, loaded again by a record after the backoff.
+            markFailed(model, broken, "is broken");
         }
     }
 
@@ -493,13 +532,7 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
 
     /** Models with an open session now. */
     public int loadedModels() {
-        int n = 0;
-        for (ServedModel<IN, OUT> m : models.values()) {
-            if (m.state == ServedModel.State.READY) {
-                n++;
-            }
-        }
-        return n;
+        return loadedCount;
     }
 
     /** Models evicted so far (for tests). */
@@ -523,26 +556,35 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
         try {
             if (loader != null) {
                 loader.shutdownNow();
-                if (!loader.awaitTermination(60, TimeUnit.SECONDS)) {
-                    LOG.warn("A model was still loading 60 s after close");
-                }
-            }
-            if (models != null) {
-                for (ServedModel<IN, OUT> model : models.values()) {
-                    if (model.runner != null) {
-                        model.runner.close();
-                    } else if (model.loading != null && model.loading.isDone()) {
-                        try {
-                            model.loading.join().close();
-                        } catch (CompletionException | java.util.concurrent.CancellationException ignored) {
-                            // it did not load: nothing to close
-                        }
+                try {
+                    if (!loader.awaitTermination(60, TimeUnit.SECONDS)) {
+                        LOG.warn("A model was still loading 60 s after close; its session closes when the load ends");
                     }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt(); // cancelling: close what is loaded, below, all the same
                 }
-                models.clear();
             }
         } finally {
-            super.close();
+            try {
+                if (models != null) {
+                    for (ServedModel<IN, OUT> model : models.values()) {
+                        if (model.runner != null) {
+                            model.runner.close();
+                            model.runner = null;
+                        } else if (model.loading != null) {
+                            // now if it has loaded, else on the loader thread when the load ends
+                            model.loading.whenComplete((runner, failure) -> {
+                                if (runner != null) {
+                                    runner.close();
+                                }
+                            });
+                        }
+                    }
+                    models.clear();
+                }
+            } finally {
+                super.close();
+            }
         }
     }
 }

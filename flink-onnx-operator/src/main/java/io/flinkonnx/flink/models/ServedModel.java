@@ -42,6 +42,9 @@ final class ServedModel<IN, OUT> {
     long deadline;
 
     Exception failure;
+    /** "failed to load" or "is broken": what the dead letters say of the model. */
+    String failedWhat;
+
     int failuresInRow;
     long retryAtMillis;
 

@@ -23,7 +23,7 @@ import org.apache.flink.core.fs.Path;
  */
 @Internal
 public final class ModelFolder {
-    private static final Pattern DIGITS = Pattern.compile("(\\d+)(?!.*\\d)");
+    private static final Pattern DIGIT_RUNS = Pattern.compile("\\d+");
     private static final Pattern SHA256 = Pattern.compile("[0-9a-fA-F]{64}");
     private static final int MAX_SHA_FILE_BYTES = 4096;
 
@@ -35,7 +35,7 @@ public final class ModelFolder {
         public final String modelUri;
         /** The version's name: the sub-folder's name, or the model file's name without its extension. */
         public final String label;
-        /** The number in the label (its last run of digits), or -1. */
+        /** The last number in the label, or -1 (the order compares every number: see {@link #newest}). */
         public final long number;
 
         public final long modificationTime;
@@ -63,7 +63,14 @@ public final class ModelFolder {
         }
     }
 
-    /** The newest version in {@code folderUri}, if it holds any. */
+    /**
+     * The newest version in {@code folderUri}, if it holds any. Versions are ordered by name first (only the
+     * newest's files are read, so a poll costs a listing or two however many versions the folder keeps); a
+     * version folder without a model file is passed over for the next.
+     *
+     * @throws IOException when the folder cannot be listed, or the newest version's sha256 file is malformed
+     *     (the message names it)
+     */
     public static Optional<Version> newest(String folderUri) throws IOException {
         Path folder = new Path(folderUri);
         FileSystem fs = folder.getFileSystem();
@@ -71,27 +78,53 @@ public final class ModelFolder {
         if (entries == null) {
             throw new IOException("The watched model folder " + folderUri + " does not exist");
         }
-        List<Version> versions = new ArrayList<>();
+        List<FileStatus> candidates = new ArrayList<>();
         for (FileStatus entry : entries) {
             String name = entry.getPath().getName();
-            if (ignored(name)) {
-                continue;
-            }
-            if (entry.isDir()) {
-                FileStatus model = modelIn(fs, entry.getPath());
-                if (model != null) {
-                    versions.add(version(fs, model, name));
-                }
-            } else if (isModelFile(name)) {
-                versions.add(version(fs, entry, stripExtension(name)));
+            if (!ignored(name) && (entry.isDir() || isModelFile(name))) {
+                candidates.add(entry);
             }
         }
-        boolean anyNumbered = versions.stream().anyMatch(v -> v.number >= 0);
-        return versions.stream()
-                .filter(v -> !anyNumbered || v.number >= 0)
-                .max(Comparator.<Version>comparingLong(v -> v.number)
-                        .thenComparingLong(v -> v.modificationTime)
-                        .thenComparing(v -> v.modelUri));
+        boolean anyNumbered = candidates.stream().anyMatch(e -> numbersIn(labelOfEntry(e)).length > 0);
+        candidates.removeIf(e -> anyNumbered && numbersIn(labelOfEntry(e)).length == 0);
+        candidates.sort(Comparator.<FileStatus, long[]>comparing(e -> numbersIn(labelOfEntry(e)), ModelFolder::compare)
+                .thenComparingLong(FileStatus::getModificationTime)
+                .thenComparing(e -> e.getPath().getName())
+                .reversed());
+        for (FileStatus entry : candidates) {
+            FileStatus model = entry.isDir() ? modelIn(fs, entry.getPath()) : entry;
+            if (model != null) {
+                return Optional.of(version(fs, model, labelOfEntry(entry)));
+            }
+        }
+        return Optional.empty();
+    }
+
+    private static String labelOfEntry(FileStatus entry) {
+        String name = entry.getPath().getName();
+        return entry.isDir() ? name : stripExtension(name);
+    }
+
+    /** Every run of digits in a name, as numbers: {@code 2.10.0} is (2, 10, 0), {@code fraud-7} is (7). */
+    static long[] numbersIn(String label) {
+        Matcher m = DIGIT_RUNS.matcher(label);
+        List<Long> numbers = new ArrayList<>();
+        while (m.find()) {
+            String digits = m.group();
+            // a number too long for a long still orders above every shorter one
+            numbers.add(digits.length() > 18 ? Long.MAX_VALUE : Long.parseLong(digits));
+        }
+        return numbers.stream().mapToLong(Long::longValue).toArray();
+    }
+
+    /** Numbers compared run by run ({@code 2.10.0} after {@code 2.9.9}, {@code 1.2.1} after {@code 1.2}). */
+    private static int compare(long[] a, long[] b) {
+        for (int i = 0; i < Math.min(a.length, b.length); i++) {
+            if (a[i] != b[i]) {
+                return Long.compare(a[i], b[i]);
+            }
+        }
+        return Integer.compare(a.length, b.length);
     }
 
     /** A version's label from its model URI, by the same rule as the folder's versions. */
@@ -154,16 +187,6 @@ public final class ModelFolder {
         return dot > 0 ? name.substring(0, dot) : name;
     }
 
-    private static long numberIn(String label) {
-        Matcher m = DIGITS.matcher(label);
-        if (!m.find()) {
-            return -1;
-        }
-        String digits = m.group(1);
-        // a number too long for a long still orders by its length, then its digits
-        return digits.length() > 18 ? Long.MAX_VALUE : Long.parseLong(digits);
-    }
-
     /** The model file of a version folder: {@code model.onnx} / {@code model.ort}, else the first by name. */
     private static FileStatus modelIn(FileSystem fs, Path dir) throws IOException {
         FileStatus[] files = fs.listStatus(dir);
@@ -192,7 +215,14 @@ public final class ModelFolder {
         if (sha == null && !file.getParent().equals(file.getParent().getParent())) {
             sha = readShaIfVersionFolder(fs, file, label);
         }
-        return new Version(file.toString(), label, numberIn(label), model.getModificationTime(), model.getLen(), sha);
+        long[] numbers = numbersIn(label);
+        return new Version(
+                file.toString(),
+                label,
+                numbers.length == 0 ? -1 : numbers[numbers.length - 1],
+                model.getModificationTime(),
+                model.getLen(),
+                sha);
     }
 
     /** A plain {@code sha256} file in a version folder (not in the watched folder itself). */

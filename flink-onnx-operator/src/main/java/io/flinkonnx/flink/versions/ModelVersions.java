@@ -39,11 +39,14 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
         public final InferenceRunner<IN, OUT> runner;
 
         final long requestedAtNanos;
+        /** The control message this step answers, or null for what a poll found. */
+        final ModelUpdate control;
 
-        Step(ModelUpdateReport report, InferenceRunner<IN, OUT> runner, long requestedAtNanos) {
+        Step(ModelUpdateReport report, InferenceRunner<IN, OUT> runner, long requestedAtNanos, ModelUpdate control) {
             this.report = report;
             this.runner = runner;
             this.requestedAtNanos = requestedAtNanos;
+            this.control = control;
         }
     }
 
@@ -60,6 +63,11 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
 
     private int inFlight;
     private boolean closed;
+    /**
+     * Control messages offered and not yet taken (task thread only), kept in operator state: a message whose
+     * offset a checkpoint has passed is loaded again after a restore from that checkpoint.
+     */
+    private final List<ModelUpdate> pendingControl = new java.util.ArrayList<>();
     /** The watched folder's version last handled (loaded, refused or found serving): not loaded again. */
     private volatile String lastFound;
 
@@ -121,6 +129,7 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
         String label = restored != null
                 ? restored.version
                 : ModelFolder.labelOf(spec.model().uri());
+        runner.version(label); // predictions name the restored label, not the file's default one
         served(runner, label);
         return runner;
     }
@@ -141,7 +150,13 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
     /** A control message: loaded and gated after those before it. */
     public void offer(ModelUpdate update) {
         long requested = System.nanoTime();
-        submit(() -> load(update, requested));
+        pendingControl.add(update);
+        submit(() -> load(update, requested, update));
+    }
+
+    /** Control messages offered and not yet applied, in order (for operator state). */
+    public List<ModelUpdate> pendingControl() {
+        return List.copyOf(pendingControl);
     }
 
     /** Looks for a newer version in the watched folder (off the task thread), and loads it if there is one. */
@@ -189,6 +204,11 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
         }
         List<Step<IN, OUT>> steps = List.copyOf(ready);
         ready.clear();
+        for (Step<IN, OUT> step : steps) {
+            if (step.control != null) {
+                pendingControl.remove(step.control); // answered in offer order: the first equal one is it
+            }
+        }
         return steps;
     }
 
@@ -224,32 +244,35 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
                 finish(
                         report(ModelUpdateReport.Outcome.REFUSED, settings.watchedFolder(), null, null, message),
                         null,
-                        requested);
+                        requested,
+                        null);
             }
             return;
         }
         if (newest == null || newest.identity().equals(lastFound)) {
             return;
         }
-        lastFound = newest.identity();
         ModelUpdate update = new ModelUpdate(newest.modelUri, newest.sha256, newest.label);
-        load(update, requested);
+        if (load(update, requested, null)) {
+            // not loaded again at every poll; after a transient failure (an I/O error) it is, at the next poll
+            lastFound = newest.identity();
+        }
     }
 
-    /** Loads and gates {@code update} on the loader thread; hands the outcome to the task thread. */
-    private void load(ModelUpdate update, long requested) {
+    /**
+     * Loads and gates {@code update} on the loader thread and hands the outcome to the task thread (answering
+     * {@code control}, the control message, if it came from one). Returns false when another try may end
+     * otherwise: the model could not be read (an I/O error), as opposed to a model that is invalid or refused.
+     */
+    private boolean load(ModelUpdate update, long requested, ModelUpdate control) {
         Serving current = serving;
         if (update.uri == null || update.uri.isBlank()) {
             finish(
-                    report(
-                            ModelUpdateReport.Outcome.REFUSED,
-                            update.uri,
-                            update.version,
-                            null,
-                            "The update names no model URI"),
+                    refused(update.uri, update.version, null, "The update names no model URI"),
                     null,
-                    requested);
-            return;
+                    requested,
+                    control);
+            return true;
         }
         String label =
                 update.version == null || update.version.isBlank() ? ModelFolder.labelOf(update.uri) : update.version;
@@ -262,39 +285,39 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
             candidate = new InferenceRunner<>(spec.withModel(source));
             candidate.open(slot, subtask, null, policy.maxBatchSize(), policy);
             String sha = candidate.session().modelSha256();
+            ModelUpdateReport report;
             if (sha.equals(current.model.sha256)) {
-                candidate.close();
-                candidate = null;
-                finish(
-                        report(ModelUpdateReport.Outcome.ALREADY_SERVING, update.uri, label, sha, null),
-                        null,
-                        requested);
-                return;
+                report = report(ModelUpdateReport.Outcome.ALREADY_SERVING, update.uri, label, sha, null);
+            } else {
+                String refusal = VersionGate.check(candidate, current.signature, current.model.version, settings);
+                report = refusal == null
+                        ? report(ModelUpdateReport.Outcome.PROMOTED, update.uri, label, sha, null)
+                        : refused(update.uri, label, sha, refusal);
             }
-            String refusal = VersionGate.check(candidate, current.signature, current.model.version, settings);
-            if (refusal != null) {
-                candidate.close();
-                candidate = null;
-                finish(report(ModelUpdateReport.Outcome.REFUSED, update.uri, label, sha, refusal), null, requested);
-                return;
+            InferenceRunner<IN, OUT> promoted = report.outcome == ModelUpdateReport.Outcome.PROMOTED ? candidate : null;
+            if (promoted != null) {
+                candidate = null; // handed over
             }
-            finish(report(ModelUpdateReport.Outcome.PROMOTED, update.uri, label, sha, null), candidate, requested);
-            candidate = null;
+            finish(report, promoted, requested, control);
+            return true;
         } catch (Exception | LinkageError e) {
             finish(
-                    report(
-                            ModelUpdateReport.Outcome.REFUSED,
-                            update.uri,
-                            label,
-                            null,
-                            "The model did not load: " + e.getMessage()),
+                    refused(update.uri, label, null, "The model did not load: " + e.getMessage()),
                     null,
-                    requested);
+                    requested,
+                    control);
+            return !(e instanceof java.io.IOException
+                    || e instanceof java.io.UncheckedIOException
+                    || e.getCause() instanceof java.io.IOException);
         } finally {
             if (candidate != null) {
                 candidate.close();
             }
         }
+    }
+
+    private ModelUpdateReport refused(String uri, String version, String sha256, String reason) {
+        return report(ModelUpdateReport.Outcome.REFUSED, uri, version, sha256, reason);
     }
 
     private ModelUpdateReport report(
@@ -309,10 +332,11 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
         return r;
     }
 
-    private void finish(ModelUpdateReport report, InferenceRunner<IN, OUT> runner, long requested) {
+    private void finish(
+            ModelUpdateReport report, InferenceRunner<IN, OUT> runner, long requested, ModelUpdate control) {
         synchronized (this) {
             if (!closed) {
-                ready.add(new Step<>(report, runner, requested));
+                ready.add(new Step<>(report, runner, requested, control));
                 return;
             }
         }
