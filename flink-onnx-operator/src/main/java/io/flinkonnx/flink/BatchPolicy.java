@@ -159,11 +159,13 @@ public final class BatchPolicy implements Serializable {
         }
 
         /**
-         * Runs the padded records of a batch in length buckets (default true): records whose padded lengths
-         * fall in the same power-of-two range ({@code 1..8}, {@code 9..16}, {@code 17..32}, ...) share a run, so a
-         * record is padded to less than twice its own length instead of to the batch's longest. Results are
-         * the same either way (padding is masked); a batch of mixed lengths then takes a few runs instead of
-         * one, which pays off wherever compute grows with the padded length (attention, convolutions over time).
+         * Runs the padded records of a batch in length buckets (default true): records share a run only when
+         * their padded lengths fall in the same range ({@code 1..8}, then steps of about 1.41x: {@code 9..11},
+         * {@code 12..16}, {@code 17..22}, {@code 23..32}, ...), so a record is padded by less than 41 % of its
+         * length instead of to the batch's longest. Results are the same either way (padding is masked); a batch
+         * of mixed lengths takes a few runs instead of one, which pays off wherever compute grows with the
+         * padded length: 1.5x the throughput on a BERT-like encoder with lengths uniform in 8..256 at batch 64
+         * (README, benchmark).
          */
         public Builder bucketByLength(boolean bucket) {
             this.bucketByLength = bucket;

@@ -328,9 +328,17 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         return true;
     }
 
-    /** The power-of-two range of a padded length: 1..8 share one, then 9..16, 17..32, ... */
+    /**
+     * The length range of a padded length, in steps of about 1.41x (half powers of two): 1..8 share one, then
+     * 9..11, 12..16, 17..22, 23..32, 33..45, ... A record is padded by less than 41 % of its length.
+     */
     private static int lengthBucket(long length) {
-        return length <= 8 ? 0 : 64 - Long.numberOfLeadingZeros(length - 1);
+        if (length <= 8) {
+            return 0;
+        }
+        int octave = 63 - Long.numberOfLeadingZeros(length - 1); // 2^octave < length <= 2^(octave+1)
+        long half = Math.round(Math.sqrt(2) * (1L << octave)); // the half-power boundary in that octave
+        return 2 * octave + (length > half ? 1 : 0);
     }
 
     /** Batch row {@code i}. */
