@@ -366,7 +366,7 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
             return;
         }
         // The encoder's arrays may be the record's own (reused with it) or a scratch array it refills.
-        row.detach();
+        row.detach(size);
         if (size > 0 && bufferedBytesWith(row) > policy.maxBufferedBytes()) {
             runner.swapRows(size, capacity); // park the encoded record in the spare row while the buffer runs
             flush();

@@ -159,10 +159,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             paddable = paddableDims(inputs, maskInput, policy.padWithoutMask());
             bucketByLength = policy.bucketByLength();
             // One spare row: a record is encoded before the operator knows whether the batch must go first.
-            rows = new RecordInputs[maxRows + 1];
-            for (int i = 0; i < rows.length; i++) {
-                rows[i] = new RecordInputs(modelName, inputs);
-            }
+            rows = RecordInputs.batchRows(modelName, inputs, maxRows + 1);
             order = new int[maxRows];
             ordered = new Object[maxRows];
             runOptions = new RunOptions();

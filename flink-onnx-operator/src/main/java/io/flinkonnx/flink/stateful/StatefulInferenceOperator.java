@@ -174,7 +174,7 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
             deadLetter(record, e, failedRecords, runner);
             return;
         }
-        row.detach();
+        row.detach(size);
         bufferedBytes += row.byteEstimate();
         records[size] = record;
         keys[size] = key;

@@ -136,6 +136,36 @@ public abstract class ElementCodec {
     /** Appends {@code values} at the buffer's position. */
     public abstract void put(ByteBuffer buffer, Object values);
 
+    /**
+     * {@code count} values read from {@code buffer} at its position, as {@link #put} wrote them, into a new
+     * array (the buffer's position is left where it was).
+     */
+    public Object read(ByteBuffer buffer, int count) {
+        Object array = newArray(count);
+        ByteBuffer b = buffer.duplicate().order(buffer.order());
+        if (array instanceof float[]) {
+            b.asFloatBuffer().get((float[]) array);
+        } else if (array instanceof double[]) {
+            b.asDoubleBuffer().get((double[]) array);
+        } else if (array instanceof long[]) {
+            b.asLongBuffer().get((long[]) array);
+        } else if (array instanceof int[]) {
+            b.asIntBuffer().get((int[]) array);
+        } else if (array instanceof short[]) {
+            b.asShortBuffer().get((short[]) array);
+        } else if (array instanceof byte[]) {
+            b.get((byte[]) array);
+        } else if (array instanceof boolean[]) {
+            boolean[] booleans = (boolean[]) array;
+            for (int i = 0; i < count; i++) {
+                booleans[i] = b.get() != 0;
+            }
+        } else {
+            throw new IllegalStateException(type + " values are not read back from a buffer");
+        }
+        return array;
+    }
+
     /** A tensor of the buffer's content [0, position), backed by it. */
     public abstract OnnxTensor tensor(OrtEnvironment env, ByteBuffer buffer, long[] shape) throws OrtException;
 

@@ -6,6 +6,7 @@ import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.TensorSpec;
 import java.lang.reflect.Array;
+import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.List;
 import java.util.stream.Collectors;
@@ -14,6 +15,10 @@ import org.apache.flink.annotation.Internal;
 /**
  * One record's encoded inputs, checked against the model's inputs as they are put: type, per-record
  * shape, nothing missing. Reused across records ({@link #reset}).
+ *
+ * <p>Rows made by {@link #batchRows} share a {@link RowStaging}: {@link #detach} then writes the values
+ * the encoder gave straight into it, packed as ORT reads them and each record right after the previous
+ * one, so that a batch of records of one shape is packed already and goes to ORT without a second copy.
  */
 @Internal
 public final class RecordInputs implements InputRow {
@@ -23,32 +28,108 @@ public final class RecordInputs implements InputRow {
     private final long[][] shapes;
     /** Whether value i was derived by the operator (a shared, never-mutated array) rather than given. */
     private final boolean[] derived;
+    /** Where the rows of this one's batch keep their values once detached; null: heap copies. */
+    private final RowStaging staging;
+    /** Per input: where its values start in {@link #staging} once detached there, -1 when they are not. */
+    private final int[] stagedAt;
+    /** Per input: how many values it has in {@link #staging}. */
+    private final int[] stagedCount;
 
+    /** A row of its own: {@link #detach} copies into heap arrays. */
     public RecordInputs(String model, List<TensorSpec> specs) {
+        this(model, specs, null);
+    }
+
+    private RecordInputs(String model, List<TensorSpec> specs, RowStaging staging) {
         this.model = model;
         this.specs = specs;
         this.values = new Object[specs.size()];
         this.shapes = new long[specs.size()][];
         this.derived = new boolean[specs.size()];
+        this.staging = staging;
+        this.stagedAt = new int[specs.size()];
+        this.stagedCount = new int[specs.size()];
+        Arrays.fill(stagedAt, -1);
+    }
+
+    /** {@code count} rows of one batch, sharing one {@link RowStaging}. */
+    public static RecordInputs[] batchRows(String model, List<TensorSpec> specs, int count) {
+        RowStaging staging = new RowStaging(specs.size());
+        RecordInputs[] rows = new RecordInputs[count];
+        for (int i = 0; i < count; i++) {
+            rows[i] = new RecordInputs(model, specs, staging);
+        }
+        return rows;
     }
 
     public void reset() {
         Arrays.fill(values, null);
         Arrays.fill(shapes, null);
         Arrays.fill(derived, false);
+        Arrays.fill(stagedAt, -1);
+    }
+
+    /** {@link #detach(int)} of a row that is not part of a staged batch. */
+    public void detach() {
+        detach(-1);
     }
 
     /**
      * Copies every array the encoder gave, so that a buffered record no longer shares memory with its
      * source: with object reuse, or an encoder that fills one scratch array per call, the next record
-     * would otherwise overwrite this one's values before the batch runs.
+     * would otherwise overwrite this one's values before the batch runs. Rows of a batch
+     * ({@link #batchRows}) copy into their {@link RowStaging}, packed; string values (and values that do not
+     * fit there) into heap arrays.
+     *
+     * @param index the row's index in its batch: 0 starts the staging over (every earlier row of the batch
+     *     has been scored); a later index appends (the rows before it are still buffered)
      */
-    public void detach() {
-        for (int i = 0; i < values.length; i++) {
-            if (values[i] != null && !derived[i]) {
-                values[i] = copyOf(values[i]);
-            }
+    public void detach(int index) {
+        if (staging != null && index == 0) {
+            staging.startBatch();
         }
+        for (int i = 0; i < values.length; i++) {
+            if (values[i] == null || derived[i]) {
+                continue;
+            }
+            ElementCodec codec = ElementCodec.of(specs.get(i).elementType());
+            if (staging != null && codec.buffered()) {
+                int count = Array.getLength(values[i]);
+                int at = staging.append(i, codec, values[i], count);
+                if (at >= 0) {
+                    stagedAt[i] = at;
+                    stagedCount[i] = count;
+                    values[i] = null;
+                    continue;
+                }
+            }
+            values[i] = copyOf(values[i]);
+        }
+    }
+
+    /** Whether input {@code input}'s values are in the batch's {@link RowStaging} (after {@link #detach}). */
+    public boolean isStaged(int input) {
+        return stagedAt[input] >= 0;
+    }
+
+    /** The staging this row's batch shares, or null. */
+    public RowStaging staging() {
+        return staging;
+    }
+
+    /** Where input {@code input}'s values start in {@link #staging()} (bytes), -1 when they are not there. */
+    public int stagedAt(int input) {
+        return stagedAt[input];
+    }
+
+    /** The bytes input {@code input} takes as packed. */
+    public int stagedBytes(int input) {
+        return stagedCount[input] * elementBytes(input);
+    }
+
+    /** Input {@code input}'s staged values as a buffer positioned at their end, backed by the staging. */
+    ByteBuffer stagedSegment(int input) {
+        return staging.segment(input, stagedAt[input], stagedBytes(input));
     }
 
     private static Object copyOf(Object array) {
@@ -58,7 +139,15 @@ public final class RecordInputs implements InputRow {
         return copy;
     }
 
+    /**
+     * Input {@code input}'s values as an array: the one given (or, after {@link #detach}, its copy); for
+     * values staged in native memory a new array read back from there.
+     */
     public Object values(int input) {
+        if (stagedAt[input] >= 0) {
+            return ElementCodec.of(specs.get(input).elementType())
+                    .read(stagedSegment(input).flip(), stagedCount[input]);
+        }
         return values[input];
     }
 
@@ -67,7 +156,7 @@ public final class RecordInputs implements InputRow {
     }
 
     public int elementCount(int input) {
-        return Array.getLength(values[input]);
+        return stagedAt[input] >= 0 ? stagedCount[input] : Array.getLength(values[input]);
     }
 
     @Override
@@ -93,11 +182,12 @@ public final class RecordInputs implements InputRow {
 
     /** Whether input {@code input} was given. */
     public boolean has(int input) {
-        return values[input] != null;
+        return values[input] != null || stagedAt[input] >= 0;
     }
 
     /** Puts a value the operator derived itself (an attention mask), shape already known to fit. */
     public void putDerived(int input, Object array, long[] shape) {
+        stagedAt[input] = -1;
         values[input] = array;
         shapes[input] = shape;
         derived[input] = true;
@@ -111,6 +201,7 @@ public final class RecordInputs implements InputRow {
      */
     public void putSupplied(int input, Object array, long[] shape) {
         long[] checked = checkShape(specs.get(input), array, shape);
+        stagedAt[input] = -1;
         values[input] = array;
         shapes[input] = checked;
         derived[input] = true;
@@ -129,6 +220,11 @@ public final class RecordInputs implements InputRow {
         return values[i] instanceof String[];
     }
 
+    /** The element type of input {@code i}. */
+    public ElementType elementType(int i) {
+        return specs.get(i).elementType();
+    }
+
     /** Bytes per element of input {@code i} as packed (1 for BOOL). */
     public int elementBytes(int i) {
         return Math.max(1, specs.get(i).elementType().byteSize());
@@ -136,6 +232,9 @@ public final class RecordInputs implements InputRow {
 
     /** An estimate of the bytes of input {@code i} (0 when not given). */
     public long inputBytes(int i) {
+        if (stagedAt[i] >= 0) {
+            return stagedBytes(i);
+        }
         if (values[i] instanceof String[]) {
             long bytes = 0;
             for (String v : (String[]) values[i]) {
@@ -152,14 +251,15 @@ public final class RecordInputs implements InputRow {
     /** The first FLOAT/DOUBLE input holding a NaN, or null. */
     public String inputWithNaN() {
         for (int i = 0; i < specs.size(); i++) {
-            if (values[i] instanceof float[]) {
-                for (float v : (float[]) values[i]) {
+            Object value = values(i);
+            if (value instanceof float[]) {
+                for (float v : (float[]) value) {
                     if (Float.isNaN(v)) {
                         return specs.get(i).name();
                     }
                 }
-            } else if (values[i] instanceof double[]) {
-                for (double v : (double[]) values[i]) {
+            } else if (value instanceof double[]) {
+                for (double v : (double[]) value) {
                     if (Double.isNaN(v)) {
                         return specs.get(i).name();
                     }
@@ -181,14 +281,14 @@ public final class RecordInputs implements InputRow {
     public void checkComplete(boolean[] supplied) {
         for (int i = 0; i < specs.size(); i++) {
             if (supplied != null && supplied[i]) {
-                if (values[i] != null) {
+                if (has(i)) {
                     throw new RecordConversionException(
                             "Input '" + specs.get(i).name() + "' of " + model
                                     + " is supplied by the operator (recurrent state or constant); the encoder must not give it");
                 }
                 continue;
             }
-            if (values[i] == null) {
+            if (!has(i)) {
                 throw new RecordConversionException("The record gave no value for input '"
                         + specs.get(i).name() + "' of " + model + " (inputs: " + describe(specs) + ")");
             }
@@ -196,7 +296,7 @@ public final class RecordInputs implements InputRow {
     }
 
     private InputRow set(int i, Object array, long[] shape) {
-        if (values[i] != null) {
+        if (has(i)) {
             throw new RecordConversionException("Input '" + specs.get(i).name() + "' was given twice for one record");
         }
         values[i] = array;

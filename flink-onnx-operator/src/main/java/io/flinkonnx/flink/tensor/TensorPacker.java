@@ -20,6 +20,12 @@ import org.apache.flink.annotation.Internal;
  * Packs records' inputs into one tensor per input, stacking them along the batch axis, in reused
  * native-order direct buffers (ORT then reads them without a copy). A tensor made here is backed by its
  * buffer: close it before the next {@link #pack}.
+ *
+ * <p>Rows detached into a {@link RowStaging} ({@link RecordInputs#batchRows}) are packed there already:
+ * when a run's rows lie in it end to end, all of one shape (the common case: a batch of fixed-width
+ * records, batch axis 0), the input's tensor is made of that slice of the staging, with no copy at all.
+ * Otherwise (padding, records grouped out of order, a batch axis other than 0) each row is copied here,
+ * a staged one with a bulk copy of its bytes.
  */
 @Internal
 public final class TensorPacker {
@@ -172,6 +178,41 @@ public final class TensorPacker {
         return true;
     }
 
+    /**
+     * The run's values for {@code input} as one slice of the rows' staging, when every row of the run is
+     * staged in the same {@link RowStaging} right after the one before it, with shape {@code recordShape}
+     * and this packer's element type; null otherwise.
+     */
+    private static ByteBuffer stagedRun(
+            int input, RecordInputs[] rows, int offset, int count, long[] recordShape, ElementCodec codec) {
+        RecordInputs first = rows[offset];
+        RowStaging staging = first.staging();
+        if (staging == null || !first.isStaged(input) || first.elementType(input) != codec.type) {
+            return null;
+        }
+        int start = first.stagedAt(input);
+        long end = start;
+        for (int r = offset; r < offset + count; r++) {
+            RecordInputs row = rows[r];
+            if (row.staging() != staging
+                    || row.stagedAt(input) != end
+                    || !Arrays.equals(row.shape(input), recordShape)) {
+                return null;
+            }
+            end += row.stagedBytes(input);
+        }
+        return staging.segment(input, start, (int) (end - start));
+    }
+
+    /** Appends the row's values for {@code input} in {@code target} shape (padded) to {@code buf}. */
+    private void put(ByteBuffer buf, RecordInputs row, int input, long[] target, ElementCodec codec) {
+        if (row.isStaged(input) && row.elementType(input) == codec.type && Arrays.equals(row.shape(input), target)) {
+            buf.put(row.stagedSegment(input).flip());
+        } else {
+            codec.put(buf, valuesIn(row, input, target));
+        }
+    }
+
     /** The record's values laid out in {@code target} shape, padded; the values themselves when no padding is needed. */
     private Object valuesIn(RecordInputs row, int input, long[] target) {
         long[] shape = row.shape(input);
@@ -212,9 +253,13 @@ public final class TensorPacker {
             codec.put(buf, flat);
             return codec.tensor(env, buf, shape);
         }
+        ByteBuffer staged = stagedRun(input, rows, offset, count, recordShape, codec);
+        if (staged != null) {
+            return codec.tensor(env, staged, shape);
+        }
         ByteBuffer buf = buffer(input, (long) perRecord * count * codec.byteSize());
         for (int r = 0; r < count; r++) {
-            codec.put(buf, valuesIn(rows[offset + r], input, recordShape));
+            put(buf, rows[offset + r], input, recordShape, codec);
         }
         return codec.tensor(env, buf, shape);
     }
