@@ -155,8 +155,17 @@ public final class InferenceBenchmark {
         if (cnn || slots && !quick) {
             Path model = BenchmarkModels.writeResNet18(dir.resolve("resnet18.onnx"));
             float[][] pool = pool(BenchmarkModels.IMAGE_VALUES, 16);
-            double a = rawOrt(model, "image", pool, CNN_BATCH, 5.0);
-            Throughput b = batchedJob(model, pool, CNN_BATCH, 200, 1);
+            // Best of two, alternating, as for the MLP: a ResNet-18 batch is long enough for a burst of load
+            // from elsewhere to land in one measurement only.
+            double a = 0;
+            Throughput b = null;
+            for (int attempt = 0; attempt < 2; attempt++) {
+                a = Math.max(a, rawOrt(model, "image", pool, CNN_BATCH, 4.0));
+                Throughput t = batchedJob(model, pool, CNN_BATCH, 160, 1);
+                if (b == null || t.rate > b.rate) {
+                    b = t;
+                }
+            }
             if (cnn) {
                 double c = perRecordJob(model, pool, 100);
                 rows.add(row("ResNet-18 224x224 (random weights)", CNN_BATCH, a, b.rate, c));
