@@ -8,6 +8,7 @@ import io.flinkonnx.flink.OnnxInference;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecurrentState;
 import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
@@ -62,6 +63,7 @@ public final class InferenceBenchmark {
     private static final int MLP_BATCH = 64;
     private static final int CNN_BATCH = 8;
     private static final Duration MAX_DELAY = Duration.ofMillis(5);
+    private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
 
     private InferenceBenchmark() {}
 
@@ -267,6 +269,7 @@ public final class InferenceBenchmark {
                 float[] out = null;
                 long records = 0;
                 long start = 0;
+                long cpuStart = 0;
                 long warmUpEnd = System.nanoTime() + (long) (Math.min(1.0, seconds / 3) * 1e9);
                 int next = 0;
                 while (true) {
@@ -287,13 +290,20 @@ public final class InferenceBenchmark {
                     if (start == 0) {
                         if (now >= warmUpEnd) {
                             start = now;
+                            cpuStart = THREADS.getCurrentThreadCpuTime();
                         }
                         continue;
                     }
                     records += batch;
                     if (now - start >= seconds * 1e9) {
                         double rate = records / ((now - start) / 1e9);
-                        System.out.printf(Locale.ROOT, "  (a) raw ORT, batch %d: %,.0f rec/s%n", batch, rate);
+                        double cpuPerRecord = (THREADS.getCurrentThreadCpuTime() - cpuStart) / (double) records;
+                        System.out.printf(
+                                Locale.ROOT,
+                                "  (a) raw ORT, batch %d: %,.0f rec/s, %,.0f ns CPU per record (its thread)%n",
+                                batch,
+                                rate,
+                                cpuPerRecord);
                         return rate;
                     }
                 }
@@ -438,11 +448,13 @@ public final class InferenceBenchmark {
         Throughput t = Meter.result(parallelism);
         System.out.printf(
                 Locale.ROOT,
-                "  (b) batching operator, batch %d, parallelism %d: %,.1f rec/s, %.2f cores busy%n",
+                "  (b) batching operator, batch %d, parallelism %d: %,.1f rec/s, %.2f cores busy, %,.0f ns CPU per"
+                        + " record (whole process)%n",
                 batch,
                 parallelism,
                 t.rate,
-                t.cores);
+                t.cores,
+                t.cores / t.rate * 1e9);
         return t;
     }
 
