@@ -34,6 +34,8 @@ public final class TensorSpec implements Serializable {
     private final List<Dim> dims;
     private final boolean shapeKnown;
     private final int batchAxis;
+    /** Derived, so not serialized: computed again after deserialization. */
+    private transient List<Dim> recordDims;
 
     public TensorSpec(
             String name, Kind kind, ElementType elementType, List<Dim> dims, boolean shapeKnown, int batchAxis) {
@@ -47,6 +49,7 @@ public final class TensorSpec implements Serializable {
                     "Batch axis " + batchAxis + " is outside the shape " + shapeString() + " of '" + name + "'");
         }
         this.batchAxis = batchAxis;
+        this.recordDims = recordDims(this.dims, batchAxis);
     }
 
     /**
@@ -102,9 +105,18 @@ public final class TensorSpec implements Serializable {
         return new TensorSpec(name, kind, elementType, dims, shapeKnown, axis);
     }
 
-    /** The shape of one record: the dims without the batch axis. */
+    /** The shape of one record: the dims without the batch axis (computed once: it is asked per record). */
     public List<Dim> recordDims() {
-        if (!hasBatchAxis()) {
+        List<Dim> r = recordDims;
+        if (r == null) {
+            r = recordDims(dims, batchAxis); // after deserialization; racing threads compute the same list
+            recordDims = r;
+        }
+        return r;
+    }
+
+    private static List<Dim> recordDims(List<Dim> dims, int batchAxis) {
+        if (batchAxis == NO_BATCH_AXIS) {
             return dims;
         }
         List<Dim> copy = new ArrayList<>(dims);
