@@ -248,6 +248,9 @@ public final class BatchOutputs implements OutputRow {
                 System.arraycopy(all, (o * count + record) * inner, row, o * inner, inner);
             }
         }
+        if (paddedLengths.isEmpty()) {
+            return row; // nothing was padded: no shape to cut back to (and none to compute per record)
+        }
         long[] padded = recordShape(i);
         long[] own = ownShape(i, padded);
         return own == null ? row : Padding.cut(row, padded, own);

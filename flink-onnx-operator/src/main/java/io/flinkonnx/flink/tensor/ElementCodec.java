@@ -214,6 +214,9 @@ public abstract class ElementCodec {
                 throw new RecordConversionException(
                         "Output element type " + tensor.getInfo().type + " is not supported");
             }
+            if (b.hasArray() && b.arrayOffset() == 0 && b.position() == 0 && b.remaining() == b.array().length) {
+                return b.array(); // ORT's get*Buffer returns a fresh heap copy: take it, do not copy it again
+            }
             float[] a = new float[b.remaining()];
             b.get(a);
             return a;
@@ -260,6 +263,9 @@ public abstract class ElementCodec {
         @Override
         public Object copyOut(OnnxTensor tensor) {
             DoubleBuffer b = tensor.getDoubleBuffer();
+            if (b.hasArray() && b.arrayOffset() == 0 && b.position() == 0 && b.remaining() == b.array().length) {
+                return b.array(); // ORT's get*Buffer returns a fresh heap copy: take it, do not copy it again
+            }
             double[] a = new double[b.remaining()];
             b.get(a);
             return a;
@@ -306,6 +312,9 @@ public abstract class ElementCodec {
         @Override
         public Object copyOut(OnnxTensor tensor) {
             LongBuffer b = tensor.getLongBuffer();
+            if (b.hasArray() && b.arrayOffset() == 0 && b.position() == 0 && b.remaining() == b.array().length) {
+                return b.array(); // ORT's get*Buffer returns a fresh heap copy: take it, do not copy it again
+            }
             long[] a = new long[b.remaining()];
             b.get(a);
             return a;
@@ -352,6 +361,9 @@ public abstract class ElementCodec {
         @Override
         public Object copyOut(OnnxTensor tensor) {
             IntBuffer b = tensor.getIntBuffer();
+            if (b.hasArray() && b.arrayOffset() == 0 && b.position() == 0 && b.remaining() == b.array().length) {
+                return b.array(); // ORT's get*Buffer returns a fresh heap copy: take it, do not copy it again
+            }
             int[] a = new int[b.remaining()];
             b.get(a);
             return a;
@@ -413,6 +425,9 @@ public abstract class ElementCodec {
         @Override
         public Object copyOut(OnnxTensor tensor) {
             ShortBuffer b = tensor.getShortBuffer();
+            if (b.hasArray() && b.arrayOffset() == 0 && b.position() == 0 && b.remaining() == b.array().length) {
+                return b.array(); // ORT's get*Buffer returns a fresh heap copy: take it, do not copy it again
+            }
             short[] a = new short[b.remaining()];
             b.get(a);
             return a;
