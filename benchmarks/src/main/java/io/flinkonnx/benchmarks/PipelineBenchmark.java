@@ -77,7 +77,7 @@ import org.apache.kafka.streams.processor.api.RecordMetadata;
  * All three commit once per {@link #COMMIT_INTERVAL} (the Flink job's checkpoint interval, Kafka Streams'
  * {@code commit.interval.ms}, the loop's own timer), so none buys throughput with later visibility.
  *
- * All three parse the JSON with Jackson and write the same {@link Prediction} JSON. Each one's throughput is
+ * Each runs twice, alternating with the others; the better of its two runs counts. All three parse the JSON with Jackson and write the same {@link Prediction} JSON. Each one's throughput is
  * read from its output topic under read_committed after it finished: the predictions after the first 10%, over
  * the time from that one's score to the last score ({@code scoredAtMillis}), so the start-up of each (a
  * MiniCluster, a consumer group) is not counted. Each run is checked: exactly as many predictions as
@@ -121,23 +121,25 @@ final class PipelineBenchmark {
                 HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(model));
         try (EmbeddedKafka kafka = EmbeddedKafka.start()) {
             String bootstrap = kafka.bootstrapServers();
-            kafka.createTopics(
-                    1,
-                    INPUT,
-                    "out-flink",
-                    "out-streams",
-                    "out-loop",
-                    "dead-letters",
-                    "fallback-reports",
-                    "drift-reports");
+            kafka.createTopics(1, INPUT, "dead-letters", "fallback-reports", "drift-reports");
             produce(bootstrap, records);
-            // Flink first: it then has no warmer JIT for Jackson and the Kafka clients than the others.
-            flink(bootstrap, "out-flink", batch);
-            rates.flink = throughput("Flink job", bootstrap, "out-flink", records);
-            kafkaStreams(bootstrap, "out-streams", records, model, sha256);
-            rates.kafkaStreams = throughput("Kafka Streams app", bootstrap, "out-streams", records);
-            plainLoop(bootstrap, "out-loop", records, batch, model, sha256);
-            rates.plainLoop = throughput("plain loop", bootstrap, "out-loop", records);
+            // Twice, best of each, alternating: a burst of load from elsewhere on a shared host then spoils one
+            // attempt of one pipeline, not its figure. Flink first: it then has no warmer JIT for Jackson and
+            // the Kafka clients than the others. Each attempt reads the input afresh (its own group) and
+            // writes to topics of its own.
+            for (int attempt = 1; attempt <= 2; attempt++) {
+                String flinkOut = "out-flink-" + attempt;
+                String streamsOut = "out-streams-" + attempt;
+                String loopOut = "out-loop-" + attempt;
+                kafka.createTopics(1, flinkOut, streamsOut, loopOut);
+                flink(bootstrap, flinkOut, batch, "bench-flink-" + attempt);
+                rates.flink = Math.max(rates.flink, throughput("Flink job", bootstrap, flinkOut, records));
+                kafkaStreams(bootstrap, streamsOut, records, model, sha256, "bench-streams-" + attempt);
+                rates.kafkaStreams =
+                        Math.max(rates.kafkaStreams, throughput("Kafka Streams app", bootstrap, streamsOut, records));
+                plainLoop(bootstrap, loopOut, records, batch, model, sha256, "bench-loop-" + attempt);
+                rates.plainLoop = Math.max(rates.plainLoop, throughput("plain loop", bootstrap, loopOut, records));
+            }
         }
         return rates;
     }
@@ -168,15 +170,15 @@ final class PipelineBenchmark {
     }
 
     /** The shipped Kafka scoring job, bounded, parallelism 1, on a one-slot MiniCluster. */
-    private static void flink(String bootstrap, String output, int batch) throws Exception {
+    private static void flink(String bootstrap, String output, int batch, String id) throws Exception {
         ScoringJobConfig config = ScoringJobConfig.defaults()
                 .with("bootstrap.servers", bootstrap)
                 .with("topic.input", INPUT)
                 .with("topic.output", output)
                 .with("model", MODEL)
                 .with("batch.max-size", String.valueOf(batch))
-                .with("group.id", "bench-flink")
-                .with("transactional-id-prefix", "bench-flink")
+                .with("group.id", id)
+                .with("transactional-id-prefix", id)
                 .with("bounded", "true")
                 .with("checkpoint.interval-ms", String.valueOf(COMMIT_INTERVAL.toMillis()))
                 .with("parallelism", "1");
@@ -198,14 +200,14 @@ final class PipelineBenchmark {
     }
 
     /** A Kafka Streams app: one stream thread, exactly_once_v2, ORT once per record. */
-    private static void kafkaStreams(String bootstrap, String output, int records, byte[] model, String sha256)
-            throws Exception {
+    private static void kafkaStreams(
+            String bootstrap, String output, int records, byte[] model, String sha256, String id) throws Exception {
         OrtEnvironment env = OrtEnvironment.getEnvironment();
         AtomicLong scored = new AtomicLong();
         java.nio.file.Path stateDir = Files.createTempDirectory("bench-streams-state");
         try (OrtSession session = session(env, model)) {
             Properties p = new Properties();
-            p.put(StreamsConfig.APPLICATION_ID_CONFIG, "bench-streams");
+            p.put(StreamsConfig.APPLICATION_ID_CONFIG, id);
             p.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
             p.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.EXACTLY_ONCE_V2);
             p.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, 1);
@@ -273,11 +275,12 @@ final class PipelineBenchmark {
     }
 
     /** A consumer, ORT on batches of up to {@code batch}, a transactional producer; one transaction per interval. */
-    private static void plainLoop(String bootstrap, String output, int records, int batch, byte[] model, String sha256)
+    private static void plainLoop(
+            String bootstrap, String output, int records, int batch, byte[] model, String sha256, String id)
             throws Exception {
         Properties c = new Properties();
         c.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        c.put(ConsumerConfig.GROUP_ID_CONFIG, "bench-loop");
+        c.put(ConsumerConfig.GROUP_ID_CONFIG, id);
         c.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
         c.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
         c.put(ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed");
@@ -285,7 +288,7 @@ final class PipelineBenchmark {
         c.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, StringDeserializer.class.getName());
         Properties p = new Properties();
         p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, "bench-loop");
+        p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, id);
         p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         OrtEnvironment env = OrtEnvironment.getEnvironment();
