@@ -377,7 +377,7 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             deadLetter(record, e, failedRecords, runner);
             return;
         }
-        row.detach();
+        row.detach(model.size);
         long bytes = row.byteEstimate();
         if (model.size > 0 && model.bufferedBytes + bytes > policy.maxBufferedBytes()) {
             runner.swapRows(model.size, model.capacity); // park the record in the spare row while the buffer runs
