@@ -51,7 +51,7 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * yet) is {@code null}, never a made-up number.
  *
  * <pre>
- * ./mvnw -q -B -pl benchmarks -am -DskipTests install exec:exec        # everything, about 5 minutes on 2 cores
+ * ./mvnw -q -B -pl benchmarks -am -DskipTests install exec:exec        # everything, about 2.5 minutes on 2 cores
  * ./mvnw -q -B -pl benchmarks -am -DskipTests install exec:exec -Dexec.benchArgs=--quick
  * ./mvnw -q -B -pl benchmarks -am -DskipTests install exec:exec -Dexec.benchArgs=--mlp   # also --cnn, --slots,
  *                                                                      # --pipeline, --stateful, combinable
