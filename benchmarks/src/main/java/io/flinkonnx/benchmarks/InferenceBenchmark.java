@@ -75,7 +75,7 @@ public final class InferenceBenchmark {
                 .flatMap(a -> Arrays.stream(a.trim().split("\\s+")))
                 .filter(a -> !a.isEmpty())
                 .collect(Collectors.toList());
-        List<String> cases = List.of("--mlp", "--cnn", "--slots", "--pipeline", "--stateful");
+        List<String> cases = List.of("--mlp", "--cnn", "--slots", "--pipeline", "--stateful", "--ragged", "--sharing");
         for (String f : flags) {
             if (!f.isBlank() && !cases.contains(f) && !f.equals("--quick") && !f.equals("--all")) {
                 throw new IllegalArgumentException("Unknown flag '" + f + "'; use --quick, --all or " + cases);
@@ -88,6 +88,8 @@ public final class InferenceBenchmark {
         boolean slots = all || flags.contains("--slots");
         boolean pipeline = all || flags.contains("--pipeline");
         boolean stateful = (all && !quick) || flags.contains("--stateful");
+        boolean ragged = all || flags.contains("--ragged");
+        boolean sharing = (all && !quick) || flags.contains("--sharing");
         double scale = quick ? 0.25 : 1.0;
         Path dir = Files.createTempDirectory("flink-onnx-bench");
         System.out.printf(
@@ -99,7 +101,7 @@ public final class InferenceBenchmark {
                 System.getProperty("java.version"),
                 OrtEnvironment.getEnvironment().getVersion(),
                 ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage(),
-                quick ? "; --quick (fewer records, no ResNet-18, no stateful case)" : "");
+                quick ? "; --quick (fewer records, no ResNet-18, no stateful or sharing case)" : "");
         System.out.println("Flink's and Kafka's logs: "
                 + Path.of(System.getProperty("flinkonnx.bench.log", "target/benchmark.log"))
                         .toAbsolutePath());
@@ -205,6 +207,32 @@ public final class InferenceBenchmark {
             results.put("pipeline_flink_over_kafka_streams", p.flink / p.kafkaStreams);
             results.put("pipeline_flink_over_plain_loop", p.flink / p.plainLoop);
             notes.add(p.summary());
+        }
+        if (ragged) {
+            Path bert = RaggedBenchmark.writeBertLike(dir.resolve("bert-like.onnx"));
+            double[] r = RaggedBenchmark.measure(bert, quick ? 500 : 2_000, MLP_BATCH);
+            results.put("ragged_bucketed_over_padded", r[0] / r[1]);
+            notes.add(String.format(
+                    Locale.ROOT,
+                    "ragged token sequences (lengths uniform in %d..%d) on a BERT-like encoder (%d layers, hidden %d),"
+                            + " batch %d: length buckets %,.1f rec/s, padded to the longest %,.1f rec/s",
+                    RaggedBenchmark.MIN_LENGTH,
+                    RaggedBenchmark.MAX_LENGTH,
+                    RaggedBenchmark.LAYERS,
+                    RaggedBenchmark.HIDDEN,
+                    MLP_BATCH,
+                    r[0],
+                    r[1]));
+        }
+        if (sharing) {
+            double[] mb = SharingBenchmark.measure();
+            results.put("per_tm_sharing_rss_saving_mb", mb[0] - mb[1]);
+            notes.add(String.format(
+                    Locale.ROOT,
+                    "ResNet-18 on one TaskManager with 4 slots (a JVM of its own each way), peak RSS: a session per"
+                            + " slot %.0f MB, one per TaskManager (SessionSharing.PER_TASK_MANAGER) %.0f MB",
+                    mb[0],
+                    mb[1]));
         }
         String statefulRow = null;
         if (stateful) {

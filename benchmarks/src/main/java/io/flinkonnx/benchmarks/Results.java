@@ -27,13 +27,8 @@ final class Results {
         KEYS.put("per_tm_sharing_rss_saving_mb", "report");
     }
 
-    /** Keys no run can measure yet, and why (README says the same). */
-    static final Map<String, String> NOT_MEASURABLE = Map.of(
-            "ragged_bucketed_over_padded",
-            "length-aware batching (buckets or a token budget) does not exist in the operator yet; only"
-                    + " pad-to-longest does",
-            "per_tm_sharing_rss_saving_mb",
-            "sharing(PER_TASK_MANAGER) does not exist yet; sessions are shared per slot only");
+    /** Keys no run can measure yet, and why (README says the same): none today. */
+    static final Map<String, String> NOT_MEASURABLE = Map.of();
 
     private final Map<String, Double> values = new LinkedHashMap<>();
 
