@@ -65,7 +65,11 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     private transient Object[] records;
     private transient long[] timestamps;
     private transient boolean[] hasTimestamp;
-    private transient long[] arrivalNanos;
+    /** When the oldest buffered record arrived. */
+    private transient long oldestArrivalNanos;
+    /** Every record's input bytes when all inputs have fixed record dims (no strings), else -1. */
+    private transient long fixedRecordBytes;
+
     private transient int size;
     private transient long bufferedBytes;
     private transient long batchDeadline;
@@ -187,7 +191,7 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         widestStringBytes = new long[widest.length];
         timestamps = new long[capacity];
         hasTimestamp = new boolean[capacity];
-        arrivalNanos = new long[capacity];
+        fixedRecordBytes = fixedRecordBytes(runner.signature().inputs());
         // With object reuse the source hands the same instance again once processElement returns, and the
         // buffered record would change under the decoder: keep a copy, as Flink's AsyncWaitOperator does.
         copier = getExecutionConfig().isObjectReuseEnabled()
@@ -373,11 +377,15 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
             runner.swapRows(capacity, 0);
         }
         bufferedBytes = bufferedBytesWith(row);
-        widen(row);
+        if (fixedRecordBytes < 0) {
+            widen(row);
+        }
         records[size] = record;
         hasTimestamp[size] = element.hasTimestamp();
         timestamps[size] = element.getTimestamp();
-        arrivalNanos[size] = System.nanoTime();
+        if (size == 0) {
+            oldestArrivalNanos = System.nanoTime();
+        }
         size++;
         if (size == 1 && delayMillis > 0 && capacity > 1) {
             long now = getProcessingTimeService().getCurrentProcessingTime();
@@ -394,6 +402,9 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
      * widest dims (an upper bound: records that may not be padded together run in separate groups).
      */
     private long bufferedBytesWith(RecordInputs row) {
+        if (fixedRecordBytes >= 0) { // every record the same size: no per-record walk over the dims
+            return saturatedMultiply(fixedRecordBytes, size + 1);
+        }
         long bytes = 0;
         for (int i = 0; i < widest.length; i++) {
             long[] shape = row.shape(i);
@@ -406,6 +417,25 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                     ? Math.max(row.inputBytes(i), widestStringBytes[i])
                     : saturatedMultiply(elements, row.elementBytes(i));
             bytes = saturatedAdd(bytes, saturatedMultiply(perRecord, size + 1));
+        }
+        return bytes;
+    }
+
+    /** Bytes of every record when all inputs have fixed record dims and none holds strings; else -1. */
+    private static long fixedRecordBytes(List<io.flinkonnx.model.TensorSpec> inputs) {
+        long bytes = 0;
+        for (io.flinkonnx.model.TensorSpec input : inputs) {
+            if (input.elementType().byteSize() <= 0) {
+                return -1; // strings
+            }
+            long elements = input.elementType().byteSize();
+            for (io.flinkonnx.model.Dim d : input.recordDims()) {
+                if (!d.isFixed()) {
+                    return -1;
+                }
+                elements = saturatedMultiply(elements, d.value());
+            }
+            bytes = saturatedAdd(bytes, elements);
         }
         return bytes;
     }
@@ -460,9 +490,7 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
             return;
         }
         long start = System.nanoTime();
-        for (int i = 0; i < size; i++) {
-            queueTimeMicros.update((start - arrivalNanos[i]) / 1000);
-        }
+        queueTimeMicros.update((start - oldestArrivalNanos) / 1000); // per batch: its oldest record's wait
         int count = size;
         // Cleared first: a systemic failure thrown below fails the task, and nothing may be emitted twice.
         size = 0;
