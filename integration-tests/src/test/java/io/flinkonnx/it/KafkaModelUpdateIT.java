@@ -24,6 +24,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.locks.LockSupport;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.RestartStrategyOptions;
+import org.apache.flink.configuration.TaskManagerOptions;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.runtime.minicluster.MiniCluster;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
@@ -47,7 +48,15 @@ class KafkaModelUpdateIT {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     @RegisterExtension
-    static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo();
+    static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo(spreadOverBothTaskManagers());
+
+    /** Slots spread evenly, so that each TaskManager runs a subtask and killing one always hits the job. */
+    private static Configuration spreadOverBothTaskManagers() {
+        Configuration conf = new Configuration();
+        conf.set(
+                TaskManagerOptions.TASK_MANAGER_LOAD_BALANCE_MODE, TaskManagerOptions.TaskManagerLoadBalanceMode.SLOTS);
+        return conf;
+    }
 
     @TempDir
     Path dir;
