@@ -10,8 +10,6 @@ import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.model.proto.OnnxProto.TensorProto;
 import io.flinkonnx.model.testing.OnnxGraph;
 import io.flinkonnx.model.testing.TestModels;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -177,17 +175,7 @@ class GoldenVectorsTest {
     }
 
     private static TensorProto floats(String name, float[] values) {
-        ByteBuffer buf = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
-        for (float v : values) {
-            buf.putFloat(v);
-        }
-        return TensorProto.newBuilder()
-                .setName(name)
-                .setDataType(ElementType.FLOAT.onnxCode())
-                .addDims(1)
-                .addDims(values.length)
-                .setRawData(ByteString.copyFrom(buf.array()))
-                .build();
+        return TestModels.floatTensor(name, values);
     }
 
     static TensorProto bytes(String name, ElementType type, byte... values) {

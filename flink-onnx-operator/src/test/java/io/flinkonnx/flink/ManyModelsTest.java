@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.within;
 
 import io.flinkonnx.flink.models.MultiModelOperator;
 import io.flinkonnx.model.testing.TestModels;
+import io.flinkonnx.testing.ProcessMemory;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -224,12 +225,12 @@ class ManyModelsTest {
                 h.endInput(); // scores all buffers (and waits for loads) like a barrier would
                 h.getOutput().clear();
                 if (round == 1) {
-                    rssAfterWarmUp = residentSetBytes();
+                    rssAfterWarmUp = ProcessMemory.residentOutsideHeapBytes();
                 }
             }
             assertThat(operator(h).evictions()).isGreaterThanOrEqualTo(16 * 20 - 5);
-            long growth = residentSetBytes() - rssAfterWarmUp;
-            if (Files.exists(Path.of("/proc/self/status"))) { // Linux, where CI runs
+            long growth = ProcessMemory.residentOutsideHeapBytes() - rssAfterWarmUp;
+            if (ProcessMemory.measurable()) { // Linux, where CI runs
                 // one leaked session per load would be ~2 MB x 280 loads; measured: 20 to 65 MB of allocator and
                 // heap drift, whatever the model size
                 assertThat(growth).as("RSS growth over 14 cycles").isLessThan(150L << 20);
@@ -237,25 +238,5 @@ class ManyModelsTest {
             assertThat(mlps).hasSize(20);
         }
         assertThat(SessionStats.open()).isEqualTo(openBefore);
-    }
-
-    /**
-     * Resident memory outside the Java heap: VmRSS from /proc (Linux, where CI runs; 0 elsewhere) less the
-     * heap's committed size. The heap grows with the garbage of hundreds of loads and keeps what it committed,
-     * which says nothing of native leaks; ORT sessions live outside it.
-     */
-    private static long residentSetBytes() throws IOException {
-        System.gc();
-        Path status = Path.of("/proc/self/status");
-        if (!Files.exists(status)) {
-            return 0;
-        }
-        for (String line : Files.readAllLines(status)) {
-            if (line.startsWith("VmRSS:")) {
-                return (Long.parseLong(line.replaceAll("[^0-9]", "")) << 10)
-                        - Runtime.getRuntime().totalMemory();
-            }
-        }
-        return 0;
     }
 }

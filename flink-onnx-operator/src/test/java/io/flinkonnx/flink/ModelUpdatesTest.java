@@ -2,13 +2,10 @@ package io.flinkonnx.flink;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import com.google.protobuf.ByteString;
-import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.proto.OnnxProto.TensorProto;
 import io.flinkonnx.model.testing.TestModels;
+import io.flinkonnx.testing.ProcessMemory;
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.MessageDigest;
@@ -348,11 +345,11 @@ class ModelUpdatesTest {
                 h.getSideOutput(ModelUpdateReport.TAG).clear();
                 h.getSideOutput(FallbackReport.TAG).clear();
                 if (i == 10) {
-                    rssAfterWarmUp = residentSetBytes();
+                    rssAfterWarmUp = ProcessMemory.residentOutsideHeapBytes();
                 }
             }
-            long growth = residentSetBytes() - rssAfterWarmUp;
-            if (Files.exists(Path.of("/proc/self/status"))) { // Linux, where CI runs
+            long growth = ProcessMemory.residentOutsideHeapBytes() - rssAfterWarmUp;
+            if (ProcessMemory.measurable()) { // Linux, where CI runs
                 // a leaked session per swap would be ~160 MB (2 MB of weights, pre-packed again by ORT); the drift
                 // of a JVM that ran other tests measured up to ~50 MB
                 assertThat(growth).as("RSS growth over 40 swaps").isLessThan(100L << 20);
@@ -362,26 +359,6 @@ class ModelUpdatesTest {
         assertThat(SessionStats.closed() - closedBefore).isEqualTo(51);
     }
 
-    /**
-     * Resident memory outside the Java heap: VmRSS from /proc (Linux, where CI runs; 0 elsewhere) less the
-     * heap's committed size. The heap grows with the garbage of hundreds of loads and keeps what it committed,
-     * which says nothing of native leaks; ORT sessions live outside it.
-     */
-    private static long residentSetBytes() throws IOException {
-        System.gc();
-        Path status = Path.of("/proc/self/status");
-        if (!Files.exists(status)) {
-            return 0;
-        }
-        for (String line : Files.readAllLines(status)) {
-            if (line.startsWith("VmRSS:")) {
-                return (Long.parseLong(line.replaceAll("[^0-9]", "")) << 10)
-                        - Runtime.getRuntime().totalMemory();
-            }
-        }
-        return 0;
-    }
-
     private static void writeGoldenVectors(Path versionFolder, float[] expected) throws IOException {
         Path set = Files.createDirectories(versionFolder.resolve("test_data_set_0"));
         Files.write(set.resolve("input_0.pb"), floats("x", X).toByteArray());
@@ -389,17 +366,7 @@ class ModelUpdatesTest {
     }
 
     private static TensorProto floats(String name, float[] values) {
-        ByteBuffer buf = ByteBuffer.allocate(values.length * 4).order(ByteOrder.LITTLE_ENDIAN);
-        for (float v : values) {
-            buf.putFloat(v);
-        }
-        return TensorProto.newBuilder()
-                .setName(name)
-                .setDataType(ElementType.FLOAT.onnxCode())
-                .addDims(1)
-                .addDims(values.length)
-                .setRawData(ByteString.copyFrom(buf.array()))
-                .build();
+        return TestModels.floatTensor(name, values);
     }
 
     private static String sha256(Path file) throws Exception {

@@ -95,6 +95,22 @@ public final class TestModels {
         }
     }
 
+    /** A FLOAT tensor {@code [1, values.length]} named {@code name}, as ONNX golden vectors store one. */
+    public static io.flinkonnx.model.proto.OnnxProto.TensorProto floatTensor(String name, float[] values) {
+        java.nio.ByteBuffer buf =
+                java.nio.ByteBuffer.allocate(values.length * 4).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        for (float v : values) {
+            buf.putFloat(v);
+        }
+        return io.flinkonnx.model.proto.OnnxProto.TensorProto.newBuilder()
+                .setName(name)
+                .setDataType(ElementType.FLOAT.onnxCode())
+                .addDims(1)
+                .addDims(values.length)
+                .setRawData(com.google.protobuf.ByteString.copyFrom(buf.array()))
+                .build();
+    }
+
     /** Deterministic, varied weights in [-0.5, 0.5]. */
     public static float[] weights(int n, int seed) {
         float[] w = new float[n];
