@@ -178,7 +178,13 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
             runner = versions.openServing(restored);
             capacity = capacityOf(runner, policy);
             InferenceRunner.registerMetrics(metrics, () -> runner);
-            metrics.gauge("model_version", (Gauge<String>) () -> versions.serving().version);
+            if (spec.drift().enabled()) {
+                DriftMonitor.registerMetrics(metrics, () -> runner == null ? null : runner.drift());
+            }
+            metrics.gauge("model_version", (Gauge<String>) () -> {
+                ModelVersions<IN, OUT> v = versions; // null once closed; a reporter may still read
+                return v == null ? null : v.serving().version;
+            });
             metrics.gauge("model_swap_latency_milli_secs", (Gauge<Long>) () -> swapLatencyMillis);
             modelUpdates = metrics.counter("model_updates");
             modelUpdatesRefused = metrics.counter("model_updates_refused");

@@ -95,12 +95,30 @@ public final class DriftMonitor<IN> implements AutoCloseable {
             nextGoldenMillis = 0;
         }
         if (metrics != null && enabled()) {
-            metrics.gauge("drift_max_abs_error", (Gauge<Double>) () -> latest == null ? 0 : latest.maxAbsError());
-            metrics.gauge("drift_max_rel_error", (Gauge<Double>) () -> latest == null ? 0 : latest.maxRelError());
-            metrics.gauge(
-                    "drift_fraction_outside", (Gauge<Double>) () -> latest == null ? 0 : latest.fractionOutside());
-            metrics.gauge("drift_flagged", (Gauge<Integer>) () -> latest != null && latest.flagged ? 1 : 0);
+            registerMetrics(metrics, () -> this);
         }
+    }
+
+    /**
+     * The drift gauges on {@code metrics}, read from the monitor {@code serving} gives at report time: an
+     * operator whose model is swapped registers them once, over whichever version serves.
+     */
+    public static void registerMetrics(MetricGroup metrics, java.util.function.Supplier<DriftMonitor<?>> serving) {
+        metrics.gauge("drift_max_abs_error", (Gauge<Double>)
+                () -> latestOf(serving) == null ? 0 : latestOf(serving).maxAbsError());
+        metrics.gauge("drift_max_rel_error", (Gauge<Double>)
+                () -> latestOf(serving) == null ? 0 : latestOf(serving).maxRelError());
+        metrics.gauge("drift_fraction_outside", (Gauge<Double>)
+                () -> latestOf(serving) == null ? 0 : latestOf(serving).fractionOutside());
+        metrics.gauge("drift_flagged", (Gauge<Integer>) () -> {
+            DriftReport latest = latestOf(serving);
+            return latest != null && latest.flagged ? 1 : 0;
+        });
+    }
+
+    private static DriftReport latestOf(java.util.function.Supplier<DriftMonitor<?>> serving) {
+        DriftMonitor<?> monitor = serving.get();
+        return monitor == null ? null : monitor.latest;
     }
 
     /**

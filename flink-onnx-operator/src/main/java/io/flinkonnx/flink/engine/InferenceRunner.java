@@ -203,15 +203,36 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * time: an operator whose model is swapped registers them once, over whichever version serves.
      */
     public static void registerMetrics(MetricGroup metrics, Supplier<InferenceRunner<?, ?>> serving) {
-        metrics.gauge("load_model_latency_milli_secs", (Gauge<Long>)
-                () -> serving.get().shared.loadTimeMillis());
-        metrics.gauge(
-                "model_byte_size", (Gauge<Long>) () -> serving.get().shared.modelSizeBytes());
+        // Null-safe: a reporter may read the gauges after the operator closed its runner.
+        metrics.gauge("load_model_latency_milli_secs", (Gauge<Long>) () -> {
+            SharedSession s = sessionOf(serving);
+            return s == null ? 0L : s.loadTimeMillis();
+        });
+        metrics.gauge("model_byte_size", (Gauge<Long>) () -> {
+            SharedSession s = sessionOf(serving);
+            return s == null ? 0L : s.modelSizeBytes();
+        });
         metrics.gauge("open_sessions", (Gauge<Integer>) SessionRegistry.INSTANCE::openSessions);
         io.flinkonnx.flink.session.TaskManagerSessions.register(metrics); // flinkonnx.open_sessions, across jobs
         // read at every report: the first real batch may measure what the warm-up could not
-        metrics.gauge("nodes_on_cpu", (Gauge<Integer>) () -> serving.get().fallbackReport.nodesOnCpu);
-        metrics.gauge("cpu_time_fraction", (Gauge<Double>) () -> serving.get().fallbackReport.cpuTimeFraction);
+        metrics.gauge("nodes_on_cpu", (Gauge<Integer>) () -> {
+            FallbackReport r = reportOf(serving);
+            return r == null ? 0 : r.nodesOnCpu;
+        });
+        metrics.gauge("cpu_time_fraction", (Gauge<Double>) () -> {
+            FallbackReport r = reportOf(serving);
+            return r == null ? 0.0 : r.cpuTimeFraction;
+        });
+    }
+
+    private static SharedSession sessionOf(Supplier<InferenceRunner<?, ?>> serving) {
+        InferenceRunner<?, ?> runner = serving.get();
+        return runner == null ? null : runner.shared;
+    }
+
+    private static FallbackReport reportOf(Supplier<InferenceRunner<?, ?>> serving) {
+        InferenceRunner<?, ?> runner = serving.get();
+        return runner == null ? null : runner.fallbackReport;
     }
 
     /**

@@ -104,6 +104,9 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
             watched = new WatchedModel(spec, updates, batchSize, context, metrics);
             runner = watched.open();
             InferenceRunner.registerMetrics(metrics, () -> runner);
+            if (spec.drift().enabled()) {
+                DriftMonitor.registerMetrics(metrics, () -> runner == null ? null : runner.drift());
+            }
             scoredVersion = watched.version();
         } else {
             runner = new InferenceRunner<>(spec);

@@ -58,6 +58,9 @@ public class OnnxPredictFunction extends PredictFunction {
             watched = new WatchedModel(spec, updates, 1, context, metrics);
             runner = watched.open();
             InferenceRunner.registerMetrics(metrics, () -> runner);
+            if (spec.drift().enabled()) {
+                DriftMonitor.registerMetrics(metrics, () -> runner == null ? null : runner.drift());
+            }
             scoredVersion = watched.version();
             DriftMonitor.checkGoldenIfDue(runner.drift());
             return;
