@@ -185,6 +185,62 @@ class ManyModelsTest {
         }
     }
 
+    /**
+     * A model that loads but whose every run fails (and so does a synthetic input: its session, not the data, is
+     * broken) is closed and marked failed after {@code maxConsecutiveFailedBatches}; its records, before and
+     * after, are dead letters; the other models go on; no record is lost.
+     */
+    @Test
+    void aModelWhoseSessionBreaksCostsOnlyItsOwnRecordsAndLosesNone() throws Exception {
+        writeModels(3, 4, 8);
+        // x: [batch, 4] reshaped to [3, 7]: no batch has 21 values, so every run (and the probe) fails
+        new io.flinkonnx.model.testing.OnnxGraph("always_fails")
+                .input("x", io.flinkonnx.model.ElementType.FLOAT, "batch", 4)
+                .output("y", io.flinkonnx.model.ElementType.FLOAT, "batch", 2)
+                .longInitializer("shape", new long[] {3, 7}, 2)
+                .node("Reshape", new String[] {"x", "shape"}, new String[] {"y"})
+                .writeTo(model(3));
+        OnnxInferenceSpec<Tuple2<Integer, float[]>, Tuple3<Integer, String, float[]>> spec =
+                OnnxInference.<Tuple2<Integer, float[]>>builder(model(0).toString())
+                        .encoder((r, row) -> row.put("x", r.f1))
+                        .decoder((r, out) -> Tuple3.of(r.f0, out.modelVersion(), out.floats("y")), SCORED)
+                        .maxConsecutiveFailedBatches(2)
+                        .build();
+        MultiModelOperator<Tuple2<Integer, float[]>, Tuple3<Integer, String, float[]>> operator =
+                new MultiModelOperator<>(
+                        spec,
+                        byIndex(),
+                        BatchPolicy.builder()
+                                .maxBatchSize(4)
+                                .maxBatchDelay(Duration.ofMillis(5))
+                                .build(),
+                        ModelCache.builder().maxModels(4).build(),
+                        FailedRecord.tag(RECORD));
+        int openBefore = SessionStats.open();
+        try (var h = new OneInputStreamOperatorTestHarness<>(operator)) {
+            h.setProcessingTime(0);
+            h.open();
+            for (int i = 0; i < 80; i++) {
+                h.processElement(new StreamRecord<>(Tuple2.of(i % 4, TestModels.features(i, 4)), i));
+            }
+            h.endInput();
+            List<FailedRecord<Tuple2<Integer, float[]>>> failed = Harnesses.failed(h, RECORD);
+            List<Tuple3<Integer, String, float[]>> scored = predictions(h);
+            assertThat(scored.size() + failed.size())
+                    .as("one outcome per record")
+                    .isEqualTo(80);
+            assertThat(scored).hasSize(60).allSatisfy(p -> assertThat(p.f0).isNotEqualTo(3));
+            assertThat(failed).hasSize(20).allSatisfy(f -> assertThat(f.record.f0)
+                    .isEqualTo(3));
+            assertThat(failed)
+                    .anySatisfy(f -> assertThat(f.reason).contains("fraud-3").contains("is broken"));
+            assertThat(operator.loadedModels())
+                    .as("the broken model's session is closed")
+                    .isEqualTo(3);
+        }
+        assertThat(SessionStats.open()).isEqualTo(openBefore);
+    }
+
     @Test
     void aCanarySplitSendsTheAskedShareOfKeysToTheChallengerAndTheSameKeysEveryTime() throws Exception {
         ModelRef champion = ModelRef.of("champion.onnx");
