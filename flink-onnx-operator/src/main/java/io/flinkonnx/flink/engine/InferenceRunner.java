@@ -66,6 +66,9 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     private BatchOutputs outputs;
     private int maskInput = -1;
     private boolean bucketByLength;
+    /** Every input's record dims are fixed: all records of a batch have the same shapes. */
+    private boolean fixedRecordShapes;
+
     private volatile FallbackReport fallbackReport;
     private int subtask;
     private String version;
@@ -158,6 +161,8 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             packer = new TensorPacker(OrtRuntime.env(), inputs, policy.padValue(), maskInput);
             paddable = paddableDims(inputs, maskInput, policy.padWithoutMask());
             bucketByLength = policy.bucketByLength();
+            fixedRecordShapes =
+                    inputs.stream().allMatch(in -> in.recordDims().stream().allMatch(Dim::isFixed));
             // One spare row: a record is encoded before the operator knows whether the batch must go first.
             rows = RecordInputs.batchRows(modelName, inputs, maxRows + 1);
             order = new int[maxRows];
@@ -515,7 +520,8 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         for (int i = 0; i < count; i++) {
             order[i] = i;
         }
-        boolean grouped = groupByRun(count);
+        // Records of a model whose inputs all have fixed record dims always share a run (encode checked the dims).
+        boolean grouped = !fixedRecordShapes && groupByRun(count);
         // In run order: the decoder and the drift checks must see the record whose row they read.
         Object[] view = records;
         if (grouped) {
