@@ -126,16 +126,11 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                 }
             }
             // Control messages read but not yet applied at the checkpoint: the source will not replay them.
-            // Every subtask saw the same broadcast messages: this subtask's own, else the lowest subtask's.
-            int from = Integer.MAX_VALUE;
+            // This subtask's own, when it has a serving entry of its own (even if none was pending); else those of
+            // the subtask whose serving entry it took, so that the two agree.
             List<ServingModel> pending = new ArrayList<>();
             pendingState.get().forEach(pending::add);
-            for (ServingModel entry : pending) {
-                from = entry.subtask == subtask ? subtask : Math.min(from, entry.subtask);
-                if (entry.subtask == subtask) {
-                    break;
-                }
-            }
+            int from = restored == null ? -1 : restored.subtask;
             for (ServingModel entry : pending) {
                 if (entry.subtask == from) {
                     restoredPending.add(entry);
@@ -375,13 +370,15 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
             deadLetter(record, e, failedRecords, runner);
             return;
         }
-        // The encoder's arrays may be the record's own (reused with it) or a scratch array it refills.
-        row.detach(size);
         if (size > 0 && bufferedBytesWith(row) > policy.maxBufferedBytes()) {
             runner.swapRows(size, capacity); // park the encoded record in the spare row while the buffer runs
             flush();
             runner.swapRows(capacity, 0);
         }
+        // The encoder's arrays may be the record's own (reused with it) or a scratch array it refills. Detached
+        // after the parking above: as the first row of its batch it starts the staging over (nothing encodes
+        // while the buffer runs, so the arrays are still the record's).
+        row.detach(size);
         bufferedBytes = bufferedBytesWith(row);
         if (fixedRecordBytes < 0) {
             widen(row);
@@ -431,8 +428,8 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     private static long fixedRecordBytes(List<io.flinkonnx.model.TensorSpec> inputs) {
         long bytes = 0;
         for (io.flinkonnx.model.TensorSpec input : inputs) {
-            if (input.elementType().byteSize() <= 0) {
-                return -1; // strings
+            if (input.elementType().byteSize() <= 0 || !input.isShapeKnown()) {
+                return -1; // strings, or a shape the model does not declare
             }
             long elements = input.elementType().byteSize();
             for (io.flinkonnx.model.Dim d : input.recordDims()) {

@@ -140,6 +140,29 @@ class RecordBoundsTest {
         assertThat(harness.extractOutputValues()).containsExactly(1f, 0f);
     }
 
+    /**
+     * When the byte bound, not the batch size, ends every batch, each record is parked while the buffer ahead
+     * of it runs and then starts the next batch: the staging starts over with it and stays the size of one
+     * batch, however many records pass.
+     */
+    @Test
+    void theStagingStaysBoundedWhenTheByteBoundEndsEveryBatch() throws Exception {
+        float[] record = new float[1000]; // 4 KB; the bound lets 2 share a batch
+        Arrays.fill(record, 1f);
+        harness = Harnesses.open(
+                meanPool().build(),
+                BatchPolicy.builder().maxBatchSize(64).maxBufferedBytes(10_000).build(),
+                FLOATS);
+        for (int i = 0; i < 2_000; i++) {
+            harness.processElement(record.clone(), i);
+        }
+        io.flinkonnx.flink.tensor.RowStaging staging =
+                Harnesses.operator(harness).runner().row(0).staging();
+        assertThat(staging.retainedBytes()).as("staging after 2,000 records").isLessThan(64 * 1024);
+        harness.endInput();
+        assertThat(harness.extractOutputValues()).hasSize(2_000).containsOnly(1f);
+    }
+
     @Test
     void packedBuffersGrownForAnOutlierAreReleasedAfterwards() throws Exception {
         OnnxInferenceSpec<float[], Float> spec = meanPool().build();

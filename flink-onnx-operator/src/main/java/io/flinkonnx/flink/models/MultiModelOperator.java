@@ -248,7 +248,9 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
                     cache.maxModels(),
                     cache.maxModelBytes());
         }
-        models.remove(model.ref);
+        if (model.state != ServedModel.State.FAILED) {
+            models.remove(model.ref); // a failed one stays, with its backoff (it holds no session)
+        }
     }
 
     /** Closes a loaded model's session (its buffer is empty). */
@@ -377,7 +379,6 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             deadLetter(record, e, failedRecords, runner);
             return;
         }
-        row.detach(model.size);
         long bytes = row.byteEstimate();
         if (model.size > 0 && model.bufferedBytes + bytes > policy.maxBufferedBytes()) {
             runner.swapRows(model.size, model.capacity); // park the record in the spare row while the buffer runs
@@ -388,6 +389,8 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             }
             runner.swapRows(model.capacity, 0);
         }
+        // After the parking above: as the first row of its batch it starts the model's staging over.
+        row.detach(model.size);
         model.records[model.size] = record;
         model.hasTimestamp[model.size] = timestamp != Long.MIN_VALUE;
         model.timestamps[model.size] = timestamp;

@@ -93,7 +93,7 @@ public final class RecordInputs implements InputRow {
                 continue;
             }
             ElementCodec codec = ElementCodec.of(specs.get(i).elementType());
-            if (staging != null && codec.buffered()) {
+            if (staging != null && index >= 0 && codec.buffered()) { // detach(): heap copies, never the staging
                 int count = Array.getLength(values[i]);
                 int at = staging.append(i, codec, values[i], count);
                 if (at >= 0) {

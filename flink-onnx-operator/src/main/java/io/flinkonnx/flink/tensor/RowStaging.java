@@ -21,11 +21,17 @@ public final class RowStaging {
     private final int[] used;
     /** Per input: batches in a row that used less than a quarter of the buffer. */
     private final int[] smallBatches;
+    /**
+     * Per input: a larger buffer could not be allocated in this batch. The rest of the batch keeps heap copies
+     * at once, rather than each record paying the JVM's GC-and-retry of a failed direct allocation.
+     */
+    private final boolean[] growFailed;
 
     public RowStaging(int inputs) {
         this.buffers = new ByteBuffer[inputs];
         this.used = new int[inputs];
         this.smallBatches = new int[inputs];
+        this.growFailed = new boolean[inputs];
     }
 
     /**
@@ -44,6 +50,7 @@ public final class RowStaging {
                 }
             }
             used[i] = 0;
+            growFailed[i] = false;
         }
     }
 
@@ -60,12 +67,20 @@ public final class RowStaging {
         }
         ByteBuffer b = buffers[input];
         if (b == null || b.capacity() < end) {
+            if (growFailed[input]) {
+                return -1;
+            }
             int capacity = (int) Math.min(Integer.MAX_VALUE, Math.max(end, b == null ? 256 : 2L * b.capacity()));
             ByteBuffer grown;
             try {
                 grown = ByteBuffer.allocateDirect(capacity).order(ByteOrder.nativeOrder());
-            } catch (OutOfMemoryError e) {
-                return -1;
+            } catch (OutOfMemoryError doubled) {
+                try {
+                    grown = ByteBuffer.allocateDirect((int) end).order(ByteOrder.nativeOrder()); // just enough
+                } catch (OutOfMemoryError e) {
+                    growFailed[input] = true;
+                    return -1;
+                }
             }
             if (b != null && used[input] > 0) {
                 grown.put(b.duplicate().position(0).limit(used[input]));
