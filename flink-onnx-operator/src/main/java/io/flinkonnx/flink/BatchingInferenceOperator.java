@@ -13,7 +13,6 @@ import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.metrics.Counter;
-import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.Histogram;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
@@ -54,9 +53,6 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     private transient List<ServingModel> restoredPending;
     private transient long nextPollMillis;
     private transient long updatesTimerMillis;
-    private transient Counter modelUpdates;
-    private transient Counter modelUpdatesRefused;
-    private transient volatile long swapLatencyMillis;
 
     private transient InferenceRunner<IN, OUT> runner;
     private transient DriftMonitor<IN> drift;
@@ -169,20 +165,14 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                     policy,
                     getRuntimeContext().getTaskInfo().getAllocationIDAsString(),
                     getRuntimeContext().getTaskInfo().getIndexOfThisSubtask(),
-                    getUserCodeClassloader());
+                    getUserCodeClassloader(),
+                    metrics);
             runner = versions.openServing(restored);
             capacity = capacityOf(runner, policy);
             InferenceRunner.registerMetrics(metrics, () -> runner);
             if (spec.drift().enabled()) {
                 DriftMonitor.registerMetrics(metrics, () -> runner == null ? null : runner.drift());
             }
-            metrics.gauge("model_version", (Gauge<String>) () -> {
-                ModelVersions<IN, OUT> v = versions; // null once closed; a reporter may still read
-                return v == null ? null : v.serving().version;
-            });
-            metrics.gauge("model_swap_latency_milli_secs", (Gauge<Long>) () -> swapLatencyMillis);
-            modelUpdates = metrics.counter("model_updates");
-            modelUpdatesRefused = metrics.counter("model_updates_refused");
         }
         delayMillis = policy.maxBatchDelay().toMillis();
         records = new Object[capacity];
@@ -307,44 +297,14 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     }
 
     private void applyFinishedUpdate(ModelVersions.Step<IN, OUT> step, long now) throws Exception {
-        ModelUpdateReport report = step.report;
-        report.timestampMillis = now;
-        switch (report.outcome) {
-            case PROMOTED:
-                flush();
-                InferenceRunner<IN, OUT> previous = runner;
-                runner = step.runner;
-                runner.version(report.version);
-                versions.served(runner, report.version);
-                drift = runner.drift();
-                previous.close();
-                swapLatencyMillis = ModelVersions.latencyMillis(step);
-                report.swapLatencyMillis = swapLatencyMillis;
-                modelUpdates.inc();
-                LOG.info(
-                        "Model {} now serves version {} ({}, sha256 {}) after {} ms",
-                        spec.model().uri(),
-                        report.version,
-                        report.uri,
-                        report.sha256,
-                        swapLatencyMillis);
-                output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
-                break;
-            case ALREADY_SERVING:
-                runner.version(report.version);
-                versions.served(runner, report.version);
-                break;
-            default:
-                modelUpdatesRefused.inc();
-                LOG.warn(
-                        "Model update {} ({}) refused; version {} serves on: {}",
-                        report.version,
-                        report.uri,
-                        versions.serving().version,
-                        report.reason);
+        // a promoted version takes over once the buffer is scored by the version it was buffered for
+        runner = versions.apply(step, runner, this::flush);
+        if (step.report.outcome == ModelUpdateReport.Outcome.PROMOTED) {
+            drift = runner.drift();
+            output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
         }
-        report.servingVersion = versions.serving().version;
-        output.collect(ModelUpdateReport.TAG, new StreamRecord<>(report));
+        step.report.timestampMillis = now;
+        output.collect(ModelUpdateReport.TAG, new StreamRecord<>(step.report));
     }
 
     /** The model versions of this operator, null without updates (for tests). */

@@ -18,6 +18,9 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import org.apache.flink.annotation.Internal;
 import org.apache.flink.annotation.VisibleForTesting;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.Gauge;
+import org.apache.flink.metrics.MetricGroup;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -73,6 +76,16 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
 
     private volatile String lastPollError;
 
+    private final Counter updates;
+    private final Counter refused;
+    private volatile long swapLatencyMillis;
+
+    /** What runs on the task thread just before a promoted version takes over (the operator scores its buffer). */
+    @FunctionalInterface
+    public interface BeforeSwap {
+        void run() throws Exception;
+    }
+
     /** What serves now, as the loader compares candidates with it. */
     private static final class Serving {
         final ServingModel model;
@@ -90,13 +103,19 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
             BatchPolicy policy,
             String slot,
             int subtask,
-            ClassLoader userCode) {
+            ClassLoader userCode,
+            MetricGroup metrics) {
         this.spec = spec;
         this.settings = settings;
         this.policy = policy;
         this.slot = slot;
         this.subtask = subtask;
         this.userCode = userCode;
+        this.updates = metrics.counter("model_updates");
+        this.refused = metrics.counter("model_updates_refused");
+        // Null-safe: a reporter may read before the first version serves.
+        metrics.gauge("model_version", (Gauge<String>) () -> serving == null ? null : serving.model.version);
+        metrics.gauge("model_swap_latency_milli_secs", (Gauge<Long>) () -> swapLatencyMillis);
         this.loader = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "onnx-model-updates-" + subtask);
             t.setDaemon(true);
@@ -145,6 +164,50 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
                 new ServingModel(
                         subtask, runner.spec().model().uri(), runner.session().modelSha256(), label),
                 runner.signature());
+    }
+
+    /**
+     * Takes a finished update over on the task thread and returns the runner to score with: for a promotion the
+     * step's (after {@code beforeSwap}; {@code current} is then closed), else {@code current}. Counts and logs the
+     * outcome and completes its report ({@code servingVersion}, {@code swapLatencyMillis}).
+     */
+    public InferenceRunner<IN, OUT> apply(Step<IN, OUT> step, InferenceRunner<IN, OUT> current, BeforeSwap beforeSwap)
+            throws Exception {
+        ModelUpdateReport report = step.report;
+        InferenceRunner<IN, OUT> next = current;
+        switch (report.outcome) {
+            case PROMOTED:
+                beforeSwap.run();
+                next = step.runner;
+                next.version(report.version);
+                served(next, report.version);
+                current.close();
+                swapLatencyMillis = latencyMillis(step);
+                report.swapLatencyMillis = swapLatencyMillis;
+                updates.inc();
+                LOG.info(
+                        "Model {} now serves version {} ({}, sha256 {}) after {} ms",
+                        spec.model().uri(),
+                        report.version,
+                        report.uri,
+                        report.sha256,
+                        swapLatencyMillis);
+                break;
+            case ALREADY_SERVING:
+                current.version(report.version);
+                served(current, report.version);
+                break;
+            default:
+                refused.inc();
+                LOG.warn(
+                        "Model update {} ({}) refused; version {} serves on: {}",
+                        report.version,
+                        report.uri,
+                        serving.model.version,
+                        report.reason);
+        }
+        report.servingVersion = serving.model.version;
+        return next;
     }
 
     /** A control message: loaded and gated after those before it. */

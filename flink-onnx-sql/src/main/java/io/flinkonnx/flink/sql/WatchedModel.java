@@ -1,7 +1,6 @@
 package io.flinkonnx.flink.sql;
 
 import io.flinkonnx.flink.BatchPolicy;
-import io.flinkonnx.flink.ModelUpdateReport;
 import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.engine.InferenceRunner;
@@ -9,8 +8,6 @@ import io.flinkonnx.flink.versions.ModelVersions;
 import java.time.Duration;
 import org.apache.flink.annotation.Internal;
 import org.apache.flink.annotation.VisibleForTesting;
-import org.apache.flink.metrics.Counter;
-import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.functions.FunctionContext;
@@ -31,8 +28,6 @@ final class WatchedModel implements AutoCloseable {
     private final Duration pollInterval;
     private final String model;
     private long nextPollMillis;
-    private final Counter updates;
-    private final Counter refused;
 
     WatchedModel(
             OnnxInferenceSpec<Object[], RowData> spec,
@@ -46,12 +41,10 @@ final class WatchedModel implements AutoCloseable {
                 BatchPolicy.builder().maxBatchSize(maxRows).build(),
                 context.getTaskInfo().getAllocationIDAsString(),
                 context.getTaskInfo().getIndexOfThisSubtask(),
-                context.getUserCodeClassLoader());
+                context.getUserCodeClassLoader(),
+                metrics);
         this.pollInterval = settings.pollInterval();
         this.model = spec.model().uri();
-        this.updates = metrics.counter("model_updates");
-        this.refused = metrics.counter("model_updates_refused");
-        metrics.gauge("model_version", (Gauge<String>) () -> versions.serving().version);
     }
 
     /** Opens the version the planner chose (the folder's newest when the query was planned). */
@@ -73,34 +66,11 @@ final class WatchedModel implements AutoCloseable {
         }
         InferenceRunner<Object[], RowData> serving = current;
         for (ModelVersions.Step<Object[], RowData> step : versions.takeReady()) {
-            ModelUpdateReport report = step.report;
-            switch (report.outcome) {
-                case PROMOTED:
-                    serving.close();
-                    serving = step.runner;
-                    serving.version(report.version);
-                    versions.served(serving, report.version);
-                    updates.inc();
-                    LOG.info(
-                            "ML_PREDICT with model {} now serves version {} ({}, sha256 {}) after {} ms",
-                            model,
-                            report.version,
-                            report.uri,
-                            report.sha256,
-                            ModelVersions.latencyMillis(step));
-                    break;
-                case ALREADY_SERVING:
-                    serving.version(report.version);
-                    versions.served(serving, report.version);
-                    break;
-                default:
-                    refused.inc();
-                    LOG.warn(
-                            "Model update {} ({}) refused; version {} serves on: {}",
-                            report.version,
-                            report.uri,
-                            versions.serving().version,
-                            report.reason);
+            try {
+                serving = versions.apply(step, serving, () -> {}); // nothing is buffered between rows or batches
+            } catch (Exception e) {
+                throw new IllegalStateException(
+                        "Model " + model + " could not swap in version " + step.report.version, e);
             }
         }
         return serving;
