@@ -77,7 +77,7 @@ public interface ModelSelector<IN> extends Serializable {
      * bytes, then MurmurHash3's 64-bit finalizer, as a uniform number in [0, 1). Fixed forever: changing it
      * would move keys between champion and challenger.
      */
-    static boolean inFraction(String key, double fraction) {
+    private static boolean inFraction(String key, double fraction) {
         long h = 0xcbf29ce484222325L;
         for (byte b : key.getBytes(StandardCharsets.UTF_8)) {
             h ^= b & 0xff;
