@@ -47,13 +47,13 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * a one-step LSTM per key with {@link OnnxInference#stateful} at max batch 64 against max batch 1.
  *
  * <p>The last line printed is {@code BENCH} and one JSON object with the keys of {@link Results#KEYS}: a
- * ratio that this run did not measure (a case left out by the flags, or a feature that does not exist
- * yet) is {@code null}, never a made-up number.
+ * ratio that this run did not measure (a case left out by the flags) is {@code null}, never a made-up number.
  *
  * <pre>
- * ./mvnw -q -B -pl benchmarks -am -DskipTests install exec:exec        # everything, about 2.5 minutes on 2 cores
- * ./mvnw -q -B -pl benchmarks -am -DskipTests install exec:exec -Dexec.benchArgs=--quick
- * ./mvnw -q -B -pl benchmarks -am -DskipTests install exec:exec -Dexec.benchArgs=--mlp   # also --cnn, --slots,
+ * ./mvnw -q -B -pl benchmarks -am -DskipTests install     # first (exec:exec with -am would also run the demo)
+ * ./mvnw -q -B -pl benchmarks exec:exec        # everything, about 4 minutes on 2 cores
+ * ./mvnw -q -B -pl benchmarks exec:exec -Dexec.benchArgs=--quick
+ * ./mvnw -q -B -pl benchmarks exec:exec -Dexec.benchArgs=--mlp   # also --cnn, --slots, --ragged, --sharing,
  *                                                                      # --pipeline, --stateful, combinable
  * </pre>
  */

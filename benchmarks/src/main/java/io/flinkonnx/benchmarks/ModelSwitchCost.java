@@ -21,7 +21,7 @@ import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
  * session. Prints one {@code MODELS {json}} line.
  *
  * <pre>
- * ./mvnw -q -B -pl benchmarks -am -DskipTests install exec:exec -Dexec.mainClass=io.flinkonnx.benchmarks.ModelSwitchCost
+ * ./mvnw -q -B -pl benchmarks -am -DskipTests install && ./mvnw -q -B -pl benchmarks exec:exec -Dexec.mainClass=io.flinkonnx.benchmarks.ModelSwitchCost
  * </pre>
  */
 public final class ModelSwitchCost {

@@ -25,7 +25,7 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * {json}} line; {@code InferenceBenchmark} reports the ratio as {@code ragged_bucketed_over_padded}.
  *
  * <pre>
- * ./mvnw -q -B -pl benchmarks -am -DskipTests install exec:exec -Dexec.mainClass=io.flinkonnx.benchmarks.RaggedBenchmark
+ * ./mvnw -q -B -pl benchmarks -am -DskipTests install && ./mvnw -q -B -pl benchmarks exec:exec -Dexec.mainClass=io.flinkonnx.benchmarks.RaggedBenchmark
  * </pre>
  */
 public final class RaggedBenchmark {

@@ -28,7 +28,7 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * {@code per_tm_sharing_rss_saving_mb}.
  *
  * <pre>
- * ./mvnw -q -B -pl benchmarks -am -DskipTests install exec:exec -Dexec.mainClass=io.flinkonnx.benchmarks.SharingBenchmark
+ * ./mvnw -q -B -pl benchmarks -am -DskipTests install && ./mvnw -q -B -pl benchmarks exec:exec -Dexec.mainClass=io.flinkonnx.benchmarks.SharingBenchmark
  * </pre>
  */
 public final class SharingBenchmark {
