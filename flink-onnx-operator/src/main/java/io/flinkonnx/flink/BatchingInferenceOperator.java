@@ -168,11 +168,7 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                     getUserCodeClassloader(),
                     metrics);
             runner = versions.openServing(restored);
-            capacity = capacityOf(runner, policy);
-            InferenceRunner.registerMetrics(metrics, () -> runner);
-            if (spec.drift().enabled()) {
-                DriftMonitor.registerMetrics(metrics, () -> runner == null ? null : runner.drift());
-            }
+            capacity = capacityOf(runner, policy); // ModelVersions registers the gauges over the serving runner
         }
         delayMillis = policy.maxBatchDelay().toMillis();
         records = new Object[capacity];

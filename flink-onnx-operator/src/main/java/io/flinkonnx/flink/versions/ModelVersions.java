@@ -5,6 +5,7 @@ import io.flinkonnx.flink.ModelUpdate;
 import io.flinkonnx.flink.ModelUpdateReport;
 import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
@@ -79,6 +80,8 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
     private final Counter updates;
     private final Counter refused;
     private volatile long swapLatencyMillis;
+    /** The runner serving now, as the gauges read it (null once closed). */
+    private volatile InferenceRunner<IN, OUT> servingRunner;
 
     /** What runs on the task thread just before a promoted version takes over (the operator scores its buffer). */
     @FunctionalInterface
@@ -116,6 +119,14 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
         // Null-safe: a reporter may read before the first version serves.
         metrics.gauge("model_version", (Gauge<String>) () -> serving == null ? null : serving.model.version);
         metrics.gauge("model_swap_latency_milli_secs", (Gauge<Long>) () -> swapLatencyMillis);
+        // The runner's own gauges, registered once over whichever version serves.
+        InferenceRunner.registerMetrics(metrics, () -> servingRunner);
+        if (spec.drift().enabled()) {
+            DriftMonitor.registerMetrics(metrics, () -> {
+                InferenceRunner<IN, OUT> r = servingRunner;
+                return r == null ? null : r.drift();
+            });
+        }
         this.loader = Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "onnx-model-updates-" + subtask);
             t.setDaemon(true);
@@ -158,8 +169,9 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
         return serving.model;
     }
 
-    /** After a swap on the task thread: {@code runner} serves as {@code label}. */
+    /** After a swap on the task thread: {@code runner} serves as {@code label} (and the gauges read it). */
     public void served(InferenceRunner<IN, OUT> runner, String label) {
+        servingRunner = runner;
         serving = new Serving(
                 new ServingModel(
                         subtask, runner.spec().model().uri(), runner.session().modelSha256(), label),
@@ -411,6 +423,7 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
     /** Stops the loader (waiting for a load under way) and closes every version not taken. */
     @Override
     public void close() {
+        servingRunner = null;
         Collection<Step<IN, OUT>> left;
         synchronized (this) {
             closed = true;

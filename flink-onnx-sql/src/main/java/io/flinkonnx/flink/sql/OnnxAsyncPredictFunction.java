@@ -103,10 +103,6 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
             MetricGroup metrics = OnnxModelProvider.metricGroup(context, null);
             watched = new WatchedModel(spec, updates, batchSize, context, metrics);
             runner = watched.open();
-            InferenceRunner.registerMetrics(metrics, () -> runner);
-            if (spec.drift().enabled()) {
-                DriftMonitor.registerMetrics(metrics, () -> runner == null ? null : runner.drift());
-            }
             scoredVersion = watched.version();
         } else {
             runner = new InferenceRunner<>(spec);

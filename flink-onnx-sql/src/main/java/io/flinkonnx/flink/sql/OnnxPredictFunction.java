@@ -57,10 +57,6 @@ public class OnnxPredictFunction extends PredictFunction {
             MetricGroup metrics = OnnxModelProvider.metricGroup(context, null);
             watched = new WatchedModel(spec, updates, 1, context, metrics);
             runner = watched.open();
-            InferenceRunner.registerMetrics(metrics, () -> runner);
-            if (spec.drift().enabled()) {
-                DriftMonitor.registerMetrics(metrics, () -> runner == null ? null : runner.drift());
-            }
             scoredVersion = watched.version();
             DriftMonitor.checkGoldenIfDue(runner.drift());
             return;

@@ -64,16 +64,16 @@ final class WatchedModel implements AutoCloseable {
             versions.poll();
             nextPollMillis = now + pollInterval.toMillis();
         }
-        InferenceRunner<Object[], RowData> serving = current;
+        InferenceRunner<Object[], RowData> next = current;
         for (ModelVersions.Step<Object[], RowData> step : versions.takeReady()) {
             try {
-                serving = versions.apply(step, serving, () -> {}); // nothing is buffered between rows or batches
+                next = versions.apply(step, next, () -> {}); // nothing is buffered between rows or batches
             } catch (Exception e) {
                 throw new IllegalStateException(
                         "Model " + model + " could not swap in version " + step.report.version, e);
             }
         }
-        return serving;
+        return next;
     }
 
     /** The label of the version serving now. */
