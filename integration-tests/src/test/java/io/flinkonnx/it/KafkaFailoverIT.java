@@ -6,7 +6,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.flinkonnx.examples.FraudFeatures;
 import io.flinkonnx.examples.KafkaScoringJob;
-import io.flinkonnx.examples.ScoringJobConfig;
 import io.flinkonnx.testing.FlinkClusters;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -16,10 +15,6 @@ import java.util.Set;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.LockSupport;
-import org.apache.flink.configuration.Configuration;
-import org.apache.flink.configuration.RestartStrategyOptions;
-import org.apache.flink.configuration.TaskManagerOptions;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.runtime.minicluster.MiniCluster;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
@@ -27,8 +22,6 @@ import org.apache.flink.test.junit5.InjectMiniCluster;
 import org.apache.flink.test.junit5.MiniClusterExtension;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
-import org.apache.kafka.clients.producer.KafkaProducer;
-import org.apache.kafka.clients.producer.ProducerRecord;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.extension.RegisterExtension;
 
@@ -41,55 +34,18 @@ class KafkaFailoverIT {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     @RegisterExtension
-    static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo(spreadOverBothTaskManagers());
-
-    /** Slots spread evenly, so that each TaskManager runs a subtask and killing one always hits the job. */
-    private static Configuration spreadOverBothTaskManagers() {
-        Configuration conf = new Configuration();
-        conf.set(
-                TaskManagerOptions.TASK_MANAGER_LOAD_BALANCE_MODE, TaskManagerOptions.TaskManagerLoadBalanceMode.SLOTS);
-        return conf;
-    }
+    static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo(FailoverJobs.spreadOverBothTaskManagers());
 
     @Test
     void killingATaskManagerMidStreamLosesAndDuplicatesNothing(@InjectMiniCluster MiniCluster cluster)
             throws Exception {
         try (TestKafka kafka = TestKafka.start()) {
-            kafka.createTopics(2, "fo-in", "fo-out", "fo-dead", "fo-fallback", "fo-drift");
-            Configuration conf = new Configuration();
-            conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
-            conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 5);
-            conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, Duration.ofMillis(200));
-            StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
-            KafkaScoringJob.build(
-                    env,
-                    ScoringJobConfig.defaults()
-                            .with("bootstrap.servers", kafka.bootstrapServers())
-                            .with("topic.input", "fo-in")
-                            .with("topic.output", "fo-out")
-                            .with("topic.dead-letters", "fo-dead")
-                            .with("topic.fallback-reports", "fo-fallback")
-                            .with("topic.drift-reports", "fo-drift")
-                            .with("group.id", "fo")
-                            .with("transactional-id-prefix", "fo")
-                            .with("checkpoint.interval-ms", "300")
-                            .with("parallelism", "2"));
+            StreamExecutionEnvironment env = FailoverJobs.restartingEnvironment();
+            KafkaScoringJob.build(env, FailoverJobs.jobConfig(kafka, "fo"));
             JobClient job = env.executeAsync("kafka failover");
-
-            // Produce at a steady pace in the background, so the kill lands while records flow.
-            CompletableFuture<Void> producing = CompletableFuture.runAsync(() -> {
-                SplittableRandom random = new SplittableRandom(11);
-                try (KafkaProducer<String, String> producer = kafka.producer()) {
-                    for (int i = 0; i < RECORDS; i++) {
-                        producer.send(new ProducerRecord<>(
-                                "fo-in", "t-" + i, FraudFeatures.toJson("t-" + i, FraudFeatures.draw(random))));
-                        if (i % 50 == 49) {
-                            producer.flush();
-                            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(100));
-                        }
-                    }
-                }
-            });
+            SplittableRandom random = new SplittableRandom(11);
+            CompletableFuture<Void> producing =
+                    FailoverJobs.producePaced(kafka, "fo-in", RECORDS, i -> FraudFeatures.draw(random));
 
             List<ConsumerRecord<String, String>> seen = new ArrayList<>();
             boolean killed = false;

@@ -7,7 +7,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.flinkonnx.examples.FraudFeatures;
 import io.flinkonnx.examples.KafkaScoringJob;
-import io.flinkonnx.examples.ScoringJobConfig;
 import io.flinkonnx.testing.FlinkClusters;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -21,10 +20,6 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.locks.LockSupport;
-import org.apache.flink.configuration.Configuration;
-import org.apache.flink.configuration.RestartStrategyOptions;
-import org.apache.flink.configuration.TaskManagerOptions;
 import org.apache.flink.core.execution.JobClient;
 import org.apache.flink.runtime.minicluster.MiniCluster;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
@@ -48,15 +43,7 @@ class KafkaModelUpdateIT {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     @RegisterExtension
-    static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo(spreadOverBothTaskManagers());
-
-    /** Slots spread evenly, so that each TaskManager runs a subtask and killing one always hits the job. */
-    private static Configuration spreadOverBothTaskManagers() {
-        Configuration conf = new Configuration();
-        conf.set(
-                TaskManagerOptions.TASK_MANAGER_LOAD_BALANCE_MODE, TaskManagerOptions.TaskManagerLoadBalanceMode.SLOTS);
-        return conf;
-    }
+    static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo(FailoverJobs.spreadOverBothTaskManagers());
 
     @TempDir
     Path dir;
@@ -73,28 +60,14 @@ class KafkaModelUpdateIT {
                 Map.of("fraud-mlp", FraudReference.load(), "v2", FraudReference.of(FraudReference.secondVersion()));
 
         try (TestKafka kafka = TestKafka.start()) {
-            kafka.createTopics(2, "mu-in", "mu-out", "mu-dead", "mu-fallback", "mu-drift", "mu-reports");
+            kafka.createTopics(2, "mu-reports");
             kafka.createTopics(1, "mu-updates");
-            Configuration conf = new Configuration();
-            conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
-            conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_ATTEMPTS, 5);
-            conf.set(RestartStrategyOptions.RESTART_STRATEGY_FIXED_DELAY_DELAY, Duration.ofMillis(200));
-            StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment(conf);
+            StreamExecutionEnvironment env = FailoverJobs.restartingEnvironment();
             KafkaScoringJob.build(
                     env,
-                    ScoringJobConfig.defaults()
-                            .with("bootstrap.servers", kafka.bootstrapServers())
-                            .with("topic.input", "mu-in")
-                            .with("topic.output", "mu-out")
-                            .with("topic.dead-letters", "mu-dead")
-                            .with("topic.fallback-reports", "mu-fallback")
-                            .with("topic.drift-reports", "mu-drift")
+                    FailoverJobs.jobConfig(kafka, "mu")
                             .with("topic.model-updates", "mu-updates")
-                            .with("topic.model-update-reports", "mu-reports")
-                            .with("group.id", "mu")
-                            .with("transactional-id-prefix", "mu")
-                            .with("checkpoint.interval-ms", "300")
-                            .with("parallelism", "2"));
+                            .with("topic.model-update-reports", "mu-reports"));
             JobClient job = env.executeAsync("kafka model update");
 
             Map<String, float[]> features = new HashMap<>();
@@ -102,18 +75,8 @@ class KafkaModelUpdateIT {
             for (int i = 0; i < RECORDS; i++) {
                 features.put("t-" + i, FraudFeatures.draw(random));
             }
-            CompletableFuture<Void> producing = CompletableFuture.runAsync(() -> {
-                try (KafkaProducer<String, String> producer = kafka.producer()) {
-                    for (int i = 0; i < RECORDS; i++) {
-                        producer.send(new ProducerRecord<>(
-                                "mu-in", "t-" + i, FraudFeatures.toJson("t-" + i, features.get("t-" + i))));
-                        if (i % 50 == 49) {
-                            producer.flush();
-                            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(100));
-                        }
-                    }
-                }
-            });
+            CompletableFuture<Void> producing =
+                    FailoverJobs.producePaced(kafka, "mu-in", RECORDS, i -> features.get("t-" + i));
 
             List<JsonNode> seen = new ArrayList<>();
             boolean updated = false;
