@@ -66,17 +66,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
 
     public OnnxAsyncPredictFunction(
             OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, int batchSize, int batchDelayMillis) {
-        this(spec, binding, batchSize, batchDelayMillis, OnError.FAIL, null);
-    }
-
-    public OnnxAsyncPredictFunction(
-            OnnxInferenceSpec<Object[], RowData> spec,
-            SqlBinding binding,
-            int batchSize,
-            int batchDelayMillis,
-            OnError onError,
-            String version) {
-        this(spec, binding, batchSize, batchDelayMillis, onError, version, null);
+        this(spec, binding, batchSize, batchDelayMillis, OnError.FAIL, null, null);
     }
 
     /** With {@code updates}: the model is served from a watched folder, its versions swapped between batches. */

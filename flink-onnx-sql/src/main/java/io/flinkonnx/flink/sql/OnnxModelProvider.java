@@ -57,20 +57,8 @@ public final class OnnxModelProvider implements PredictRuntimeProvider, AsyncPre
      * @param version the 'model-version' label, or null: the sha256 of the session that scores
      * @param tableCapacity the table config's rows in flight, for queries whose MAP does not set them
      * @param tableTimeout the table config's timeout, likewise
+     * @param updates the watched folder the model's versions come from, or null for one fixed model
      */
-    public OnnxModelProvider(
-            OnnxInferenceSpec<Object[], RowData> spec,
-            SqlBinding binding,
-            int batchSize,
-            int batchDelayMillis,
-            OnError onError,
-            String version,
-            int tableCapacity,
-            Duration tableTimeout) {
-        this(spec, binding, batchSize, batchDelayMillis, onError, version, tableCapacity, tableTimeout, null);
-    }
-
-    /** @param updates the watched folder the model's versions come from, or null for one fixed model */
     public OnnxModelProvider(
             OnnxInferenceSpec<Object[], RowData> spec,
             SqlBinding binding,

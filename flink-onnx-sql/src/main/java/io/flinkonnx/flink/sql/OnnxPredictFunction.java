@@ -32,12 +32,10 @@ public class OnnxPredictFunction extends PredictFunction {
     /** The version that every row of this instance names: the label, or the served session's sha256. */
     private transient String scoredVersion;
 
-    public OnnxPredictFunction(
-            OnnxInferenceSpec<Object[], RowData> spec, SqlBinding binding, OnError onError, String version) {
-        this(spec, binding, onError, version, null);
-    }
-
-    /** With {@code updates}: the model is served from a watched folder, its versions swapped between rows. */
+    /**
+     * @param version the 'model-version' label, or null: the sha256 of the session that scores
+     * @param updates the watched folder the model's versions come from (swapped between rows), or null
+     */
     public OnnxPredictFunction(
             OnnxInferenceSpec<Object[], RowData> spec,
             SqlBinding binding,
