@@ -65,7 +65,8 @@ class KafkaScoringIT {
             for (int i = 0; i < 500; i++) {
                 float[] f = FraudFeatures.draw(random);
                 sent.put("t-" + i, f);
-                producer.send(new ProducerRecord<>("e2e-in", "t-" + i, FraudFeatures.toJson("t-" + i, f)));
+                producer.send(new ProducerRecord<>("e2e-in", "t-" + i, FraudFeatures.toJson("t-" + i, f)))
+                        .get(60, TimeUnit.SECONDS); // acknowledged one by one, as in sendSqlTransactions
             }
             malformed.forEach((k, v) -> producer.send(new ProducerRecord<>("e2e-in", k, v)));
         }
@@ -143,8 +144,13 @@ class KafkaScoringIT {
                 String json = FraudFeatures.toJson("t-" + i, f);
                 sent.put("t-" + i, f);
                 country.put("t-" + i, c);
+                // acknowledged one by one, as in sendSqlTransactions: the broker may refuse a send just after the
+                // topic is created (NOT_LEADER_OR_FOLLOWER, then OUT_OF_ORDER_SEQUENCE_NUMBER on the retries)
                 producer.send(new ProducerRecord<>(
-                        "mm-in", "t-" + i, json.substring(0, json.length() - 1) + ",\"country\":\"" + c + "\"}"));
+                                "mm-in",
+                                "t-" + i,
+                                json.substring(0, json.length() - 1) + ",\"country\":\"" + c + "\"}"))
+                        .get(60, TimeUnit.SECONDS);
             }
         }
         StreamExecutionEnvironment env = StreamExecutionEnvironment.getExecutionEnvironment();
