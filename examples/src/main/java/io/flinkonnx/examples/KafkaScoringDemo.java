@@ -10,17 +10,11 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.Properties;
-import java.util.SplittableRandom;
 import org.apache.flink.configuration.Configuration;
 import org.apache.flink.configuration.RestartStrategyOptions;
 import org.apache.flink.configuration.TaskManagerOptions;
 import org.apache.flink.streaming.api.environment.StreamExecutionEnvironment;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
-import org.apache.kafka.clients.producer.KafkaProducer;
-import org.apache.kafka.clients.producer.ProducerConfig;
-import org.apache.kafka.clients.producer.ProducerRecord;
-import org.apache.kafka.common.serialization.StringSerializer;
 
 /**
  * The one-command demo: an in-process KRaft broker, a Flink MiniCluster and the bundled fraud model. It
@@ -76,7 +70,7 @@ public final class KafkaScoringDemo {
                     config.get("topic.dead-letters"),
                     config.get("topic.fallback-reports"),
                     config.get("topic.drift-reports"));
-            int malformed = produce(bootstrap, config.get("topic.input"), records, out);
+            int malformed = TransactionProducer.produce(bootstrap, config.get("topic.input"), records, out);
             int parallelism = (int) config.getLong("parallelism");
 
             out.printf(
@@ -286,36 +280,7 @@ public final class KafkaScoringDemo {
 
     /** Produces {@code n} transactions (every 5,000th malformed); returns how many were malformed. */
     static int produce(String bootstrap, String topic, int n) throws Exception {
-        return produce(bootstrap, topic, n, System.out);
-    }
-
-    static int produce(String bootstrap, String topic, int n, PrintStream out) throws Exception {
-        Properties p = new Properties();
-        p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
-        p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
-        p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
-        p.put(ProducerConfig.LINGER_MS_CONFIG, "5");
-        SplittableRandom random = new SplittableRandom(1);
-        int malformed = 0;
-        out.printf("Producing %,d transactions to '%s': ", n, topic);
-        try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
-            for (int i = 0; i < n; i++) {
-                String id = "t-" + i;
-                String value = FraudFeatures.toJson(id, FraudFeatures.draw(random));
-                if (i % 5_000 == 4_999) {
-                    value = malformed++ % 2 == 0
-                            ? "{\"id\":\"" + id + "\",\"features\":[1,2,3"
-                            : "{\"id\":\"" + id + "\",\"features\":[1,2,3]}";
-                }
-                producer.send(new ProducerRecord<>(topic, id, value));
-                if ((i + 1) % Math.max(1, n / 10) == 0) {
-                    out.print((i + 1) * 100 / n + "% ");
-                }
-            }
-            producer.flush();
-        }
-        out.printf("(%d malformed on purpose)%n", malformed);
-        return malformed;
+        return TransactionProducer.produce(bootstrap, topic, n, System.out);
     }
 
     /** Reads a topic from the start under read_committed until {@code expected} records arrived (or 60 s passed). */

@@ -360,7 +360,10 @@ public final class KafkaScoringJob {
         }
     }
 
-    /** {@code {"features": [...]}} to the model's {@code features} input; anything else is a dead letter. */
+    /**
+     * {@code {"id": "...", "features": [...]}} to the model's {@code features} input; anything else (no id, no
+     * features, a non-number) is a dead letter.
+     */
     static final class TransactionEncoder implements RecordEncoder<KafkaMessage> {
         private static final long serialVersionUID = 1L;
 
@@ -376,7 +379,14 @@ public final class KafkaScoringJob {
                 String detail = e.getOriginalMessage();
                 throw new RecordConversionException("Malformed JSON: " + detail);
             }
-            JsonNode features = node == null ? null : node.get("features");
+            // The id names the transaction in its prediction and dead letter: a message without one cannot
+            // be traced back by whoever reads the predictions, so it is a dead letter, not a score.
+            JsonNode id = node == null ? null : node.get("id");
+            if (id == null || !id.isTextual() || id.asText().isBlank()) {
+                throw new RecordConversionException(
+                        "Missing field 'id' (a non-empty string)" + (id == null || id.isNull() ? "" : ", got: " + id));
+            }
+            JsonNode features = node.get("features");
             if (features == null || !features.isArray()) {
                 throw new RecordConversionException(
                         "Missing field 'features' (an array of " + FraudFeatures.WIDTH + " numbers)");

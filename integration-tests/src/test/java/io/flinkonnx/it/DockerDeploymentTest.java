@@ -5,12 +5,18 @@ import static org.assertj.core.api.Assertions.assertThat;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
+import io.flinkonnx.examples.ScoringJobConfig;
+import io.flinkonnx.examples.TransactionProducer;
+import java.io.File;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.jar.JarFile;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * What can be checked of the Docker deployment without a Docker engine: the compose file parses and
@@ -64,7 +70,7 @@ class DockerDeploymentTest {
         JsonNode services = compose.get("services");
         assertThat(services.fieldNames())
                 .toIterable()
-                .containsExactlyInAnyOrder("kafka", "jobmanager", "taskmanager", "submit");
+                .containsExactlyInAnyOrder("kafka", "topics", "jobmanager", "taskmanager", "submit", "producer");
         assertThat(services.at("/kafka/image").asText()).isEqualTo("apache/kafka:4.2.0");
         assertThat(services.at("/taskmanager/deploy/replicas").asInt()).isEqualTo(2);
         for (String flink : List.of("jobmanager", "taskmanager")) {
@@ -78,6 +84,70 @@ class DockerDeploymentTest {
                 .contains("flink run")
                 .contains("/opt/flink/usrlib/flink-onnx-job.jar")
                 .contains("--bootstrap.servers=kafka:9092");
+    }
+
+    @Test
+    void composeCreatesEveryTopicTheJobUsesBeforeTheJobAndTheProducerStart() throws Exception {
+        JsonNode services = new ObjectMapper(new YAMLFactory())
+                .readTree(DOCKER.resolve("docker-compose.yml").toFile())
+                .get("services");
+        String topics = services.at("/topics/command").asText();
+        ScoringJobConfig defaults = ScoringJobConfig.defaults();
+        for (String key : defaults.keys()) {
+            if (key.startsWith("topic.") && !defaults.get(key).isEmpty()) {
+                assertThat(topics).as(key).containsPattern("\\b" + defaults.get(key) + "\\b");
+            }
+        }
+        assertThat(topics).contains("kafka-topics.sh").contains("--create --if-not-exists");
+        for (String after : List.of("submit", "producer")) {
+            assertThat(services.at("/" + after + "/depends_on/topics/condition").asText())
+                    .as(after + " waits for the topics")
+                    .isEqualTo("service_completed_successfully");
+        }
+        assertThat(services.at("/producer/command").asText())
+                .contains(TransactionProducer.class.getName())
+                .contains("--bootstrap.servers=kafka:9092")
+                .contains("--topic=" + defaults.get("topic.input"));
+    }
+
+    /**
+     * The compose file's producer runs from the staged job jar alone plus Flink's {@code lib/} (here: the
+     * logging API Flink's {@code lib/} ships); this runs that class path in a JVM of its own against a real
+     * broker and reads what it produced.
+     */
+    @Test
+    void theComposeProducerRunsFromTheJobJarAndFillsTheInputTopic(@TempDir Path tmp) throws Exception {
+        try (TestKafka kafka = TestKafka.start()) {
+            kafka.createTopics(2, "compose-transactions");
+            String classPath = DOCKER.resolve("target/stage/flink-onnx-job.jar").toAbsolutePath()
+                    + File.pathSeparator
+                    + jarOf(org.slf4j.LoggerFactory.class);
+            Path log = tmp.resolve("producer.log");
+            Process producer = new ProcessBuilder(
+                            Path.of(System.getProperty("java.home"), "bin", "java")
+                                    .toString(),
+                            "-cp",
+                            classPath,
+                            TransactionProducer.class.getName(),
+                            "--bootstrap.servers=" + kafka.bootstrapServers(),
+                            "--topic=compose-transactions",
+                            "--records=5000")
+                    .redirectErrorStream(true)
+                    .redirectOutput(log.toFile())
+                    .start();
+            assertThat(producer.waitFor(2, TimeUnit.MINUTES)).isTrue();
+            assertThat(producer.exitValue()).as(Files.readString(log)).isZero();
+            List<ConsumerRecord<String, String>> records = kafka.readCommitted("compose-transactions", 5000);
+            assertThat(records).hasSize(5000);
+            // one malformed on purpose (for the dead-letter topic), every other one a scorable transaction
+            assertThat(records).filteredOn(r -> r.value().endsWith("]}")).hasSize(5000 - 1);
+            assertThat(records).allSatisfy(r -> assertThat(r.value()).startsWith("{\"id\":\"" + r.key() + "\""));
+        }
+    }
+
+    private static String jarOf(Class<?> type) throws Exception {
+        return Path.of(type.getProtectionDomain().getCodeSource().getLocation().toURI())
+                .toString();
     }
 
     private static String flinkVersion() throws Exception {

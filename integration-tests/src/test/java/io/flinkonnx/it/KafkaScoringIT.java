@@ -57,6 +57,8 @@ class KafkaScoringIT {
         Map<String, String> malformed = Map.of(
                 "bad-json", "{\"id\":\"bad-json\",\"features\":[0.1,",
                 "no-features", "{\"id\":\"no-features\"}",
+                "no-id", "{\"features\":[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8]}",
+                "number-id", "{\"id\":7,\"features\":[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8]}",
                 "short", "{\"id\":\"short\",\"features\":[0.1,0.2,0.3]}",
                 "text", "{\"id\":\"text\",\"features\":[0.1,\"x\",0,0,0,0,0,0]}",
                 "empty", "");
@@ -107,6 +109,9 @@ class KafkaScoringIT {
         }
         assertThat(byKey.get("bad-json").get("reason").asText()).startsWith("Malformed JSON");
         assertThat(byKey.get("no-features").get("reason").asText()).startsWith("Missing field 'features'");
+        assertThat(byKey.get("no-id").get("reason").asText()).isEqualTo("Missing field 'id' (a non-empty string)");
+        assertThat(byKey.get("number-id").get("reason").asText())
+                .isEqualTo("Missing field 'id' (a non-empty string), got: 7");
         assertThat(byKey.get("short").get("reason").asText())
                 .contains("expects 8 values per record")
                 .contains("has 3");
