@@ -7,6 +7,7 @@ import io.flinkonnx.flink.BatchPolicy;
 import io.flinkonnx.flink.OnnxInference;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecurrentState;
+import io.flinkonnx.flink.session.OrtRuntime;
 import java.lang.management.ManagementFactory;
 import java.lang.management.ThreadMXBean;
 import java.nio.ByteBuffer;
@@ -99,7 +100,7 @@ public final class InferenceBenchmark {
                 System.getProperty("os.name"),
                 System.getProperty("os.arch"),
                 System.getProperty("java.version"),
-                OrtEnvironment.getEnvironment().getVersion(),
+                OrtRuntime.env().getVersion(),
                 ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage(),
                 quick ? "; --quick (fewer records, no ResNet-18, no stateful or sharing case)" : "");
         System.out.println("Flink's and Kafka's logs: "
@@ -302,7 +303,7 @@ public final class InferenceBenchmark {
 
     /** (a): one session, one reused direct buffer, fill + run + read outputs, for {@code seconds} after warm-up. */
     static double rawOrt(Path model, String input, float[][] pool, int batch, double seconds) throws Exception {
-        OrtEnvironment env = OrtEnvironment.getEnvironment();
+        OrtEnvironment env = OrtRuntime.env();
         int width = pool[0].length;
         try (OrtSession.SessionOptions options = new OrtSession.SessionOptions()) {
             options.setIntraOpNumThreads(1);

@@ -13,6 +13,7 @@ import io.flinkonnx.examples.FraudFeatures;
 import io.flinkonnx.examples.KafkaScoringJob;
 import io.flinkonnx.examples.Prediction;
 import io.flinkonnx.examples.ScoringJobConfig;
+import io.flinkonnx.flink.session.OrtRuntime;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -202,7 +203,7 @@ final class PipelineBenchmark {
     /** A Kafka Streams app: one stream thread, exactly_once_v2, ORT once per record. */
     private static void kafkaStreams(
             String bootstrap, String output, int records, byte[] model, String sha256, String id) throws Exception {
-        OrtEnvironment env = OrtEnvironment.getEnvironment();
+        OrtEnvironment env = OrtRuntime.env();
         AtomicLong scored = new AtomicLong();
         java.nio.file.Path stateDir = Files.createTempDirectory("bench-streams-state");
         try (OrtSession session = session(env, model)) {
@@ -291,7 +292,7 @@ final class PipelineBenchmark {
         p.put(ProducerConfig.TRANSACTIONAL_ID_CONFIG, id);
         p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
         p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, StringSerializer.class.getName());
-        OrtEnvironment env = OrtEnvironment.getEnvironment();
+        OrtEnvironment env = OrtRuntime.env();
         int width = FraudFeatures.WIDTH;
         FloatBuffer buffer = ByteBuffer.allocateDirect(batch * width * Float.BYTES)
                 .order(ByteOrder.nativeOrder())
