@@ -538,6 +538,12 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
         return loadedCount;
     }
 
+    /** The runner of {@code ref} while it is loaded, else null (for tests). */
+    public InferenceRunner<IN, OUT> runner(ModelRef ref) {
+        ServedModel<IN, OUT> model = models.get(ref);
+        return model == null ? null : model.runner;
+    }
+
     /** Models evicted so far (for tests). */
     public long evictions() {
         return evictions.getCount();
