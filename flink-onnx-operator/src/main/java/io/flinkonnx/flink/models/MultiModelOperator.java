@@ -31,6 +31,7 @@ import org.apache.flink.annotation.Internal;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.Gauge;
+import org.apache.flink.metrics.Histogram;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
@@ -54,8 +55,16 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
     private static final long LOADING_CHECK_MILLIS = 20;
     /** Failed models remembered (each holds no session) beyond which the oldest are forgotten. */
     private static final int FAILED_MODELS_KEPT = 256;
-    /** Models with metrics of their own; the rest share the group {@code model=other}. */
-    private static final int MODELS_WITH_METRICS = 1000;
+    /**
+     * Models (version labels) with metrics of their own, the first to load; the rest share the group
+     * {@code model=other}.
+     */
+    public static final int MODELS_WITH_METRICS = 1000;
+    /**
+     * The label of the metrics shared by the models past {@link #MODELS_WITH_METRICS} (and by a model whose own
+     * label it is).
+     */
+    public static final String OTHER_MODELS = "other";
 
     private final OnnxInferenceSpec<IN, OUT> spec;
     private final ModelSelector<IN> selector;
@@ -73,8 +82,10 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
     private transient long delayMillis;
     private transient long loadingCheckAt;
     private transient MetricGroup metrics;
+    /** Per metrics label: at most {@link #MODELS_WITH_METRICS} models' own, and {@link #OTHER_MODELS}. */
     private transient Map<String, Counter> inferencesByModel;
-    private transient Map<String, DescriptiveStatisticsHistogram> latencyByModel;
+
+    private transient Map<String, Histogram> latencyByModel;
     private transient Counter failedRecords;
     private transient Counter evictions;
     private transient Counter loadFailures;
@@ -320,9 +331,21 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
         model.ready(runner, capacityOf(runner, policy));
         loadedBytes += model.bytes;
         loadedCount++;
+        // Metrics are never removed and cost ~10 KB a label (the histogram): past the cap, labels share "other".
+        String metricsLabel =
+                inferencesByModel.containsKey(model.label) || inferencesByModel.size() < MODELS_WITH_METRICS
+                        ? model.label
+                        : OTHER_MODELS;
+        if (!metricsLabel.equals(model.label) && !inferencesByModel.containsKey(OTHER_MODELS)) {
+            LOG.info(
+                    "{} models have metrics of their own; {} and the models after it count under model={}",
+                    MODELS_WITH_METRICS,
+                    model,
+                    OTHER_MODELS);
+        }
         model.inferences = inferencesByModel.computeIfAbsent(
-                model.label, l -> modelGroup(l).counter("num_inferences"));
-        model.batchLatencyMicros = latencyByModel.computeIfAbsent(model.label, l -> modelGroup(l)
+                metricsLabel, l -> modelGroup(l).counter("num_inferences"));
+        model.batchLatencyMicros = latencyByModel.computeIfAbsent(metricsLabel, l -> modelGroup(l)
                 .histogram("inference_batch_latency_micro_secs", new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW)));
         output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
         // over the byte bound: the least recently used others go (never the model just loaded)
