@@ -292,6 +292,11 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         return spec;
     }
 
+    /** Whether the operator supplies input {@code input} (a recurrent state, a constant) rather than the record. */
+    public boolean supplies(int input) {
+        return supplied != null && supplied[input];
+    }
+
     /**
      * Whether several records can share a run: every input has its batch axis first and free. Models
      * whose batch dim is fixed (usually at 1) or absent are run one record at a time.

@@ -40,7 +40,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Scores each record with the model its {@link ModelSelector} names: a buffer and batches per model, an
+ * Scores each record with the model its {@link ModelSelector} names: a buffer and batches per model (with the
+ * batching operator's byte bound, {@link io.flinkonnx.flink.engine.BatchBytes}), an
  * LRU of at most {@code maxModels} sessions and {@code maxModelBytes} per subtask, models loaded off the
  * task thread. Every buffer is scored before a checkpoint barrier, a watermark and at end of input (records
  * waiting for a model to load are scored too: the operator waits for the load), so nothing buffered is
@@ -402,8 +403,7 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             deadLetter(record, e, failedRecords, runner);
             return;
         }
-        long bytes = row.byteEstimate();
-        if (model.size > 0 && model.bufferedBytes + bytes > policy.maxBufferedBytes()) {
+        if (model.size > 0 && model.batchBytes.with(row, model.size) > policy.maxBufferedBytes()) {
             runner.swapRows(model.size, model.capacity); // park the record in the spare row while the buffer runs
             flush(model);
             if (model.state != ServedModel.State.READY) { // that batch found the session broken
@@ -414,11 +414,12 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
         }
         // After the parking above: as the first row of its batch it starts the model's staging over.
         row.detach(model.size);
+        model.bufferedBytes = model.batchBytes.with(row, model.size);
+        model.batchBytes.add(row, model.size);
         model.records[model.size] = record;
         model.hasTimestamp[model.size] = timestamp != Long.MIN_VALUE;
         model.timestamps[model.size] = timestamp;
         model.size++;
-        model.bufferedBytes += bytes;
         if (model.size == 1 && delayMillis > 0 && model.capacity > 1) {
             model.deadline = getProcessingTimeService().getCurrentProcessingTime() + delayMillis;
             getProcessingTimeService().registerTimer(model.deadline, this);
