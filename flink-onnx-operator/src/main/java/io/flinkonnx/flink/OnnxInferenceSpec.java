@@ -294,10 +294,14 @@ public final class OnnxInferenceSpec<IN, OUT> implements Serializable {
         }
 
         /**
-         * How many batches in a row may fail in every run before the job fails with the cause, >= 1;
-         * default 10. A record that fails alone is a dead letter; a model that fails on everything (a lost
-         * device, a corrupted session) is not a data problem, and restarting the job (which reloads the
-         * session, falling back along the EP chain) is the cure. A batch of one record counts as a batch.
+         * How many batches in a row may fail in every run before the session is probed, >= 1; default 10. A
+         * record that fails alone is a dead letter; a model that fails on everything (a lost device, a
+         * corrupted session) is not a data problem, and restarting the job (which reloads the session, falling
+         * back along the EP chain) is the cure. The probe is an input known to run on the session: a record that
+         * scored on it earlier, else the synthetic input its warm-up ran at load. If the probe fails too, the job
+         * fails with {@link io.flinkonnx.flink.SystemicFailureException}; if it runs, or no input is known to run
+         * (nothing has scored yet and the model cannot run the warm-up's length of 1, as a convolution or a
+         * reflect pad), the records go on as dead letters. A batch of one record counts as a batch.
          */
         public Builder<IN, OUT> maxConsecutiveFailedBatches(int batches) {
             checkArgument(batches >= 1, "maxConsecutiveFailedBatches must be >= 1, got %s", batches);

@@ -70,4 +70,18 @@ final class HardeningModels {
                 .node("ReduceSum", names("x", "axes"), names("y"), "keepdims", 0L)
                 .writeTo(file);
     }
+
+    /**
+     * A 1-d convolution of kernel 3 without padding over a free length, as text and audio models have:
+     * {@code x: FLOAT[batch,1,len]} gives {@code y: FLOAT[batch,1,len-2]}, each output the sum of a window of
+     * three. A record shorter than 3 (and the synthetic warm-up input, of length 1) cannot run.
+     */
+    static Path writeConv1dKernel3(Path file) throws IOException {
+        return new OnnxGraph("conv1d_k3")
+                .input("x", ElementType.FLOAT, "batch", 1, "len")
+                .output("y", ElementType.FLOAT, "batch", 1, "out")
+                .floatInitializer("W", new float[] {1, 1, 1}, 1, 1, 3)
+                .node("Conv", names("x", "W"), names("y"), "kernel_shape", new long[] {3})
+                .writeTo(file);
+    }
 }

@@ -13,11 +13,25 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import org.apache.flink.api.common.JobID;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.api.java.tuple.Tuple3;
+import org.apache.flink.metrics.Counter;
+import org.apache.flink.metrics.Histogram;
+import org.apache.flink.metrics.Metric;
+import org.apache.flink.runtime.clusterframework.types.ResourceID;
+import org.apache.flink.runtime.executiongraph.ExecutionAttemptID;
+import org.apache.flink.runtime.metrics.groups.TaskManagerMetricGroup;
+import org.apache.flink.runtime.metrics.groups.TaskMetricGroup;
+import org.apache.flink.runtime.metrics.util.TestingMetricRegistry;
+import org.apache.flink.runtime.operators.testutils.MockEnvironment;
+import org.apache.flink.runtime.operators.testutils.MockEnvironmentBuilder;
+import org.apache.flink.runtime.operators.testutils.MockInputSplitProvider;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
 import org.junit.jupiter.api.Test;
@@ -186,20 +200,14 @@ class ManyModelsTest {
     }
 
     /**
-     * A model that loads but whose every run fails (and so does a synthetic input: its session, not the data, is
-     * broken) is closed and marked failed after {@code maxConsecutiveFailedBatches}; its records, before and
-     * after, are dead letters; the other models go on; no record is lost.
+     * A model whose session breaks after it scored (every run fails, and so does a record that scored on it
+     * before: its session, not the data, is broken) is closed and marked failed after
+     * {@code maxConsecutiveFailedBatches}; its records from then on are dead letters; the other models go on;
+     * no record is lost.
      */
     @Test
     void aModelWhoseSessionBreaksCostsOnlyItsOwnRecordsAndLosesNone() throws Exception {
-        writeModels(3, 4, 8);
-        // x: [batch, 4] reshaped to [3, 7]: no batch has 21 values, so every run (and the probe) fails
-        new io.flinkonnx.model.testing.OnnxGraph("always_fails")
-                .input("x", io.flinkonnx.model.ElementType.FLOAT, "batch", 4)
-                .output("y", io.flinkonnx.model.ElementType.FLOAT, "batch", 2)
-                .longInitializer("shape", new long[] {3, 7}, 2)
-                .node("Reshape", new String[] {"x", "shape"}, new String[] {"y"})
-                .writeTo(model(3));
+        writeModels(4, 4, 8);
         OnnxInferenceSpec<Tuple2<Integer, float[]>, Tuple3<Integer, String, float[]>> spec =
                 OnnxInference.<Tuple2<Integer, float[]>>builder(model(0).toString())
                         .encoder((r, row) -> row.put("x", r.f1))
@@ -220,7 +228,14 @@ class ManyModelsTest {
         try (var h = new OneInputStreamOperatorTestHarness<>(operator)) {
             h.setProcessingTime(0);
             h.open();
-            for (int i = 0; i < 80; i++) {
+            for (int i = 0; i < 40; i++) {
+                h.processElement(new StreamRecord<>(Tuple2.of(i % 4, TestModels.features(i, 4)), i));
+            }
+            h.prepareSnapshotPreBarrier(1); // every buffer scored
+            assertThat(predictions(h)).hasSize(40);
+            // ORT's terminate flag makes every run of model 3 fail, as a lost device or a corrupted session would
+            operator.runner(ModelRef.of(dir + "/fraud-3.onnx")).terminate();
+            for (int i = 40; i < 80; i++) {
                 h.processElement(new StreamRecord<>(Tuple2.of(i % 4, TestModels.features(i, 4)), i));
             }
             h.endInput();
@@ -229,16 +244,91 @@ class ManyModelsTest {
             assertThat(scored.size() + failed.size())
                     .as("one outcome per record")
                     .isEqualTo(80);
-            assertThat(scored).hasSize(60).allSatisfy(p -> assertThat(p.f0).isNotEqualTo(3));
-            assertThat(failed).hasSize(20).allSatisfy(f -> assertThat(f.record.f0)
-                    .isEqualTo(3));
+            assertThat(scored).hasSize(70);
+            assertThat(failed).hasSize(10).allSatisfy(f -> {
+                assertThat(f.record.f0).isEqualTo(3);
+                assertThat(f.model).endsWith("fraud-3.onnx");
+            });
+            // the two failed batches' records carry their runs' error; the records after them the model's state
             assertThat(failed)
-                    .anySatisfy(f -> assertThat(f.reason).contains("fraud-3").contains("is broken"));
-            assertThat(operator.loadedModels())
+                    .filteredOn(f -> f.reason.contains("is broken"))
+                    .hasSize(2)
+                    .allSatisfy(f -> assertThat(f.reason).contains("fraud-3"));
+            assertThat(operator.runner(ModelRef.of(dir + "/fraud-3.onnx")))
                     .as("the broken model's session is closed")
-                    .isEqualTo(3);
+                    .isNull();
+            assertThat(operator.loadedModels()).isEqualTo(3);
         }
         assertThat(SessionStats.open()).isEqualTo(openBefore);
+    }
+
+    /**
+     * Per-model metrics (a counter and a histogram of ~10 KB per label, never removed) exist for the first
+     * {@link MultiModelOperator#MODELS_WITH_METRICS} labels; the labels after them share the group
+     * {@code model=other}. Here 1,005 versions of one model (one shared session), one record each, through
+     * Flink's metric groups on a registry that records every registration.
+     */
+    @Test
+    void perModelMetricsStopAtTheCapAndTheModelsPastItShareTheOtherGroup() throws Exception {
+        writeModels(1, 4, 8);
+        int labels = MultiModelOperator.MODELS_WITH_METRICS + 5;
+        Map<String, Map<String, Metric>> byLabel = new ConcurrentHashMap<>();
+        TestingMetricRegistry registry = TestingMetricRegistry.builder()
+                .setRegisterConsumer((metric, name, group) -> {
+                    String label = group.getAllVariables().get("<model>");
+                    if (label != null) {
+                        byLabel.computeIfAbsent(label, l -> new ConcurrentHashMap<>())
+                                .put(name, metric);
+                    }
+                })
+                .build();
+        TaskMetricGroup task = TaskManagerMetricGroup.createTaskManagerMetricGroup(
+                        registry, "localhost", ResourceID.generate())
+                .addJob(new JobID(), "many-models")
+                .addTask(ExecutionAttemptID.randomId(), "score");
+        String uri = model(0).toString();
+        ModelSelector<Tuple2<Integer, float[]>> byVersion =
+                r -> ModelRef.of(uri).withVersion("v" + r.f0);
+        OnnxInferenceSpec<Tuple2<Integer, float[]>, Tuple3<Integer, String, float[]>> spec =
+                OnnxInference.<Tuple2<Integer, float[]>>builder(uri)
+                        .encoder((r, row) -> row.put("x", r.f1))
+                        .decoder((r, out) -> Tuple3.of(r.f0, out.modelVersion(), out.floats("y")), SCORED)
+                        .build();
+        var operator = new MultiModelOperator<>(
+                spec,
+                byVersion,
+                BatchPolicy.builder().maxBatchSize(4).build(),
+                ModelCache.defaults(),
+                FailedRecord.tag(RECORD));
+        try (MockEnvironment env = new MockEnvironmentBuilder()
+                        .setTaskName("score")
+                        .setManagedMemorySize(3 * 1024 * 1024)
+                        .setInputSplitProvider(new MockInputSplitProvider())
+                        .setBufferSize(1024)
+                        .setMetricGroup(task)
+                        .build();
+                var h = new OneInputStreamOperatorTestHarness<>(operator, env)) {
+            h.setProcessingTime(0);
+            h.open();
+            for (int i = 0; i < labels; i++) {
+                h.processElement(new StreamRecord<>(Tuple2.of(i, TestModels.features(i, 4)), i));
+            }
+            h.endInput();
+            assertThat(predictions(h)).hasSize(labels);
+        }
+        assertThat(byLabel).hasSize(MultiModelOperator.MODELS_WITH_METRICS + 1).containsKey("other");
+        for (int i = 0; i < MultiModelOperator.MODELS_WITH_METRICS; i++) {
+            assertThat(byLabel.get("v" + i))
+                    .as("metrics of v%s", i)
+                    .containsOnlyKeys("num_inferences", "inference_batch_latency_micro_secs");
+            assertThat(((Counter) byLabel.get("v" + i).get("num_inferences")).getCount())
+                    .isOne();
+        }
+        assertThat(byLabel).doesNotContainKey("v" + MultiModelOperator.MODELS_WITH_METRICS);
+        assertThat(((Counter) byLabel.get("other").get("num_inferences")).getCount())
+                .isEqualTo(5);
+        assertThat(((Histogram) byLabel.get("other").get("inference_batch_latency_micro_secs")).getCount())
+                .isEqualTo(5);
     }
 
     @Test

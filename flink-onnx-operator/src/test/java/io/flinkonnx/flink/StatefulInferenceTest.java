@@ -183,6 +183,58 @@ class StatefulInferenceTest {
     }
 
     @Test
+    void aResetRecordClearsAStoredStateThatNoLongerFitsAChangedModelAndScoresFromTheInitialState() throws Exception {
+        // Checkpointed with the GRU's state of 4 values per key...
+        var first =
+                harness(gruSpec(), policy(4), gruState().resetWhen(e -> e.end).build(), 1, 0);
+        first.open();
+        feed(first, List.of(new Event(1, 0, features(1, 3), false), new Event(2, 0, features(2, 3), false)));
+        first.prepareSnapshotPreBarrier(1);
+        OperatorSubtaskState snapshot = first.snapshot(1, 1);
+        assertThat(first.extractOutputValues()).hasSize(2);
+        first.close();
+
+        // ... restored into a changed model whose state holds 5.
+        Path gru5 = StatefulModels.writeGruWithConstant(dir.resolve("gru5.onnx"), 5);
+        OnnxInferenceSpec<Event, Tuple3<Integer, Integer, float[]>> spec5 = OnnxInference.<Event>builder(
+                        gru5.toString())
+                .encoder((e, row) -> row.put("x", e.x))
+                .decoder((e, out) -> Tuple3.of(e.key, e.seq, out.floats("y")), SCORED)
+                .build();
+        var restored =
+                harness(spec5, policy(4), gruState().resetWhen(e -> e.end).build(), 1, 0);
+        restored.initializeState(snapshot);
+        restored.open();
+        Event stale = new Event(1, 1, features(3, 3), false);
+        Event reset = new Event(1, 2, features(4, 3), true);
+        Event after = new Event(1, 3, features(5, 3), false);
+        Event otherKey = new Event(2, 1, features(6, 3), false);
+        feed(restored, List.of(stale, reset, after, otherKey));
+        restored.endInput();
+
+        // The reset record and the key's next record run from the initial state (the reference resets after it).
+        List<float[]> expected = reference(gru5, List.of(reset, after), true, 5).get(1);
+        assertThat(restored.extractOutputValues())
+                .satisfiesExactly(
+                        y -> {
+                            assertThat(y.f1).isEqualTo(2);
+                            assertThat(y.f2).containsExactly(expected.get(0), within(1e-5f));
+                        },
+                        y -> {
+                            assertThat(y.f1).isEqualTo(3);
+                            assertThat(y.f2).containsExactly(expected.get(1), within(1e-5f));
+                        });
+        // A record that is no reset still finds the stored state that does not fit, and says so.
+        assertThat(Harnesses.failed(restored, EVENT))
+                .extracting(f -> f.record.key + "/" + f.record.seq)
+                .containsExactly("1/1", "2/1");
+        assertThat(Harnesses.failed(restored, EVENT)).allSatisfy(f -> assertThat(f.reason)
+                .contains("does not fit the model's state")
+                .contains("resetWhen"));
+        restored.close();
+    }
+
+    @Test
     void aKeyIdleLongerThanTheTtlStartsFromTheInitialState() throws Exception {
         var harness = harness(
                 gruSpec(), policy(1), gruState().ttl(Duration.ofMillis(100)).build(), 1, 0);
@@ -346,13 +398,17 @@ class StatefulInferenceTest {
 
     private static Map<Integer, List<float[]>> reference(Path model, List<Event> events, boolean gruModel)
             throws OrtException {
+        return reference(model, events, gruModel, StatefulModels.HIDDEN);
+    }
+
+    private static Map<Integer, List<float[]>> reference(Path model, List<Event> events, boolean gruModel, int hidden)
+            throws OrtException {
         OrtEnvironment env = OrtEnvironment.getEnvironment();
         Map<Integer, List<Event>> byKey = new LinkedHashMap<>();
         for (Event e : events) {
             byKey.computeIfAbsent(e.key, k -> new ArrayList<>()).add(e);
         }
         Map<Integer, List<float[]>> outputs = new TreeMap<>();
-        int hidden = StatefulModels.HIDDEN;
         try (OrtSession.SessionOptions options = new OrtSession.SessionOptions();
                 OrtSession session = env.createSession(model.toString(), options)) {
             for (Map.Entry<Integer, List<Event>> key : byKey.entrySet()) {

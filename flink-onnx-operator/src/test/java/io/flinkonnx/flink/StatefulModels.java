@@ -52,22 +52,27 @@ public final class StatefulModels {
      * {@code x * sr / 16000}; {@code y: FLOAT[batch, 4]} and {@code stateN: FLOAT[1, n, 4]} out.
      */
     public static Path writeGruWithConstant(Path file) throws IOException {
+        return writeGruWithConstant(file, HIDDEN);
+    }
+
+    /** {@link #writeGruWithConstant(Path)} with a state of {@code hidden} values per key (a changed model). */
+    public static Path writeGruWithConstant(Path file, int hidden) throws IOException {
         return new OnnxGraph("gru_const")
                 .input("x", ElementType.FLOAT, "batch", FEATURES)
-                .input("state", ElementType.FLOAT, 1, "n", HIDDEN)
+                .input("state", ElementType.FLOAT, 1, "n", hidden)
                 .input("sr", ElementType.INT64)
-                .output("y", ElementType.FLOAT, "batch", HIDDEN)
-                .output("stateN", ElementType.FLOAT, 1, "n", HIDDEN)
-                .floatInitializer("W", TestModels.weights(3 * HIDDEN * FEATURES, 31), 1, 3 * HIDDEN, FEATURES)
-                .floatInitializer("R", TestModels.weights(3 * HIDDEN * HIDDEN, 32), 1, 3 * HIDDEN, HIDDEN)
-                .floatInitializer("B", TestModels.weights(6 * HIDDEN, 33), 1, 6 * HIDDEN)
+                .output("y", ElementType.FLOAT, "batch", hidden)
+                .output("stateN", ElementType.FLOAT, 1, "n", hidden)
+                .floatInitializer("W", TestModels.weights(3 * hidden * FEATURES, 31), 1, 3 * hidden, FEATURES)
+                .floatInitializer("R", TestModels.weights(3 * hidden * hidden, 32), 1, 3 * hidden, hidden)
+                .floatInitializer("B", TestModels.weights(6 * hidden, 33), 1, 6 * hidden)
                 .floatInitializer("base", new float[] {16000f})
                 .longInitializer("axis0", new long[] {0}, 1)
                 .node("Cast", names("sr"), names("srf"), "to", 1L)
                 .node("Div", names("srf", "base"), names("scale"))
                 .node("Mul", names("x", "scale"), names("xs"))
                 .node("Unsqueeze", names("xs", "axis0"), names("xt"))
-                .node("GRU", names("xt", "W", "R", "B", "", "state"), names("", "stateN"), "hidden_size", (long) HIDDEN)
+                .node("GRU", names("xt", "W", "R", "B", "", "state"), names("", "stateN"), "hidden_size", (long) hidden)
                 .node("Squeeze", names("stateN", "axis0"), names("y"))
                 .writeTo(file);
     }

@@ -7,6 +7,10 @@ import ai.onnxruntime.OrtException;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
+import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
 import org.junit.jupiter.api.AfterEach;
@@ -16,19 +20,27 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * When every run fails, the model (not the data) is broken: the job fails with the cause instead of
  * turning the stream into dead letters, and isolating a failing batch costs a bounded number of runs.
- * The gather model's run fails for an index outside [-10, 9].
+ * The gather model's run fails for an index outside [-10, 9]; the convolution's (kernel 3, no padding) for a
+ * record shorter than 3, and for the synthetic input of length 1 its warm-up tried.
  */
 class SystemicFailureTest {
     @TempDir
     Path dir;
 
+    private static final TypeInformation<float[]> FLOATS = PrimitiveArrayTypeInfo.FLOAT_PRIMITIVE_ARRAY_TYPE_INFO;
+
     private OneInputStreamOperatorTestHarness<Long, String> harness;
+    private OneInputStreamOperatorTestHarness<float[], float[]> conv;
 
     @AfterEach
     void close() throws Exception {
         if (harness != null) {
             harness.close();
         }
+        if (conv != null) {
+            conv.close();
+        }
+        assertThat(SessionStats.open()).isZero();
     }
 
     private OnnxInferenceSpec.Builder<Long, String> gather() throws Exception {
@@ -151,5 +163,85 @@ class SystemicFailureTest {
                 .extracting(f -> f.record)
                 .containsExactly(99L);
         assertThat(Harnesses.operator(harness).failedBatchesCount()).isEqualTo(1);
+    }
+
+    // ---- a model that cannot run the synthetic input (a convolution of kernel 3 over a free length) ----
+
+    private void openConv(BatchPolicy policy) throws Exception {
+        OnnxInferenceSpec<float[], float[]> spec = OnnxInference.<float[]>builder(
+                        HardeningModels.writeConv1dKernel3(dir.resolve("conv.onnx"))
+                                .toString())
+                .encoder((x, row) -> row.put("x", x))
+                .decoder((x, out) -> out.floats("y"), FLOATS)
+                .build(); // maxConsecutiveFailedBatches: the default, 10
+        conv = Harnesses.open(spec, policy, FLOATS);
+    }
+
+    /** Records of length 3 to 6 and the window sums of three the model gives for them. */
+    private List<float[]> scoreGoodRecords(int first, int count, List<float[]> expected) throws Exception {
+        List<float[]> records = new ArrayList<>();
+        for (int k = first; k < first + count; k++) {
+            float[] x = new float[3 + k % 4];
+            for (int j = 0; j < x.length; j++) {
+                x[j] = k + j;
+            }
+            float[] y = new float[x.length - 2];
+            for (int j = 0; j < y.length; j++) {
+                y[j] = x[j] + x[j + 1] + x[j + 2];
+            }
+            records.add(x);
+            expected.add(y);
+            conv.processElement(x, k);
+        }
+        return records;
+    }
+
+    /** {@code batches} full batches of 4 records of length 1 or 2, every one too short for the kernel. */
+    private void tooShortBurst(int batches) throws Exception {
+        for (int i = 0; i < 4 * batches; i++) {
+            conv.processElement(i % 2 == 0 ? new float[] {i} : new float[] {i, i + 1}, i);
+        }
+    }
+
+    @Test
+    void aBurstOfTooShortRecordsBeforeAnyRecordScoredIsDeadLetteredWithoutFailingTheJob() throws Exception {
+        // After a restart the source replays the burst first: nothing has scored on the new session, and the
+        // synthetic input (length 1) fails like the records, so it cannot tell them from a broken session.
+        openConv(BatchPolicy.builder().maxBatchSize(4).build());
+        tooShortBurst(12);
+        assertThat(Harnesses.failed(conv, FLOATS)).hasSize(48).allSatisfy(f -> assertThat(f.reason)
+                .contains("Conv"));
+        List<float[]> expected = new ArrayList<>();
+        scoreGoodRecords(0, 8, expected);
+        conv.endInput();
+        assertThat(conv.extractOutputValues()).containsExactlyElementsOf(expected);
+    }
+
+    @Test
+    void aBurstOfTooShortRecordsAfterGoodOnesIsDeadLetteredWithoutFailingTheJob() throws Exception {
+        openConv(BatchPolicy.builder().maxBatchSize(4).build());
+        List<float[]> expected = new ArrayList<>();
+        scoreGoodRecords(0, 8, expected);
+        tooShortBurst(25); // more than twice maxConsecutiveFailedBatches: the session is probed twice
+        scoreGoodRecords(8, 8, expected);
+        conv.endInput();
+        assertThat(Harnesses.failed(conv, FLOATS)).hasSize(100);
+        assertThat(conv.extractOutputValues()).containsExactlyElementsOf(expected);
+    }
+
+    @Test
+    void aSessionThatBreaksAfterScoringFailsTheJobThoughItsSyntheticInputNeverRan() throws Exception {
+        // The probe is a record that scored on this session: it fails too, so the session is broken.
+        openConv(BatchPolicy.builder().maxBatchSize(4).build());
+        List<float[]> expected = new ArrayList<>();
+        scoreGoodRecords(0, 4, expected);
+        Harnesses.operator(conv).runner().terminate();
+        assertThatThrownBy(() -> scoreGoodRecords(4, 40, new ArrayList<>()))
+                .isInstanceOf(SystemicFailureException.class)
+                .hasMessageContaining("failed in 10 batches in a row")
+                .hasMessageContaining("and so did a record that scored earlier on this session")
+                .hasCauseInstanceOf(OrtException.class);
+        assertThat(conv.extractOutputValues()).containsExactlyElementsOf(expected);
+        assertThat(Harnesses.failed(conv, FLOATS)).hasSize(36);
     }
 }

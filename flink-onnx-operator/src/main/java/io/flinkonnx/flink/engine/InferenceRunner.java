@@ -51,6 +51,12 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             java.util.regex.Pattern.compile("[vV]?\\d+([._-]\\d+)*");
     private static final int MASK_CACHE_ENTRIES = 16;
     private static final int MASK_CACHE_MAX_LENGTH = 1 << 16;
+    /**
+     * The largest record kept as the probe of a session that may be broken (a heap copy held for the runner's
+     * life); larger records are not kept, a later smaller one may be.
+     */
+    static final long KNOWN_GOOD_MAX_BYTES = 1 << 20;
+
     private static final Logger LOG = LoggerFactory.getLogger(InferenceRunner.class);
 
     private final OnnxInferenceSpec<IN, OUT> spec;
@@ -90,7 +96,13 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     private int[] order;
     private Object[] ordered;
     private int consecutiveFailedBatches;
-    private int consecutiveMultiRecordFailedBatches;
+    /**
+     * A copy of a record that ran on this session alone at its own shape (no padding), or null until one has:
+     * an input known to run, the probe of {@link #checkSessionAnswers}.
+     */
+    private RecordInputs knownGood;
+
+    private final RecordInputs[] probeRow = new RecordInputs[1];
     private long runsStarted;
     private final Isolation isolation = new Isolation();
     private final Object[] single = new Object[1];
@@ -278,6 +290,11 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     /** The spec this runner was opened with (its model is the version it serves). */
     public OnnxInferenceSpec<IN, OUT> spec() {
         return spec;
+    }
+
+    /** Whether the operator supplies input {@code input} (a recurrent state, a constant) rather than the record. */
+    public boolean supplies(int input) {
+        return supplied != null && supplied[input];
     }
 
     /**
@@ -545,12 +562,8 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         }
         if (isolation.succeededRuns > 0 || isolation.failedRuns == 0) {
             consecutiveFailedBatches = 0;
-            consecutiveMultiRecordFailedBatches = 0;
         } else {
             consecutiveFailedBatches++;
-            if (isolation.failedRecords >= 2) {
-                consecutiveMultiRecordFailedBatches++;
-            }
             if (consecutiveFailedBatches >= spec.maxConsecutiveFailedBatches()) {
                 checkSessionAnswers(isolation.lastError);
             }
@@ -560,52 +573,125 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
 
     /**
      * After {@code maxConsecutiveFailedBatches} batches in which every run failed: bad records, or a broken
-     * session? A synthetic input (ones, as the placement probe makes) answers: if it runs, the records are bad
-     * and scoring goes on; if it fails too, the session is broken and the job fails so that a restart reloads
-     * it. Where no synthetic input can be made, only batches in which two or more records failed count (a
-     * record failing alone cannot tell the two apart).
+     * session? An input known to run on this session answers: a record that scored on it earlier, else the
+     * synthetic input its warm-up ran when it loaded. If it runs, the records are bad and scoring goes on; if
+     * it fails too, the session is broken and the job fails so that a restart reloads it. Without an input
+     * known to run (nothing has scored since the session loaded and its warm-up input did not run, as for a
+     * convolution or reflect pad longer than the warm-up's length of 1) the two cannot be told apart: a failing
+     * synthetic input proves nothing there, and failing the job would fail it again on every restart as the
+     * source replays the same records, so they go on as dead letters.
      */
     private void checkSessionAnswers(Exception lastError) {
-        String unsafe = PlacementProbe.unsafeToRun(signature);
-        Exception probeFailure = null;
-        boolean probed = false;
-        if (unsafe == null) {
-            Map<String, OnnxTensor> tensors = new LinkedHashMap<>();
-            try {
-                for (TensorSpec input : signature.inputs()) {
-                    tensors.put(input.name(), PlacementProbe.ones(OrtRuntime.env(), input));
-                }
-                probed = true;
-                try (OrtSession.Result ignored = shared.session().run(tensors, runOptions)) {
-                    // it ran: the session answers
-                } catch (OrtException | RuntimeException e) {
-                    probeFailure = e;
-                }
-            } catch (Exception e) {
-                probed = false; // no synthetic input for this model: fall back to counting multi-record batches
-            } finally {
-                tensors.values().forEach(OnnxTensor::close);
-            }
+        String probe = null;
+        Probe answer = Probe.NOT_RUN;
+        if (knownGood != null) {
+            probe = "a record that scored earlier on this session";
+            answer = runProbe(knownGood);
+        } else if (shared.warmUpRan()) {
+            probe = "a synthetic input that ran when the session loaded";
+            answer = runWarmUpInput();
         }
-        if (probed && probeFailure == null) {
-            LOG.warn(
-                    "Every run of model {} failed in {} batches in a row, but a synthetic input runs: the records are"
-                            + " bad, not the session; they go on as dead letters. Last error: {}",
-                    modelName,
-                    consecutiveFailedBatches,
-                    lastError.getMessage());
-            consecutiveFailedBatches = 0;
-            consecutiveMultiRecordFailedBatches = 0;
-            return;
-        }
-        if (probed || consecutiveMultiRecordFailedBatches >= spec.maxConsecutiveFailedBatches()) {
+        if (answer == Probe.FAILED) {
             throw new SystemicFailureException(
                     "Every run of model " + modelName + " failed in "
                             + consecutiveFailedBatches + " batches in a row (maxConsecutiveFailedBatches = "
-                            + spec.maxConsecutiveFailedBatches() + ")" + (probed ? " and so did a synthetic input" : "")
+                            + spec.maxConsecutiveFailedBatches() + ") and so did " + probe
                             + ": the session, not the records, is broken. Last error: " + lastError,
                     lastError);
         }
+        if (answer == Probe.RAN) {
+            LOG.warn(
+                    "Every run of model {} failed in {} batches in a row, but {} runs: the records are bad, not the"
+                            + " session; they go on as dead letters. Last error: {}",
+                    modelName,
+                    consecutiveFailedBatches,
+                    probe,
+                    lastError.getMessage());
+        } else {
+            LOG.warn(
+                    "Every run of model {} failed in {} batches in a row, and {}: bad records cannot be told from a"
+                            + " broken session, so they go on as dead letters. Last error: {}",
+                    modelName,
+                    consecutiveFailedBatches,
+                    probe == null
+                            ? "no input is known to run on this session (no record has scored since it loaded and its"
+                                    + " synthetic warm-up input did not run)"
+                            : probe + " could not be built",
+                    lastError.getMessage());
+        }
+        consecutiveFailedBatches = 0;
+    }
+
+    /** What a probe of the session says. */
+    private enum Probe {
+        /** It ran: the session answers. */
+        RAN,
+        /** It failed: the session is broken. */
+        FAILED,
+        /** It could not be built or packed (out of memory): that says nothing of the session. */
+        NOT_RUN
+    }
+
+    /** Runs {@code row} alone on the session. */
+    private Probe runProbe(RecordInputs row) {
+        probeRow[0] = row;
+        Map<String, OnnxTensor> tensors;
+        try {
+            tensors = packer.pack(probeRow, 0, 1);
+        } catch (OrtException | RuntimeException e) {
+            LOG.warn("The probe of model {} could not be packed: {}", modelName, e.toString());
+            return Probe.NOT_RUN;
+        } finally {
+            probeRow[0] = null;
+        }
+        return runTensors(tensors);
+    }
+
+    /** Runs the warm-up's synthetic input again: ones for every input of the session's signature, free dims 1. */
+    private Probe runWarmUpInput() {
+        Map<String, OnnxTensor> tensors = new LinkedHashMap<>();
+        try {
+            for (TensorSpec input : shared.signature().inputs()) {
+                tensors.put(input.name(), PlacementProbe.ones(OrtRuntime.env(), input));
+            }
+        } catch (OrtException | RuntimeException | OutOfMemoryError e) {
+            tensors.values().forEach(OnnxTensor::close);
+            LOG.warn("The synthetic probe of model {} could not be built: {}", modelName, e.toString());
+            return Probe.NOT_RUN;
+        }
+        return runTensors(tensors);
+    }
+
+    /** Runs {@code tensors} on the session, then closes them and the result. */
+    private Probe runTensors(Map<String, OnnxTensor> tensors) {
+        try (OrtSession.Result ignored = shared.session().run(tensors, runOptions)) {
+            return Probe.RAN;
+        } catch (OrtException | RuntimeException e) {
+            LOG.warn("The probe of model {} failed: {}", modelName, e.getMessage());
+            return Probe.FAILED;
+        } finally {
+            tensors.values().forEach(OnnxTensor::close);
+        }
+    }
+
+    /**
+     * After a successful run of rows {@code [from, to)}: keeps a copy of its first record as the probe of
+     * {@link #checkSessionAnswers}, unless one is kept already, the record is larger than
+     * {@link #KNOWN_GOOD_MAX_BYTES}, or the run was padded (the record ran at the batch's shape, not its own).
+     */
+    private void rememberKnownGood(int from, int to) {
+        RecordInputs first = rows[from];
+        if (first.byteEstimate() > KNOWN_GOOD_MAX_BYTES) {
+            return;
+        }
+        for (int r = from + 1; r < to; r++) {
+            for (int i = 0; i < paddable.length; i++) {
+                if (!Arrays.equals(first.shape(i), rows[r].shape(i))) {
+                    return;
+                }
+            }
+        }
+        knownGood = first.copy();
     }
 
     /** Builds this instance's fallback report from the session's placement, and logs it. */
@@ -725,6 +811,9 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             return;
         }
         isolation.succeededRuns++;
+        if (knownGood == null) {
+            rememberKnownGood(from, to);
+        }
         if (placementFromRunDue) {
             reportPlacementFromRun(outcomes);
         }

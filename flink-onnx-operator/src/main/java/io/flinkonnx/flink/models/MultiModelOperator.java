@@ -31,6 +31,7 @@ import org.apache.flink.annotation.Internal;
 import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.Gauge;
+import org.apache.flink.metrics.Histogram;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
@@ -39,7 +40,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Scores each record with the model its {@link ModelSelector} names: a buffer and batches per model, an
+ * Scores each record with the model its {@link ModelSelector} names: a buffer and batches per model (with the
+ * batching operator's byte bound, {@link io.flinkonnx.flink.engine.BatchBytes}), an
  * LRU of at most {@code maxModels} sessions and {@code maxModelBytes} per subtask, models loaded off the
  * task thread. Every buffer is scored before a checkpoint barrier, a watermark and at end of input (records
  * waiting for a model to load are scored too: the operator waits for the load), so nothing buffered is
@@ -54,8 +56,16 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
     private static final long LOADING_CHECK_MILLIS = 20;
     /** Failed models remembered (each holds no session) beyond which the oldest are forgotten. */
     private static final int FAILED_MODELS_KEPT = 256;
-    /** Models with metrics of their own; the rest share the group {@code model=other}. */
-    private static final int MODELS_WITH_METRICS = 1000;
+    /**
+     * Models (version labels) with metrics of their own, the first to load; the rest share the group
+     * {@code model=other}.
+     */
+    public static final int MODELS_WITH_METRICS = 1000;
+    /**
+     * The label of the metrics shared by the models past {@link #MODELS_WITH_METRICS} (and by a model whose own
+     * label it is).
+     */
+    public static final String OTHER_MODELS = "other";
 
     private final OnnxInferenceSpec<IN, OUT> spec;
     private final ModelSelector<IN> selector;
@@ -73,8 +83,10 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
     private transient long delayMillis;
     private transient long loadingCheckAt;
     private transient MetricGroup metrics;
+    /** Per metrics label: at most {@link #MODELS_WITH_METRICS} models' own, and {@link #OTHER_MODELS}. */
     private transient Map<String, Counter> inferencesByModel;
-    private transient Map<String, DescriptiveStatisticsHistogram> latencyByModel;
+
+    private transient Map<String, Histogram> latencyByModel;
     private transient Counter failedRecords;
     private transient Counter evictions;
     private transient Counter loadFailures;
@@ -320,9 +332,21 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
         model.ready(runner, capacityOf(runner, policy));
         loadedBytes += model.bytes;
         loadedCount++;
+        // Metrics are never removed and cost ~10 KB a label (the histogram): past the cap, labels share "other".
+        String metricsLabel =
+                inferencesByModel.containsKey(model.label) || inferencesByModel.size() < MODELS_WITH_METRICS
+                        ? model.label
+                        : OTHER_MODELS;
+        if (!metricsLabel.equals(model.label) && !inferencesByModel.containsKey(OTHER_MODELS)) {
+            LOG.info(
+                    "{} models have metrics of their own; {} and the models after it count under model={}",
+                    MODELS_WITH_METRICS,
+                    model,
+                    OTHER_MODELS);
+        }
         model.inferences = inferencesByModel.computeIfAbsent(
-                model.label, l -> modelGroup(l).counter("num_inferences"));
-        model.batchLatencyMicros = latencyByModel.computeIfAbsent(model.label, l -> modelGroup(l)
+                metricsLabel, l -> modelGroup(l).counter("num_inferences"));
+        model.batchLatencyMicros = latencyByModel.computeIfAbsent(metricsLabel, l -> modelGroup(l)
                 .histogram("inference_batch_latency_micro_secs", new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW)));
         output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
         // over the byte bound: the least recently used others go (never the model just loaded)
@@ -379,8 +403,7 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             deadLetter(record, e, failedRecords, runner);
             return;
         }
-        long bytes = row.byteEstimate();
-        if (model.size > 0 && model.bufferedBytes + bytes > policy.maxBufferedBytes()) {
+        if (model.size > 0 && model.batchBytes.with(row, model.size) > policy.maxBufferedBytes()) {
             runner.swapRows(model.size, model.capacity); // park the record in the spare row while the buffer runs
             flush(model);
             if (model.state != ServedModel.State.READY) { // that batch found the session broken
@@ -391,11 +414,12 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
         }
         // After the parking above: as the first row of its batch it starts the model's staging over.
         row.detach(model.size);
+        model.bufferedBytes = model.batchBytes.with(row, model.size);
+        model.batchBytes.add(row, model.size);
         model.records[model.size] = record;
         model.hasTimestamp[model.size] = timestamp != Long.MIN_VALUE;
         model.timestamps[model.size] = timestamp;
         model.size++;
-        model.bufferedBytes += bytes;
         if (model.size == 1 && delayMillis > 0 && model.capacity > 1) {
             model.deadline = getProcessingTimeService().getCurrentProcessingTime() + delayMillis;
             getProcessingTimeService().registerTimer(model.deadline, this);
@@ -536,6 +560,12 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
     /** Models with an open session now. */
     public int loadedModels() {
         return loadedCount;
+    }
+
+    /** The runner of {@code ref} while it is loaded, else null (for tests). */
+    public InferenceRunner<IN, OUT> runner(ModelRef ref) {
+        ServedModel<IN, OUT> model = models.get(ref);
+        return model == null ? null : model.runner;
     }
 
     /** Models evicted so far (for tests). */

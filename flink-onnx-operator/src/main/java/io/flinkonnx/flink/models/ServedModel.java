@@ -1,6 +1,7 @@
 package io.flinkonnx.flink.models;
 
 import io.flinkonnx.flink.ModelRef;
+import io.flinkonnx.flink.engine.BatchBytes;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import java.util.ArrayList;
 import java.util.List;
@@ -39,6 +40,9 @@ final class ServedModel<IN, OUT> {
     boolean[] hasTimestamp;
     int size;
     long bufferedBytes;
+    /** The buffer's bytes as the byte bound counts them (padding to the widest record included). */
+    BatchBytes batchBytes;
+
     long deadline;
 
     Exception failure;
@@ -66,6 +70,7 @@ final class ServedModel<IN, OUT> {
         this.timestamps = new long[capacity];
         this.hasTimestamp = new boolean[capacity];
         this.bytes = runner.session().modelSizeBytes();
+        this.batchBytes = new BatchBytes(runner);
         this.state = State.READY;
         this.failuresInRow = 0;
         this.failure = null;

@@ -8,6 +8,7 @@ import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.OutputRow;
 import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.flink.RecurrentState;
+import io.flinkonnx.flink.engine.BatchBytes;
 import io.flinkonnx.flink.engine.BufferedScoringOperator;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.tensor.RecordInputs;
@@ -31,7 +32,7 @@ import org.apache.flink.util.OutputTag;
  * Scores a keyed stream with a recurrent model, keeping each key's state tensors in Flink keyed state
  * ({@code ValueState} of primitive arrays per state pair), batched across keys.
  *
- * <p>Records are buffered as in the batching operator. A flush splits the buffer into successive runs in
+ * <p>Records are buffered as in the batching operator, with its byte bound ({@link BatchBytes}). A flush splits the buffer into successive runs in
  * which each key appears at most once (a key's n-th buffered record goes to run n, so input order per key
  * is kept); for each run the keys' states are stacked along each state's batch axis, the run is scored by
  * the engine (isolating failing records), and each scored record's new states are sliced out and written
@@ -58,6 +59,9 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
     // The buffer, in input order.
     private transient int size;
     private transient long bufferedBytes;
+    /** The buffer's bytes as the byte bound counts them (padding to the widest record included). */
+    private transient BatchBytes batchBytes;
+
     private transient Object[] records;
     private transient Object[] keys;
     private transient boolean[] resets;
@@ -99,6 +103,7 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
         layout = new StateLayout(declared);
         runner = new InferenceRunner<>(spec, layout);
         capacity = openRunner(runner, policy, metrics);
+        batchBytes = new BatchBytes(runner);
         states = new ValueState[layout.states()];
         for (int p = 0; p < states.length; p++) {
             ValueStateDescriptor<Object> descriptor =
@@ -174,8 +179,16 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
             deadLetter(record, e, failedRecords, runner);
             return;
         }
+        if (size > 0 && batchBytes.with(row, size) > policy.maxBufferedBytes()) {
+            runner.swapRows(size, capacity); // park the encoded record in the spare row while the buffer runs
+            flush();
+            setCurrentKey(key);
+            runner.swapRows(capacity, 0);
+        }
+        // Detached after the parking above: as the first row of its batch it starts the staging over.
         row.detach(size);
-        bufferedBytes += row.byteEstimate();
+        bufferedBytes = batchBytes.with(row, size);
+        batchBytes.add(row, size);
         records[size] = record;
         keys[size] = key;
         resets[size] = reset;
@@ -274,20 +287,34 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
         }
     }
 
-    /** Puts the current key's states (or the initial ones) and the constants into record {@code i}'s row. */
+    /**
+     * Puts the current key's states (or the initial ones) and the constants into record {@code i}'s row. A
+     * stored state that no longer fits the model (restored into a changed model) fails the record, unless the
+     * record resets its key: then every state starts from the initial one (the stored ones are cleared once
+     * it is scored, or fails), as a reset clears the state either way.
+     */
     private boolean putStates(int i) throws Exception {
         RecordInputs row = runner.row(rowOf[i]);
+        Object[] values = new Object[states.length];
         for (int p = 0; p < states.length; p++) {
             Object value = states[p].value();
-            if (value == null) {
-                value = layout.initial(p);
-            } else if (!layout.fits(p, value)) {
+            if (value != null && !layout.fits(p, value)) {
+                if (resets[i]) {
+                    Arrays.fill(values, null); // a fresh state: the initial value of every pair
+                    break;
+                }
                 failures[i] = new RecordConversionException("The stored state '" + layout.stateName(p)
                         + "' of this key does not fit the model's state (" + layout.stateType(p) + " values of shape "
-                        + Arrays.toString(layout.stateShape(p)) + "); was the model changed? Reset the key's state");
+                        + Arrays.toString(layout.stateShape(p)) + "); was the model changed? A record for which"
+                        + " resetWhen holds scores from the initial state and clears the stored one (so does the"
+                        + " state's ttl)");
                 return false;
             }
-            row.putSupplied(layout.stateInput(p), value, layout.stateShape(p));
+            values[p] = value;
+        }
+        for (int p = 0; p < states.length; p++) {
+            row.putSupplied(
+                    layout.stateInput(p), values[p] == null ? layout.initial(p) : values[p], layout.stateShape(p));
         }
         layout.putConstants(row);
         return true;

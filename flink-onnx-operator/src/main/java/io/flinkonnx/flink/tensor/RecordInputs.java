@@ -132,6 +132,24 @@ public final class RecordInputs implements InputRow {
         return staging.segment(input, stagedAt[input], stagedBytes(input));
     }
 
+    /**
+     * A row of its own holding heap copies of every value of this one (given, derived and supplied alike)
+     * with their shapes, sharing nothing with it or its staging: it stays as it is while this row is reused.
+     */
+    public RecordInputs copy() {
+        RecordInputs copy = new RecordInputs(model, specs);
+        for (int i = 0; i < values.length; i++) {
+            if (!has(i)) {
+                continue;
+            }
+            // values(i) of a staged input is read back into a new array already
+            copy.values[i] = stagedAt[i] >= 0 ? values(i) : copyOf(values[i]);
+            copy.shapes[i] = shapes[i].clone();
+            copy.derived[i] = true; // never to be detached or refilled
+        }
+        return copy;
+    }
+
     private static Object copyOf(Object array) {
         int length = Array.getLength(array);
         Object copy = Array.newInstance(array.getClass().getComponentType(), length);
