@@ -6,7 +6,6 @@ import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import io.flinkonnx.flink.NodePlacement;
 import io.flinkonnx.flink.OnnxInferenceSpec;
-import io.flinkonnx.flink.session.OrtRuntime;
 import io.flinkonnx.flink.tensor.ElementCodec;
 import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.ElementType;
@@ -146,7 +145,8 @@ public final class PlacementProbe {
         Map<String, OnnxTensor> tensors = new LinkedHashMap<>();
         try {
             for (TensorSpec spec : signature.inputs()) {
-                tensors.put(spec.name(), ones(OrtRuntime.env(), spec));
+                // The session exists, so the environment does (created through OrtRuntime's checks).
+                tensors.put(spec.name(), ones(OrtEnvironment.getEnvironment(), spec));
             }
             try (OrtSession.Result ignored = session.run(tensors)) {
                 // outputs unused: the run is for the profile
