@@ -176,7 +176,7 @@ public final class SessionOptionsFactory {
                 options.addACL(spec.flag("enable_fast_math", false));
                 break;
             case ARMNN:
-                options.addArmNN(spec.flag("use_arena", true));
+                addArmNN(options, spec.flag("use_arena", true));
                 break;
             case DIRECTML:
                 options.addDirectML(spec.integer("device_id", 0));
@@ -184,6 +184,38 @@ public final class SessionOptionsFactory {
             default:
                 throw new IllegalStateException("No way to add " + spec.provider());
         }
+    }
+
+    /**
+     * ORT 1.29 removed the Arm NN EP and its {@code addArmNN} from the Java API; 1.24 has both. Called by
+     * reflection so the library compiles and runs against either, and reported as a skipped EP where it is
+     * gone.
+     */
+    private static void addArmNN(SessionOptions options, boolean useArena) throws OrtException {
+        java.lang.reflect.Method add;
+        try {
+            add = SessionOptions.class.getMethod("addArmNN", boolean.class);
+        } catch (NoSuchMethodException e) {
+            throw new OrtException(
+                    OrtException.OrtErrorCode.ORT_NOT_IMPLEMENTED,
+                    "Arm NN is not in ONNX Runtime " + ortVersion()
+                            + " (removed in 1.29; use acl or xnnpack on Arm, or ONNX Runtime 1.24)");
+        }
+        try {
+            add.invoke(options, useArena);
+        } catch (java.lang.reflect.InvocationTargetException e) {
+            if (e.getCause() instanceof OrtException ort) {
+                throw ort;
+            }
+            throw new IllegalStateException("addArmNN failed", e.getCause());
+        } catch (IllegalAccessException e) {
+            throw new IllegalStateException("addArmNN is not accessible", e);
+        }
+    }
+
+    private static String ortVersion() {
+        Package p = SessionOptions.class.getPackage();
+        return p == null || p.getImplementationVersion() == null ? "(unknown version)" : p.getImplementationVersion();
     }
 
     /** ORT prefixes its messages with "Error code - X - message: "; the code is kept separately. */

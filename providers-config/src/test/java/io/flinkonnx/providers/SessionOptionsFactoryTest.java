@@ -66,6 +66,27 @@ class SessionOptionsFactoryTest {
     }
 
     @Test
+    void armNnIsSkippedWithItsReasonOnEveryOrtVersionWhetherItsApiExistsOrNot() throws Exception {
+        ProviderChain chain = ProviderChain.parse("armnn > cpu");
+        try (ConfiguredSessionOptions o = SessionOptionsFactory.create(chain, SessionSettings.defaults())) {
+            assertThat(o.resolution().skipped()).hasSize(1);
+            String version =
+                    ai.onnxruntime.OrtSession.SessionOptions.class.getPackage().getImplementationVersion();
+            boolean apiGone = java.util.Arrays.stream(ai.onnxruntime.OrtSession.SessionOptions.class.getMethods())
+                    .noneMatch(m -> m.getName().equals("addArmNN"));
+            if (apiGone) {
+                // ORT 1.29 removed the EP and addArmNN: reported, not a NoSuchMethodError
+                assertThat(o.resolution().skipped().get(0).errorCode()).isEqualTo("ORT_NOT_IMPLEMENTED");
+                assertThat(o.resolution().skipped().get(0).message())
+                        .isEqualTo("Arm NN is not in ONNX Runtime " + version
+                                + " (removed in 1.29; use acl or xnnpack on Arm, or ONNX Runtime 1.24)");
+            } else {
+                assertThat(o.resolution().skipped().get(0).message()).contains("ArmNN");
+            }
+        }
+    }
+
+    @Test
     void strictChainFailsNamingTheProviderTheCodeAndTheFix() {
         if (cudaAvailable) {
             return; // CUDA is there: nothing to fail on this machine
