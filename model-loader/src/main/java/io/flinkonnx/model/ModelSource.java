@@ -43,9 +43,10 @@ import org.apache.flink.core.fs.FileSystem;
  *       files beside it, and hashed while it streams.
  * </ul>
  *
- * <p>Remote, classpath and pinned models are handed out as a private copy ({@link LocalModel#path()}) made
- * from the very bytes that were hashed and checked, so ONNX Runtime never re-reads the original location;
- * {@link LocalModel#close()} deletes it. An unpinned local model is used in place.
+ * <p>Every model, local ones included, pinned or not, is handed out as a private copy
+ * ({@link LocalModel#path()}) made from the very bytes that were hashed and checked, so ONNX Runtime never
+ * re-reads the original location and the digest always names what it loads; {@link LocalModel#close()}
+ * deletes it.
  *
  * <pre>{@code
  * ModelSource source = ModelSource.of("s3://models/fraud-v3.onnx")
@@ -98,8 +99,8 @@ public final class ModelSource implements Serializable {
      * </ul>
      *
      * <p>The simplest way to get it is {@link LocalModel#sha256()} of an unpinned fetch of bytes you trust.
-     * A pinned model, even a local one, is copied to a private temporary folder while it is hashed, and
-     * ONNX Runtime is handed that copy, so a file rewritten after the check cannot reach it.
+     * A model, even a local one, is copied to a private temporary folder while it is hashed, and ONNX
+     * Runtime is handed that copy, so a file rewritten after the check cannot reach it.
      */
     public ModelSource withSha256(String hex) {
         Objects.requireNonNull(hex, "sha256");
@@ -134,7 +135,7 @@ public final class ModelSource implements Serializable {
     }
 
     /**
-     * Same as {@link #fetch()}, with the private copy (of a remote, classpath or pinned model) made in a
+     * Same as {@link #fetch()}, with the private copy made in a
      * new folder under {@code tempRoot}, for example one of Flink's {@code io.tmp.dirs}. Whatever happens
      * ({@code IOException}, a failed check, even an {@code Error}), a failed fetch leaves nothing there.
      *
@@ -152,8 +153,10 @@ public final class ModelSource implements Serializable {
         }
         Path local = localPath();
         if (local != null) {
-            Path abs = local.toAbsolutePath();
-            return sha256 == null ? fetchLocalInPlace(abs) : fetchLocalCopy(abs, tempRoot);
+            // Pinned or not, a local model is handed out as a private copy written while it is hashed: ORT
+            // then loads exactly the bytes the digest names, even if the file is replaced in between (a
+            // re-publish, a deploy script), and the model is streamed, never held in the heap whole.
+            return fetchLocalCopy(local.toAbsolutePath(), tempRoot);
         }
         return fetchRemote(tempRoot);
     }
@@ -177,37 +180,7 @@ public final class ModelSource implements Serializable {
         }
     }
 
-    /** An unpinned local model: used in place (ONNX Runtime reads the original), hashed for its digest. */
-    private LocalModel fetchLocalInPlace(Path abs) {
-        byte[] bytes;
-        try {
-            bytes = Files.readAllBytes(abs);
-        } catch (NoSuchFileException e) {
-            throw new ModelLoadException("Model file not found: " + abs + describeUri(abs.toString()));
-        } catch (IOException e) {
-            throw new ModelLoadException("Model file " + abs + " cannot be read: " + e, e);
-        }
-        String label = abs.toString();
-        FileDigest model = new FileDigest(sha256Hex(bytes), bytes.length);
-        ModelFormat format = ModelFormat.detect(bytes);
-        ModelProto proto = format == ModelFormat.ONNX ? OnnxModelReader.parse(bytes, label) : null;
-        Map<String, FileDigest> external = new LinkedHashMap<>();
-        for (Map.Entry<String, String> ref : externalReferences(proto).entrySet()) {
-            String location = ref.getKey();
-            Path resolved = existingExternalFile(abs.getParent(), location, ref.getValue(), label);
-            try (InputStream in = Files.newInputStream(resolved)) {
-                external.put(location, copyHashing(in, null));
-            } catch (IOException e) {
-                throw new ModelLoadException(
-                        "Model file " + label + ": cannot read external data '" + location + "'"
-                                + tensorNote(ref.getValue()) + ": " + e,
-                        e);
-            }
-        }
-        return verified(abs, null, label, model, external, format, proto);
-    }
-
-    /** A pinned local model: copied to a private folder while hashed, so ORT loads exactly the checked bytes. */
+    /** A local model: copied to a private folder while hashed, so ORT loads exactly the checked bytes. */
     private LocalModel fetchLocalCopy(Path abs, Path tempRoot) {
         String label = abs.toString();
         return fetchCopy(
