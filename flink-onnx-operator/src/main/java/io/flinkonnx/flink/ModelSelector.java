@@ -45,14 +45,83 @@ public interface ModelSelector<IN> extends Serializable {
                 template != null && template.contains("{key}"),
                 "The URI template must contain {key}, got '%s'",
                 template);
-        return record -> {
-            String value = field.getKey(record);
-            if (value == null || value.isEmpty() || value.contains("/") || value.contains("..")) {
-                throw new IllegalArgumentException(
-                        "The record's model key '" + value + "' cannot name a model in " + template);
+        return record -> ModelRef.of(confinedUri(template, field.getKey(record)));
+    }
+
+    /**
+     * {@code template} with {@code {key}} replaced by {@code key}, refused unless it stays in the template's
+     * folder. Checked on the key as every file system would read it: percent-decoded until nothing changes
+     * ({@code file:} URIs and object stores decode once, a double-encoded key twice), so neither a literal
+     * nor an encoded separator or {@code ..} gets through, and the decoded path after the folder, normalized,
+     * must not climb out of it.
+     */
+    private static String confinedUri(String template, String key) {
+        String refused = "The record's model key '" + key + "' cannot name a model in " + template;
+        if (key == null || key.isEmpty()) {
+            throw new IllegalArgumentException(refused + ": it is empty");
+        }
+        String decodedKey = percentDecodedFully(key);
+        if (decodedKey.isEmpty()
+                || decodedKey.contains("/")
+                || decodedKey.contains("\\")
+                || decodedKey.contains("..")
+                || decodedKey.indexOf('\0') >= 0) {
+            throw new IllegalArgumentException(refused + ": decoded it is '" + decodedKey
+                    + "', and a key is a file name: no '/', '\\', '..' or NUL, percent-encoded or not");
+        }
+        int at = template.indexOf("{key}");
+        int folderEnd = template.lastIndexOf('/', at) + 1;
+        String tail = percentDecodedFully(template.substring(folderEnd).replace("{key}", key));
+        int depth = 0;
+        for (String segment : tail.split("[/\\\\]", -1)) {
+            if (segment.equals("..")) {
+                depth--;
+            } else if (!segment.isEmpty() && !segment.equals(".")) {
+                depth++;
             }
-            return ModelRef.of(template.replace("{key}", value));
-        };
+            if (depth < 0) {
+                throw new IllegalArgumentException(
+                        refused + ": the path leaves the template's folder '" + template.substring(0, folderEnd) + "'");
+            }
+        }
+        return template.replace("{key}", key);
+    }
+
+    /** Percent-decodes (UTF-8) until the text stops changing; a malformed escape is kept as it is. */
+    private static String percentDecodedFully(String s) {
+        String current = s;
+        for (int round = 0; round < 8; round++) {
+            String next = percentDecodedOnce(current);
+            if (next.equals(current)) {
+                return current;
+            }
+            current = next;
+        }
+        return current;
+    }
+
+    private static String percentDecodedOnce(String s) {
+        if (s.indexOf('%') < 0) {
+            return s;
+        }
+        java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+        for (int i = 0; i < s.length(); ) {
+            char c = s.charAt(i);
+            if (c == '%' && i + 2 < s.length()) {
+                int hi = Character.digit(s.charAt(i + 1), 16);
+                int lo = Character.digit(s.charAt(i + 2), 16);
+                if (hi >= 0 && lo >= 0) {
+                    out.write(hi * 16 + lo);
+                    i += 3;
+                    continue;
+                }
+            }
+            int cp = s.codePointAt(i);
+            byte[] bytes = new String(Character.toChars(cp)).getBytes(StandardCharsets.UTF_8);
+            out.write(bytes, 0, bytes.length);
+            i += Character.charCount(cp);
+        }
+        return out.toString(StandardCharsets.UTF_8);
     }
 
     /**
