@@ -1,10 +1,12 @@
 package io.flinkonnx.cli;
 
+import ai.onnxruntime.OrtLoggingLevel;
 import io.flinkonnx.flink.DriftTolerance;
 import io.flinkonnx.flink.FallbackReport;
 import io.flinkonnx.flink.ModelChecks;
 import io.flinkonnx.flink.NodePlacement;
 import io.flinkonnx.flink.OutputDrift;
+import io.flinkonnx.flink.session.OrtRuntime;
 import io.flinkonnx.model.LocalModel;
 import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.model.ReferenceDataSet;
@@ -79,6 +81,14 @@ public final class OnnxCli implements Callable<Integer> {
     }
 
     public static void main(String[] args) {
+        // ORT logs to the native stderr; the CLI reports every failure itself (with ORT's message), so ORT's
+        // own lines, such as an ERROR for a warm-up a model cannot run, would only confuse a passing check.
+        try {
+            OrtRuntime.env(OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL);
+        } catch (IllegalStateException e) { // this ORT cannot run in this process: say why and how to fix it
+            System.err.println("FAILED: " + e.getMessage());
+            System.exit(FAILED);
+        }
         System.exit(run(args, System.out, System.err));
     }
 

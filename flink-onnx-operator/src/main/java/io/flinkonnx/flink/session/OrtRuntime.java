@@ -1,6 +1,7 @@
 package io.flinkonnx.flink.session;
 
 import ai.onnxruntime.OrtEnvironment;
+import ai.onnxruntime.OrtLoggingLevel;
 import io.flinkonnx.model.RuntimeLimits;
 import java.util.Map;
 import org.apache.flink.annotation.Internal;
@@ -29,12 +30,29 @@ public final class OrtRuntime {
      *     long command line and telemetry on), naming the fix
      */
     public static OrtEnvironment env() {
+        checkOnce();
+        return OrtEnvironment.getEnvironment();
+    }
+
+    /**
+     * Creates ORT's environment logging only at {@code level} and above, for a process that reports ORT's
+     * errors itself (the CLI: ORT writes its log to the native stderr, where an expected failure, such as a
+     * warm-up a model cannot run, reads like a problem). Call before anything else touches ORT; once the
+     * environment exists its level is fixed.
+     *
+     * @throws IllegalStateException as {@link #env()}
+     */
+    public static OrtEnvironment env(OrtLoggingLevel level) {
+        checkOnce();
+        return OrtEnvironment.getEnvironment(level);
+    }
+
+    private static void checkOnce() {
         if (!checked) {
             checkProcessCanCreateEnvironment(
                     ortJarVersion(), System.getProperty("os.name"), System.getenv(DISABLE_TELEMETRY), cmdlineBytes());
             checked = true;
         }
-        return OrtEnvironment.getEnvironment();
     }
 
     /**

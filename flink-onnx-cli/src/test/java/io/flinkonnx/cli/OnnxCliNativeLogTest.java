@@ -1,0 +1,68 @@
+package io.flinkonnx.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.flinkonnx.model.ElementType;
+import io.flinkonnx.model.testing.OnnxGraph;
+import io.flinkonnx.model.testing.TestModels;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * ONNX Runtime logs to the process's native stderr, which no {@code PrintStream} of the CLI captures: these
+ * run the CLI's {@code main} in a JVM of its own and read what the process really printed.
+ */
+class OnnxCliNativeLogTest {
+    @TempDir
+    Path dir;
+
+    private record Run(int exit, String out, String err) {}
+
+    private Run cli(String... args) throws Exception {
+        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        Path out = dir.resolve("out.txt");
+        Path err = dir.resolve("err.txt");
+        String[] command = new String[args.length + 4];
+        command[0] = java;
+        command[1] = "-cp";
+        command[2] = System.getProperty("java.class.path");
+        command[3] = OnnxCli.class.getName();
+        System.arraycopy(args, 0, command, 4, args.length);
+        Process p = new ProcessBuilder(command)
+                .redirectOutput(out.toFile())
+                .redirectError(err.toFile())
+                .start();
+        assertThat(p.waitFor(120, TimeUnit.SECONDS)).isTrue();
+        return new Run(
+                p.exitValue(),
+                Files.readString(out, StandardCharsets.UTF_8),
+                Files.readString(err, StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void aPassingCheckPrintsNoOnnxRuntimeErrorLines() throws Exception {
+        // A reflect pad needs a length of 2: the synthetic warm-up (length 1) fails inside ORT, which logs
+        // an ERROR line natively; the check itself passes (the model is fine).
+        Path model = new OnnxGraph("reflect")
+                .input("x", ElementType.FLOAT, "batch", "seq")
+                .output("y", ElementType.FLOAT, "batch", "padded")
+                .longInitializer("pads", new long[] {0, 2, 0, 2}, 4)
+                .node("Pad", new String[] {"x", "pads"}, new String[] {"y"}, "mode", "reflect")
+                .writeTo(dir.resolve("reflect.onnx"));
+        Run run = cli("check", model.toString());
+        assertThat(run.exit()).as(run.out() + run.err()).isEqualTo(OnnxCli.OK);
+        assertThat(run.err()).doesNotContain("[E:onnxruntime").doesNotContain("[W:onnxruntime");
+    }
+
+    @Test
+    void aFailingCheckStillSaysWhy() throws Exception {
+        Path model = TestModels.writeIdentityWithOpset(dir.resolve("future.onnx"), 99);
+        Run run = cli("check", model.toString());
+        assertThat(run.exit()).isEqualTo(1);
+        assertThat(run.err()).contains("uses opset 99 of domain 'ai.onnx'");
+    }
+}
