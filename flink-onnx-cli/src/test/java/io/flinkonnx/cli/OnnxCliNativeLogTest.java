@@ -22,7 +22,18 @@ class OnnxCliNativeLogTest {
 
     private record Run(int exit, String out, String err) {}
 
+    /** The CLI without its main's quiet ORT environment: ORT at its default level, for the control. */
+    public static final class DefaultOrtLogLevelCli {
+        public static void main(String[] args) {
+            System.exit(OnnxCli.run(args, System.out, System.err));
+        }
+    }
+
     private Run cli(String... args) throws Exception {
+        return run(OnnxCli.class, args);
+    }
+
+    private Run run(Class<?> main, String... args) throws Exception {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
         Path out = dir.resolve("out.txt");
         Path err = dir.resolve("err.txt");
@@ -30,7 +41,7 @@ class OnnxCliNativeLogTest {
         command[0] = java;
         command[1] = "-cp";
         command[2] = System.getProperty("java.class.path");
-        command[3] = OnnxCli.class.getName();
+        command[3] = main.getName();
         System.arraycopy(args, 0, command, 4, args.length);
         Process p = new ProcessBuilder(command)
                 .redirectOutput(out.toFile())
@@ -43,19 +54,29 @@ class OnnxCliNativeLogTest {
                 Files.readString(err, StandardCharsets.UTF_8));
     }
 
-    @Test
-    void aPassingCheckPrintsNoOnnxRuntimeErrorLines() throws Exception {
-        // A reflect pad needs a length of 2: the synthetic warm-up (length 1) fails inside ORT, which logs
-        // an ERROR line natively; the check itself passes (the model is fine).
-        Path model = new OnnxGraph("reflect")
+    /** A reflect pad needs a length of 2: the synthetic warm-up (length 1) fails inside ORT; the model is fine. */
+    private Path reflectPad() throws Exception {
+        return new OnnxGraph("reflect")
                 .input("x", ElementType.FLOAT, "batch", "seq")
                 .output("y", ElementType.FLOAT, "batch", "padded")
                 .longInitializer("pads", new long[] {0, 2, 0, 2}, 4)
                 .node("Pad", new String[] {"x", "pads"}, new String[] {"y"}, "mode", "reflect")
                 .writeTo(dir.resolve("reflect.onnx"));
-        Run run = cli("check", model.toString());
+    }
+
+    @Test
+    void aPassingCheckPrintsNoOnnxRuntimeErrorLines() throws Exception {
+        Run run = cli("check", reflectPad().toString());
         assertThat(run.exit()).as(run.out() + run.err()).isEqualTo(OnnxCli.OK);
         assertThat(run.err()).doesNotContain("[E:onnxruntime").doesNotContain("[W:onnxruntime");
+    }
+
+    /** The control: at ORT's default level the same passing check does print ORT's ERROR line. */
+    @Test
+    void atOrtsDefaultLogLevelTheSameCheckPrintsOrtsErrorLine() throws Exception {
+        Run run = run(DefaultOrtLogLevelCli.class, "check", reflectPad().toString());
+        assertThat(run.exit()).as(run.out() + run.err()).isEqualTo(OnnxCli.OK);
+        assertThat(run.err()).contains("[E:onnxruntime");
     }
 
     @Test

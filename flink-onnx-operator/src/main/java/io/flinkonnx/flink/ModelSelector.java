@@ -65,9 +65,13 @@ public interface ModelSelector<IN> extends Serializable {
                 || decodedKey.contains("/")
                 || decodedKey.contains("\\")
                 || decodedKey.contains("..")
-                || decodedKey.indexOf('\0') >= 0) {
+                || decodedKey.indexOf('\0') >= 0
+                || decodedKey.chars().anyMatch(c -> ":@?#".indexOf(c) >= 0)) {
+            // ':' and '@' would change a template's scheme or host when the key stands there; '?' and '#' end
+            // the path of a URI
             throw new IllegalArgumentException(refused + ": decoded it is '" + decodedKey
-                    + "', and a key is a file name: no '/', '\\', '..' or NUL, percent-encoded or not");
+                    + "', and a key is a file name: no '/', '\\', '..', ':', '@', '?', '#' or NUL, percent-encoded"
+                    + " or not");
         }
         int at = template.indexOf("{key}");
         int folderEnd = template.lastIndexOf('/', at) + 1;

@@ -36,13 +36,21 @@ class ModelSelectorTest {
                 "%2Fetc%2Fpasswd", // an absolute path
                 "/etc/passwd",
                 "..",
-                "%00"
+                "%00",
+                "x@other", // a host: s3://tenant-{key}/ would move to the bucket 'other'
+                "x%40other",
+                "file:", // a scheme: {key}/model.onnx would become file:/model.onnx
+                "hdfs%3A",
+                "m.onnx?x=1",
+                "m.onnx#frag"
             })
     void aKeyThatDecodesToAPathOrParentSegmentIsRefusedNamingTheKey(String key) throws Exception {
         for (String template : new String[] {
             "file://" + dir.resolve("models") + "/fraud-{key}.onnx",
             dir.resolve("models") + "/{key}.onnx",
-            "s3://bucket/models/{key}/model.onnx"
+            "s3://bucket/models/{key}/model.onnx",
+            "s3://tenant-{key}/model.onnx",
+            "{key}/model.onnx"
         }) {
             assertThatThrownBy(() -> selector(template).select(key))
                     .as(template)

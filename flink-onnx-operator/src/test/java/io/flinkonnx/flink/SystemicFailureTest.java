@@ -70,7 +70,7 @@ class SystemicFailureTest {
         assertThatThrownBy(() -> processBatch(1, 2, 3, 4))
                 .isInstanceOf(SystemicFailureException.class)
                 .hasMessageContaining("failed in 3 batches in a row")
-                .hasMessageContaining("and so did a synthetic input")
+                .hasMessageContaining("and so did synthetic inputs of ones at every free length")
                 .hasCauseInstanceOf(OrtException.class);
         assertThat(harness.extractOutputValues()).isEmpty();
     }
@@ -206,7 +206,7 @@ class SystemicFailureTest {
     @Test
     void aBurstOfTooShortRecordsBeforeAnyRecordScoredIsDeadLetteredWithoutFailingTheJob() throws Exception {
         // After a restart the source replays the burst first: nothing has scored on the new session, and the
-        // synthetic input (length 1) fails like the records, so it cannot tell them from a broken session.
+        // synthetic input at length 1 fails like the records; at a longer length it runs: the session answers.
         openConv(BatchPolicy.builder().maxBatchSize(4).build());
         tooShortBurst(12);
         assertThat(Harnesses.failed(conv, FLOATS)).hasSize(48).allSatisfy(f -> assertThat(f.reason)
@@ -243,5 +243,19 @@ class SystemicFailureTest {
                 .hasCauseInstanceOf(OrtException.class);
         assertThat(conv.extractOutputValues()).containsExactlyElementsOf(expected);
         assertThat(Harnesses.failed(conv, FLOATS)).hasSize(36);
+    }
+
+    @Test
+    void aSessionBrokenFromItsLoadFailsTheJobThoughNothingEverScoredOnIt() throws Exception {
+        // Nothing is known to run and every synthetic length fails too: broken from the start (a device
+        // lost before the first record), not records too short for the model.
+        openConv(BatchPolicy.builder().maxBatchSize(4).build());
+        Harnesses.operator(conv).runner().terminate();
+        assertThatThrownBy(() -> scoreGoodRecords(0, 40, new ArrayList<>()))
+                .isInstanceOf(SystemicFailureException.class)
+                .hasMessageContaining("failed in 10 batches in a row")
+                .hasMessageContaining("and so did synthetic inputs of ones at every free length from 1 to 1024")
+                .hasCauseInstanceOf(OrtException.class);
+        assertThat(conv.extractOutputValues()).isEmpty();
     }
 }

@@ -62,7 +62,7 @@ public final class BatchBytes {
                 elements = saturatedMultiply(elements, dim);
             }
             long perRecord = row.isStringInput(i)
-                    ? Math.max(row.inputBytes(i), widestStringBytes[i])
+                    ? (size > 0 ? Math.max(row.inputBytes(i), widestStringBytes[i]) : row.inputBytes(i))
                     : saturatedMultiply(elements, row.elementBytes(i));
             bytes = saturatedAdd(bytes, saturatedMultiply(perRecord, size + 1));
         }

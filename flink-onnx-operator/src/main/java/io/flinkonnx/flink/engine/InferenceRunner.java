@@ -57,6 +57,9 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
      */
     static final long KNOWN_GOOD_MAX_BYTES = 1 << 20;
 
+    /** The longest free length the synthetic probe tries (doubling from 1). */
+    static final long MAX_PROBE_LENGTH = 1024;
+
     private static final Logger LOG = LoggerFactory.getLogger(InferenceRunner.class);
 
     private final OnnxInferenceSpec<IN, OUT> spec;
@@ -573,13 +576,12 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
 
     /**
      * After {@code maxConsecutiveFailedBatches} batches in which every run failed: bad records, or a broken
-     * session? An input known to run on this session answers: a record that scored on it earlier, else the
-     * synthetic input its warm-up ran when it loaded. If it runs, the records are bad and scoring goes on; if
-     * it fails too, the session is broken and the job fails so that a restart reloads it. Without an input
-     * known to run (nothing has scored since the session loaded and its warm-up input did not run, as for a
-     * convolution or reflect pad longer than the warm-up's length of 1) the two cannot be told apart: a failing
-     * synthetic input proves nothing there, and failing the job would fail it again on every restart as the
-     * source replays the same records, so they go on as dead letters.
+     * session? An input known to run answers: a record that scored on this session earlier; else synthetic
+     * inputs of ones at free lengths 1, 2, 4, ... 1024 (a convolution or reflect pad cannot run at the
+     * warm-up's length of 1, and failing the job for that would fail it again on every restart as the source
+     * replays the same records). If one runs, the records are bad and go on as dead letters; if every probe
+     * fails, the session is broken (from its load, if nothing ever scored on it) and the job fails so that a
+     * restart reloads it.
      */
     private void checkSessionAnswers(Exception lastError) {
         String probe = null;
@@ -587,9 +589,10 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         if (knownGood != null) {
             probe = "a record that scored earlier on this session";
             answer = runProbe(knownGood);
-        } else if (shared.warmUpRan()) {
-            probe = "a synthetic input that ran when the session loaded";
-            answer = runWarmUpInput();
+        }
+        if (answer == Probe.NOT_RUN) {
+            probe = "synthetic inputs of ones at every free length from 1 to " + MAX_PROBE_LENGTH;
+            answer = runSyntheticLengths();
         }
         if (answer == Probe.FAILED) {
             throw new SystemicFailureException(
@@ -613,10 +616,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
                             + " broken session, so they go on as dead letters. Last error: {}",
                     modelName,
                     consecutiveFailedBatches,
-                    probe == null
-                            ? "no input is known to run on this session (no record has scored since it loaded and its"
-                                    + " synthetic warm-up input did not run)"
-                            : probe + " could not be built",
+                    probe + " could not be built",
                     lastError.getMessage());
         }
         consecutiveFailedBatches = 0;
@@ -647,19 +647,43 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         return runTensors(tensors);
     }
 
-    /** Runs the warm-up's synthetic input again: ones for every input of the session's signature, free dims 1. */
-    private Probe runWarmUpInput() {
-        Map<String, OnnxTensor> tensors = new LinkedHashMap<>();
-        try {
-            for (TensorSpec input : shared.signature().inputs()) {
-                tensors.put(input.name(), PlacementProbe.ones(OrtRuntime.env(), input));
+    /**
+     * Synthetic inputs (ones) at free lengths 1, 2, 4, ... {@link #MAX_PROBE_LENGTH}: the first that runs shows
+     * the session answers (a convolution or reflect pad needs a length of 2 or more, so length 1 alone would
+     * call a healthy session broken); if every one that could be built fails, the session is broken (a
+     * session broken from its load fails them all).
+     */
+    private Probe runSyntheticLengths() {
+        Probe answer = Probe.NOT_RUN;
+        for (long length = 1; length <= MAX_PROBE_LENGTH; length *= 2) {
+            Map<String, OnnxTensor> tensors = new LinkedHashMap<>();
+            try {
+                for (TensorSpec input : shared.signature().inputs()) {
+                    tensors.put(input.name(), PlacementProbe.ones(OrtRuntime.env(), input, length));
+                }
+            } catch (OrtException | RuntimeException | OutOfMemoryError e) {
+                tensors.values().forEach(OnnxTensor::close);
+                LOG.warn("The synthetic probe of model {} at length {} could not be built: {}", modelName, length, e);
+                return answer;
             }
-        } catch (OrtException | RuntimeException | OutOfMemoryError e) {
-            tensors.values().forEach(OnnxTensor::close);
-            LOG.warn("The synthetic probe of model {} could not be built: {}", modelName, e.toString());
-            return Probe.NOT_RUN;
+            answer = runTensors(tensors);
+            if (answer == Probe.RAN || !hasFreeDims()) {
+                return answer;
+            }
         }
-        return runTensors(tensors);
+        return answer;
+    }
+
+    /** Whether some input has a free dim besides its batch axis (else every length is the same input). */
+    private boolean hasFreeDims() {
+        for (TensorSpec input : shared.signature().inputs()) {
+            for (int d = 0; d < input.dims().size(); d++) {
+                if (d != input.batchAxis() && !input.dims().get(d).isFixed()) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     /** Runs {@code tensors} on the session, then closes them and the result. */

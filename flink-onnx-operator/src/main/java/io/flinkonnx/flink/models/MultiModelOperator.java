@@ -12,6 +12,7 @@ import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.flink.SystemicFailureException;
 import io.flinkonnx.flink.engine.BufferedScoringOperator;
 import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.session.OrtRuntime;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import io.flinkonnx.providers.ProviderChain;
 import java.util.ArrayList;
@@ -111,6 +112,9 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
     @Override
     public void open() throws Exception {
         super.open();
+        // Models load on a loader thread, where a process that cannot run ORT would read as one model failing
+        // to load, again and again: fail the job here instead, with the reason.
+        OrtRuntime.env();
         models = new LinkedHashMap<>(16, 0.75f, true);
         slot = getRuntimeContext().getTaskInfo().getAllocationIDAsString();
         subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
@@ -564,8 +568,13 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
 
     /** The runner of {@code ref} while it is loaded, else null (for tests). */
     public InferenceRunner<IN, OUT> runner(ModelRef ref) {
-        ServedModel<IN, OUT> model = models.get(ref);
-        return model == null ? null : model.runner;
+        // not models.get: the map is access-ordered, and a test's look must not change which model is evicted
+        for (Map.Entry<ModelRef, ServedModel<IN, OUT>> e : models.entrySet()) {
+            if (e.getKey().equals(ref)) {
+                return e.getValue().runner;
+            }
+        }
+        return null;
     }
 
     /** Models evicted so far (for tests). */

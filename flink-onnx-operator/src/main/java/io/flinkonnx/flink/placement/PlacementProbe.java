@@ -161,6 +161,15 @@ public final class PlacementProbe {
      * divisor makes integer Div/Mod kernels crash the process (SIGFPE).
      */
     public static OnnxTensor ones(OrtEnvironment env, TensorSpec spec) throws OrtException {
+        return ones(env, spec, 1);
+    }
+
+    /**
+     * One record of {@code spec} filled with ones, its free dims {@code freeDim} long (the batch axis 1).
+     *
+     * @throws IllegalArgumentException where it would take more than 64 MiB, or the input cannot be synthesized
+     */
+    public static OnnxTensor ones(OrtEnvironment env, TensorSpec spec, long freeDim) throws OrtException {
         ElementType type = spec.elementType();
         if (spec.kind() != TensorSpec.Kind.TENSOR || !type.isSupportedForRecords()) {
             throw new IllegalArgumentException("input " + spec + " cannot be synthesized");
@@ -169,8 +178,9 @@ public final class PlacementProbe {
         long[] shape = new long[dims.size()];
         long values = 1;
         for (int d = 0; d < shape.length; d++) {
-            shape[d] =
-                    d != spec.batchAxis() && dims.get(d).isFixed() ? dims.get(d).value() : 1;
+            shape[d] = d == spec.batchAxis()
+                    ? 1
+                    : dims.get(d).isFixed() ? dims.get(d).value() : freeDim;
             values = shape[d] == 0 ? 0 : Math.min(Long.MAX_VALUE / shape[d], values) * shape[d];
         }
         if (values > MAX_SYNTHETIC_BYTES / Math.max(1, type.byteSize())) {

@@ -63,12 +63,16 @@ public final class OrtRuntime {
      */
     static void checkProcessCanCreateEnvironment(
             String ortVersion, String osName, String disableTelemetry, long cmdlineBytes) {
-        boolean affected = ortVersion != null
-                && ortVersion.startsWith("1.29.")
+        // An unknown version (ORT shaded into a fat jar, whose manifest is not ORT's) may be 1.29: fail closed.
+        boolean affected = (ortVersion == null || ortVersion.startsWith("1.29."))
                 && osName != null
                 && osName.toLowerCase(java.util.Locale.ROOT).contains("linux");
         if (affected && !"1".equals(disableTelemetry) && cmdlineBytes >= TELEMETRY_CRASH_CMDLINE_BYTES) {
-            throw new IllegalStateException("ONNX Runtime " + ortVersion + " crashes this process (SIGSEGV in its"
+            throw new IllegalStateException("ONNX Runtime "
+                    + (ortVersion == null
+                            ? "(version unknown: its jar's manifest is not ORT's; 1.29.0 does)"
+                            : ortVersion)
+                    + " crashes this process (SIGSEGV in its"
                     + " telemetry, when its environment is created) with a command line this long (" + cmdlineBytes
                     + " bytes; it crashed from about 4,000). Set " + DISABLE_TELEMETRY + "=1 in the environment of"
                     + " this JVM (the TaskManager's: Docker ENV, Kubernetes env, or exported before the process"

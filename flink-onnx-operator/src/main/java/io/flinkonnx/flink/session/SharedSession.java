@@ -24,8 +24,6 @@ public final class SharedSession {
     private final long modelSizeBytes;
     private volatile List<NodePlacement> placement;
     private volatile String placementNote;
-    /** Whether the synthetic warm-up input ran when the session loaded (its placement was measured on it). */
-    private final boolean warmUpRan;
     /** The profile folder while placement waits for the first real run, else null. */
     private Path pendingProfileDir;
 
@@ -48,18 +46,6 @@ public final class SharedSession {
         this.placement = placement == null ? null : List.copyOf(placement);
         this.placementNote = placementNote;
         this.pendingProfileDir = pendingProfileDir;
-        // A placement at load comes from the profile of a warm-up run that succeeded; none: it did not run, or
-        // failed (a convolution or reflect pad longer than the warm-up's length of 1), or could not be read.
-        this.warmUpRan = placement != null;
-    }
-
-    /**
-     * Whether the synthetic warm-up input ({@link PlacementProbe#ones} for every input of {@link #signature()})
-     * ran on this session when it loaded: an input known to run, which a healthy session runs again. False
-     * when the warm-up could not be tried, failed, or its profile could not be read.
-     */
-    public boolean warmUpRan() {
-        return warmUpRan;
     }
 
     /** Whether placement waits for the session's first successful real run (the warm-up could not run). */

@@ -289,32 +289,32 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
 
     /**
      * Puts the current key's states (or the initial ones) and the constants into record {@code i}'s row. A
-     * stored state that no longer fits the model (restored into a changed model) fails the record, unless the
-     * record resets its key: then every state starts from the initial one (the stored ones are cleared once
-     * it is scored, or fails), as a reset clears the state either way.
+     * stored state that no longer fits the model (restored into a changed model) fails the record: it cannot
+     * be scored with its sequence's state, and the initial state would give a plausible but wrong prediction.
+     * A reset record clears that state all the same, as a reset does whatever happens to its record, so the
+     * key's next record starts from the initial state.
      */
     private boolean putStates(int i) throws Exception {
         RecordInputs row = runner.row(rowOf[i]);
-        Object[] values = new Object[states.length];
         for (int p = 0; p < states.length; p++) {
             Object value = states[p].value();
-            if (value != null && !layout.fits(p, value)) {
+            if (value == null) {
+                value = layout.initial(p);
+            } else if (!layout.fits(p, value)) {
+                String fits = "The stored state '" + layout.stateName(p) + "' of this key does not fit the model's"
+                        + " state (" + layout.stateType(p) + " values of shape "
+                        + Arrays.toString(layout.stateShape(p)) + "); was the model changed? ";
                 if (resets[i]) {
-                    Arrays.fill(values, null); // a fresh state: the initial value of every pair
-                    break;
+                    clearStates();
+                    failures[i] = new RecordConversionException(fits + "This record resets the key, so the stored"
+                            + " state is cleared: the key's next record starts from the initial state");
+                } else {
+                    failures[i] = new RecordConversionException(
+                            fits + "A record for which resetWhen holds clears" + " it (so does the state's ttl)");
                 }
-                failures[i] = new RecordConversionException("The stored state '" + layout.stateName(p)
-                        + "' of this key does not fit the model's state (" + layout.stateType(p) + " values of shape "
-                        + Arrays.toString(layout.stateShape(p)) + "); was the model changed? A record for which"
-                        + " resetWhen holds scores from the initial state and clears the stored one (so does the"
-                        + " state's ttl)");
                 return false;
             }
-            values[p] = value;
-        }
-        for (int p = 0; p < states.length; p++) {
-            row.putSupplied(
-                    layout.stateInput(p), values[p] == null ? layout.initial(p) : values[p], layout.stateShape(p));
+            row.putSupplied(layout.stateInput(p), value, layout.stateShape(p));
         }
         layout.putConstants(row);
         return true;

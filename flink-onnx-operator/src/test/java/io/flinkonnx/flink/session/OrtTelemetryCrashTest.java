@@ -41,6 +41,18 @@ class OrtTelemetryCrashTest {
         }
     }
 
+    /** The premise, without the library's check: ORT itself crashes (on 1.29.0 on Linux) or does not. */
+    @Test
+    void withoutTheCheckOrt129CrashesTheProcessOnThatCommandLine() throws Exception {
+        Probe probe = runProbe(null, "raw");
+        if (OrtRuntime.ortJarVersion().equals("1.29.0") && isLinux()) {
+            assertThat(probe.exitCode).as("SIGSEGV; output:%n%s", probe.output).isEqualTo(139);
+            assertThat(probe.output).doesNotContain("CREATED");
+        } else {
+            assertThat(probe.exitCode).as(probe.output).isZero();
+        }
+    }
+
     @Test
     void withTelemetryDisabledTheSameCommandLineCreatesTheEnvironment() throws Exception {
         Probe probe = runProbe("1");
@@ -64,18 +76,27 @@ class OrtTelemetryCrashTest {
                 .doesNotThrowAnyException();
         assertThatCode(() -> OrtRuntime.checkProcessCanCreateEnvironment("1.29.0", "Mac OS X", null, longLine))
                 .doesNotThrowAnyException();
+        // ORT shaded into a fat jar: its version cannot be read, so the check fails closed
+        assertThatThrownBy(() -> OrtRuntime.checkProcessCanCreateEnvironment(null, "Linux", null, longLine))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("version unknown");
     }
 
     private Probe runProbe(String disableTelemetry) throws Exception {
+        return runProbe(disableTelemetry, "library");
+    }
+
+    private Probe runProbe(String disableTelemetry, String mode) throws Exception {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Path log = dir.resolve("probe-" + disableTelemetry + ".log");
+        Path log = dir.resolve("probe-" + mode + "-" + disableTelemetry + ".log");
         ProcessBuilder builder = new ProcessBuilder(
                         java,
                         "-Xmx256m",
                         LONG_OPTION,
                         "-cp",
                         System.getProperty("java.class.path"),
-                        OrtEnvironmentProbe.class.getName())
+                        OrtEnvironmentProbe.class.getName(),
+                        mode)
                 .redirectErrorStream(true)
                 .redirectOutput(log.toFile());
         if (disableTelemetry == null) {
