@@ -273,6 +273,38 @@ class ModelUpdatesTest {
     }
 
     /**
+     * A rollback read while the update before it loads ({@code [v2, v1-rollback]} close together, as a fresh job
+     * replaying the control topic sees them): each is judged against the version serving when it is applied, in
+     * message order, so v1 serves at the end, with its own bytes, under the rollback's label.
+     */
+    @Test
+    void aRollbackReadWhileTheUpdateBeforeItLoadsServesTheRolledBackBytes() throws Exception {
+        Path v1 = publish(V1, "v1");
+        Path v2 = publish(V2, "v2");
+        try (var h = new TwoInputStreamOperatorTestHarness<>(new ControlledInferenceOperator<>(
+                spec(v1), oneByOne(), FailedRecord.tag(FLOATS), ModelUpdates.fromControlStream()))) {
+            h.setProcessingTime(now);
+            h.open();
+            h.processElement2(
+                    new StreamRecord<>(ModelUpdate.of(v2.toString(), "v2").withSha256(sha256(v2))));
+            h.processElement2(new StreamRecord<>(ModelUpdate.of(v1.toString(), "v1-rollback")));
+            finishLoading(h); // both loaded before either is applied
+            List<ModelUpdateReport> reports = reports(h);
+            assertThat(reports)
+                    .extracting(r -> r.outcome)
+                    .containsExactly(ModelUpdateReport.Outcome.PROMOTED, ModelUpdateReport.Outcome.PROMOTED);
+            assertThat(reports).extracting(r -> r.sha256).containsExactly(sha256(v2), sha256(v1));
+            assertThat(last(reports).servingVersion).isEqualTo("v1-rollback");
+            Tuple2<String, float[]> scored = scoreOn(h);
+            assertThat(scored.f0).isEqualTo("v1-rollback");
+            assertThat(scored.f1).containsExactly(V1.reference(X), org.assertj.core.data.Offset.offset(1e-5f));
+            @SuppressWarnings("unchecked")
+            var operator = (BatchingInferenceOperator<float[], ?>) h.getOperator();
+            assertThat(operator.versions().serving().sha256).isEqualTo(sha256(v1));
+        }
+    }
+
+    /**
      * A control message read before a checkpoint but not yet applied (its model loading) is in the checkpoint: the
      * source will not replay it, so the restored operator loads it again. The restored version keeps its label.
      */

@@ -62,8 +62,14 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
     private final ClassLoader userCode;
     private final ExecutorService loader;
     private final Queue<Step<IN, OUT>> ready = new ArrayDeque<>();
-    /** Set by the task thread at each swap; read by the loader when it starts a load. */
+    /** Set by the task thread at each swap (what serves now). */
     private volatile Serving serving;
+    /**
+     * What will serve once every update finished so far is applied, in order: what the loader judges the next
+     * update against (an update that loads while another waits to be applied is compared with that one, not with
+     * what served when it started). Set on the task thread before the first load, then by the loader only.
+     */
+    private volatile Serving projected;
 
     private int inFlight;
     private boolean closed;
@@ -161,6 +167,7 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
                 : ModelFolder.labelOf(spec.model().uri());
         runner.version(label); // predictions name the restored label, not the file's default one
         served(runner, label);
+        projected = serving;
         return runner;
     }
 
@@ -340,7 +347,7 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
      * otherwise: the model could not be read (an I/O error), as opposed to a model that is invalid or refused.
      */
     private boolean load(ModelUpdate update, long requested, ModelUpdate control) {
-        Serving current = serving;
+        Serving current = projected;
         if (update.uri == null || update.uri.isBlank()) {
             finish(
                     refused(update.uri, update.version, null, "The update names no model URI"),
@@ -371,7 +378,12 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
             }
             InferenceRunner<IN, OUT> promoted = report.outcome == ModelUpdateReport.Outcome.PROMOTED ? candidate : null;
             if (promoted != null) {
+                projected = new Serving(
+                        new ServingModel(subtask, promoted.spec().model().uri(), sha, label), promoted.signature());
                 candidate = null; // handed over
+            } else if (report.outcome == ModelUpdateReport.Outcome.ALREADY_SERVING) {
+                projected = new Serving(
+                        new ServingModel(subtask, current.model.uri, current.model.sha256, label), current.signature);
             }
             finish(report, promoted, requested, control);
             return true;
