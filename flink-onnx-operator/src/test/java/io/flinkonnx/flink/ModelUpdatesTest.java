@@ -305,6 +305,45 @@ class ModelUpdatesTest {
     }
 
     /**
+     * With a watched folder and a control stream, a rollback sent on the control stream survives a failover: the
+     * restored operator knows the folder's newest version was handled already and does not promote it again.
+     */
+    @Test
+    void aControlStreamRollbackSurvivesAFailoverWhileTheFolderStillHoldsTheNewerVersion() throws Exception {
+        Path v1 = publish(V1, "v1");
+        publish(V2, "v2");
+        ModelUpdates both = ModelUpdates.watch(dir.resolve("models").toString(), Duration.ofMillis(POLL_MILLIS));
+        OperatorSubtaskState snapshot;
+        try (var h = new TwoInputStreamOperatorTestHarness<>(
+                new ControlledInferenceOperator<>(spec(v1), oneByOne(), FailedRecord.tag(FLOATS), both))) {
+            h.setProcessingTime(now);
+            h.open();
+            finishLoading(h); // the first poll finds v2
+            assertThat(scoreOn(h).f0).isEqualTo("v2");
+            h.processElement2(new StreamRecord<>(ModelUpdate.of(v1.toString(), "v1-rollback")));
+            finishLoading(h);
+            assertThat(scoreOn(h).f0).isEqualTo("v1-rollback");
+            snapshot = h.snapshot(1, now);
+        }
+        try (var h = new TwoInputStreamOperatorTestHarness<>(
+                new ControlledInferenceOperator<>(spec(v1), oneByOne(), FailedRecord.tag(FLOATS), both))) {
+            h.setProcessingTime(now);
+            h.initializeState(snapshot);
+            h.open();
+            finishLoading(h); // the first poll after the restore
+            assertThat(reports(h)).extracting(r -> r.outcome).containsExactly(ModelUpdateReport.Outcome.RESTORED);
+            Tuple2<String, float[]> scored = scoreOn(h);
+            assertThat(scored.f0).isEqualTo("v1-rollback");
+            assertThat(scored.f1).containsExactly(V1.reference(X), org.assertj.core.data.Offset.offset(1e-5f));
+
+            Path v3 = publish(V3, "v3"); // a newer version still serves once it appears
+            poll(h);
+            assertThat(last(reports(h)).outcome).isEqualTo(ModelUpdateReport.Outcome.PROMOTED);
+            assertThat(scoreOn(h).f0).isEqualTo("v3");
+        }
+    }
+
+    /**
      * A control message read before a checkpoint but not yet applied (its model loading) is in the checkpoint: the
      * source will not replay it, so the restored operator loads it again. The restored version keeps its label.
      */

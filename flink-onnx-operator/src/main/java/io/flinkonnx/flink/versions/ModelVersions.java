@@ -45,12 +45,20 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
         final long requestedAtNanos;
         /** The control message this step answers, or null for what a poll found. */
         final ModelUpdate control;
+        /** The watched folder's version this step handled for good (see {@link #lastFound()}), or null. */
+        final String found;
 
-        Step(ModelUpdateReport report, InferenceRunner<IN, OUT> runner, long requestedAtNanos, ModelUpdate control) {
+        Step(
+                ModelUpdateReport report,
+                InferenceRunner<IN, OUT> runner,
+                long requestedAtNanos,
+                ModelUpdate control,
+                String found) {
             this.report = report;
             this.runner = runner;
             this.requestedAtNanos = requestedAtNanos;
             this.control = control;
+            this.found = found;
         }
     }
 
@@ -80,6 +88,11 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
     private final List<ModelUpdate> pendingControl = new java.util.ArrayList<>();
     /** The watched folder's version last handled (loaded, refused or found serving): not loaded again. */
     private volatile String lastFound;
+    /**
+     * The watched folder's version last handled by a step the task thread applied (task thread only), kept in
+     * operator state: unlike {@link #lastFound} it never runs ahead of what the operator's output shows.
+     */
+    private String appliedFound;
 
     private volatile String lastPollError;
 
@@ -225,15 +238,32 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
                         serving.model.version,
                         report.reason);
         }
+        if (step.found != null) {
+            appliedFound = step.found;
+        }
         report.servingVersion = serving.model.version;
         return next;
+    }
+
+    /**
+     * The watched folder's version last handled by an applied update (its {@link ModelFolder.Version#identity()}),
+     * or null: for operator state.
+     */
+    public String lastFound() {
+        return appliedFound;
+    }
+
+    /** After a restore, before the first poll: the watched folder's version handled already (null if none). */
+    public void restoreLastFound(String identity) {
+        appliedFound = identity;
+        lastFound = identity;
     }
 
     /** A control message: loaded and gated after those before it. */
     public void offer(ModelUpdate update) {
         long requested = System.nanoTime();
         pendingControl.add(update);
-        submit(() -> load(update, requested, update));
+        submit(() -> load(update, requested, update, null));
     }
 
     /** Control messages offered and not yet applied, in order (for operator state). */
@@ -335,7 +365,7 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
             return;
         }
         ModelUpdate update = new ModelUpdate(newest.modelUri, newest.sha256, newest.label);
-        if (load(update, requested, null)) {
+        if (load(update, requested, null, newest.identity())) {
             // not loaded again at every poll; after a transient failure (an I/O error) it is, at the next poll
             lastFound = newest.identity();
         }
@@ -343,17 +373,19 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
 
     /**
      * Loads and gates {@code update} on the loader thread and hands the outcome to the task thread (answering
-     * {@code control}, the control message, if it came from one). Returns false when another try may end
-     * otherwise: the model could not be read (an I/O error), as opposed to a model that is invalid or refused.
+     * {@code control}, the control message, if it came from one; {@code found}, the watched folder's version, if
+     * a poll found it). Returns false when another try may end otherwise: the model could not be read (an I/O
+     * error), as opposed to a model that is invalid or refused.
      */
-    private boolean load(ModelUpdate update, long requested, ModelUpdate control) {
+    private boolean load(ModelUpdate update, long requested, ModelUpdate control, String found) {
         Serving current = projected;
         if (update.uri == null || update.uri.isBlank()) {
             finish(
                     refused(update.uri, update.version, null, "The update names no model URI"),
                     null,
                     requested,
-                    control);
+                    control,
+                    found);
             return true;
         }
         String label =
@@ -385,17 +417,19 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
                 projected = new Serving(
                         new ServingModel(subtask, current.model.uri, current.model.sha256, label), current.signature);
             }
-            finish(report, promoted, requested, control);
+            finish(report, promoted, requested, control, found);
             return true;
         } catch (Exception | LinkageError e) {
+            boolean transientFailure = e instanceof java.io.IOException
+                    || e instanceof java.io.UncheckedIOException
+                    || e.getCause() instanceof java.io.IOException;
             finish(
                     refused(update.uri, label, null, "The model did not load: " + e.getMessage()),
                     null,
                     requested,
-                    control);
-            return !(e instanceof java.io.IOException
-                    || e instanceof java.io.UncheckedIOException
-                    || e.getCause() instanceof java.io.IOException);
+                    control,
+                    transientFailure ? null : found);
+            return !transientFailure;
         } finally {
             if (candidate != null) {
                 candidate.close();
@@ -421,9 +455,18 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
 
     private void finish(
             ModelUpdateReport report, InferenceRunner<IN, OUT> runner, long requested, ModelUpdate control) {
+        finish(report, runner, requested, control, null);
+    }
+
+    private void finish(
+            ModelUpdateReport report,
+            InferenceRunner<IN, OUT> runner,
+            long requested,
+            ModelUpdate control,
+            String found) {
         synchronized (this) {
             if (!closed) {
-                ready.add(new Step<>(report, runner, requested, control));
+                ready.add(new Step<>(report, runner, requested, control, found));
                 return;
             }
         }
