@@ -108,6 +108,21 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
         void run() throws Exception;
     }
 
+    /** For tests: what the loader runs once a candidate is open, before it is judged (a slow load's seam). */
+    @VisibleForTesting
+    @FunctionalInterface
+    public interface LoadSeam {
+        void opened(String uri) throws Exception;
+    }
+
+    private volatile LoadSeam seam;
+
+    /** For tests: {@code seam} runs on the loader thread at every load, once the candidate is open. */
+    @VisibleForTesting
+    public void seam(LoadSeam seam) {
+        this.seam = seam;
+    }
+
     /** What serves now, as the loader compares candidates with it. */
     private static final class Serving {
         final ServingModel model;
@@ -398,6 +413,10 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
             }
             candidate = new InferenceRunner<>(spec.withModel(source));
             candidate.open(slot, subtask, null, policy.maxBatchSize(), policy);
+            LoadSeam s = seam;
+            if (s != null) {
+                s.opened(update.uri);
+            }
             String sha = candidate.session().modelSha256();
             ModelUpdateReport report;
             if (sha.equals(current.model.sha256)) {
