@@ -344,6 +344,31 @@ class ModelUpdatesTest {
     }
 
     /**
+     * A version whose model cannot be loaded (here its external weights are missing) is refused in one report, not
+     * one per poll, and the current version serves on.
+     */
+    @Test
+    void aVersionThatCannotBeLoadedIsRefusedOnceNotAtEveryPoll() throws Exception {
+        Path v1 = publish(V1, "v1");
+        Path models = dir.resolve("models");
+        Path v2 = V2.writeWithExternalWeights(
+                Files.createDirectories(models.resolve("v2")).resolve("model.onnx"), "w1.bin");
+        Path weights = models.resolve("v2").resolve("w1.bin");
+        Files.delete(weights);
+        try (var h = watching(v1, models, null)) {
+            finishLoading(h); // the first poll
+            poll(h);
+            poll(h);
+            List<ModelUpdateReport> refusals = reports(h);
+            assertThat(refusals).extracting(r -> r.outcome).containsExactly(ModelUpdateReport.Outcome.REFUSED);
+            assertThat(refusals.get(0).version).isEqualTo("v2");
+            assertThat(score(h).f0).isEqualTo("v1");
+
+            assertThat(v2).exists();
+        }
+    }
+
+    /**
      * A control message read before a checkpoint but not yet applied (its model loading) is in the checkpoint: the
      * source will not replay it, so the restored operator loads it again. The restored version keeps its label.
      */
