@@ -48,7 +48,7 @@ class ModelUpdatesPropertyTest {
     private static final long POLL_MILLIS = 60_000;
     private static final float[] X = TestModels.features(3, 4);
 
-    @Property(tries = 200)
+    @Property(tries = 150)
     void everyPredictionNamesTheBytesThatScoredItAndTheLastAcceptedUpdateServes(@ForAll("events") List<Integer> events)
             throws Exception {
         int openBefore = SessionStats.open();

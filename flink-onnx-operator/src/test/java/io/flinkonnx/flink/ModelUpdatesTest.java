@@ -369,6 +369,39 @@ class ModelUpdatesTest {
     }
 
     /**
+     * A version folder replaced while its model loads (a new v2 renamed over the old): the gate never judges the
+     * bytes it loaded by golden vectors published with other bytes. The load is taken again at the next poll,
+     * and the replacement serves, gated by its own vectors.
+     */
+    @Test
+    void goldenVectorsOfAFolderReplacedWhileItsModelLoadsDoNotGateTheLoadedBytes() throws Exception {
+        Path v1 = publish(V1, "v1");
+        Path v2 = publish(V2, "v2");
+        writeGoldenVectors(v2.getParent(), V2.reference(X));
+        try (var h = watching(v1, dir.resolve("models"), null)) {
+            @SuppressWarnings("unchecked")
+            var operator = (BatchingInferenceOperator<float[], ?>) h.getOperator();
+            java.util.concurrent.atomic.AtomicBoolean replaced = new java.util.concurrent.atomic.AtomicBoolean();
+            operator.versions().seam(uri -> {
+                if (uri.endsWith("v2/model.onnx") && replaced.compareAndSet(false, true)) {
+                    V3.writeTo(v2); // the loaded bytes are V2's; the folder now holds V3 and its vectors
+                    Files.setLastModifiedTime(
+                            v2, java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis() + 10_000));
+                    writeGoldenVectors(v2.getParent(), V3.reference(X));
+                }
+            });
+            finishLoading(h); // the first poll
+            assertThat(replaced).isTrue();
+            assertThat(reports(h)).extracting(r -> r.outcome).doesNotContain(ModelUpdateReport.Outcome.REFUSED);
+            poll(h);
+            assertThat(reports(h)).extracting(r -> r.outcome).containsExactly(ModelUpdateReport.Outcome.PROMOTED);
+            Tuple2<String, float[]> scored = score(h);
+            assertThat(scored.f0).isEqualTo("v2");
+            assertThat(scored.f1).containsExactly(V3.reference(X), org.assertj.core.data.Offset.offset(1e-5f));
+        }
+    }
+
+    /**
      * A control message read before a checkpoint but not yet applied (its model loading) is in the checkpoint: the
      * source will not replay it, so the restored operator loads it again. The restored version keeps its label.
      */

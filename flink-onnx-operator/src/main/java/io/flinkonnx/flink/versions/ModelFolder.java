@@ -160,6 +160,23 @@ public final class ModelFolder {
         return InferenceRunner.versionLabelOf(modelUri);
     }
 
+    /**
+     * What tells a model file's bytes apart without reading them (modification time and length), or null for a
+     * classpath resource or a file that is not there.
+     */
+    public static String fileState(String modelUri) throws IOException {
+        if (modelUri.startsWith("classpath:")) {
+            return null;
+        }
+        Path file = new Path(modelUri);
+        FileSystem fs = file.getFileSystem();
+        if (!fs.exists(file)) {
+            return null;
+        }
+        FileStatus status = fs.getFileStatus(file);
+        return status.getModificationTime() + "/" + status.getLen();
+    }
+
     /** The folder of a model URI (where its golden vectors may be), or null for a classpath resource. */
     public static String folderOf(String modelUri) {
         if (modelUri.startsWith("classpath:")) {

@@ -406,7 +406,12 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
         String label =
                 update.version == null || update.version.isBlank() ? ModelFolder.labelOf(update.uri) : update.version;
         InferenceRunner<IN, OUT> candidate = null;
+        java.nio.file.Path vectors = null;
         try {
+            // The golden vectors are copied before the model is read, and the model's file is looked at before and
+            // after: a version folder replaced meanwhile does not gate these bytes by another publication's vectors.
+            String fileBefore = settings.goldenVectorsGate() ? ModelFolder.fileState(update.uri) : null;
+            vectors = VersionGate.copyVectors(update.uri, settings);
             ModelSource source = ModelSource.of(update.uri);
             if (update.sha256 != null && !update.sha256.isBlank()) {
                 source = source.withSha256(update.sha256);
@@ -419,10 +424,21 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
             }
             String sha = candidate.session().modelSha256();
             ModelUpdateReport report;
-            if (sha.equals(current.model.sha256)) {
+            if (vectors != null && !java.util.Objects.equals(fileBefore, ModelFolder.fileState(update.uri))) {
+                if (found != null) {
+                    return false; // replaced while it loaded: the next poll loads the replacement, no report
+                }
+                report = refused(
+                        update.uri,
+                        label,
+                        sha,
+                        "The model's file changed while it loaded: its golden vectors may be another"
+                                + " version's (send the update again)");
+            } else if (sha.equals(current.model.sha256)) {
                 report = report(ModelUpdateReport.Outcome.ALREADY_SERVING, update.uri, label, sha, null);
             } else {
-                String refusal = VersionGate.check(candidate, current.signature, current.model.version, settings);
+                String refusal =
+                        VersionGate.check(candidate, current.signature, current.model.version, settings, vectors);
                 report = refusal == null
                         ? report(ModelUpdateReport.Outcome.PROMOTED, update.uri, label, sha, null)
                         : refused(update.uri, label, sha, refusal);
@@ -452,6 +468,13 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
         } finally {
             if (candidate != null) {
                 candidate.close();
+            }
+            if (vectors != null) {
+                try {
+                    VersionGate.deleteRecursively(vectors);
+                } catch (java.io.IOException e) {
+                    LOG.warn("Cannot delete the golden vectors copied to {}: {}", vectors, e.getMessage());
+                }
             }
         }
     }
