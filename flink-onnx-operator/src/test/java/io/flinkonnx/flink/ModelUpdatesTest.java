@@ -369,6 +369,36 @@ class ModelUpdatesTest {
     }
 
     /**
+     * A version whose model file cannot be read (an I/O error: here a socket where the file should be) is tried
+     * again at every poll, in case the error was transient, but reported once, not at every poll.
+     */
+    @Test
+    void aModelFileThatCannotBeReadIsTriedAgainAtEveryPollButReportedOnce() throws Exception {
+        Path v1 = publish(V1, "v1");
+        Path socket =
+                Files.createDirectories(dir.resolve("models").resolve("v2")).resolve("model.onnx");
+        try (var server = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+            server.bind(java.net.UnixDomainSocketAddress.of(socket));
+            try (var h = watching(v1, dir.resolve("models"), null)) {
+                finishLoading(h); // the first poll
+                poll(h);
+                poll(h);
+                List<ModelUpdateReport> refusals = reports(h);
+                assertThat(refusals).extracting(r -> r.outcome).containsExactly(ModelUpdateReport.Outcome.REFUSED);
+                assertThat(refusals.get(0).reason).contains("cannot be read");
+                assertThat(score(h).f0).isEqualTo("v1");
+
+                server.close();
+                Files.delete(socket);
+                V2.writeTo(socket); // readable now: the next poll loads it
+                poll(h);
+                assertThat(last(reports(h)).outcome).isEqualTo(ModelUpdateReport.Outcome.PROMOTED);
+                assertThat(score(h).f1).containsExactly(V2.reference(X), org.assertj.core.data.Offset.offset(1e-5f));
+            }
+        }
+    }
+
+    /**
      * A version folder replaced while its model loads (a new v2 renamed over the old): the gate never judges the
      * bytes it loaded by golden vectors published with other bytes. The load is taken again at the next poll,
      * and the replacement serves, gated by its own vectors.

@@ -95,6 +95,8 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
     private String appliedFound;
 
     private volatile String lastPollError;
+    /** The watched folder's version that last failed to load with an I/O error, and why (loader thread only). */
+    private String lastLoadFailure;
 
     private final Counter updates;
     private final Counter refused;
@@ -452,18 +454,25 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
                 projected = new Serving(
                         new ServingModel(subtask, current.model.uri, current.model.sha256, label), current.signature);
             }
+            if (found != null) {
+                lastLoadFailure = null;
+            }
             finish(report, promoted, requested, control, found);
             return true;
         } catch (Exception | LinkageError e) {
             boolean transientFailure = e instanceof java.io.IOException
                     || e instanceof java.io.UncheckedIOException
                     || e.getCause() instanceof java.io.IOException;
-            finish(
-                    refused(update.uri, label, null, "The model did not load: " + e.getMessage()),
-                    null,
-                    requested,
-                    control,
-                    transientFailure ? null : found);
+            String reason = "The model did not load: " + e.getMessage();
+            if (transientFailure && found != null) {
+                // tried again at every poll, reported once per distinct problem
+                String failure = found + "\n" + reason;
+                if (failure.equals(lastLoadFailure)) {
+                    return false;
+                }
+                lastLoadFailure = failure;
+            }
+            finish(refused(update.uri, label, null, reason), null, requested, control, transientFailure ? null : found);
             return !transientFailure;
         } finally {
             if (candidate != null) {
