@@ -339,8 +339,9 @@ public final class OnnxCli implements Callable<Integer> {
                 names = "--version",
                 paramLabel = "N",
                 required = true,
-                description = "the version number: the folder written is TO/vN")
-        long version;
+                description = "the version's name, ordered as the watcher orders them (v10 after v9, 2.10.0 after"
+                        + " 2.9.9, dates in order): the folder written is TO/N, or TO/vN for a bare number N")
+        String version;
 
         @Option(
                 names = "--golden",
@@ -365,12 +366,14 @@ public final class OnnxCli implements Callable<Integer> {
 
         @Override
         public Integer call() throws Exception {
-            if (version < 0) {
-                throw usage("--version must be a non-negative integer, got " + version);
-            }
             org.apache.flink.core.fs.Path folder = Publisher.folder(to);
+            org.apache.flink.core.fs.Path target;
+            try {
+                target = Publisher.versionFolder(folder, version);
+            } catch (IllegalArgumentException e) {
+                throw usage("--version: " + e.getMessage());
+            }
             org.apache.flink.core.fs.FileSystem fs = Publisher.fileSystem(folder);
-            org.apache.flink.core.fs.Path target = Publisher.versionFolder(folder, version);
             if (fs.exists(target)) {
                 throw Publisher.exists(target);
             }

@@ -1,5 +1,6 @@
 package io.flinkonnx.cli;
 
+import io.flinkonnx.flink.versions.ModelFolder;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -105,8 +106,14 @@ final class Publisher {
         }
     }
 
-    static Path versionFolder(Path to, long version) {
-        return new Path(to, "v" + version);
+    /**
+     * The version folder {@code TO/NAME} for {@code version}, by the watcher's rule ({@link
+     * ModelFolder#versionFolderName}: {@code 7} is {@code v7}; {@code v10}, {@code 2.10.0}, dates are kept).
+     *
+     * @throws IllegalArgumentException when the watcher would never take a version of that name
+     */
+    static Path versionFolder(Path to, String version) {
+        return new Path(to, ModelFolder.versionFolderName(version));
     }
 
     /** A usage error (exit 2): the version folder exists already. */
@@ -127,7 +134,7 @@ final class Publisher {
     static Published publish(
             FileSystem fs,
             Path to,
-            long version,
+            String version,
             java.nio.file.Path model,
             String sha256,
             List<java.nio.file.Path> dataSets)
@@ -147,7 +154,8 @@ final class Publisher {
                     dataSets,
                     "written in place, model file last (" + scheme + ":// is an object store: no atomic rename)");
         }
-        Path temp = new Path(to, ".v" + version + ".tmp-" + HexFormat.of().formatHex(randomBytes()));
+        Path temp =
+                new Path(to, "." + target.getName() + ".tmp-" + HexFormat.of().formatHex(randomBytes()));
         Throwable failure = null;
         try {
             write(fs, temp, model, sha256, dataSets);

@@ -253,6 +253,33 @@ class OnnxCliPublishTest {
         assertThat(out()).contains("publish");
     }
 
+    /** One rule: publish takes every name the watcher orders, and the watcher's newest is the last published. */
+    @Test
+    void publishAcceptsEveryVersionNameTheWatcherOrders() throws Exception {
+        // per folder, names of one scheme in the order they are published; "1" is published as v1
+        String[][] schemes = {
+            {"1", "v2", "v9", "v10"},
+            {"2.9.9", "2.10.0", "2.10.1"},
+            {"2026-09-30", "2026-12-04"},
+            {"fraud-7", "fraud-12"}
+        };
+        for (String[] scheme : schemes) {
+            Path to = models.resolve(scheme[0].replace('.', '_'));
+            for (String name : scheme) {
+                String folder = name.equals("1") ? "v1" : name;
+                assertThat(run("publish", model.toString(), "--to", to.toString(), "--version", name))
+                        .as("publish --version %s; err: %s", name, err())
+                        .isEqualTo(OnnxCli.OK);
+                assertThat(to.resolve(folder).resolve("mlp.onnx")).hasSameBinaryContentAs(model);
+                assertThat(io.flinkonnx.flink.versions.ModelFolder.newest(to.toString())
+                                .orElseThrow()
+                                .label)
+                        .as("the watcher's newest after publishing %s", name)
+                        .isEqualTo(folder);
+            }
+        }
+    }
+
     @Test
     void publishUsageErrorsExitTwo() throws Exception {
         assertThat(run("publish", model.toString(), "--version", "1")).isEqualTo(OnnxCli.USAGE);
@@ -260,9 +287,13 @@ class OnnxCliPublishTest {
         assertThat(run("publish", model.toString(), "--to", models.toString(), "--version", "eight"))
                 .isEqualTo(OnnxCli.USAGE);
         assertThat(err()).contains("'eight'");
-        assertThat(run("publish", model.toString(), "--to", models.toString(), "--version", "-1"))
+        assertThat(err()).contains("must hold a number");
+        assertThat(run("publish", model.toString(), "--to", models.toString(), "--version", "_v1"))
                 .isEqualTo(OnnxCli.USAGE);
-        assertThat(err()).contains("--version must be a non-negative integer, got -1");
+        assertThat(err()).contains("'_v1'").contains("must not start with '.' or '_'");
+        assertThat(run("publish", model.toString(), "--to", models.toString(), "--version", "a/v1"))
+                .isEqualTo(OnnxCli.USAGE);
+        assertThat(err()).contains("'a/v1'");
         assertThat(run(
                         "publish",
                         model.toString(),

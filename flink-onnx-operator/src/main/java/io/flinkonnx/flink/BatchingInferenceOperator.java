@@ -4,6 +4,7 @@ import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.BufferedScoringOperator;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.tensor.RecordInputs;
+import io.flinkonnx.flink.versions.FolderMark;
 import io.flinkonnx.flink.versions.ModelVersions;
 import io.flinkonnx.flink.versions.ServingModel;
 import java.util.ArrayList;
@@ -49,6 +50,8 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     private transient ModelVersions<IN, OUT> versions;
     private transient ListState<ServingModel> servingState;
     private transient ListState<ServingModel> pendingState;
+    private transient ListState<FolderMark> folderState;
+    private transient String restoredFound;
     private transient ServingModel restored;
     private transient List<ServingModel> restoredPending;
     private transient long nextPollMillis;
@@ -113,6 +116,9 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                 .getUnionListState(new ListStateDescriptor<>("onnx-serving-model", ServingModel.class));
         pendingState = context.getOperatorStateStore()
                 .getUnionListState(new ListStateDescriptor<>("onnx-pending-model-updates", ServingModel.class));
+        // Added later: a checkpoint from before has none, and the watcher starts afresh as it did then.
+        folderState = context.getOperatorStateStore()
+                .getUnionListState(new ListStateDescriptor<>("onnx-watched-folder-found", FolderMark.class));
         restoredPending = new ArrayList<>();
         if (context.isRestored()) {
             int subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
@@ -132,6 +138,13 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                     restoredPending.add(entry);
                 }
             }
+            // The watched folder's version handled already, by the same subtask: not promoted again (that would
+            // undo a control-stream rollback at every failover).
+            for (FolderMark mark : folderState.get()) {
+                if (mark.subtask == from) {
+                    restoredFound = mark.identity;
+                }
+            }
         }
     }
 
@@ -148,6 +161,8 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                 pending.add(new ServingModel(subtask, u.uri, u.sha256, u.version));
             }
             pendingState.update(pending);
+            String found = versions.lastFound();
+            folderState.update(found == null ? List.of() : List.of(new FolderMark(subtask, found)));
         }
     }
 
@@ -168,6 +183,7 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                     getUserCodeClassloader(),
                     metrics);
             runner = versions.openServing(restored);
+            versions.restoreLastFound(restoredFound);
             capacity = capacityOf(runner, policy); // ModelVersions registers the gauges over the serving runner
         }
         delayMillis = policy.maxBatchDelay().toMillis();

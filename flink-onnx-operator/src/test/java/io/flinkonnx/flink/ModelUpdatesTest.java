@@ -273,6 +273,165 @@ class ModelUpdatesTest {
     }
 
     /**
+     * A rollback read while the update before it loads ({@code [v2, v1-rollback]} close together, as a fresh job
+     * replaying the control topic sees them): each is judged against the version serving when it is applied, in
+     * message order, so v1 serves at the end, with its own bytes, under the rollback's label.
+     */
+    @Test
+    void aRollbackReadWhileTheUpdateBeforeItLoadsServesTheRolledBackBytes() throws Exception {
+        Path v1 = publish(V1, "v1");
+        Path v2 = publish(V2, "v2");
+        try (var h = new TwoInputStreamOperatorTestHarness<>(new ControlledInferenceOperator<>(
+                spec(v1), oneByOne(), FailedRecord.tag(FLOATS), ModelUpdates.fromControlStream()))) {
+            h.setProcessingTime(now);
+            h.open();
+            h.processElement2(
+                    new StreamRecord<>(ModelUpdate.of(v2.toString(), "v2").withSha256(sha256(v2))));
+            h.processElement2(new StreamRecord<>(ModelUpdate.of(v1.toString(), "v1-rollback")));
+            finishLoading(h); // both loaded before either is applied
+            List<ModelUpdateReport> reports = reports(h);
+            assertThat(reports)
+                    .extracting(r -> r.outcome)
+                    .containsExactly(ModelUpdateReport.Outcome.PROMOTED, ModelUpdateReport.Outcome.PROMOTED);
+            assertThat(reports).extracting(r -> r.sha256).containsExactly(sha256(v2), sha256(v1));
+            assertThat(last(reports).servingVersion).isEqualTo("v1-rollback");
+            Tuple2<String, float[]> scored = scoreOn(h);
+            assertThat(scored.f0).isEqualTo("v1-rollback");
+            assertThat(scored.f1).containsExactly(V1.reference(X), org.assertj.core.data.Offset.offset(1e-5f));
+            @SuppressWarnings("unchecked")
+            var operator = (BatchingInferenceOperator<float[], ?>) h.getOperator();
+            assertThat(operator.versions().serving().sha256).isEqualTo(sha256(v1));
+        }
+    }
+
+    /**
+     * With a watched folder and a control stream, a rollback sent on the control stream survives a failover: the
+     * restored operator knows the folder's newest version was handled already and does not promote it again.
+     */
+    @Test
+    void aControlStreamRollbackSurvivesAFailoverWhileTheFolderStillHoldsTheNewerVersion() throws Exception {
+        Path v1 = publish(V1, "v1");
+        publish(V2, "v2");
+        ModelUpdates both = ModelUpdates.watch(dir.resolve("models").toString(), Duration.ofMillis(POLL_MILLIS));
+        OperatorSubtaskState snapshot;
+        try (var h = new TwoInputStreamOperatorTestHarness<>(
+                new ControlledInferenceOperator<>(spec(v1), oneByOne(), FailedRecord.tag(FLOATS), both))) {
+            h.setProcessingTime(now);
+            h.open();
+            finishLoading(h); // the first poll finds v2
+            assertThat(scoreOn(h).f0).isEqualTo("v2");
+            h.processElement2(new StreamRecord<>(ModelUpdate.of(v1.toString(), "v1-rollback")));
+            finishLoading(h);
+            assertThat(scoreOn(h).f0).isEqualTo("v1-rollback");
+            snapshot = h.snapshot(1, now);
+        }
+        try (var h = new TwoInputStreamOperatorTestHarness<>(
+                new ControlledInferenceOperator<>(spec(v1), oneByOne(), FailedRecord.tag(FLOATS), both))) {
+            h.setProcessingTime(now);
+            h.initializeState(snapshot);
+            h.open();
+            finishLoading(h); // the first poll after the restore
+            assertThat(reports(h)).extracting(r -> r.outcome).containsExactly(ModelUpdateReport.Outcome.RESTORED);
+            Tuple2<String, float[]> scored = scoreOn(h);
+            assertThat(scored.f0).isEqualTo("v1-rollback");
+            assertThat(scored.f1).containsExactly(V1.reference(X), org.assertj.core.data.Offset.offset(1e-5f));
+
+            Path v3 = publish(V3, "v3"); // a newer version still serves once it appears
+            poll(h);
+            assertThat(last(reports(h)).outcome).isEqualTo(ModelUpdateReport.Outcome.PROMOTED);
+            assertThat(scoreOn(h).f0).isEqualTo("v3");
+        }
+    }
+
+    /**
+     * A version whose model cannot be loaded (here its external weights are missing) is refused in one report, not
+     * one per poll, and the current version serves on.
+     */
+    @Test
+    void aVersionThatCannotBeLoadedIsRefusedOnceNotAtEveryPoll() throws Exception {
+        Path v1 = publish(V1, "v1");
+        Path models = dir.resolve("models");
+        Path v2 = V2.writeWithExternalWeights(
+                Files.createDirectories(models.resolve("v2")).resolve("model.onnx"), "w1.bin");
+        Path weights = models.resolve("v2").resolve("w1.bin");
+        Files.delete(weights);
+        try (var h = watching(v1, models, null)) {
+            finishLoading(h); // the first poll
+            poll(h);
+            poll(h);
+            List<ModelUpdateReport> refusals = reports(h);
+            assertThat(refusals).extracting(r -> r.outcome).containsExactly(ModelUpdateReport.Outcome.REFUSED);
+            assertThat(refusals.get(0).version).isEqualTo("v2");
+            assertThat(score(h).f0).isEqualTo("v1");
+
+            assertThat(v2).exists();
+        }
+    }
+
+    /**
+     * A version whose model file cannot be read (an I/O error: here a socket where the file should be) is tried
+     * again at every poll, in case the error was transient, but reported once, not at every poll.
+     */
+    @Test
+    void aModelFileThatCannotBeReadIsTriedAgainAtEveryPollButReportedOnce() throws Exception {
+        Path v1 = publish(V1, "v1");
+        Path socket =
+                Files.createDirectories(dir.resolve("models").resolve("v2")).resolve("model.onnx");
+        try (var server = java.nio.channels.ServerSocketChannel.open(java.net.StandardProtocolFamily.UNIX)) {
+            server.bind(java.net.UnixDomainSocketAddress.of(socket));
+            try (var h = watching(v1, dir.resolve("models"), null)) {
+                finishLoading(h); // the first poll
+                poll(h);
+                poll(h);
+                List<ModelUpdateReport> refusals = reports(h);
+                assertThat(refusals).extracting(r -> r.outcome).containsExactly(ModelUpdateReport.Outcome.REFUSED);
+                assertThat(refusals.get(0).reason).contains("cannot be read");
+                assertThat(score(h).f0).isEqualTo("v1");
+
+                server.close();
+                Files.delete(socket);
+                V2.writeTo(socket); // readable now: the next poll loads it
+                poll(h);
+                assertThat(last(reports(h)).outcome).isEqualTo(ModelUpdateReport.Outcome.PROMOTED);
+                assertThat(score(h).f1).containsExactly(V2.reference(X), org.assertj.core.data.Offset.offset(1e-5f));
+            }
+        }
+    }
+
+    /**
+     * A version folder replaced while its model loads (a new v2 renamed over the old): the gate never judges the
+     * bytes it loaded by golden vectors published with other bytes. The load is taken again at the next poll,
+     * and the replacement serves, gated by its own vectors.
+     */
+    @Test
+    void goldenVectorsOfAFolderReplacedWhileItsModelLoadsDoNotGateTheLoadedBytes() throws Exception {
+        Path v1 = publish(V1, "v1");
+        Path v2 = publish(V2, "v2");
+        writeGoldenVectors(v2.getParent(), V2.reference(X));
+        try (var h = watching(v1, dir.resolve("models"), null)) {
+            @SuppressWarnings("unchecked")
+            var operator = (BatchingInferenceOperator<float[], ?>) h.getOperator();
+            java.util.concurrent.atomic.AtomicBoolean replaced = new java.util.concurrent.atomic.AtomicBoolean();
+            operator.versions().seam(uri -> {
+                if (uri.endsWith("v2/model.onnx") && replaced.compareAndSet(false, true)) {
+                    V3.writeTo(v2); // the loaded bytes are V2's; the folder now holds V3 and its vectors
+                    Files.setLastModifiedTime(
+                            v2, java.nio.file.attribute.FileTime.fromMillis(System.currentTimeMillis() + 10_000));
+                    writeGoldenVectors(v2.getParent(), V3.reference(X));
+                }
+            });
+            finishLoading(h); // the first poll
+            assertThat(replaced).isTrue();
+            assertThat(reports(h)).extracting(r -> r.outcome).doesNotContain(ModelUpdateReport.Outcome.REFUSED);
+            poll(h);
+            assertThat(reports(h)).extracting(r -> r.outcome).containsExactly(ModelUpdateReport.Outcome.PROMOTED);
+            Tuple2<String, float[]> scored = score(h);
+            assertThat(scored.f0).isEqualTo("v2");
+            assertThat(scored.f1).containsExactly(V3.reference(X), org.assertj.core.data.Offset.offset(1e-5f));
+        }
+    }
+
+    /**
      * A control message read before a checkpoint but not yet applied (its model loading) is in the checkpoint: the
      * source will not replay it, so the restored operator loads it again. The restored version keeps its label.
      */

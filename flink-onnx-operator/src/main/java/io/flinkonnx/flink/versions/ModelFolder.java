@@ -100,6 +100,34 @@ public final class ModelFolder {
         return Optional.empty();
     }
 
+    /**
+     * The folder name under which {@code name} is published as a version the watcher orders (one rule for the
+     * watcher and for {@code flink-onnx-cli publish}): a bare number {@code N} is {@code vN}; any other name
+     * is kept ({@code v2}, {@code v10}, {@code 2.10.0}, {@code 2026-12-04}, {@code fraud-7}).
+     *
+     * @throws IllegalArgumentException when the watcher would never take a version of that name: it is not one
+     *     path segment, it starts with '.' or '_' (ignored, as a version being written), or it holds no number
+     *     (passed over wherever a version has one)
+     */
+    public static String versionFolderName(String name) {
+        if (name == null || name.isBlank()) {
+            throw new IllegalArgumentException("A version name must not be empty");
+        }
+        if (name.contains("/") || name.contains("\\") || name.contains(":") || name.equals("..")) {
+            throw new IllegalArgumentException(
+                    "A version name is one folder name, without '/', '\\' or ':'; got '" + name + "'");
+        }
+        if (ignored(name)) {
+            throw new IllegalArgumentException("A version name must not start with '.' or '_' (the watcher ignores"
+                    + " such names, as versions still being written); got '" + name + "'");
+        }
+        if (numbersIn(name).length == 0) {
+            throw new IllegalArgumentException("A version name must hold a number, the watcher's order (v10 after"
+                    + " v9, 2.10.0 after 2.9.9, dates in order); got '" + name + "'");
+        }
+        return name.chars().allMatch(c -> c >= '0' && c <= '9') ? "v" + name : name;
+    }
+
     private static String labelOfEntry(FileStatus entry) {
         String name = entry.getPath().getName();
         return entry.isDir() ? name : stripExtension(name);
@@ -130,6 +158,23 @@ public final class ModelFolder {
     /** A version's label from its model URI, by the same rule as the folder's versions. */
     public static String labelOf(String modelUri) {
         return InferenceRunner.versionLabelOf(modelUri);
+    }
+
+    /**
+     * What tells a model file's bytes apart without reading them (modification time and length), or null for a
+     * classpath resource or a file that is not there.
+     */
+    public static String fileState(String modelUri) throws IOException {
+        if (modelUri.startsWith("classpath:")) {
+            return null;
+        }
+        Path file = new Path(modelUri);
+        FileSystem fs = file.getFileSystem();
+        if (!fs.exists(file)) {
+            return null;
+        }
+        FileStatus status = fs.getFileStatus(file);
+        return status.getModificationTime() + "/" + status.getLen();
     }
 
     /** The folder of a model URI (where its golden vectors may be), or null for a classpath resource. */

@@ -45,12 +45,20 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
         final long requestedAtNanos;
         /** The control message this step answers, or null for what a poll found. */
         final ModelUpdate control;
+        /** The watched folder's version this step handled for good (see {@link #lastFound()}), or null. */
+        final String found;
 
-        Step(ModelUpdateReport report, InferenceRunner<IN, OUT> runner, long requestedAtNanos, ModelUpdate control) {
+        Step(
+                ModelUpdateReport report,
+                InferenceRunner<IN, OUT> runner,
+                long requestedAtNanos,
+                ModelUpdate control,
+                String found) {
             this.report = report;
             this.runner = runner;
             this.requestedAtNanos = requestedAtNanos;
             this.control = control;
+            this.found = found;
         }
     }
 
@@ -62,8 +70,14 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
     private final ClassLoader userCode;
     private final ExecutorService loader;
     private final Queue<Step<IN, OUT>> ready = new ArrayDeque<>();
-    /** Set by the task thread at each swap; read by the loader when it starts a load. */
+    /** Set by the task thread at each swap (what serves now). */
     private volatile Serving serving;
+    /**
+     * What will serve once every update finished so far is applied, in order: what the loader judges the next
+     * update against (an update that loads while another waits to be applied is compared with that one, not with
+     * what served when it started). Set on the task thread before the first load, then by the loader only.
+     */
+    private volatile Serving projected;
 
     private int inFlight;
     private boolean closed;
@@ -74,8 +88,15 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
     private final List<ModelUpdate> pendingControl = new java.util.ArrayList<>();
     /** The watched folder's version last handled (loaded, refused or found serving): not loaded again. */
     private volatile String lastFound;
+    /**
+     * The watched folder's version last handled by a step the task thread applied (task thread only), kept in
+     * operator state: unlike {@link #lastFound} it never runs ahead of what the operator's output shows.
+     */
+    private String appliedFound;
 
     private volatile String lastPollError;
+    /** The watched folder's version that last failed to load with an I/O error, and why (loader thread only). */
+    private String lastLoadFailure;
 
     private final Counter updates;
     private final Counter refused;
@@ -87,6 +108,21 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
     @FunctionalInterface
     public interface BeforeSwap {
         void run() throws Exception;
+    }
+
+    /** For tests: what the loader runs once a candidate is open, before it is judged (a slow load's seam). */
+    @VisibleForTesting
+    @FunctionalInterface
+    public interface LoadSeam {
+        void opened(String uri) throws Exception;
+    }
+
+    private volatile LoadSeam seam;
+
+    /** For tests: {@code seam} runs on the loader thread at every load, once the candidate is open. */
+    @VisibleForTesting
+    public void seam(LoadSeam seam) {
+        this.seam = seam;
     }
 
     /** What serves now, as the loader compares candidates with it. */
@@ -161,6 +197,7 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
                 : ModelFolder.labelOf(spec.model().uri());
         runner.version(label); // predictions name the restored label, not the file's default one
         served(runner, label);
+        projected = serving;
         return runner;
     }
 
@@ -218,15 +255,32 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
                         serving.model.version,
                         report.reason);
         }
+        if (step.found != null) {
+            appliedFound = step.found;
+        }
         report.servingVersion = serving.model.version;
         return next;
+    }
+
+    /**
+     * The watched folder's version last handled by an applied update (its {@link ModelFolder.Version#identity()}),
+     * or null: for operator state.
+     */
+    public String lastFound() {
+        return appliedFound;
+    }
+
+    /** After a restore, before the first poll: the watched folder's version handled already (null if none). */
+    public void restoreLastFound(String identity) {
+        appliedFound = identity;
+        lastFound = identity;
     }
 
     /** A control message: loaded and gated after those before it. */
     public void offer(ModelUpdate update) {
         long requested = System.nanoTime();
         pendingControl.add(update);
-        submit(() -> load(update, requested, update));
+        submit(() -> load(update, requested, update, null));
     }
 
     /** Control messages offered and not yet applied, in order (for operator state). */
@@ -328,7 +382,7 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
             return;
         }
         ModelUpdate update = new ModelUpdate(newest.modelUri, newest.sha256, newest.label);
-        if (load(update, requested, null)) {
+        if (load(update, requested, null, newest.identity())) {
             // not loaded again at every poll; after a transient failure (an I/O error) it is, at the next poll
             lastFound = newest.identity();
         }
@@ -336,57 +390,100 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
 
     /**
      * Loads and gates {@code update} on the loader thread and hands the outcome to the task thread (answering
-     * {@code control}, the control message, if it came from one). Returns false when another try may end
-     * otherwise: the model could not be read (an I/O error), as opposed to a model that is invalid or refused.
+     * {@code control}, the control message, if it came from one; {@code found}, the watched folder's version, if
+     * a poll found it). Returns false when another try may end otherwise: the model could not be read (an I/O
+     * error), as opposed to a model that is invalid or refused.
      */
-    private boolean load(ModelUpdate update, long requested, ModelUpdate control) {
-        Serving current = serving;
+    private boolean load(ModelUpdate update, long requested, ModelUpdate control, String found) {
+        Serving current = projected;
         if (update.uri == null || update.uri.isBlank()) {
             finish(
                     refused(update.uri, update.version, null, "The update names no model URI"),
                     null,
                     requested,
-                    control);
+                    control,
+                    found);
             return true;
         }
         String label =
                 update.version == null || update.version.isBlank() ? ModelFolder.labelOf(update.uri) : update.version;
         InferenceRunner<IN, OUT> candidate = null;
+        java.nio.file.Path vectors = null;
         try {
+            // The golden vectors are copied before the model is read, and the model's file is looked at before and
+            // after: a version folder replaced meanwhile does not gate these bytes by another publication's vectors.
+            String fileBefore = settings.goldenVectorsGate() ? ModelFolder.fileState(update.uri) : null;
+            vectors = VersionGate.copyVectors(update.uri, settings);
             ModelSource source = ModelSource.of(update.uri);
             if (update.sha256 != null && !update.sha256.isBlank()) {
                 source = source.withSha256(update.sha256);
             }
             candidate = new InferenceRunner<>(spec.withModel(source));
             candidate.open(slot, subtask, null, policy.maxBatchSize(), policy);
+            LoadSeam s = seam;
+            if (s != null) {
+                s.opened(update.uri);
+            }
             String sha = candidate.session().modelSha256();
             ModelUpdateReport report;
-            if (sha.equals(current.model.sha256)) {
+            if (vectors != null && !java.util.Objects.equals(fileBefore, ModelFolder.fileState(update.uri))) {
+                if (found != null) {
+                    return false; // replaced while it loaded: the next poll loads the replacement, no report
+                }
+                report = refused(
+                        update.uri,
+                        label,
+                        sha,
+                        "The model's file changed while it loaded: its golden vectors may be another"
+                                + " version's (send the update again)");
+            } else if (sha.equals(current.model.sha256)) {
                 report = report(ModelUpdateReport.Outcome.ALREADY_SERVING, update.uri, label, sha, null);
             } else {
-                String refusal = VersionGate.check(candidate, current.signature, current.model.version, settings);
+                String refusal =
+                        VersionGate.check(candidate, current.signature, current.model.version, settings, vectors);
                 report = refusal == null
                         ? report(ModelUpdateReport.Outcome.PROMOTED, update.uri, label, sha, null)
                         : refused(update.uri, label, sha, refusal);
             }
             InferenceRunner<IN, OUT> promoted = report.outcome == ModelUpdateReport.Outcome.PROMOTED ? candidate : null;
             if (promoted != null) {
+                projected = new Serving(
+                        new ServingModel(subtask, promoted.spec().model().uri(), sha, label), promoted.signature());
                 candidate = null; // handed over
+            } else if (report.outcome == ModelUpdateReport.Outcome.ALREADY_SERVING) {
+                projected = new Serving(
+                        new ServingModel(subtask, current.model.uri, current.model.sha256, label), current.signature);
             }
-            finish(report, promoted, requested, control);
+            if (found != null) {
+                lastLoadFailure = null;
+            }
+            finish(report, promoted, requested, control, found);
             return true;
         } catch (Exception | LinkageError e) {
-            finish(
-                    refused(update.uri, label, null, "The model did not load: " + e.getMessage()),
-                    null,
-                    requested,
-                    control);
-            return !(e instanceof java.io.IOException
+            boolean transientFailure = e instanceof java.io.IOException
                     || e instanceof java.io.UncheckedIOException
-                    || e.getCause() instanceof java.io.IOException);
+                    || e.getCause() instanceof java.io.IOException;
+            String reason = "The model did not load: " + e.getMessage();
+            if (transientFailure && found != null) {
+                // tried again at every poll, reported once per distinct problem
+                String failure = found + "\n" + reason;
+                if (failure.equals(lastLoadFailure)) {
+                    return false;
+                }
+                lastLoadFailure = failure;
+            }
+            finish(refused(update.uri, label, null, reason), null, requested, control, transientFailure ? null : found);
+            return !transientFailure;
         } finally {
             if (candidate != null) {
                 candidate.close();
+            }
+            if (vectors != null) {
+                try {
+                    VersionGate.deleteRecursively(vectors);
+                } catch (java.io.IOException e) {
+                    LOG.warn("Cannot delete the golden vectors copied to {}: {}", vectors, e.getMessage());
+                }
             }
         }
     }
@@ -409,9 +506,18 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
 
     private void finish(
             ModelUpdateReport report, InferenceRunner<IN, OUT> runner, long requested, ModelUpdate control) {
+        finish(report, runner, requested, control, null);
+    }
+
+    private void finish(
+            ModelUpdateReport report,
+            InferenceRunner<IN, OUT> runner,
+            long requested,
+            ModelUpdate control,
+            String found) {
         synchronized (this) {
             if (!closed) {
-                ready.add(new Step<>(report, runner, requested, control));
+                ready.add(new Step<>(report, runner, requested, control, found));
                 return;
             }
         }

@@ -25,9 +25,16 @@ import org.apache.flink.annotation.Internal;
 final class VersionGate {
     private VersionGate() {}
 
-    /** Null when {@code candidate} may serve; else why not. */
+    /**
+     * Null when {@code candidate} may serve; else why not. {@code vectors}: the golden vectors of its folder,
+     * copied before its model was read (see {@link #copyVectors}), or null.
+     */
     static String check(
-            InferenceRunner<?, ?> candidate, ModelSignature serving, String servingVersion, ModelUpdates settings)
+            InferenceRunner<?, ?> candidate,
+            ModelSignature serving,
+            String servingVersion,
+            ModelUpdates settings,
+            Path vectors)
             throws IOException {
         ModelSignature offered = candidate.signature();
         if (!offered.inputs().equals(serving.inputs()) || !offered.outputs().equals(serving.outputs())) {
@@ -35,18 +42,12 @@ final class VersionGate {
                     + offered.inputs() + " and outputs " + offered.outputs() + " where " + serving.inputs()
                     + " and " + serving.outputs() + " serve (a new signature needs a new job)";
         }
-        if (!settings.goldenVectorsGate()) {
+        if (vectors == null) {
             return null;
         }
         String folder = ModelFolder.folderOf(candidate.spec().model().uri());
-        if (folder == null) {
-            return null;
-        }
-        Path local = Files.createTempDirectory("flink-onnx-gate-");
-        try {
-            if (ModelFolder.copyGoldenVectors(folder, local) == 0) {
-                return null;
-            }
+        Path local = vectors;
+        {
             String model = candidate.modelName();
             List<ReferenceDataSet> sets;
             try {
@@ -55,11 +56,11 @@ final class VersionGate {
                 return "Its golden vectors in " + folder + " cannot be read: " + e.getMessage();
             }
             Map<String, DriftAccumulator> acc = new LinkedHashMap<>();
-            GoldenVectors vectors = new GoldenVectors(
+            GoldenVectors golden = new GoldenVectors(
                     model, candidate.session().session(), candidate.session().signature());
             try {
                 for (ReferenceDataSet set : sets) {
-                    vectors.compare(set, acc, settings.gateTolerance(), DriftMonitor::classes);
+                    golden.compare(set, acc, settings.gateTolerance(), DriftMonitor::classes);
                 }
             } catch (Exception e) {
                 return "Its golden vectors in " + folder + " do not run: " + e.getMessage();
@@ -75,12 +76,35 @@ final class VersionGate {
                     ? null
                     : "Its outputs on the golden vectors in " + folder + " (" + sets.size() + " sets) are outside "
                             + settings.gateTolerance() + ": " + outside;
-        } finally {
-            deleteRecursively(local);
         }
     }
 
-    private static void deleteRecursively(Path dir) throws IOException {
+    /**
+     * The golden vectors beside {@code modelUri}, copied into a local folder (the caller deletes it with {@link
+     * #deleteRecursively}), or null when the gate is off or there are none. Copied before the model is read, so
+     * that a check of the model's file afterwards tells whether both are of one publication.
+     */
+    static Path copyVectors(String modelUri, ModelUpdates settings) throws IOException {
+        String folder = settings.goldenVectorsGate() ? ModelFolder.folderOf(modelUri) : null;
+        if (folder == null) {
+            return null;
+        }
+        Path local = Files.createTempDirectory("flink-onnx-gate-");
+        try {
+            if (ModelFolder.copyGoldenVectors(folder, local) > 0) {
+                Path copied = local;
+                local = null;
+                return copied;
+            }
+            return null;
+        } finally {
+            if (local != null) {
+                deleteRecursively(local);
+            }
+        }
+    }
+
+    static void deleteRecursively(Path dir) throws IOException {
         try (var walk = Files.walk(dir)) {
             walk.sorted(java.util.Comparator.reverseOrder())
                     .forEach(p -> p.toFile().delete());
