@@ -119,6 +119,8 @@ public class OnnxScoreFunction extends ScalarFunction {
         }
         try {
             return runner.infer(values);
+        } catch (SystemicFailureException e) {
+            throw e; // the session is broken, not the row: the job fails and its restart reloads it
         } catch (Exception e) {
             LOG.debug("Row not scored by {}, NULL returned: {}", runner.modelName(), e.getMessage());
             return null;

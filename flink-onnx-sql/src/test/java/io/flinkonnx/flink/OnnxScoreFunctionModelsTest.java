@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
+import ai.onnxruntime.OrtException;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -59,6 +60,37 @@ class OnnxScoreFunctionModelsTest {
                     .hasMessageContaining("at most " + OnnxScoreFunction.MAX_MODELS_PER_INSTANCE + " different models")
                     .hasMessageContaining(oneTooMany);
             assertThat(SessionStats.open() - openBefore).isEqualTo(OnnxScoreFunction.MAX_MODELS_PER_INSTANCE);
+        } finally {
+            function.close();
+        }
+        assertThat(SessionStats.open()).isEqualTo(openBefore);
+    }
+
+    @Test
+    void theOrNullFunctionFailsTheJobOnASessionThatBreaksAfterScoring() throws Exception {
+        TestModels.Mlp mlp = new TestModels.Mlp(4, 8, 3);
+        String uri = mlp.writeTo(dir.resolve("mlp.onnx")).toString();
+        int openBefore = SessionStats.open();
+        OnnxScoreOrNullFunction function = new OnnxScoreOrNullFunction();
+        function.open(new FunctionContext(new MockStreamingRuntimeContext(1, 0)));
+        try {
+            assertScoredBy(function.eval(uri, X), mlp);
+            assertThat(function.eval(uri, new Float[] {1f, null, 2f, 3f}))
+                    .as("a bad row is NULL")
+                    .isNull();
+            // ORT's terminate flag: every run fails from now on, as on a lost device; the probe (the row that
+            // scored) fails too, so the session is broken, not the rows
+            function.runner(uri).terminate();
+            List<Object> beforeTheVerdict = new ArrayList<>();
+            for (int i = 1; i < OnnxInferenceSpec.DEFAULT_MAX_CONSECUTIVE_FAILED_BATCHES; i++) {
+                beforeTheVerdict.add(function.eval(uri, X));
+            }
+            assertThat(beforeTheVerdict).containsOnlyNulls();
+            assertThatThrownBy(() -> function.eval(uri, X))
+                    .isInstanceOf(SystemicFailureException.class)
+                    .hasMessageContaining("a record that scored earlier on this session")
+                    .hasCauseInstanceOf(OrtException.class);
+            assertThatThrownBy(() -> function.eval(uri, X)).isInstanceOf(SystemicFailureException.class);
         } finally {
             function.close();
         }

@@ -84,6 +84,7 @@ public class OnnxPredictFunction extends PredictFunction {
         try {
             return List.of(binding.stampVersion(runner.infer(binding.values(features)), scoredVersion));
         } catch (Exception e) {
+            // a SystemicFailureException (the session is broken) fails the job in every 'on-error' mode
             return onError.outcome(e, binding, scoredVersion);
         }
     }
@@ -98,6 +99,11 @@ public class OnnxPredictFunction extends PredictFunction {
             runner.close();
             runner = null;
         }
+    }
+
+    /** The runner scoring now (for tests). */
+    InferenceRunner<Object[], RowData> runner() {
+        return runner;
     }
 
     /** The watched folder's versions, null without 'watch.interval' (for tests). */
