@@ -27,12 +27,16 @@ final class WatchedModel implements AutoCloseable {
     private final ModelVersions<Object[], RowData> versions;
     private final Duration pollInterval;
     private final String model;
+    /** The folder's label of the planned version (fraud-7 for fraud-7/fraud.onnx), or null. */
+    private final String plannedLabel;
+
     private long nextPollMillis;
 
     WatchedModel(
             OnnxInferenceSpec<Object[], RowData> spec,
             ModelUpdates settings,
             int maxRows,
+            String plannedLabel,
             FunctionContext context,
             MetricGroup metrics) {
         this.versions = new ModelVersions<>(
@@ -45,11 +49,17 @@ final class WatchedModel implements AutoCloseable {
                 metrics);
         this.pollInterval = settings.pollInterval();
         this.model = spec.model().uri();
+        this.plannedLabel = plannedLabel;
     }
 
     /** Opens the version the planner chose (the folder's newest when the query was planned). */
     InferenceRunner<Object[], RowData> open() throws Exception {
         InferenceRunner<Object[], RowData> runner = versions.openServing(null);
+        if (plannedLabel != null) {
+            // Named as the folder names it, as every poll will: the label of the same bytes never changes.
+            runner.version(plannedLabel);
+            versions.served(runner, plannedLabel);
+        }
         LOG.info("ML_PREDICT serves model {} version {}", model, versions.serving());
         return runner;
     }

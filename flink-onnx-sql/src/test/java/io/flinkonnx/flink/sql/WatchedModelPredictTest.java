@@ -160,4 +160,28 @@ class WatchedModelPredictTest {
         }
         assertThat(SessionStats.open()).isEqualTo(openBefore);
     }
+
+    @Test
+    void theFoldersLabelOfTheServedVersionDoesNotChangeAtTheFirstPoll() throws Exception {
+        // fraud-2/fraud.onnx: the file's own label is "fraud"; the folder (and so every poll) names it "fraud-2"
+        V1.writeTo(Files.createDirectories(dir.resolve("models").resolve("fraud-1"))
+                .resolve("fraud.onnx"));
+        Path v2 = V2.writeTo(Files.createDirectories(dir.resolve("models").resolve("fraud-2"))
+                .resolve("fraud.onnx"));
+        SqlBinding binding = binding(v2);
+        // the planner opens the folder's newest version under the folder's label, as OnnxModelProviderFactory does
+        OnnxPredictFunction function =
+                new OnnxPredictFunction(spec(v2, binding), binding, OnError.FAIL, "fraud-2", watching());
+        function.open(new FunctionContext(new MockStreamingRuntimeContext(1, 0)));
+        try {
+            assertThat(function.watched().version()).isEqualTo("fraud-2");
+            assertScoredBy(function.predict(features()).iterator().next(), "fraud-2", V2);
+            // the first poll finds the same bytes (already serving) and names them as the folder does
+            assertThat(function.watched().awaitLoaded(Duration.ofSeconds(60))).isTrue();
+            assertScoredBy(function.predict(features()).iterator().next(), "fraud-2", V2);
+            assertThat(function.watched().version()).isEqualTo("fraud-2");
+        } finally {
+            function.close();
+        }
+    }
 }
