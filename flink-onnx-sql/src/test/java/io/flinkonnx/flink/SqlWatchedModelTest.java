@@ -88,7 +88,7 @@ class SqlWatchedModelTest {
         TableEnvironment t = TableEnvironment.create(EnvironmentSettings.inStreamingMode());
         t.getConfig().set("parallelism.default", "1");
         StringBuilder values = new StringBuilder();
-        for (int id = 0; id < 20; id++) {
+        for (int id = 0; id < 3; id++) {
             float[] x = TestModels.features(id, 4);
             StringBuilder array = new StringBuilder();
             for (float v : x) {
@@ -110,7 +110,7 @@ class SqlWatchedModelTest {
             List<Row> rows = FlinkClusters.drain(t.executeSql("SELECT id, y, version FROM ML_PREDICT(TABLE txns,"
                             + " MODEL fraud, DESCRIPTOR(features), MAP['async', '" + async + "'])")
                     .collect());
-            assertThat(rows).as("async = " + async).hasSize(20).allSatisfy(r -> assertThat(r.getField(2))
+            assertThat(rows).as("async = " + async).hasSize(3).allSatisfy(r -> assertThat(r.getField(2))
                     .isEqualTo("fraud-2"));
         }
         assertThat(SessionStats.open()).isZero();
