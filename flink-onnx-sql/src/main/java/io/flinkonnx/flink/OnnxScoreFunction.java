@@ -11,11 +11,13 @@ import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.model.TensorSpec;
 import java.lang.reflect.Array;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import org.apache.flink.annotation.PublicEvolving;
+import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.table.api.DataTypes;
 import org.apache.flink.table.catalog.DataTypeFactory;
 import org.apache.flink.table.functions.FunctionContext;
@@ -64,7 +66,18 @@ public class OnnxScoreFunction extends ScalarFunction {
 
     private final String boundModel;
     private final boolean nullOnError;
-    private transient InferenceRunner<Object[], Object> runner;
+    /**
+     * The most models one instance scores with: Flink's code generation shares one instance between the calls
+     * of a query, so {@code score('a.onnx', x), score('b.onnx', x)} reach the same instance with two models.
+     */
+    static final int MAX_MODELS_PER_INSTANCE = 16;
+
+    /** One runner per model argument, opened at the first call that names it; in first-use order. */
+    private transient Map<String, InferenceRunner<Object[], Object>> runners;
+    /** The model of the last call and its runner: most calls name the same model as the one before. */
+    private transient String lastModel;
+
+    private transient InferenceRunner<Object[], Object> lastRunner;
     private transient FunctionContext context;
 
     /** For SQL {@code CREATE FUNCTION}: the model URI is the first argument of every call. */
@@ -95,10 +108,8 @@ public class OnnxScoreFunction extends ScalarFunction {
     /** Scores one row; arguments as described in the class comment. */
     public Object eval(Object... args) throws Exception {
         int first = boundModel == null ? 1 : 0;
-        if (runner == null) {
-            String uri = boundModel != null ? boundModel : String.valueOf(args[0]);
-            runner = openRunner(uri);
-        }
+        InferenceRunner<Object[], Object> runner =
+                runnerFor(boundModel != null ? boundModel : args[0] == null ? null : args[0].toString());
         Object[] values = new Object[args.length - first];
         for (int i = first; i < args.length; i++) {
             values[i - first] = args[i];
@@ -108,13 +119,43 @@ public class OnnxScoreFunction extends ScalarFunction {
         }
         try {
             return runner.infer(values);
+        } catch (SystemicFailureException e) {
+            throw e; // the session is broken, not the row: the job fails and its restart reloads it
         } catch (Exception e) {
             LOG.debug("Row not scored by {}, NULL returned: {}", runner.modelName(), e.getMessage());
             return null;
         }
     }
 
-    private InferenceRunner<Object[], Object> openRunner(String uri) throws Exception {
+    /** The runner of model {@code uri}, opened at its first call. */
+    private InferenceRunner<Object[], Object> runnerFor(String uri) throws Exception {
+        if (uri == null) {
+            throw new IllegalArgumentException("The model URI of an ONNX score function is NULL");
+        }
+        if (uri.equals(lastModel)) {
+            return lastRunner;
+        }
+        if (runners == null) {
+            runners = new LinkedHashMap<>();
+        }
+        InferenceRunner<Object[], Object> runner = runners.get(uri);
+        if (runner == null) {
+            if (runners.size() >= MAX_MODELS_PER_INSTANCE) {
+                throw new IllegalArgumentException("An ONNX score function instance scores with at most "
+                        + MAX_MODELS_PER_INSTANCE + " different models (one session each), and model " + uri
+                        + " would be one more beyond " + runners.keySet()
+                        + ": pass the model as a literal, or split the query");
+            }
+            // The first model keeps the library's metric group; further ones are told apart by a 'model' variable.
+            runner = openRunner(uri, runners.isEmpty());
+            runners.put(uri, runner);
+        }
+        lastModel = uri;
+        lastRunner = runner;
+        return runner;
+    }
+
+    private InferenceRunner<Object[], Object> openRunner(String uri, boolean first) throws Exception {
         ModelSignature signature = signature(uri);
         OnnxInferenceSpec<Object[], Object> spec = OnnxInference.<Object[]>builder(uri)
                 .encoder((values, row) -> encode(signature, values, row))
@@ -124,8 +165,13 @@ public class OnnxScoreFunction extends ScalarFunction {
         r.open(
                 context == null ? "sql-function" : context.getTaskInfo().getAllocationIDAsString(),
                 context == null ? 0 : context.getTaskInfo().getIndexOfThisSubtask(),
-                context == null ? null : context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP));
+                context == null ? null : metricGroup(context, uri, first));
         return r;
+    }
+
+    private static MetricGroup metricGroup(FunctionContext context, String uri, boolean first) {
+        MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
+        return first ? metrics : metrics.addGroup("model", uri);
     }
 
     private static void encode(ModelSignature signature, Object[] values, InputRow row) {
@@ -173,10 +219,31 @@ public class OnnxScoreFunction extends ScalarFunction {
 
     @Override
     public void close() {
-        if (runner != null) {
-            runner.close();
-            runner = null;
+        lastModel = null;
+        lastRunner = null;
+        if (runners != null) {
+            RuntimeException failure = null;
+            for (InferenceRunner<Object[], Object> runner : runners.values()) {
+                try {
+                    runner.close();
+                } catch (RuntimeException e) {
+                    if (failure == null) {
+                        failure = e;
+                    } else {
+                        failure.addSuppressed(e);
+                    }
+                }
+            }
+            runners = null;
+            if (failure != null) {
+                throw failure;
+            }
         }
+    }
+
+    /** The runner opened for model {@code uri}, or null (for tests). */
+    InferenceRunner<Object[], Object> runner(String uri) {
+        return runners == null ? null : runners.get(uri);
     }
 
     static ModelSignature signature(String uri) {

@@ -89,4 +89,37 @@ class OnnxScoreFunctionSqlTest {
         assertThatThrownBy(() -> t.executeSql("SELECT sum_prod(ARRAY[a, b, c, d], ARRAY[a], ARRAY[b]) FROM v"))
                 .hasStackTraceContaining("takes 2 input(s) (a:FLOAT[batch,4], b:FLOAT[batch,4]); the call gives 3");
     }
+
+    private static void assertScoredBy(Float[] y, TestModels.Mlp mlp, float[] x) {
+        float[] expected = mlp.reference(x);
+        assertThat(y).hasSize(expected.length);
+        for (int i = 0; i < expected.length; i++) {
+            assertThat(y[i]).isCloseTo(expected[i], within(1e-5f));
+        }
+    }
+
+    private void assertEachColumnScoredByItsOwnModel(String function) throws Exception {
+        TestModels.Mlp challenger = new TestModels.Mlp(4, 8, 3, 7);
+        String challengerModel =
+                challenger.writeTo(dir.resolve("challenger.onnx")).toString();
+        float[] x = {0.5f, -1, 2, 0.25f};
+        assertThat(challenger.reference(x)).as("the two models differ").isNotEqualTo(mlp.reference(x));
+        List<Row> rows = collect("SELECT " + function + "('" + model + "', ARRAY[a, b, c, d]), " + function + "('"
+                + challengerModel + "', ARRAY[a, b, c, d]) FROM v WHERE id = 1");
+        assertThat(rows).hasSize(1);
+        assertScoredBy((Float[]) rows.get(0).getField(0), mlp, x);
+        assertScoredBy((Float[]) rows.get(0).getField(1), challenger, x);
+    }
+
+    @Test
+    void twoModelLiteralsInOneQueryEachScoreTheirOwnColumn() throws Exception {
+        t.executeSql("CREATE TEMPORARY FUNCTION score AS 'io.flinkonnx.flink.OnnxScoreFunction'");
+        assertEachColumnScoredByItsOwnModel("score");
+    }
+
+    @Test
+    void twoModelLiteralsInOneQueryEachScoreTheirOwnColumnWithTheOrNullFunction() throws Exception {
+        t.executeSql("CREATE TEMPORARY FUNCTION score_or_null AS 'io.flinkonnx.flink.OnnxScoreOrNullFunction'");
+        assertEachColumnScoredByItsOwnModel("score_or_null");
+    }
 }

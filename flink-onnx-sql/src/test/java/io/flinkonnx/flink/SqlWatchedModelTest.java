@@ -78,4 +78,41 @@ class SqlWatchedModelTest {
         assertThatThrownBy(() -> t.executeSql("SELECT * FROM ML_PREDICT(TABLE txns, MODEL fraud, DESCRIPTOR(f))"))
                 .hasStackTraceContaining("with 'watch.interval' each version is named by the folder");
     }
+
+    @Test
+    void aVersionFolderWhoseFileIsNotModelOnnxIsNamedByTheFolderFromTheFirstRow() throws Exception {
+        // fraud-2/fraud.onnx: the file's own label would be "fraud", the folder's (what every poll says) "fraud-2"
+        Path folder = Files.createDirectories(dir.resolve("fraud"));
+        V1.writeTo(Files.createDirectories(folder.resolve("fraud-1")).resolve("fraud.onnx"));
+        V2.writeTo(Files.createDirectories(folder.resolve("fraud-2")).resolve("fraud.onnx"));
+        TableEnvironment t = TableEnvironment.create(EnvironmentSettings.inStreamingMode());
+        t.getConfig().set("parallelism.default", "1");
+        StringBuilder values = new StringBuilder();
+        for (int id = 0; id < 3; id++) {
+            float[] x = TestModels.features(id, 4);
+            StringBuilder array = new StringBuilder();
+            for (float v : x) {
+                array.append(array.length() == 0 ? "" : ", ")
+                        .append(String.format(Locale.ROOT, "CAST(%s AS FLOAT)", Float.toString(v)));
+            }
+            values.append(id == 0 ? "" : ", ")
+                    .append("(")
+                    .append(id)
+                    .append(", ARRAY[")
+                    .append(array)
+                    .append("])");
+        }
+        t.executeSql("CREATE TEMPORARY VIEW txns AS SELECT * FROM (VALUES " + values + ") AS v(id, features)");
+        t.executeSql("CREATE MODEL fraud INPUT (features ARRAY<FLOAT>) OUTPUT (y ARRAY<FLOAT>, version STRING)"
+                + " WITH ('provider' = 'onnx', 'path' = '" + folder + "', 'watch.interval' = '1 min',"
+                + " 'model-version-column' = 'version')");
+        for (String async : new String[] {"false", "true"}) {
+            List<Row> rows = FlinkClusters.drain(t.executeSql("SELECT id, y, version FROM ML_PREDICT(TABLE txns,"
+                            + " MODEL fraud, DESCRIPTOR(features), MAP['async', '" + async + "'])")
+                    .collect());
+            assertThat(rows).as("async = " + async).hasSize(3).allSatisfy(r -> assertThat(r.getField(2))
+                    .isEqualTo("fraud-2"));
+        }
+        assertThat(SessionStats.open()).isZero();
+    }
 }

@@ -1,6 +1,7 @@
 package io.flinkonnx.flink.sql;
 
 import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.flink.SystemicFailureException;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import java.util.Collection;
 import java.util.List;
@@ -9,7 +10,8 @@ import org.apache.flink.table.data.RowData;
 
 /**
  * What ML_PREDICT does with a row the model cannot score (a NULL, a length or type the model refuses, a run
- * that fails on it): the model option {@code 'on-error'}. The other rows are scored either way.
+ * that fails on it): the model option {@code 'on-error'}. The other rows are scored either way. A broken
+ * session ({@link SystemicFailureException}) fails the job whatever this says.
  *
  * <pre>{@code
  * CREATE MODEL fraud INPUT (features ARRAY<FLOAT>) OUTPUT (probabilities ARRAY<FLOAT>, onnx_error STRING)
@@ -25,8 +27,15 @@ public enum OnError {
     /** The row is dropped (the reason is logged at DEBUG). */
     SKIP;
 
-    /** The output rows for a row that failed with {@code e}, or the exception to fail the job with. */
+    /**
+     * The output rows for a row that failed with {@code e}, or the exception to fail the job with. A
+     * {@link SystemicFailureException} (the session is broken, not the row) fails the job in every mode, so
+     * that its restart reloads the session instead of dropping or NULLing every row from then on.
+     */
     Collection<RowData> outcome(Exception e, SqlBinding binding, String version) {
+        if (e instanceof SystemicFailureException) {
+            throw (SystemicFailureException) e;
+        }
         switch (this) {
             case NULL:
                 return List.of(binding.stampVersion(binding.failed(InferenceRunner.reasonOf(e)), version));

@@ -91,7 +91,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     public void open(FunctionContext context) throws Exception {
         if (updates != null) {
             MetricGroup metrics = OnnxModelProvider.metricGroup(context, null);
-            watched = new WatchedModel(spec, updates, batchSize, context, metrics);
+            watched = new WatchedModel(spec, updates, batchSize, version, context, metrics);
             runner = watched.open();
             scoredVersion = watched.version();
         } else {

@@ -54,7 +54,8 @@ public final class OnnxModelProvider implements PredictRuntimeProvider, AsyncPre
     private final ModelUpdates updates;
 
     /**
-     * @param version the 'model-version' label, or null: the sha256 of the session that scores
+     * @param version the 'model-version' label, or null: the sha256 of the session that scores; with
+     *     {@code updates}, the watched folder's label of the version planned
      * @param tableCapacity the table config's rows in flight, for queries whose MAP does not set them
      * @param tableTimeout the table config's timeout, likewise
      * @param updates the watched folder the model's versions come from, or null for one fixed model

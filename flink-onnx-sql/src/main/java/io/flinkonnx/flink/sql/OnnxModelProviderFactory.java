@@ -179,6 +179,7 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
         }
         String name = context.getObjectIdentifier().asSummaryString();
         ModelUpdates updates = null;
+        String version = options.getOptional(MODEL_VERSION).orElse(null);
         ModelSource source = ModelSource.of(options.get(PATH));
         if (options.getOptional(WATCH_INTERVAL).isPresent()) {
             if (options.getOptional(MODEL_VERSION).isPresent()
@@ -205,6 +206,9 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                 throw new ValidationException("Model " + name + ": " + e.getMessage(), e);
             }
             source = ModelSource.of(newest.modelUri);
+            // The folder's label (fraud-7 for fraud-7/fraud.onnx), as every poll names this version: not the
+            // model file's own default label, which would change to the folder's at the first poll.
+            version = newest.label;
             if (newest.sha256 != null) {
                 source = source.withSha256(newest.sha256);
             }
@@ -256,7 +260,7 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                 options.get(BATCH_MAX_SIZE),
                 options.get(BATCH_MAX_DELAY_MS),
                 options.get(ON_ERROR),
-                options.getOptional(MODEL_VERSION).orElse(null),
+                version,
                 tableConfig.get(OnnxModelProvider.TABLE_MAX_CONCURRENT_OPERATIONS),
                 tableConfig.get(OnnxModelProvider.TABLE_TIMEOUT),
                 updates);

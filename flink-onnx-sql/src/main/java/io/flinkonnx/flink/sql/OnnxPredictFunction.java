@@ -33,7 +33,8 @@ public class OnnxPredictFunction extends PredictFunction {
     private transient String scoredVersion;
 
     /**
-     * @param version the 'model-version' label, or null: the sha256 of the session that scores
+     * @param version the 'model-version' label, or null: the sha256 of the session that scores; with
+     *     {@code updates}, the watched folder's label of the version planned (null: the model file's own)
      * @param updates the watched folder the model's versions come from (swapped between rows), or null
      */
     public OnnxPredictFunction(
@@ -53,7 +54,7 @@ public class OnnxPredictFunction extends PredictFunction {
     public void open(FunctionContext context) throws Exception {
         if (updates != null) {
             MetricGroup metrics = OnnxModelProvider.metricGroup(context, null);
-            watched = new WatchedModel(spec, updates, 1, context, metrics);
+            watched = new WatchedModel(spec, updates, 1, version, context, metrics);
             runner = watched.open();
             scoredVersion = watched.version();
             DriftMonitor.checkGoldenIfDue(runner.drift());
@@ -84,6 +85,7 @@ public class OnnxPredictFunction extends PredictFunction {
         try {
             return List.of(binding.stampVersion(runner.infer(binding.values(features)), scoredVersion));
         } catch (Exception e) {
+            // a SystemicFailureException (the session is broken) fails the job in every 'on-error' mode
             return onError.outcome(e, binding, scoredVersion);
         }
     }
@@ -98,6 +100,11 @@ public class OnnxPredictFunction extends PredictFunction {
             runner.close();
             runner = null;
         }
+    }
+
+    /** The runner scoring now (for tests). */
+    InferenceRunner<Object[], RowData> runner() {
+        return runner;
     }
 
     /** The watched folder's versions, null without 'watch.interval' (for tests). */

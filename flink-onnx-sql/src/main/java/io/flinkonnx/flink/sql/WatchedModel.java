@@ -6,6 +6,9 @@ import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.versions.ModelVersions;
 import java.time.Duration;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import org.apache.flink.annotation.Internal;
 import org.apache.flink.annotation.VisibleForTesting;
 import org.apache.flink.metrics.MetricGroup;
@@ -16,9 +19,11 @@ import org.slf4j.LoggerFactory;
 
 /**
  * A model served from a watched folder ({@code 'watch.interval'}) by an ML_PREDICT runtime: the folder is
- * polled on the thread that scores, new versions load and pass the gate off it, and the runner changes
- * between runs. SQL functions keep no operator state: after a restart the newest version of the folder
- * serves (the DataStream operator restores the checkpointed one).
+ * polled on a timer of its own from open, whether rows arrive or not; new versions load and pass the gate
+ * off the thread that scores, and the next row (or batch) swaps to a version already loaded. A swap itself
+ * happens only between runs, on the thread that scores, so an idle stream serves the new version from its
+ * first row with no load to wait for. SQL functions keep no operator state: after a restart the newest
+ * version of the folder serves (the DataStream operator restores the checkpointed one).
  */
 @Internal
 final class WatchedModel implements AutoCloseable {
@@ -27,12 +32,21 @@ final class WatchedModel implements AutoCloseable {
     private final ModelVersions<Object[], RowData> versions;
     private final Duration pollInterval;
     private final String model;
-    private long nextPollMillis;
+    /** The folder's label of the planned version (fraud-7 for fraud-7/fraud.onnx), or null. */
+    private final String plannedLabel;
+
+    private final int subtask;
+    private final ClassLoader userCode;
+    /** Polls the folder every interval from open (null until open, and after close). */
+    private ScheduledExecutorService poller;
+    /** Timer polls finished (guarded by itself; for tests). */
+    private final long[] polls = new long[1];
 
     WatchedModel(
             OnnxInferenceSpec<Object[], RowData> spec,
             ModelUpdates settings,
             int maxRows,
+            String plannedLabel,
             FunctionContext context,
             MetricGroup metrics) {
         this.versions = new ModelVersions<>(
@@ -45,25 +59,53 @@ final class WatchedModel implements AutoCloseable {
                 metrics);
         this.pollInterval = settings.pollInterval();
         this.model = spec.model().uri();
-    }
-
-    /** Opens the version the planner chose (the folder's newest when the query was planned). */
-    InferenceRunner<Object[], RowData> open() throws Exception {
-        InferenceRunner<Object[], RowData> runner = versions.openServing(null);
-        LOG.info("ML_PREDICT serves model {} version {}", model, versions.serving());
-        return runner;
+        this.plannedLabel = plannedLabel;
+        this.subtask = context.getTaskInfo().getIndexOfThisSubtask();
+        this.userCode = context.getUserCodeClassLoader();
     }
 
     /**
-     * Between runs, on the thread that scores: polls the folder when due, and returns the runner to score
-     * with now ({@code current}, or a new version's, {@code current} then closed).
+     * Opens the version the planner chose (the folder's newest when the query was planned), and starts polling
+     * the folder: at once (a restart may find newer versions than the plan), then every interval.
+     */
+    InferenceRunner<Object[], RowData> open() throws Exception {
+        InferenceRunner<Object[], RowData> runner = versions.openServing(null);
+        if (plannedLabel != null) {
+            // Named as the folder names it, as every poll will: the label of the same bytes never changes.
+            runner.version(plannedLabel);
+            versions.served(runner, plannedLabel);
+        }
+        LOG.info("ML_PREDICT serves model {} version {}", model, versions.serving());
+        poller = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "onnx-sql-model-watch-" + subtask);
+            t.setDaemon(true);
+            t.setContextClassLoader(userCode);
+            return t;
+        });
+        poller.scheduleWithFixedDelay(this::poll, 0, Math.max(1, pollInterval.toMillis()), TimeUnit.MILLISECONDS);
+        return runner;
+    }
+
+    /** One timer poll: looks at the folder and, for a new version, starts its load (both off this thread). */
+    private void poll() {
+        try {
+            versions.poll();
+        } catch (RuntimeException e) {
+            // a failing poll must not end the timer (a scheduled task that throws is never run again)
+            LOG.warn("Polling the watched folder of model {} failed: {}", model, e.toString());
+        } finally {
+            synchronized (polls) {
+                polls[0]++;
+                polls.notifyAll();
+            }
+        }
+    }
+
+    /**
+     * Between runs, on the thread that scores: returns the runner to score with now ({@code current}, or the
+     * runner of a version loaded since, {@code current} then closed). Never waits for a load.
      */
     InferenceRunner<Object[], RowData> current(InferenceRunner<Object[], RowData> current) {
-        long now = System.currentTimeMillis();
-        if (now >= nextPollMillis) {
-            versions.poll();
-            nextPollMillis = now + pollInterval.toMillis();
-        }
         InferenceRunner<Object[], RowData> next = current;
         for (ModelVersions.Step<Object[], RowData> step : versions.takeReady()) {
             try {
@@ -86,8 +128,45 @@ final class WatchedModel implements AutoCloseable {
         return versions.awaitLoaded(timeout);
     }
 
+    /**
+     * For tests: waits until the folder as it is now has been polled by the timer and what that poll found
+     * has loaded (its result waits for the next row). After a wait for the loads under way, a timer poll that
+     * starts later either starts a poll of its own or finds one started after that wait: the second timer
+     * poll to finish from then on started after it.
+     */
+    @VisibleForTesting
+    boolean awaitPolledAndLoaded(Duration timeout) throws InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        if (!versions.awaitLoaded(timeout)) {
+            return false;
+        }
+        synchronized (polls) {
+            long target = polls[0] + 2;
+            while (polls[0] < target) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    return false;
+                }
+                TimeUnit.NANOSECONDS.timedWait(polls, left);
+            }
+        }
+        return versions.awaitLoaded(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())));
+    }
+
     @Override
     public void close() {
+        if (poller != null) {
+            poller.shutdownNow();
+            try {
+                // a poll only starts a load (the loader thread runs it): it ends at once
+                if (!poller.awaitTermination(10, TimeUnit.SECONDS)) {
+                    LOG.warn("The folder poll of model {} did not end within 10 s of close", model);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            poller = null;
+        }
         versions.close();
     }
 }

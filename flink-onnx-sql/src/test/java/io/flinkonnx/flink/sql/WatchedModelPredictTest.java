@@ -69,7 +69,8 @@ class WatchedModelPredictTest {
     }
 
     private ModelUpdates watching() {
-        return ModelUpdates.watch(dir.resolve("models").toString(), Duration.ofMinutes(1));
+        // short: the tests wait for the timer's polls (awaitPolledAndLoaded), never for a duration
+        return ModelUpdates.watch(dir.resolve("models").toString(), Duration.ofMillis(20));
     }
 
     private static RowData features() {
@@ -100,9 +101,12 @@ class WatchedModelPredictTest {
                 new OnnxPredictFunction(spec(v1, binding), binding, OnError.FAIL, null, watching());
         function.open(new FunctionContext(new MockStreamingRuntimeContext(1, 0)));
         try {
-            // the first row starts the first poll; v1 scores it while v2 loads
-            assertScoredBy(function.predict(features()).iterator().next(), "v1", V1);
-            assertThat(function.watched().awaitLoaded(Duration.ofSeconds(60))).isTrue();
+            // v1 (planned) serves until a row comes after v2 loaded
+            assertThat(function.watched().version()).isEqualTo("v1");
+            assertThat(function.watched().awaitPolledAndLoaded(Duration.ofSeconds(60)))
+                    .isTrue();
+            assertThat(function.watched().version()).isEqualTo("v1");
+            assertScoredBy(function.predict(features()).iterator().next(), "v2", V2);
             assertScoredBy(function.predict(features()).iterator().next(), "v2", V2);
             assertThat(SessionStats.open() - openBefore)
                     .as("v1's session closed")
@@ -125,7 +129,8 @@ class WatchedModelPredictTest {
         function.open(new FunctionContext(new MockStreamingRuntimeContext(1, 0)));
         try {
             assertScoredBy(function.predict(features()).iterator().next(), "v1", V1);
-            assertThat(function.watched().awaitLoaded(Duration.ofSeconds(60))).isTrue();
+            assertThat(function.watched().awaitPolledAndLoaded(Duration.ofSeconds(60)))
+                    .isTrue();
             assertScoredBy(function.predict(features()).iterator().next(), "v1", V1);
         } finally {
             function.close();
@@ -146,15 +151,92 @@ class WatchedModelPredictTest {
                     .get(60, TimeUnit.SECONDS)
                     .iterator()
                     .next();
-            assertThat(function.watched().awaitLoaded(Duration.ofSeconds(60))).isTrue();
+            assertThat(function.watched().awaitPolledAndLoaded(Duration.ofSeconds(60)))
+                    .isTrue();
             RowData second = function.asyncPredict(features())
                     .get(60, TimeUnit.SECONDS)
                     .iterator()
                     .next();
-            // the first batch may already find v2 loaded (the worker polls before it): each names its scorer
+            // the first batch may already find v2 loaded (the folder is polled from open): each names its scorer
             String firstVersion = first.getString(1).toString();
             assertScoredBy(first, firstVersion, firstVersion.equals("v1") ? V1 : V2);
             assertScoredBy(second, "v2", V2);
+        } finally {
+            function.close();
+        }
+        assertThat(SessionStats.open()).isEqualTo(openBefore);
+    }
+
+    @Test
+    void theFoldersLabelOfTheServedVersionDoesNotChangeAtTheFirstPoll() throws Exception {
+        // fraud-2/fraud.onnx: the file's own label is "fraud"; the folder (and so every poll) names it "fraud-2"
+        V1.writeTo(Files.createDirectories(dir.resolve("models").resolve("fraud-1"))
+                .resolve("fraud.onnx"));
+        Path v2 = V2.writeTo(Files.createDirectories(dir.resolve("models").resolve("fraud-2"))
+                .resolve("fraud.onnx"));
+        SqlBinding binding = binding(v2);
+        // the planner opens the folder's newest version under the folder's label, as OnnxModelProviderFactory does
+        OnnxPredictFunction function =
+                new OnnxPredictFunction(spec(v2, binding), binding, OnError.FAIL, "fraud-2", watching());
+        function.open(new FunctionContext(new MockStreamingRuntimeContext(1, 0)));
+        try {
+            assertThat(function.watched().version()).isEqualTo("fraud-2");
+            assertScoredBy(function.predict(features()).iterator().next(), "fraud-2", V2);
+            // the first poll finds the same bytes (already serving) and names them as the folder does
+            assertThat(function.watched().awaitPolledAndLoaded(Duration.ofSeconds(60)))
+                    .isTrue();
+            assertScoredBy(function.predict(features()).iterator().next(), "fraud-2", V2);
+            assertThat(function.watched().version()).isEqualTo("fraud-2");
+        } finally {
+            function.close();
+        }
+    }
+
+    @Test
+    void aVersionPublishedWhileNoRowsArriveLoadsOffTheTaskThreadAndServesTheNextRow() throws Exception {
+        Path v1 = publish(V1, "v1");
+        SqlBinding binding = binding(v1);
+        int openBefore = SessionStats.open();
+        OnnxPredictFunction function =
+                new OnnxPredictFunction(spec(v1, binding), binding, OnError.FAIL, "v1", watching());
+        function.open(new FunctionContext(new MockStreamingRuntimeContext(1, 0)));
+        try {
+            assertScoredBy(function.predict(features()).iterator().next(), "v1", V1);
+            publish(V2, "v2");
+            // no row arrives: the folder's timer finds v2 and its session loads all the same
+            assertThat(function.watched().awaitPolledAndLoaded(Duration.ofSeconds(10)))
+                    .as("polled and loaded without rows")
+                    .isTrue();
+            assertThat(SessionStats.open() - openBefore)
+                    .as("v2 loaded beside v1 before any row")
+                    .isEqualTo(2);
+            // the next row swaps to it with nothing left to load, and v1's session closes
+            assertScoredBy(function.predict(features()).iterator().next(), "v2", V2);
+            assertThat(SessionStats.open() - openBefore).isEqualTo(1);
+        } finally {
+            function.close();
+        }
+        assertThat(SessionStats.open()).isEqualTo(openBefore);
+    }
+
+    @Test
+    void theAsyncRuntimeServesAVersionPublishedWhileIdleFromItsNextBatch() throws Exception {
+        Path v1 = publish(V1, "v1");
+        SqlBinding binding = binding(v1);
+        int openBefore = SessionStats.open();
+        OnnxAsyncPredictFunction function =
+                new OnnxAsyncPredictFunction(spec(v1, binding), binding, 4, 0, OnError.FAIL, "v1", watching());
+        function.open(new FunctionContext(new MockStreamingRuntimeContext(1, 0)));
+        try {
+            publish(V2, "v2");
+            assertThat(function.watched().awaitPolledAndLoaded(Duration.ofSeconds(10)))
+                    .isTrue();
+            assertThat(SessionStats.open() - openBefore).isEqualTo(2);
+            RowData row = function.asyncPredict(features())
+                    .get(60, TimeUnit.SECONDS)
+                    .iterator()
+                    .next();
+            assertScoredBy(row, "v2", V2);
         } finally {
             function.close();
         }
