@@ -1,6 +1,7 @@
 package io.flinkonnx.flink;
 
 import io.flinkonnx.flink.drift.DriftMonitor;
+import io.flinkonnx.flink.engine.BatchBytes;
 import io.flinkonnx.flink.engine.BufferedScoringOperator;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.tensor.RecordInputs;
@@ -67,16 +68,14 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     /** When the oldest buffered record arrived. */
     private transient long oldestArrivalNanos;
     /** Every record's input bytes when all inputs have fixed record dims (no strings), else -1. */
-    private transient long fixedRecordBytes;
-
     private transient int size;
+
     private transient long bufferedBytes;
     private transient long batchDeadline;
     private transient TypeSerializer<IN> copier;
-    /** Per input, the widest dims of the buffered records (padding counts toward the byte bound). */
-    private transient long[][] widest;
+    /** The buffer's bytes as the byte bound counts them (padding to the widest record included). */
+    private transient BatchBytes batchBytes;
 
-    private transient long[] widestStringBytes;
     private transient Object[] results;
     private transient Exception[] failures;
     private transient InferenceRunner.Outcomes<OUT> outcomes;
@@ -190,11 +189,9 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         records = new Object[capacity];
         results = new Object[capacity];
         failures = new Exception[capacity];
-        widest = new long[runner.signature().inputs().size()][];
-        widestStringBytes = new long[widest.length];
+        batchBytes = new BatchBytes(runner); // versions share the signature: one for every version
         timestamps = new long[capacity];
         hasTimestamp = new boolean[capacity];
-        fixedRecordBytes = fixedRecordBytes(runner.signature().inputs());
         // With object reuse the source hands the same instance again once processElement returns, and the
         // buffered record would change under the decoder: keep a copy, as Flink's AsyncWaitOperator does.
         copier = getExecutionConfig().isObjectReuseEnabled()
@@ -342,7 +339,7 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
             deadLetter(record, e, failedRecords, runner);
             return;
         }
-        if (size > 0 && bufferedBytesWith(row) > policy.maxBufferedBytes()) {
+        if (size > 0 && batchBytes.with(row, size) > policy.maxBufferedBytes()) {
             runner.swapRows(size, capacity); // park the encoded record in the spare row while the buffer runs
             flush();
             runner.swapRows(capacity, 0);
@@ -351,10 +348,8 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         // after the parking above: as the first row of its batch it starts the staging over (nothing encodes
         // while the buffer runs, so the arrays are still the record's).
         row.detach(size);
-        bufferedBytes = bufferedBytesWith(row);
-        if (fixedRecordBytes < 0) {
-            widen(row);
-        }
+        bufferedBytes = batchBytes.with(row, size);
+        batchBytes.add(row, size);
         records[size] = record;
         hasTimestamp[size] = element.hasTimestamp();
         timestamps[size] = element.getTimestamp();
@@ -370,77 +365,6 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         if (size >= capacity || bufferedBytes >= policy.maxBufferedBytes() || delayMillis == 0) {
             flush();
         }
-    }
-
-    /**
-     * The buffer's bytes as packed if {@code row} joins it: every buffered record padded to each input's
-     * widest dims (an upper bound: records that may not be padded together run in separate groups).
-     */
-    private long bufferedBytesWith(RecordInputs row) {
-        if (fixedRecordBytes >= 0) { // every record the same size: no per-record walk over the dims
-            return saturatedMultiply(fixedRecordBytes, size + 1);
-        }
-        long bytes = 0;
-        for (int i = 0; i < widest.length; i++) {
-            long[] shape = row.shape(i);
-            long elements = 1;
-            for (int d = 0; d < shape.length; d++) {
-                long dim = size > 0 && d < widest[i].length ? Math.max(widest[i][d], shape[d]) : shape[d];
-                elements = saturatedMultiply(elements, dim);
-            }
-            long perRecord = row.isStringInput(i)
-                    ? Math.max(row.inputBytes(i), widestStringBytes[i])
-                    : saturatedMultiply(elements, row.elementBytes(i));
-            bytes = saturatedAdd(bytes, saturatedMultiply(perRecord, size + 1));
-        }
-        return bytes;
-    }
-
-    /** Bytes of every record when all inputs have fixed record dims and none holds strings; else -1. */
-    private static long fixedRecordBytes(List<io.flinkonnx.model.TensorSpec> inputs) {
-        long bytes = 0;
-        for (io.flinkonnx.model.TensorSpec input : inputs) {
-            if (input.elementType().byteSize() <= 0 || !input.isShapeKnown()) {
-                return -1; // strings, or a shape the model does not declare
-            }
-            long elements = input.elementType().byteSize();
-            for (io.flinkonnx.model.Dim d : input.recordDims()) {
-                if (!d.isFixed()) {
-                    return -1;
-                }
-                elements = saturatedMultiply(elements, d.value());
-            }
-            bytes = saturatedAdd(bytes, elements);
-        }
-        return bytes;
-    }
-
-    /** Takes {@code row}'s dims into the buffer's widest dims. */
-    private void widen(RecordInputs row) {
-        for (int i = 0; i < widest.length; i++) {
-            long[] shape = row.shape(i);
-            if (size == 0 || widest[i].length != shape.length) {
-                widest[i] = shape.clone();
-                widestStringBytes[i] = 0;
-            } else {
-                for (int d = 0; d < shape.length; d++) {
-                    widest[i][d] = Math.max(widest[i][d], shape[d]);
-                }
-            }
-            if (row.isStringInput(i)) {
-                widestStringBytes[i] = Math.max(widestStringBytes[i], row.inputBytes(i));
-            }
-        }
-    }
-
-    private static long saturatedMultiply(long a, long b) {
-        long high = Math.multiplyHigh(a, b);
-        return high == 0 && a * b >= 0 ? a * b : Long.MAX_VALUE;
-    }
-
-    private static long saturatedAdd(long a, long b) {
-        long sum = a + b;
-        return sum < 0 ? Long.MAX_VALUE : sum;
     }
 
     @Override

@@ -194,6 +194,8 @@ public final class ModelSource implements Serializable {
                             return Files.newInputStream(abs);
                         } catch (NoSuchFileException e) {
                             throw new ModelLoadException("Model file not found: " + abs + describeUri(abs.toString()));
+                        } catch (IOException e) {
+                            throw new ModelLoadException("Model file " + abs + " cannot be read: " + e, e);
                         }
                     }
 
