@@ -2,8 +2,6 @@ package io.flinkonnx.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.flinkonnx.model.ElementType;
-import io.flinkonnx.model.testing.OnnxGraph;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -56,12 +54,7 @@ class OnnxCliNativeLogTest {
 
     /** A reflect pad needs a length of 2: the synthetic warm-up (length 1) fails inside ORT; the model is fine. */
     private Path reflectPad() throws Exception {
-        return new OnnxGraph("reflect")
-                .input("x", ElementType.FLOAT, "batch", "seq")
-                .output("y", ElementType.FLOAT, "batch", "padded")
-                .longInitializer("pads", new long[] {0, 2, 0, 2}, 4)
-                .node("Pad", new String[] {"x", "pads"}, new String[] {"y"}, "mode", "reflect")
-                .writeTo(dir.resolve("reflect.onnx"));
+        return TestModels.writeReflectPad(dir.resolve("reflect.onnx"));
     }
 
     @Test

@@ -2,8 +2,7 @@ package io.flinkonnx.flink;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.flinkonnx.model.ElementType;
-import io.flinkonnx.model.testing.OnnxGraph;
+import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -35,14 +34,8 @@ class PlacementFromFirstBatchTest {
         assertThat(SessionStats.open()).isZero();
     }
 
-    /** {@code x: FLOAT[batch,seq]} reflect-padded by 2 on each side of seq: {@code y: FLOAT[batch,seq+4]}. */
     private Path writeReflectPad() throws Exception {
-        return new OnnxGraph("reflect")
-                .input("x", ElementType.FLOAT, "batch", "seq")
-                .output("y", ElementType.FLOAT, "batch", "padded")
-                .longInitializer("pads", new long[] {0, 2, 0, 2}, 4)
-                .node("Pad", new String[] {"x", "pads"}, new String[] {"y"}, "mode", "reflect")
-                .writeTo(dir.resolve("reflect.onnx"));
+        return TestModels.writeReflectPad(dir.resolve("reflect.onnx"));
     }
 
     private List<FallbackReport> reports() {

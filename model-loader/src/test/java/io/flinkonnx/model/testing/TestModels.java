@@ -217,6 +217,19 @@ public final class TestModels {
                 .writeTo(file);
     }
 
+    /**
+     * {@code x: FLOAT[batch,seq]} reflect-padded by 2 on each side of seq: {@code y: FLOAT[batch,seq+4]}. It
+     * needs a length of 2: a synthetic input of length 1 fails inside ORT, though the model is fine.
+     */
+    public static Path writeReflectPad(Path file) throws IOException {
+        return new OnnxGraph("reflect")
+                .input("x", ElementType.FLOAT, "batch", "seq")
+                .output("y", ElementType.FLOAT, "batch", "padded")
+                .longInitializer("pads", new long[] {0, 2, 0, 2}, 4)
+                .node("Pad", names("x", "pads"), names("y"), "mode", "reflect")
+                .writeTo(file);
+    }
+
     /** An Identity model declaring IR version {@code ir}. */
     public static Path writeIdentityWithIrVersion(Path file, long ir) throws IOException {
         return new OnnxGraph("identity")
