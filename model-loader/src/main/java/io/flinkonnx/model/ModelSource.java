@@ -312,7 +312,7 @@ public final class ModelSource implements Serializable {
             model = copyHashing(in, target);
         }
         ModelFormat format = detectFormat(target);
-        ModelProto proto = format == ModelFormat.ONNX ? OnnxModelReader.parse(target, label) : null;
+        ModelProto proto = format == ModelFormat.ONNX ? OnnxModelReader.parseStructure(target, label) : null;
         Map<String, FileDigest> external = new LinkedHashMap<>();
         for (Map.Entry<String, String> ref : externalReferences(proto).entrySet()) {
             String location = ref.getKey();

@@ -1,7 +1,12 @@
 package io.flinkonnx.model;
 
+import com.google.protobuf.ByteString;
 import com.google.protobuf.CodedInputStream;
+import com.google.protobuf.CodedOutputStream;
+import com.google.protobuf.Descriptors;
 import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.Message;
+import com.google.protobuf.WireFormat;
 import io.flinkonnx.model.proto.OnnxProto;
 import io.flinkonnx.model.proto.OnnxProto.AttributeProto;
 import io.flinkonnx.model.proto.OnnxProto.GraphProto;
@@ -72,6 +77,123 @@ public final class OnnxModelReader {
             throw new ModelLoadException("Model file " + file + " cannot be read: " + e, e);
         }
         return checked(model, file, size);
+    }
+
+    /**
+     * Parses the structure of the ONNX model in {@code path}, everything but the values of its tensors:
+     * graphs, nodes, signature, opsets, metadata and each tensor's name, type, dims and external-data
+     * references. Tensor values (raw and typed data of initializers, of tensor attributes such as
+     * {@code Constant}'s, in subgraphs, functions and training info) are skipped as they stream past, so the
+     * memory this takes is the graph's, not the weights': a model with 1.9 GB of embedded weights is not held
+     * in the heap. Fails as {@link #parse(Path, String)} does.
+     */
+    static ModelProto parseStructure(Path path, String file) {
+        long size;
+        ModelProto.Builder model = ModelProto.newBuilder();
+        try {
+            size = Files.size(path);
+            if (size == 0) {
+                throw new ModelLoadException("Model file " + file + " is empty (0 bytes): it is not an ONNX model.");
+            }
+            try (InputStream in = Files.newInputStream(path)) {
+                CodedInputStream coded = CodedInputStream.newInstance(in, 64 * 1024);
+                coded.setSizeLimit(Integer.MAX_VALUE);
+                mergeStructure(coded, model, 0);
+            } catch (InvalidProtocolBufferException e) {
+                throw notParsable(file, size, e);
+            }
+        } catch (IOException e) {
+            throw new ModelLoadException("Model file " + file + " cannot be read: " + e, e);
+        }
+        return checked(model.buildPartial(), file, size);
+    }
+
+    /** TensorProto's value fields: float, int32, string, int64, raw, double and uint64 data. */
+    private static final Set<Integer> TENSOR_VALUES = Set.of(
+            TensorProto.FLOAT_DATA_FIELD_NUMBER,
+            TensorProto.INT32_DATA_FIELD_NUMBER,
+            TensorProto.STRING_DATA_FIELD_NUMBER,
+            TensorProto.INT64_DATA_FIELD_NUMBER,
+            TensorProto.RAW_DATA_FIELD_NUMBER,
+            TensorProto.DOUBLE_DATA_FIELD_NUMBER,
+            TensorProto.UINT64_DATA_FIELD_NUMBER);
+
+    /** The message types that hold a TensorProto, directly or below (graphs, nodes, attributes, ...). */
+    private static final Set<Descriptors.Descriptor> HOLDING_TENSORS = holdingTensors();
+
+    /** protobuf-java's own limit on nested messages. */
+    private static final int MAX_DEPTH = 100;
+
+    private static Set<Descriptors.Descriptor> holdingTensors() {
+        Set<Descriptors.Descriptor> all = new HashSet<>();
+        List<Descriptors.Descriptor> todo = new ArrayList<>(List.of(ModelProto.getDescriptor()));
+        while (!todo.isEmpty()) {
+            Descriptors.Descriptor d = todo.remove(todo.size() - 1);
+            if (all.add(d)) {
+                d.getFields().stream()
+                        .filter(f -> f.getJavaType() == Descriptors.FieldDescriptor.JavaType.MESSAGE)
+                        .forEach(f -> todo.add(f.getMessageType()));
+            }
+        }
+        Set<Descriptors.Descriptor> holding = new HashSet<>(Set.of(TensorProto.getDescriptor()));
+        for (boolean grew = true; grew; ) {
+            grew = false;
+            for (Descriptors.Descriptor d : all) {
+                if (!holding.contains(d)
+                        && d.getFields().stream()
+                                .anyMatch(f -> f.getJavaType() == Descriptors.FieldDescriptor.JavaType.MESSAGE
+                                        && holding.contains(f.getMessageType()))) {
+                    grew |= holding.add(d);
+                }
+            }
+        }
+        return Set.copyOf(holding);
+    }
+
+    /**
+     * Merges the message {@code in} holds (up to its limit, or its end) into {@code builder}: fields that may
+     * hold tensors are parsed field by field, a tensor's values are skipped unread, and every other field is
+     * copied as it is and merged at the end.
+     */
+    private static void mergeStructure(CodedInputStream in, Message.Builder builder, int depth) throws IOException {
+        if (depth > MAX_DEPTH) {
+            throw new InvalidProtocolBufferException(
+                    "Protocol message had too many levels of nesting (more than " + MAX_DEPTH + ")");
+        }
+        Descriptors.Descriptor type = builder.getDescriptorForType();
+        boolean tensor = type.equals(TensorProto.getDescriptor());
+        ByteString.Output plain = ByteString.newOutput();
+        CodedOutputStream copy = CodedOutputStream.newInstance(plain);
+        for (int tag = in.readTag(); tag != 0; tag = in.readTag()) {
+            int number = WireFormat.getTagFieldNumber(tag);
+            Descriptors.FieldDescriptor field = type.findFieldByNumber(number);
+            if (tensor && TENSOR_VALUES.contains(number)) {
+                if (!in.skipField(tag)) {
+                    break;
+                }
+            } else if (field != null
+                    && WireFormat.getTagWireType(tag) == WireFormat.WIRETYPE_LENGTH_DELIMITED
+                    && field.getJavaType() == Descriptors.FieldDescriptor.JavaType.MESSAGE
+                    && HOLDING_TENSORS.contains(field.getMessageType())) {
+                Message.Builder child = builder.newBuilderForField(field);
+                if (!field.isRepeated() && builder.hasField(field)) {
+                    child.mergeFrom((Message) builder.getField(field)); // a repeated singular field merges
+                }
+                int limit = in.pushLimit(in.readRawVarint32());
+                mergeStructure(in, child, depth + 1);
+                in.checkLastTagWas(0);
+                in.popLimit(limit);
+                if (field.isRepeated()) {
+                    builder.addRepeatedField(field, child.buildPartial());
+                } else {
+                    builder.setField(field, child.buildPartial());
+                }
+            } else if (!in.skipField(tag, copy)) {
+                break;
+            }
+        }
+        copy.flush();
+        builder.mergeFrom(plain.toByteString());
     }
 
     private static ModelLoadException notParsable(String file, long size, InvalidProtocolBufferException e) {

@@ -3,7 +3,18 @@ package io.flinkonnx.model;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import com.google.protobuf.ByteString;
+import com.google.protobuf.Descriptors;
+import com.google.protobuf.Message;
+import io.flinkonnx.model.proto.OnnxProto.AttributeProto;
+import io.flinkonnx.model.proto.OnnxProto.FunctionProto;
+import io.flinkonnx.model.proto.OnnxProto.GraphProto;
 import io.flinkonnx.model.proto.OnnxProto.ModelProto;
+import io.flinkonnx.model.proto.OnnxProto.NodeProto;
+import io.flinkonnx.model.proto.OnnxProto.SparseTensorProto;
+import io.flinkonnx.model.proto.OnnxProto.StringStringEntryProto;
+import io.flinkonnx.model.proto.OnnxProto.TensorProto;
+import io.flinkonnx.model.proto.OnnxProto.TrainingInfoProto;
 import io.flinkonnx.model.testing.OnnxGraph;
 import io.flinkonnx.model.testing.TestModels;
 import java.io.IOException;
@@ -207,5 +218,173 @@ class OnnxModelReaderTest {
         Path file = new TestModels.Mlp(4, 4, 2).writeWithExternalWeights(dir.resolve("ext.onnx"), "weights/w1.bin");
         ModelProto model = OnnxModelReader.parse(Files.readAllBytes(file), "ext.onnx");
         assertThat(OnnxModelReader.externalDataReferences(model)).containsExactly(Map.entry("weights/w1.bin", "w1"));
+    }
+
+    @Test
+    void parsingTheStructureKeepsEverythingButTheValuesOfTensorsWhereverTheyLie() throws IOException {
+        ModelProto model = everyPlaceATensorLies();
+        Path file = Files.write(dir.resolve("everywhere.onnx"), model.toByteArray());
+
+        ModelProto structure = OnnxModelReader.parseStructure(file, "everywhere.onnx");
+
+        ModelProto expected = (ModelProto) withoutTensorValues(model);
+        assertThat(expected).as("the test model holds tensor values").isNotEqualTo(model);
+        assertThat(structure).isEqualTo(expected);
+        assertThat(OnnxModelReader.signature(structure))
+                .usingRecursiveComparison()
+                .isEqualTo(OnnxModelReader.signature(model));
+        assertThat(OnnxModelReader.externalDataReferences(structure))
+                .isEqualTo(OnnxModelReader.externalDataReferences(model))
+                .containsEntry("sub/w.bin", "then_w");
+    }
+
+    @Test
+    void parsingTheStructureOfAModelCutInsideItsWeightsFailsAsAFullParseDoes() throws IOException {
+        Path file = new TestModels.Mlp(16, 32, 4).writeTo(dir.resolve("mlp.onnx"));
+        byte[] bytes = Files.readAllBytes(file);
+        Path cut = Files.write(dir.resolve("cut.onnx"), Arrays.copyOf(bytes, bytes.length / 2));
+        assertThatThrownBy(() -> OnnxModelReader.parseStructure(cut, "/models/cut.onnx"))
+                .isInstanceOf(ModelLoadException.class)
+                .hasMessageContaining(
+                        "Model file /models/cut.onnx is not a valid ONNX model (" + bytes.length / 2 + " bytes)");
+        Path empty = Files.write(dir.resolve("empty.onnx"), new byte[0]);
+        assertThatThrownBy(() -> OnnxModelReader.parseStructure(empty, "empty.onnx"))
+                .isInstanceOf(ModelLoadException.class)
+                .hasMessageContaining("is empty (0 bytes)");
+    }
+
+    /**
+     * An MLP whose graph also carries tensors in every other place ONNX allows: typed-data initializers, a
+     * sparse initializer, a Constant's tensor attribute, an If's subgraph with an embedded and an external
+     * initializer, a tensor-list attribute, a function's node and a training-info graph.
+     */
+    private static ModelProto everyPlaceATensorLies() {
+        ModelProto mlp = new TestModels.Mlp(4, 8, 2).graph().build();
+        TensorProto typed = TensorProto.newBuilder()
+                .setName("typed")
+                .setDataType(ElementType.DOUBLE.onnxCode())
+                .addDims(2)
+                .addDoubleData(1.5)
+                .addDoubleData(2.5)
+                .build();
+        TensorProto strings = TensorProto.newBuilder()
+                .setName("labels")
+                .setDataType(ElementType.STRING.onnxCode())
+                .addDims(1)
+                .addStringData(ByteString.copyFromUtf8("card"))
+                .build();
+        TensorProto ints = TensorProto.newBuilder()
+                .setName("ints")
+                .setDataType(ElementType.INT32.onnxCode())
+                .addDims(2)
+                .addInt32Data(7)
+                .addInt32Data(8)
+                .build();
+        TensorProto unsigned = TensorProto.newBuilder()
+                .setName("unsigned")
+                .setDataType(ElementType.UINT64.onnxCode())
+                .addDims(1)
+                .addUint64Data(9)
+                .build();
+        TensorProto raw = TestModels.floatTensor("then_embedded", new float[] {1, 2, 3});
+        TensorProto external = TensorProto.newBuilder()
+                .setName("then_w")
+                .setDataType(ElementType.FLOAT.onnxCode())
+                .addDims(3)
+                .setDataLocation(TensorProto.DataLocation.EXTERNAL)
+                .addExternalData(
+                        StringStringEntryProto.newBuilder().setKey("location").setValue("sub/w.bin"))
+                .build();
+        GraphProto thenBranch = GraphProto.newBuilder()
+                .setName("then")
+                .addInitializer(raw)
+                .addInitializer(external)
+                .addNode(NodeProto.newBuilder()
+                        .setOpType("Add")
+                        .addInput("then_embedded")
+                        .addInput("then_w")
+                        .addOutput("then_out"))
+                .build();
+        NodeProto constant = NodeProto.newBuilder()
+                .setOpType("Constant")
+                .addOutput("c")
+                .addAttribute(AttributeProto.newBuilder()
+                        .setName("value")
+                        .setType(AttributeProto.AttributeType.TENSOR)
+                        .setT(TestModels.floatTensor("c", new float[] {4, 5})))
+                .build();
+        NodeProto branch = NodeProto.newBuilder()
+                .setOpType("If")
+                .addInput("cond")
+                .addOutput("out")
+                .addAttribute(AttributeProto.newBuilder()
+                        .setName("then_branch")
+                        .setType(AttributeProto.AttributeType.GRAPH)
+                        .setG(thenBranch))
+                .addAttribute(AttributeProto.newBuilder()
+                        .setName("some_tensors")
+                        .setType(AttributeProto.AttributeType.TENSORS)
+                        .addTensors(typed)
+                        .addTensors(ints))
+                .build();
+        GraphProto graph = mlp.getGraph().toBuilder()
+                .addInitializer(typed)
+                .addInitializer(strings)
+                .addInitializer(unsigned)
+                .addSparseInitializer(SparseTensorProto.newBuilder()
+                        .setValues(TestModels.floatTensor("sparse", new float[] {6}))
+                        .setIndices(TensorProto.newBuilder()
+                                .setName("sparse_idx")
+                                .setDataType(ElementType.INT64.onnxCode())
+                                .addInt64Data(0))
+                        .addDims(4))
+                .addNode(constant)
+                .addNode(branch)
+                .build();
+        return mlp.toBuilder()
+                .setGraph(graph)
+                .addMetadataProps(
+                        StringStringEntryProto.newBuilder().setKey("owner").setValue("fraud-team"))
+                .addFunctions(FunctionProto.newBuilder()
+                        .setName("f")
+                        .setDomain("custom")
+                        .addNode(constant))
+                .addTrainingInfo(TrainingInfoProto.newBuilder()
+                        .setInitialization(
+                                GraphProto.newBuilder().setName("init").addInitializer(raw)))
+                .build();
+    }
+
+    /** {@code message} with the value fields of every TensorProto in it cleared, through the full parse's API. */
+    private static Message withoutTensorValues(Message message) {
+        Message.Builder b = message.toBuilder();
+        if (message instanceof TensorProto) {
+            return ((TensorProto) message)
+                    .toBuilder()
+                            .clearFloatData()
+                            .clearInt32Data()
+                            .clearStringData()
+                            .clearInt64Data()
+                            .clearRawData()
+                            .clearDoubleData()
+                            .clearUint64Data()
+                            .build();
+        }
+        for (Map.Entry<Descriptors.FieldDescriptor, Object> e :
+                message.getAllFields().entrySet()) {
+            Descriptors.FieldDescriptor f = e.getKey();
+            if (f.getJavaType() != Descriptors.FieldDescriptor.JavaType.MESSAGE) {
+                continue;
+            }
+            if (f.isRepeated()) {
+                b.clearField(f);
+                for (Object item : (List<?>) e.getValue()) {
+                    b.addRepeatedField(f, withoutTensorValues((Message) item));
+                }
+            } else {
+                b.setField(f, withoutTensorValues((Message) e.getValue()));
+            }
+        }
+        return b.build();
     }
 }
