@@ -64,6 +64,8 @@ public final class ModelSource implements Serializable {
     private static final long serialVersionUID = 1L;
     private static final String CLASSPATH = "classpath:";
     private static final Pattern SHA256 = Pattern.compile("[0-9a-f]{64}");
+    /** A URI scheme; one letter is a Windows drive instead. */
+    private static final Pattern URI_SCHEME = Pattern.compile("[A-Za-z][A-Za-z0-9+.-]+:");
 
     private final String uri;
     private final String sha256;
@@ -151,7 +153,7 @@ public final class ModelSource implements Serializable {
         if (uri.startsWith(CLASSPATH)) {
             return fetchFromClasspath(tempRoot);
         }
-        Path local = localPath();
+        Path local = localPath(uri);
         if (local != null) {
             // Pinned or not, a local model is handed out as a private copy written while it is hashed: ORT
             // then loads exactly the bytes the digest names, even if the file is replaced in between (a
@@ -161,8 +163,11 @@ public final class ModelSource implements Serializable {
         return fetchRemote(tempRoot);
     }
 
-    /** The local path this URI names, or null when it is not a local file URI. */
-    private Path localPath() {
+    /**
+     * The local path {@code uri} names (a path, a {@code file:} URI, decoded, or a Windows drive path), or
+     * null when it is not a local file URI.
+     */
+    static Path localPath(String uri) {
         try {
             URI parsed = new URI(uri);
             if (parsed.getScheme() == null) {
@@ -176,7 +181,11 @@ public final class ModelSource implements Serializable {
             }
             return null;
         } catch (URISyntaxException | IllegalArgumentException e) {
-            return Path.of(uri);
+            // Not a valid java.net.URI (a space, a backslash): still a Flink file system URI when it starts with a
+            // scheme other than file (Flink's Path quotes what URI refuses), else a path.
+            return URI_SCHEME.matcher(uri).lookingAt() && !uri.regionMatches(true, 0, "file:", 0, 5)
+                    ? null
+                    : Path.of(uri);
         }
     }
 

@@ -105,6 +105,22 @@ class ModelSourceTest {
     }
 
     @Test
+    void aFlinkFileSystemUriThatJavaNetUriRefusesIsStillFetchedThroughItsFileSystem() throws IOException {
+        // A space is no valid java.net.URI character; Flink's Path takes it. It is no local path "mirror:/...".
+        Path file = new TestModels.Mlp(4, 8, 2).writeTo(dir.resolve("remote/New York.onnx"));
+        String uri = MirrorFileSystemFactory.SCHEME + "://" + file.toAbsolutePath();
+        int opens = MirrorFileSystemFactory.OPENS.get();
+        try (LocalModel model = ModelSource.of(uri).fetch()) {
+            assertThat(model.path()).hasSameBinaryContentAs(file);
+        }
+        assertThat(MirrorFileSystemFactory.OPENS.get()).isGreaterThan(opens);
+        assertThatThrownBy(
+                        () -> ModelSource.of("nosuchfs://bucket/New York.onnx").fetch())
+                .isInstanceOf(ModelLoadException.class)
+                .hasMessageContaining("No Flink file system can read model nosuchfs://bucket/New York.onnx");
+    }
+
+    @Test
     void remoteModelWithMissingExternalDataFailsNamingIt() throws IOException {
         Path file = new TestModels.Mlp(4, 8, 2).writeWithExternalWeights(dir.resolve("remote/mlp.onnx"), "w1.bin");
         Files.delete(dir.resolve("remote/w1.bin"));
