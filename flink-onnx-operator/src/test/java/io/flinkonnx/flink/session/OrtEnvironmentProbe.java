@@ -8,11 +8,6 @@ public final class OrtEnvironmentProbe {
     private OrtEnvironmentProbe() {}
 
     public static void main(String[] args) {
-        if (args.length > 0 && args[0].equals("raw")) { // ORT's own call, without the library's check
-            System.out.println(
-                    "CREATED " + ai.onnxruntime.OrtEnvironment.getEnvironment().getVersion());
-            return;
-        }
         try {
             System.out.println("CREATED " + OrtRuntime.env().getVersion());
         } catch (IllegalStateException e) {

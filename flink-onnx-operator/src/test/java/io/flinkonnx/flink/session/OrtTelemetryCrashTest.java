@@ -13,9 +13,11 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
- * ORT 1.29.0 on Linux crashes the JVM (SIGSEGV, exit 139) when its environment is created with telemetry on
- * and a command line of about 4 KB or more, as every TaskManager has. The library refuses with the fix
- * instead, and {@code ORT_DISABLE_TELEMETRY=1} lets the environment be created.
+ * ORT 1.29.0 on Linux corrupts memory when its environment is created with telemetry on and a command line of
+ * about 4 KB or more, as every TaskManager has: on the development machine the JVM dies (SIGSEGV, exit 139),
+ * on CI's machine the same child process happened to survive. Corruption has no reliable outcome, so no test
+ * asserts the crash; the library refuses that combination with the fix instead, and
+ * {@code ORT_DISABLE_TELEMETRY=1} lets the environment be created.
  */
 class OrtTelemetryCrashTest {
     /** A JVM option that makes the command line as long as a TaskManager's class path does. */
@@ -38,18 +40,6 @@ class OrtTelemetryCrashTest {
         } else {
             assertThat(probe.exitCode).as(probe.output).isZero();
             assertThat(probe.output).contains("CREATED " + OrtRuntime.ortJarVersion());
-        }
-    }
-
-    /** The premise, without the library's check: ORT itself crashes (on 1.29.0 on Linux) or does not. */
-    @Test
-    void withoutTheCheckOrt129CrashesTheProcessOnThatCommandLine() throws Exception {
-        Probe probe = runProbe(null, "raw");
-        if (OrtRuntime.ortJarVersion().equals("1.29.0") && isLinux()) {
-            assertThat(probe.exitCode).as("SIGSEGV; output:%n%s", probe.output).isEqualTo(139);
-            assertThat(probe.output).doesNotContain("CREATED");
-        } else {
-            assertThat(probe.exitCode).as(probe.output).isZero();
         }
     }
 
@@ -83,20 +73,15 @@ class OrtTelemetryCrashTest {
     }
 
     private Probe runProbe(String disableTelemetry) throws Exception {
-        return runProbe(disableTelemetry, "library");
-    }
-
-    private Probe runProbe(String disableTelemetry, String mode) throws Exception {
         String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
-        Path log = dir.resolve("probe-" + mode + "-" + disableTelemetry + ".log");
+        Path log = dir.resolve("probe-" + disableTelemetry + ".log");
         ProcessBuilder builder = new ProcessBuilder(
                         java,
                         "-Xmx256m",
                         LONG_OPTION,
                         "-cp",
                         System.getProperty("java.class.path"),
-                        OrtEnvironmentProbe.class.getName(),
-                        mode)
+                        OrtEnvironmentProbe.class.getName())
                 .redirectErrorStream(true)
                 .redirectOutput(log.toFile());
         if (disableTelemetry == null) {
