@@ -1,23 +1,18 @@
 package io.flinkonnx.flink;
 
 import io.flinkonnx.flink.drift.DriftMonitor;
-import io.flinkonnx.flink.engine.BatchBytes;
+import io.flinkonnx.flink.engine.BatchMetrics;
 import io.flinkonnx.flink.engine.BufferedScoringOperator;
 import io.flinkonnx.flink.engine.InferenceRunner;
-import io.flinkonnx.flink.tensor.RecordInputs;
+import io.flinkonnx.flink.engine.RecordBuffer;
 import io.flinkonnx.flink.versions.FolderMark;
 import io.flinkonnx.flink.versions.ModelVersions;
 import io.flinkonnx.flink.versions.ServingModel;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
-import org.apache.flink.api.common.typeutils.TypeSerializer;
-import org.apache.flink.metrics.Counter;
-import org.apache.flink.metrics.Histogram;
 import org.apache.flink.metrics.MetricGroup;
-import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
@@ -39,7 +34,6 @@ import org.slf4j.LoggerFactory;
 class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT> {
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(BatchingInferenceOperator.class);
-    private static final int HISTOGRAM_WINDOW = 1024;
     /** How often a version that is loading is looked for, until it is ready. */
     private static final long LOADING_CHECK_MILLIS = 50;
 
@@ -60,33 +54,8 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
 
     private transient InferenceRunner<IN, OUT> runner;
     private transient DriftMonitor<IN> drift;
-    private transient int capacity;
-    private transient long delayMillis;
-    private transient Object[] records;
-    private transient long[] timestamps;
-    private transient boolean[] hasTimestamp;
-    /** When the oldest buffered record arrived. */
-    private transient long oldestArrivalNanos;
-    /** Every record's input bytes when all inputs have fixed record dims (no strings), else -1. */
-    private transient int size;
-
-    private transient long bufferedBytes;
-    private transient long batchDeadline;
-    private transient TypeSerializer<IN> copier;
-    /** The buffer's bytes as the byte bound counts them (padding to the widest record included). */
-    private transient BatchBytes batchBytes;
-
-    private transient Object[] results;
-    private transient Exception[] failures;
-    private transient InferenceRunner.Outcomes<OUT> outcomes;
-
-    private transient Counter inferences;
-    private transient Counter batches;
-    private transient Counter failedRecords;
-    private transient Counter failedBatches;
-    private transient Histogram batchSizes;
-    private transient Histogram batchLatencyMicros;
-    private transient Histogram queueTimeMicros;
+    private transient RecordBuffer<IN, OUT> buffer;
+    private transient BatchMetrics batchMetrics;
 
     BatchingInferenceOperator(
             OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy, OutputTag<FailedRecord<IN>> failedTag) {
@@ -168,7 +137,8 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     @Override
     public void open() throws Exception {
         super.open();
-        MetricGroup metrics = getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
+        MetricGroup metrics = onnxMetrics();
+        int capacity;
         if (updates == null) {
             runner = new InferenceRunner<>(spec);
             capacity = openRunner(runner, policy, metrics);
@@ -185,50 +155,8 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
             versions.restoreLastFound(restoredFound);
             capacity = capacityOf(runner, policy); // ModelVersions registers the gauges over the serving runner
         }
-        delayMillis = policy.maxBatchDelay().toMillis();
-        records = new Object[capacity];
-        results = new Object[capacity];
-        failures = new Exception[capacity];
-        batchBytes = new BatchBytes(runner); // versions share the signature: one for every version
-        timestamps = new long[capacity];
-        hasTimestamp = new boolean[capacity];
-        // With object reuse the source hands the same instance again once processElement returns, and the
-        // buffered record would change under the decoder: keep a copy, as Flink's AsyncWaitOperator does.
-        copier = getExecutionConfig().isObjectReuseEnabled()
-                ? getOperatorConfig().<IN>getTypeSerializerIn(0, getUserCodeClassloader())
-                : null;
-        outcomes = new InferenceRunner.Outcomes<>() {
-            @Override
-            public void scored(int index, OUT result) {
-                results[index] = result;
-            }
-
-            @Override
-            public void failed(int index, Exception reason) {
-                failures[index] = reason;
-            }
-
-            @Override
-            public void drift(DriftReport report) {
-                output.collect(DriftReport.TAG, new StreamRecord<>(report));
-            }
-
-            @Override
-            public void placement(FallbackReport report) {
-                output.collect(FallbackReport.TAG, new StreamRecord<>(report));
-            }
-        };
-
-        inferences = metrics.counter("num_inferences");
-        batches = metrics.counter("num_batches");
-        failedRecords = metrics.counter("failed_records");
-        failedBatches = metrics.counter("failed_batches_counter");
-        batchSizes =
-                metrics.histogram("inference_request_batch_size", new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
-        batchLatencyMicros = metrics.histogram(
-                "inference_batch_latency_micro_secs", new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
-        queueTimeMicros =
-                metrics.histogram("queue_time_micro_secs", new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW));
+        batchMetrics = new BatchMetrics(metrics);
+        buffer = newBuffer(runner, capacity, policy, batchMetrics);
         output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
         drift = runner.drift();
         if (drift.enabled()) {
@@ -308,6 +236,9 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     private void applyFinishedUpdate(ModelVersions.Step<IN, OUT> step, long now) throws Exception {
         // a promoted version takes over once the buffer is scored by the version it was buffered for
         runner = versions.apply(step, runner, this::flush);
+        if (runner != buffer.runner()) {
+            buffer.serve(runner, capacityOf(runner, policy));
+        }
         if (step.report.outcome == ModelUpdateReport.Outcome.PROMOTED) {
             drift = runner.drift();
             output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
@@ -331,46 +262,12 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
 
     @Override
     public void processElement(StreamRecord<IN> element) throws Exception {
-        IN record = copier == null ? element.getValue() : copier.copy(element.getValue());
-        RecordInputs row = runner.row(size);
-        try {
-            runner.encode(record, row, policy.rejectNaN());
-        } catch (RecordConversionException e) {
-            deadLetter(record, e, failedRecords, runner);
-            return;
-        }
-        if (size > 0 && batchBytes.with(row, size) > policy.maxBufferedBytes()) {
-            runner.swapRows(size, capacity); // park the encoded record in the spare row while the buffer runs
-            flush();
-            runner.swapRows(capacity, 0);
-        }
-        // The encoder's arrays may be the record's own (reused with it) or a scratch array it refills. Detached
-        // after the parking above: as the first row of its batch it starts the staging over (nothing encodes
-        // while the buffer runs, so the arrays are still the record's).
-        row.detach(size);
-        bufferedBytes = batchBytes.with(row, size);
-        batchBytes.add(row, size);
-        records[size] = record;
-        hasTimestamp[size] = element.hasTimestamp();
-        timestamps[size] = element.getTimestamp();
-        if (size == 0) {
-            oldestArrivalNanos = System.nanoTime();
-        }
-        size++;
-        if (size == 1 && delayMillis > 0 && capacity > 1) {
-            long now = getProcessingTimeService().getCurrentProcessingTime();
-            batchDeadline = now + delayMillis;
-            getProcessingTimeService().registerTimer(batchDeadline, this);
-        }
-        if (size >= capacity || bufferedBytes >= policy.maxBufferedBytes() || delayMillis == 0) {
-            flush();
-        }
+        buffer(buffer, buffer.own(element.getValue()), element);
     }
 
     @Override
     public void onProcessingTime(long time) throws Exception {
-        // A timer of a batch already flushed by size is stale: the current batch has a later deadline.
-        if (size > 0 && time >= batchDeadline) {
+        if (buffer.expired(time)) {
             flush();
         }
         if (drift.enabled()) {
@@ -382,31 +279,11 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     }
 
     /** Scores everything buffered and emits the results in input order. */
-    @SuppressWarnings("unchecked")
     @Override
     protected void flush() throws Exception {
-        if (size == 0) {
-            return;
+        if (buffer != null) {
+            drain(buffer);
         }
-        long start = System.nanoTime();
-        queueTimeMicros.update((start - oldestArrivalNanos) / 1000); // per batch: its oldest record's wait
-        int count = size;
-        // Cleared first: a systemic failure thrown below fails the task, and nothing may be emitted twice.
-        size = 0;
-        bufferedBytes = 0;
-        try {
-            if (runner.scoreBatch(records, count, outcomes)) {
-                failedBatches.inc();
-            }
-            emitInOrder(count, records, results, failures, hasTimestamp, timestamps, inferences, failedRecords, runner);
-        } finally {
-            Arrays.fill(records, 0, count, null);
-            Arrays.fill(results, 0, count, null);
-            Arrays.fill(failures, 0, count, null);
-        }
-        batches.inc();
-        batchSizes.update(count);
-        batchLatencyMicros.update((System.nanoTime() - start) / 1000);
     }
 
     /** The engine of this operator (open after {@link #open}). */
@@ -416,7 +293,17 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
 
     /** Batches in which a run failed (isolation was needed), however many runs the isolation took. */
     long failedBatchesCount() {
-        return failedBatches.getCount();
+        return batchMetrics.failedBatches();
+    }
+
+    /** The batch metrics of this operator. */
+    BatchMetrics batchMetrics() {
+        return batchMetrics;
+    }
+
+    /** The record buffer of this operator (open after {@link #open}). */
+    RecordBuffer<IN, OUT> buffer() {
+        return buffer;
     }
 
     @Override

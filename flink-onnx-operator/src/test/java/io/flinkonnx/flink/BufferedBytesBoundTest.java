@@ -2,10 +2,12 @@ package io.flinkonnx.flink;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.flinkonnx.flink.engine.BatchMetrics;
 import io.flinkonnx.flink.models.MultiModelOperator;
 import io.flinkonnx.flink.stateful.StatefulInferenceOperator;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.api.common.typeinfo.Types;
@@ -203,5 +205,46 @@ class BufferedBytesBoundTest {
                 .hasSize(1);
         h.endInput();
         assertThat(h.extractOutputValues()).hasSize(2);
+    }
+
+    // ---- one set of batch metrics: the three operators count the same batches the same way ----
+
+    @Test
+    void theThreeOperatorsCountBatchesSizesLatenciesAndQueueTimesTheSameWay() throws Exception {
+        BatchPolicy policy = BatchPolicy.builder()
+                .maxBatchSize(2)
+                .maxBatchDelay(Duration.ofSeconds(1))
+                .padWithoutMask(true)
+                .build();
+        var b = batching(policy);
+        feed(b, 3, 3, 3, 3, 3);
+        b.endInput();
+        BatchMetrics batching = Harnesses.operator(b).batchMetrics();
+        b.close();
+        var m = manyModels(policy); // its warm-up record was one batch of its own
+        feed(m, 3, 3, 3, 3, 3);
+        m.endInput();
+        BatchMetrics many = ((MultiModelOperator<float[], float[]>) m.getOneInputOperator()).batchMetrics("mean");
+        m.close();
+        var s = stateful(policy);
+        feedKeyed(s, 3, 3, 3, 3, 3);
+        s.endInput();
+        BatchMetrics stateful =
+                ((StatefulInferenceOperator<Tuple2<Integer, float[]>, float[]>) s.getOneInputOperator()).batchMetrics();
+        harness = null;
+        s.close();
+        assertThat(List.of(batching, stateful)).allSatisfy(metrics -> {
+            assertThat(metrics.batches()).isEqualTo(3);
+            assertThat(metrics.inferences()).isEqualTo(5);
+            assertThat(metrics.batchSizes().getCount()).isEqualTo(3);
+            assertThat(metrics.batchSizes().getStatistics().getMax()).isEqualTo(2);
+            assertThat(metrics.batchLatencyMicros().getCount()).isEqualTo(3);
+            assertThat(metrics.queueTimeMicros().getCount()).isEqualTo(3);
+        });
+        assertThat(many.batches()).isEqualTo(4);
+        assertThat(many.inferences()).isEqualTo(6);
+        assertThat(many.batchSizes().getCount()).isEqualTo(4);
+        assertThat(many.batchLatencyMicros().getCount()).isEqualTo(4);
+        assertThat(many.queueTimeMicros().getCount()).isEqualTo(4);
     }
 }

@@ -320,7 +320,13 @@ class ManyModelsTest {
         for (int i = 0; i < MultiModelOperator.MODELS_WITH_METRICS; i++) {
             assertThat(byLabel.get("v" + i))
                     .as("metrics of v%s", i)
-                    .containsOnlyKeys("num_inferences", "inference_batch_latency_micro_secs");
+                    .containsOnlyKeys(
+                            "num_inferences",
+                            "num_batches",
+                            "failed_batches_counter",
+                            "inference_request_batch_size",
+                            "inference_batch_latency_micro_secs",
+                            "queue_time_micro_secs");
             assertThat(((Counter) byLabel.get("v" + i).get("num_inferences")).getCount())
                     .isOne();
         }

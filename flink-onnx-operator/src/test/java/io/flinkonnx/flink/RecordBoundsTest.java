@@ -157,7 +157,7 @@ class RecordBoundsTest {
             harness.processElement(record.clone(), i);
         }
         io.flinkonnx.flink.tensor.RowStaging staging =
-                Harnesses.operator(harness).runner().row(0).staging();
+                Harnesses.operator(harness).buffer().nextRow().staging();
         assertThat(staging.retainedBytes()).as("staging after 2,000 records").isLessThan(64 * 1024);
         harness.endInput();
         assertThat(harness.extractOutputValues()).hasSize(2_000).containsOnly(1f);

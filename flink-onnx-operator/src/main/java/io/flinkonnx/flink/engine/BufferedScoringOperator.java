@@ -1,9 +1,13 @@
 package io.flinkonnx.flink.engine;
 
 import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.DriftReport;
 import io.flinkonnx.flink.FailedRecord;
+import io.flinkonnx.flink.FallbackReport;
+import io.flinkonnx.flink.RecordConversionException;
 import org.apache.flink.annotation.Internal;
 import org.apache.flink.api.common.operators.ProcessingTimeService.ProcessingTimeCallback;
+import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.streaming.api.operators.AbstractStreamOperator;
@@ -32,6 +36,43 @@ public abstract class BufferedScoringOperator<IN, OUT> extends AbstractStreamOpe
 
     private final OutputTag<FailedRecord<IN>> failedTag;
     private transient StreamRecord<OUT> reuse;
+    private transient MetricGroup metrics;
+    private transient Counter failedRecords;
+    private transient TypeSerializer<IN> copier;
+
+    /** Drift and fallback reports of runs, to their side outputs (set at open: transient). */
+    protected transient RecordBuffer.Reports reports;
+
+    private transient RecordBuffer.Timers timers;
+
+    private RecordBuffer.Reports newReports() {
+        return new RecordBuffer.Reports() {
+            @Override
+            public void drift(DriftReport report) {
+                output.collect(DriftReport.TAG, new StreamRecord<>(report));
+            }
+
+            @Override
+            public void placement(FallbackReport report) {
+                output.collect(FallbackReport.TAG, new StreamRecord<>(report));
+            }
+        };
+    }
+
+    /** This operator's processing-time clock and timers, for its record buffers' delay trigger. */
+    private RecordBuffer.Timers newTimers() {
+        return new RecordBuffer.Timers() {
+            @Override
+            public long now() {
+                return getProcessingTimeService().getCurrentProcessingTime();
+            }
+
+            @Override
+            public void register(long time) {
+                getProcessingTimeService().registerTimer(time, BufferedScoringOperator.this);
+            }
+        };
+    }
 
     protected BufferedScoringOperator(OutputTag<FailedRecord<IN>> failedTag) {
         this.failedTag = failedTag;
@@ -64,7 +105,7 @@ public abstract class BufferedScoringOperator<IN, OUT> extends AbstractStreamOpe
         return policy.maxBatchSize();
     }
 
-    /** Scores everything buffered and emits it ({@link #emitInOrder}). */
+    /** Scores everything buffered and emits it (see {@link #drain(RecordBuffer)}). */
     protected abstract void flush() throws Exception;
 
     @Override
@@ -91,50 +132,102 @@ public abstract class BufferedScoringOperator<IN, OUT> extends AbstractStreamOpe
         super.finish();
     }
 
+    @Override
+    public void open() throws Exception {
+        super.open();
+        metrics = getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
+        failedRecords = metrics.counter("failed_records");
+        reuse = new StreamRecord<>(null);
+        reports = newReports();
+        timers = newTimers();
+        // With object reuse the source hands the same instance again once processElement returns.
+        copier = getExecutionConfig().isObjectReuseEnabled()
+                ? getOperatorConfig().<IN>getTypeSerializerIn(0, getUserCodeClassloader())
+                : null;
+    }
+
     /**
-     * Emits records {@code [0, count)} in input order: {@code results[i]} with the record's timestamp, or,
-     * where {@code failures[i]} is set, the record as a dead letter.
+     * {@code record} to keep past {@code processElement}: a copy when the source reuses objects, as Flink's
+     * {@code AsyncWaitOperator} keeps one (a buffer's {@link RecordBuffer#own} does the same).
      */
-    @SuppressWarnings("unchecked")
-    protected final void emitInOrder(
-            int count,
-            Object[] records,
-            Object[] results,
-            Exception[] failures,
-            boolean[] hasTimestamp,
-            long[] timestamps,
-            Counter inferences,
-            Counter failedRecords,
-            InferenceRunner<IN, OUT> runner) {
-        if (reuse == null) {
-            reuse = new StreamRecord<>(null);
+    protected final IN own(IN record) {
+        return copier == null ? record : copier.copy(record);
+    }
+
+    /** The library's metric group of this operator ({@code onnx}). */
+    protected final MetricGroup onnxMetrics() {
+        return metrics;
+    }
+
+    /** A record buffer in front of {@code runner}, on this operator's timers and object-reuse setting. */
+    protected final RecordBuffer<IN, OUT> newBuffer(
+            InferenceRunner<IN, OUT> runner, int capacity, BatchPolicy policy, BatchMetrics batchMetrics) {
+        return new RecordBuffer<>(runner, capacity, policy, batchMetrics, timers, copier);
+    }
+
+    /**
+     * Adds {@code element} (already {@link RecordBuffer#own owned}) to {@code buffer}, draining the buffer first
+     * when the record would cross the byte bound and after it when a trigger fires. A record that does not
+     * encode goes to the dead letters.
+     */
+    protected final void buffer(RecordBuffer<IN, OUT> buffer, IN record, StreamRecord<IN> element) throws Exception {
+        try {
+            buffer.add(record, element.hasTimestamp(), element.getTimestamp(), () -> {
+                flush();
+                return true;
+            });
+        } catch (RecordConversionException e) {
+            deadLetter(record, e, buffer.runner());
+            return;
         }
-        for (int i = 0; i < count; i++) {
-            if (failures[i] != null) {
-                deadLetter((IN) records[i], failures[i], failedRecords, runner);
-                continue;
-            }
-            inferences.inc();
-            OUT result = (OUT) results[i];
-            if (hasTimestamp[i]) {
-                output.collect(reuse.replace(result, timestamps[i]));
-            } else {
-                reuse.eraseTimestamp();
-                output.collect(reuse.replace(result));
-            }
+        if (buffer.due()) {
+            flush();
         }
+    }
+
+    /**
+     * Scores everything in {@code buffer} as one batch and emits it in input order: each record as its result
+     * (with its timestamp), or as a dead letter naming the model and version that failed it.
+     */
+    protected final void drain(RecordBuffer<IN, OUT> buffer) throws Exception {
+        int count = buffer.take();
+        if (count == 0) {
+            return;
+        }
+        buffer.score(count, reports);
+        buffer.complete(count, emitterFor(buffer.runner()));
+    }
+
+    /** Emits a completed batch: results to the main output, failures to the dead letters of {@code runner}. */
+    protected final RecordBuffer.Emitter<IN, OUT> emitterFor(InferenceRunner<IN, OUT> runner) {
+        return new RecordBuffer.Emitter<>() {
+            @Override
+            public void scored(int index, OUT result, boolean hasTimestamp, long timestamp) {
+                if (hasTimestamp) {
+                    output.collect(reuse.replace(result, timestamp));
+                } else {
+                    reuse.eraseTimestamp();
+                    output.collect(reuse.replace(result));
+                }
+            }
+
+            @Override
+            public void failed(int index, IN record, Exception reason) {
+                deadLetter(record, reason, runner);
+            }
+        };
     }
 
     /**
      * {@code record} to the failed-records output with the reason the engine gives, naming the model and the
      * version {@code runner} serves.
      */
-    protected final void deadLetter(IN record, Exception e, Counter failedRecords, InferenceRunner<IN, OUT> runner) {
-        deadLetter(record, e, failedRecords, runner.modelName(), runner.version());
+    protected final void deadLetter(IN record, Exception e, InferenceRunner<IN, OUT> runner) {
+        deadLetter(record, e, runner.modelName(), runner.version());
     }
 
     /** {@code record} to the failed-records output, naming a model that has no runner (it did not load). */
-    protected final void deadLetter(IN record, Exception e, Counter failedRecords, String model, String version) {
+    protected final void deadLetter(IN record, Exception e, String model, String version) {
         failedRecords.inc();
         FailedRecord<IN> failed = new FailedRecord<>(
                 record, InferenceRunner.reasonOf(e), model, e.getClass().getName());

@@ -384,13 +384,13 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         return 2 * octave + (length > half ? 1 : 0);
     }
 
-    /** Batch row {@code i}. */
-    public RecordInputs row(int i) {
+    /** Batch row {@code i} (the record buffer's: rows are encoded and moved through it alone). */
+    RecordInputs row(int i) {
         return rows[i];
     }
 
     /** Swaps batch rows {@code i} and {@code j} (an encoded record moves to the front of a new batch). */
-    public void swapRows(int i, int j) {
+    void swapRows(int i, int j) {
         RecordInputs t = rows[i];
         rows[i] = rows[j];
         rows[j] = t;
@@ -492,7 +492,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
      * Runs rows {@code offset .. offset+count)} (already encoded) in one ORT run and loads the outputs;
      * read them with {@link #decode}. Tensors and the result are closed on every path.
      */
-    public void run(int offset, int count) throws OrtException {
+    void run(int offset, int count) throws OrtException {
         runsStarted++;
         packer.run(shared.session(), runOptions, rows, offset, count, outputs);
     }

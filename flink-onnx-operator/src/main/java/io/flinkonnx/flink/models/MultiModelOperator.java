@@ -1,7 +1,6 @@
 package io.flinkonnx.flink.models;
 
 import io.flinkonnx.flink.BatchPolicy;
-import io.flinkonnx.flink.DriftReport;
 import io.flinkonnx.flink.FailedRecord;
 import io.flinkonnx.flink.FallbackReport;
 import io.flinkonnx.flink.ModelCache;
@@ -10,13 +9,13 @@ import io.flinkonnx.flink.ModelSelector;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.flink.SystemicFailureException;
+import io.flinkonnx.flink.engine.BatchMetrics;
 import io.flinkonnx.flink.engine.BufferedScoringOperator;
 import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.engine.RecordBuffer;
 import io.flinkonnx.flink.session.OrtRuntime;
-import io.flinkonnx.flink.tensor.RecordInputs;
 import io.flinkonnx.providers.ProviderChain;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
@@ -29,12 +28,10 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import org.apache.flink.annotation.Internal;
-import org.apache.flink.api.common.typeutils.TypeSerializer;
+import org.apache.flink.annotation.VisibleForTesting;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.Gauge;
-import org.apache.flink.metrics.Histogram;
 import org.apache.flink.metrics.MetricGroup;
-import org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.util.OutputTag;
 import org.slf4j.Logger;
@@ -52,7 +49,6 @@ import org.slf4j.LoggerFactory;
 public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT> {
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(MultiModelOperator.class);
-    private static final int HISTOGRAM_WINDOW = 1024;
     /** How often loads under way are looked at, while there are any. */
     private static final long LOADING_CHECK_MILLIS = 20;
     /** Failed models remembered (each holds no session) beyond which the oldest are forgotten. */
@@ -62,6 +58,8 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
      * {@code model=other}.
      */
     public static final int MODELS_WITH_METRICS = 1000;
+    /** Batches each per-model histogram keeps: 3 KB of samples a model rather than 24 KB. */
+    private static final int MODEL_HISTOGRAM_WINDOW = 128;
     /**
      * The label of the metrics shared by the models past {@link #MODELS_WITH_METRICS} (and by a model whose own
      * label it is).
@@ -77,7 +75,6 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
     private transient LinkedHashMap<ModelRef, ServedModel<IN, OUT>> models;
 
     private transient ExecutorService loader;
-    private transient TypeSerializer<IN> copier;
     private transient ModelRef specModel;
     private transient String slot;
     private transient int subtask;
@@ -85,10 +82,8 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
     private transient long loadingCheckAt;
     private transient MetricGroup metrics;
     /** Per metrics label: at most {@link #MODELS_WITH_METRICS} models' own, and {@link #OTHER_MODELS}. */
-    private transient Map<String, Counter> inferencesByModel;
+    private transient Map<String, BatchMetrics> metricsByModel;
 
-    private transient Map<String, Histogram> latencyByModel;
-    private transient Counter failedRecords;
     private transient Counter evictions;
     private transient Counter loadFailures;
     /** Read by the metrics reporter's thread: kept here rather than computed from the (access-ordered) map. */
@@ -131,13 +126,8 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             t.setContextClassLoader(userCode);
             return t;
         });
-        copier = getExecutionConfig().isObjectReuseEnabled()
-                ? getOperatorConfig().<IN>getTypeSerializerIn(0, getUserCodeClassloader())
-                : null;
-        metrics = getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
-        inferencesByModel = new HashMap<>();
-        latencyByModel = new HashMap<>();
-        failedRecords = metrics.counter("failed_records");
+        metrics = onnxMetrics();
+        metricsByModel = new HashMap<>();
         evictions = metrics.counter("model_evictions");
         loadFailures = metrics.counter("model_load_failures");
         metrics.gauge("loaded_models", (Gauge<Integer>) () -> loadedCount);
@@ -146,7 +136,7 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
 
     @Override
     public void processElement(StreamRecord<IN> element) throws Exception {
-        IN record = copier == null ? element.getValue() : copier.copy(element.getValue());
+        IN record = own(element.getValue());
         long timestamp = element.hasTimestamp() ? element.getTimestamp() : Long.MIN_VALUE;
         ModelRef ref;
         try {
@@ -155,20 +145,19 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             deadLetter(
                     record,
                     new RecordConversionException("The model selector failed on the record: " + e, e),
-                    failedRecords,
                     spec.model().uri(),
                     null);
             return;
         }
         ServedModel<IN, OUT> model = modelFor(ref == null ? specModel : ref);
         if (model.state == ServedModel.State.FAILED) {
-            deadLetter(record, failedToLoad(model), failedRecords, model.ref.uri(), model.label);
+            deadLetter(record, failedToLoad(model), model.ref.uri(), model.label);
             return;
         }
         if (model.state == ServedModel.State.LOADING && model.loading.isDone()) {
             finishLoad(model);
             if (model.state == ServedModel.State.FAILED) {
-                deadLetter(record, failedToLoad(model), failedRecords, model.ref.uri(), model.label);
+                deadLetter(record, failedToLoad(model), model.ref.uri(), model.label);
                 return;
             }
         }
@@ -275,6 +264,7 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
         loadedCount--;
         model.runner.close();
         model.runner = null;
+        model.buffer = null;
     }
 
     /**
@@ -329,29 +319,26 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             for (Object r : waiting) {
                 @SuppressWarnings("unchecked")
                 IN record = (IN) r;
-                deadLetter(record, failedToLoad(model), failedRecords, model.ref.uri(), model.label);
+                deadLetter(record, failedToLoad(model), model.ref.uri(), model.label);
             }
             return;
         }
-        model.ready(runner, capacityOf(runner, policy));
-        loadedBytes += model.bytes;
-        loadedCount++;
-        // Metrics are never removed and cost ~10 KB a label (the histogram): past the cap, labels share "other".
-        String metricsLabel =
-                inferencesByModel.containsKey(model.label) || inferencesByModel.size() < MODELS_WITH_METRICS
-                        ? model.label
-                        : OTHER_MODELS;
-        if (!metricsLabel.equals(model.label) && !inferencesByModel.containsKey(OTHER_MODELS)) {
+        // Metrics are never removed and cost ~4 KB a label (the histograms): past the cap, labels share "other".
+        String metricsLabel = metricsByModel.containsKey(model.label) || metricsByModel.size() < MODELS_WITH_METRICS
+                ? model.label
+                : OTHER_MODELS;
+        if (!metricsLabel.equals(model.label) && !metricsByModel.containsKey(OTHER_MODELS)) {
             LOG.info(
                     "{} models have metrics of their own; {} and the models after it count under model={}",
                     MODELS_WITH_METRICS,
                     model,
                     OTHER_MODELS);
         }
-        model.inferences = inferencesByModel.computeIfAbsent(
-                metricsLabel, l -> modelGroup(l).counter("num_inferences"));
-        model.batchLatencyMicros = latencyByModel.computeIfAbsent(metricsLabel, l -> modelGroup(l)
-                .histogram("inference_batch_latency_micro_secs", new DescriptiveStatisticsHistogram(HISTOGRAM_WINDOW)));
+        BatchMetrics modelMetrics = metricsByModel.computeIfAbsent(
+                metricsLabel, l -> new BatchMetrics(modelGroup(l), MODEL_HISTOGRAM_WINDOW));
+        model.ready(runner, newBuffer(runner, capacityOf(runner, policy), policy, modelMetrics));
+        loadedBytes += model.bytes;
+        loadedCount++;
         output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
         // over the byte bound: the least recently used others go (never the model just loaded)
         while (loadedBytes > cache.maxModelBytes()) {
@@ -377,7 +364,7 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             if (model.state == ServedModel.State.READY) {
                 enqueue(model, record, timestamps.get(i));
             } else { // a batch of the waiting records found the session broken
-                deadLetter(record, failedToLoad(model), failedRecords, model.ref.uri(), model.label);
+                deadLetter(record, failedToLoad(model), model.ref.uri(), model.label);
             }
         }
     }
@@ -399,36 +386,22 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
 
     /** Encodes {@code record} into {@code model}'s buffer; scores the buffer when a trigger fires. */
     private void enqueue(ServedModel<IN, OUT> model, IN record, long timestamp) throws Exception {
-        InferenceRunner<IN, OUT> runner = model.runner;
-        RecordInputs row = runner.row(model.size);
+        RecordBuffer<IN, OUT> buffer = model.buffer;
+        boolean buffered;
         try {
-            runner.encode(record, row, policy.rejectNaN());
+            buffered = buffer.add(record, timestamp != Long.MIN_VALUE, timestamp, () -> {
+                flush(model);
+                return model.state == ServedModel.State.READY; // else that batch found the session broken
+            });
         } catch (RecordConversionException e) {
-            deadLetter(record, e, failedRecords, runner);
+            deadLetter(record, e, buffer.runner());
             return;
         }
-        if (model.size > 0 && model.batchBytes.with(row, model.size) > policy.maxBufferedBytes()) {
-            runner.swapRows(model.size, model.capacity); // park the record in the spare row while the buffer runs
-            flush(model);
-            if (model.state != ServedModel.State.READY) { // that batch found the session broken
-                deadLetter(record, failedToLoad(model), failedRecords, model.ref.uri(), model.label);
-                return;
-            }
-            runner.swapRows(model.capacity, 0);
+        if (!buffered) {
+            deadLetter(record, failedToLoad(model), model.ref.uri(), model.label);
+            return;
         }
-        // After the parking above: as the first row of its batch it starts the model's staging over.
-        row.detach(model.size);
-        model.bufferedBytes = model.batchBytes.with(row, model.size);
-        model.batchBytes.add(row, model.size);
-        model.records[model.size] = record;
-        model.hasTimestamp[model.size] = timestamp != Long.MIN_VALUE;
-        model.timestamps[model.size] = timestamp;
-        model.size++;
-        if (model.size == 1 && delayMillis > 0 && model.capacity > 1) {
-            model.deadline = getProcessingTimeService().getCurrentProcessingTime() + delayMillis;
-            getProcessingTimeService().registerTimer(model.deadline, this);
-        }
-        if (model.size >= model.capacity || model.bufferedBytes >= policy.maxBufferedBytes() || delayMillis == 0) {
+        if (buffer.due()) {
             flush(model);
         }
     }
@@ -447,7 +420,7 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
                     loading = true;
                 }
             }
-            if (model.state == ServedModel.State.READY && model.size > 0 && time >= model.deadline) {
+            if (model.state == ServedModel.State.READY && model.buffer.expired(time)) {
                 flush(model);
             }
         }
@@ -486,65 +459,21 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
     }
 
     /** Scores {@code model}'s buffer and emits it in its input order. */
-    @SuppressWarnings("unchecked")
     private void flush(ServedModel<IN, OUT> model) throws Exception {
-        if (model.size == 0) {
+        RecordBuffer<IN, OUT> buffer = model.buffer;
+        int count = buffer.take();
+        if (count == 0) {
             return;
         }
-        long start = System.nanoTime();
-        int count = model.size;
-        model.size = 0;
-        model.bufferedBytes = 0;
-        InferenceRunner.Outcomes<OUT> outcomes = new InferenceRunner.Outcomes<>() {
-            @Override
-            public void scored(int index, OUT result) {
-                model.results[index] = result;
-            }
-
-            @Override
-            public void failed(int index, Exception reason) {
-                model.failures[index] = reason;
-            }
-
-            @Override
-            public void drift(DriftReport report) {
-                output.collect(DriftReport.TAG, new StreamRecord<>(report));
-            }
-
-            @Override
-            public void placement(FallbackReport report) {
-                output.collect(FallbackReport.TAG, new StreamRecord<>(report));
-            }
-        };
         SystemicFailureException broken = null;
         try {
-            try {
-                model.runner.scoreBatch(model.records, count, outcomes);
-            } catch (SystemicFailureException e) {
-                // This model's session is broken: its records go to the dead letters, the other models go on.
-                broken = e;
-                for (int i = 0; i < count; i++) {
-                    if (model.results[i] == null && model.failures[i] == null) {
-                        model.failures[i] = e;
-                    }
-                }
-            }
-            emitInOrder(
-                    count,
-                    model.records,
-                    model.results,
-                    model.failures,
-                    model.hasTimestamp,
-                    model.timestamps,
-                    model.inferences,
-                    failedRecords,
-                    model.runner);
-        } finally {
-            Arrays.fill(model.records, 0, count, null);
-            Arrays.fill(model.results, 0, count, null);
-            Arrays.fill(model.failures, 0, count, null);
+            buffer.score(count, reports);
+        } catch (SystemicFailureException e) {
+            // This model's session is broken: its records go to the dead letters, the other models go on.
+            broken = e;
+            buffer.failUnscored(count, e);
         }
-        model.batchLatencyMicros.update((System.nanoTime() - start) / 1000);
+        buffer.complete(count, emitterFor(model.runner));
         if (broken != null) {
             // This model's session is broken: closed now, loaded again by a record after the backoff.
             markFailed(model, broken, "is broken");
@@ -575,6 +504,12 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             }
         }
         return null;
+    }
+
+    /** The batch metrics of the models labelled {@code label}, null before one loaded. */
+    @VisibleForTesting
+    public BatchMetrics batchMetrics(String label) {
+        return metricsByModel.get(label);
     }
 
     /** Models evicted so far (for tests). */

@@ -8,21 +8,22 @@ import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.OutputRow;
 import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.flink.RecurrentState;
-import io.flinkonnx.flink.engine.BatchBytes;
+import io.flinkonnx.flink.engine.BatchMetrics;
 import io.flinkonnx.flink.engine.BufferedScoringOperator;
 import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.engine.RecordBuffer;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 import org.apache.flink.annotation.Internal;
+import org.apache.flink.annotation.VisibleForTesting;
 import org.apache.flink.api.common.state.StateTtlConfig;
 import org.apache.flink.api.common.state.ValueState;
 import org.apache.flink.api.common.state.ValueStateDescriptor;
 import org.apache.flink.api.common.typeinfo.BasicArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
-import org.apache.flink.api.common.typeutils.TypeSerializer;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
@@ -32,7 +33,7 @@ import org.apache.flink.util.OutputTag;
  * Scores a keyed stream with a recurrent model, keeping each key's state tensors in Flink keyed state
  * ({@code ValueState} of primitive arrays per state pair), batched across keys.
  *
- * <p>Records are buffered as in the batching operator, with its byte bound ({@link BatchBytes}). A flush splits the buffer into successive runs in
+ * <p>Records are buffered as in the batching operator ({@link RecordBuffer}, its byte bound included). A flush splits the buffer into successive runs in
  * which each key appears at most once (a key's n-th buffered record goes to run n, so input order per key
  * is kept); for each run the keys' states are stacked along each state's batch axis, the run is scored by
  * the engine (isolating failing records), and each scored record's new states are sliced out and written
@@ -51,38 +52,19 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
     private transient InferenceRunner<IN, OUT> runner;
     private transient StateLayout layout;
     private transient ValueState<Object>[] states;
-    private transient int capacity;
-    private transient long delayMillis;
-    private transient long batchDeadline;
-    private transient TypeSerializer<IN> copier;
+    private transient RecordBuffer<IN, OUT> buffer;
 
-    // The buffer, in input order.
-    private transient int size;
-    private transient long bufferedBytes;
-    /** The buffer's bytes as the byte bound counts them (padding to the widest record included). */
-    private transient BatchBytes batchBytes;
-
-    private transient Object[] records;
+    // Per buffered record (by its index in the buffer): its key, and whether it resets the key's state.
     private transient Object[] keys;
     private transient boolean[] resets;
-    private transient long[] timestamps;
-    private transient boolean[] hasTimestamp;
-    private transient Object[] results;
-    private transient Exception[] failures;
 
-    // One flush: each record's run, the current run's records, which buffered record each row holds.
+    // One flush: each record's run, and which buffered record each position of the current run holds.
     private transient int[] runOf;
     private transient int[] runMembers;
-    private transient Object[] runRecords;
-    private transient int[] rowOf;
-    private transient int[] recordAt;
     private transient Map<Object, Integer> occurrences;
     private transient RunOutcomes runOutcomes;
 
-    private transient Counter inferences;
-    private transient Counter batches;
     private transient Counter runs;
-    private transient Counter failedRecords;
 
     public StatefulInferenceOperator(
             OnnxInferenceSpec<IN, OUT> spec,
@@ -99,11 +81,11 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
     @SuppressWarnings("unchecked")
     public void open() throws Exception {
         super.open();
-        MetricGroup metrics = getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
+        MetricGroup metrics = onnxMetrics();
         layout = new StateLayout(declared);
         runner = new InferenceRunner<>(spec, layout);
-        capacity = openRunner(runner, policy, metrics);
-        batchBytes = new BatchBytes(runner);
+        int capacity = openRunner(runner, policy, metrics);
+        buffer = newBuffer(runner, capacity, policy, new BatchMetrics(metrics));
         states = new ValueState[layout.states()];
         for (int p = 0; p < states.length; p++) {
             ValueStateDescriptor<Object> descriptor =
@@ -116,28 +98,13 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
             }
             states[p] = getRuntimeContext().getState(descriptor);
         }
-        delayMillis = policy.maxBatchDelay().toMillis();
-        records = new Object[capacity];
         keys = new Object[capacity];
         resets = new boolean[capacity];
-        timestamps = new long[capacity];
-        hasTimestamp = new boolean[capacity];
-        results = new Object[capacity];
-        failures = new Exception[capacity];
         runOf = new int[capacity];
         runMembers = new int[capacity];
-        runRecords = new Object[capacity];
-        rowOf = new int[capacity];
-        recordAt = new int[capacity];
         occurrences = new HashMap<>();
         runOutcomes = new RunOutcomes();
-        copier = getExecutionConfig().isObjectReuseEnabled()
-                ? getOperatorConfig().<IN>getTypeSerializerIn(0, getUserCodeClassloader())
-                : null;
-        inferences = metrics.counter("num_inferences");
-        batches = metrics.counter("num_batches");
         runs = metrics.counter("num_state_runs");
-        failedRecords = metrics.counter("failed_records");
         output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
     }
 
@@ -153,22 +120,21 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
 
     @Override
     public void processElement(StreamRecord<IN> element) throws Exception {
-        IN record = copier == null ? element.getValue() : copier.copy(element.getValue());
+        IN record = buffer.own(element.getValue());
         Object key = getCurrentKey();
         boolean reset;
         try {
             reset = declared.resetWhen() != null && declared.resetWhen().test(record);
         } catch (Exception e) {
-            deadLetter(
-                    record,
-                    new RecordConversionException("resetWhen failed on the record: " + e, e),
-                    failedRecords,
-                    runner);
+            deadLetter(record, new RecordConversionException("resetWhen failed on the record: " + e, e), runner);
             return;
         }
-        RecordInputs row = runner.row(size);
         try {
-            runner.encode(record, row, policy.rejectNaN());
+            buffer.add(record, element.hasTimestamp(), element.getTimestamp(), () -> {
+                flush();
+                setCurrentKey(key);
+                return true;
+            });
         } catch (RecordConversionException e) {
             if (reset) {
                 // The sequence ends even so; the key's buffered records go first, in order.
@@ -176,79 +142,53 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
                 setCurrentKey(key);
                 clearStates();
             }
-            deadLetter(record, e, failedRecords, runner);
+            deadLetter(record, e, runner);
             return;
         }
-        if (size > 0 && batchBytes.with(row, size) > policy.maxBufferedBytes()) {
-            runner.swapRows(size, capacity); // park the encoded record in the spare row while the buffer runs
-            flush();
-            setCurrentKey(key);
-            runner.swapRows(capacity, 0);
-        }
-        // Detached after the parking above: as the first row of its batch it starts the staging over.
-        row.detach(size);
-        bufferedBytes = batchBytes.with(row, size);
-        batchBytes.add(row, size);
-        records[size] = record;
-        keys[size] = key;
-        resets[size] = reset;
-        hasTimestamp[size] = element.hasTimestamp();
-        timestamps[size] = element.getTimestamp();
-        size++;
-        if (size == 1 && delayMillis > 0 && capacity > 1) {
-            batchDeadline = getProcessingTimeService().getCurrentProcessingTime() + delayMillis;
-            getProcessingTimeService().registerTimer(batchDeadline, this);
-        }
-        if (size >= capacity || bufferedBytes >= policy.maxBufferedBytes() || delayMillis == 0) {
+        int index = buffer.size() - 1;
+        keys[index] = key;
+        resets[index] = reset;
+        if (buffer.due()) {
             flush();
         }
     }
 
     @Override
     public void onProcessingTime(long time) throws Exception {
-        if (size > 0 && time >= batchDeadline) {
+        if (buffer.expired(time)) {
             flush();
         }
     }
 
     /** Scores everything buffered, run after run (each key at most once per run), and emits in input order. */
-    @SuppressWarnings("unchecked")
     @Override
     protected void flush() throws Exception {
-        if (size == 0) {
+        if (buffer == null) {
             return;
         }
-        int count = size;
-        // Cleared first: a systemic failure thrown below fails the task, and nothing may be emitted twice.
-        size = 0;
-        bufferedBytes = 0;
+        int count = buffer.take();
+        if (count == 0) {
+            return;
+        }
         try {
             int runCount = 0;
             occurrences.clear();
             for (int i = 0; i < count; i++) {
                 runOf[i] = occurrences.merge(keys[i], 1, Integer::sum) - 1;
                 runCount = Math.max(runCount, runOf[i] + 1);
-                rowOf[i] = i;
-                recordAt[i] = i;
             }
             for (int r = 0; r < runCount; r++) {
                 scoreRun(r, count);
             }
-            emitInOrder(count, records, results, failures, hasTimestamp, timestamps, inferences, failedRecords, runner);
+            buffer.complete(count, emitterFor(runner));
         } finally {
-            Arrays.fill(records, 0, count, null);
             Arrays.fill(keys, 0, count, null);
-            Arrays.fill(results, 0, count, null);
-            Arrays.fill(failures, 0, count, null);
-            Arrays.fill(runRecords, null);
         }
-        batches.inc();
     }
 
     /**
-     * Run {@code r}: the records that are their key's r-th in the buffer, in input order. Their rows move to
-     * the front (rows of earlier runs are done and may be overwritten), get their key's current states and
-     * the constants, and are scored.
+     * Run {@code r}: the records that are their key's r-th in the buffer, in input order, each with its key's
+     * current states and the constants, scored as one batch.
      */
     private void scoreRun(int r, int count) throws Exception {
         int n = 0;
@@ -257,34 +197,15 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
                 continue;
             }
             setCurrentKey(keys[i]);
-            if (!putStates(i)) {
-                continue;
+            if (putStates(i)) {
+                runMembers[n++] = i;
             }
-            int target = n++;
-            int from = rowOf[i];
-            if (from != target) {
-                runner.swapRows(target, from);
-                int displaced = recordAt[target];
-                recordAt[from] = displaced;
-                if (displaced >= 0) {
-                    rowOf[displaced] = from;
-                }
-                recordAt[target] = i;
-                rowOf[i] = target;
-            }
-            runMembers[target] = i;
-            runRecords[target] = records[i];
         }
         if (n == 0) {
             return;
         }
         runs.inc();
-        runner.scoreBatch(runRecords, n, runOutcomes);
-        // The run's rows are spent (scoreBatch may have reordered them among themselves).
-        for (int j = 0; j < n; j++) {
-            recordAt[j] = -1;
-            runRecords[j] = null;
-        }
+        buffer.scoreRun(runMembers, n, runOutcomes);
     }
 
     /**
@@ -295,7 +216,7 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
      * key's next record starts from the initial state.
      */
     private boolean putStates(int i) throws Exception {
-        RecordInputs row = runner.row(rowOf[i]);
+        RecordInputs row = buffer.row(i);
         for (int p = 0; p < states.length; p++) {
             Object value = states[p].value();
             if (value == null) {
@@ -306,11 +227,15 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
                         + Arrays.toString(layout.stateShape(p)) + "); was the model changed? ";
                 if (resets[i]) {
                     clearStates();
-                    failures[i] = new RecordConversionException(fits + "This record resets the key, so the stored"
-                            + " state is cleared: the key's next record starts from the initial state");
+                    buffer.failed(
+                            i,
+                            new RecordConversionException(fits + "This record resets the key, so the stored"
+                                    + " state is cleared: the key's next record starts from the initial state"));
                 } else {
-                    failures[i] = new RecordConversionException(
-                            fits + "A record for which resetWhen holds clears" + " it (so does the state's ttl)");
+                    buffer.failed(
+                            i,
+                            new RecordConversionException(fits + "A record for which resetWhen holds clears"
+                                    + " it (so does the state's ttl)"));
                 }
                 return false;
             }
@@ -359,13 +284,13 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
                     states[p].update(next[p]);
                 }
             }
-            results[i] = result;
+            buffer.scored(i, result);
         }
 
         @Override
         public void failed(int index, Exception reason) throws Exception {
             int i = runMembers[index];
-            failures[i] = reason;
+            buffer.failed(i, reason);
             if (resets[i]) {
                 setCurrentKey(keys[i]);
                 clearStates();
@@ -383,7 +308,14 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
         }
     }
 
+    /** The batch metrics of this operator's buffer. */
+    @VisibleForTesting
+    public BatchMetrics batchMetrics() {
+        return buffer.metrics();
+    }
+
     /** Runs scored since open (for tests of batching across keys). */
+    @VisibleForTesting
     public long runCount() {
         return runs.getCount();
     }

@@ -4,8 +4,11 @@ import io.flinkonnx.flink.BatchPolicy;
 import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.flink.SystemicFailureException;
 import io.flinkonnx.flink.drift.DriftMonitor;
+import io.flinkonnx.flink.engine.BatchMetrics;
 import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.engine.RecordBuffer;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Collections;
@@ -32,6 +35,14 @@ import org.slf4j.LoggerFactory;
 public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(OnnxAsyncPredictFunction.class);
+    /** SQL has no side outputs: drift reports go to the gauges and the log. */
+    private static final RecordBuffer.Reports NO_SIDE_OUTPUTS = new RecordBuffer.Reports() {
+        @Override
+        public void drift(io.flinkonnx.flink.DriftReport report) {}
+
+        @Override
+        public void placement(io.flinkonnx.flink.FallbackReport report) {}
+    };
 
     private final OnnxInferenceSpec<Object[], RowData> spec;
     private final SqlBinding binding;
@@ -47,6 +58,11 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     private transient volatile InferenceRunner<Object[], RowData> runner;
     /** The version that every row of this instance names: the label, or the served session's sha256. */
     private transient String scoredVersion;
+
+    /** The rows of the batch being scored, encoded in the serving runner's rows (the worker's alone). */
+    private transient RecordBuffer<Object[], RowData> buffer;
+    /** The requests of the rows in {@link #buffer}, by buffer index. */
+    private transient List<Pending> buffered;
 
     private transient BlockingQueue<Pending> queue;
     private transient Thread worker;
@@ -89,14 +105,15 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
 
     @Override
     public void open(FunctionContext context) throws Exception {
+        MetricGroup metrics;
         if (updates != null) {
-            MetricGroup metrics = OnnxModelProvider.metricGroup(context, null);
+            metrics = OnnxModelProvider.metricGroup(context, null);
             watched = new WatchedModel(spec, updates, batchSize, version, context, metrics);
             runner = watched.open();
             scoredVersion = watched.version();
         } else {
             runner = new InferenceRunner<>(spec);
-            MetricGroup metrics = OnnxModelProvider.metricGroup(context, version);
+            metrics = OnnxModelProvider.metricGroup(context, version);
             runner.open(
                     context.getTaskInfo().getAllocationIDAsString(),
                     context.getTaskInfo().getIndexOfThisSubtask(),
@@ -107,14 +124,20 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
         }
         // SQL has no side outputs: drift reports go to the gauges and the log.
         DriftMonitor.checkGoldenIfDue(runner.drift());
-        // A model without a free batch axis takes one row per run (as in the batching operator).
-        gatherSize = runner.batchable() ? batchSize : 1;
+        gatherSize = capacityOf(runner);
+        buffered = new ArrayList<>(gatherSize);
+        buffer = new RecordBuffer<>(runner, gatherSize, BatchPolicy.defaults(), new BatchMetrics(metrics), null, null);
         queue = new ArrayBlockingQueue<>(4 * batchSize);
         running = true;
         worker = new Thread(
                 this::work, "onnx-ml-predict-" + context.getTaskInfo().getIndexOfThisSubtask());
         worker.setDaemon(true);
         worker.start();
+    }
+
+    /** Rows per run: one for a model without a free batch axis (as in the batching operator). */
+    private int capacityOf(InferenceRunner<Object[], RowData> serving) {
+        return serving.batchable() ? batchSize : 1;
     }
 
     @Override
@@ -185,7 +208,11 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
      */
     private void score(List<Pending> batch) throws Exception {
         if (watched != null) {
-            runner = watched.current(runner);
+            InferenceRunner<Object[], RowData> serving = watched.current(runner);
+            if (serving != runner) {
+                runner = serving;
+                buffer.serve(serving, capacityOf(serving)); // empty: every batch is scored before the next
+            }
             scoredVersion = watched.version();
         }
         try {
@@ -193,35 +220,49 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
         } catch (Exception e) {
             LOG.warn("Golden-vector drift check of model {} failed: {}", runner.modelName(), e.getMessage());
         }
-        List<Pending> encoded = new ArrayList<>(batch.size());
         for (Pending p : batch) {
             try {
-                runner.encode(p.values, runner.row(encoded.size()), false);
-                encoded.add(p);
+                buffer.add(p.values, false, 0, () -> {
+                    scoreBuffered(); // the byte bound: the rows before this one run first
+                    return true;
+                });
+                buffered.add(p);
+            } catch (SystemicFailureException e) {
+                throw e;
             } catch (RuntimeException e) {
                 deliverFailure(p.result, e);
             }
         }
-        if (encoded.isEmpty()) {
+        scoreBuffered();
+    }
+
+    /**
+     * Scores the rows buffered as one batch: a row that makes the run fail fails its own request with the
+     * reason the DataStream operator gives its dead letter; the other rows are scored.
+     */
+    private void scoreBuffered() throws Exception {
+        int count = buffer.take();
+        if (count == 0) {
             return;
         }
-        Object[] records = new Object[encoded.size()];
-        for (int i = 0; i < records.length; i++) {
-            records[i] = encoded.get(i).values;
-        }
-        runner.scoreBatch(records, records.length, new InferenceRunner.Outcomes<>() {
-            @Override
-            public void scored(int index, RowData result) {
-                encoded.get(index)
-                        .result
-                        .complete(Collections.singletonList(binding.stampVersion(result, scoredVersion)));
-            }
+        try {
+            buffer.score(count, NO_SIDE_OUTPUTS);
+            buffer.complete(count, new RecordBuffer.Emitter<>() {
+                @Override
+                public void scored(int index, RowData result, boolean hasTimestamp, long timestamp) {
+                    buffered.get(index)
+                            .result
+                            .complete(Collections.singletonList(binding.stampVersion(result, scoredVersion)));
+                }
 
-            @Override
-            public void failed(int index, Exception reason) {
-                deliverFailure(encoded.get(index).result, reason);
-            }
-        });
+                @Override
+                public void failed(int index, Object[] row, Exception reason) {
+                    deliverFailure(buffered.get(index).result, reason);
+                }
+            });
+        } finally {
+            buffered.clear();
+        }
     }
 
     /** A bad row's outcome by {@code 'on-error'}: its request fails, or completes with a NULL row or none. */
