@@ -1,5 +1,7 @@
 package io.flinkonnx.flink;
 
+import io.flinkonnx.flink.batching.BatchingInferenceOperator;
+import io.flinkonnx.flink.batching.ControlledInferenceOperator;
 import io.flinkonnx.flink.models.MultiModelOperator;
 import io.flinkonnx.flink.stateful.StatefulInferenceOperator;
 import io.flinkonnx.model.ElementType;

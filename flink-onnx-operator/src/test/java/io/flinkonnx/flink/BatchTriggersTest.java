@@ -3,6 +3,7 @@ package io.flinkonnx.flink;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import io.flinkonnx.flink.batching.BatchingInferenceOperator;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import java.time.Duration;

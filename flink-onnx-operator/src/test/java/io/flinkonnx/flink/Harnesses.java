@@ -1,5 +1,6 @@
 package io.flinkonnx.flink;
 
+import io.flinkonnx.flink.batching.BatchingInferenceOperator;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.flink.api.common.serialization.SerializerConfigImpl;

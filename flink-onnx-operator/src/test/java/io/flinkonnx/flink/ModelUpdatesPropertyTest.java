@@ -2,6 +2,8 @@ package io.flinkonnx.flink;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.flinkonnx.flink.batching.BatchingInferenceOperator;
+import io.flinkonnx.flink.batching.ControlledInferenceOperator;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Files;
 import java.nio.file.Path;

@@ -1,5 +1,11 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.batching;
 
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.FailedRecord;
+import io.flinkonnx.flink.ModelUpdate;
+import io.flinkonnx.flink.ModelUpdates;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import org.apache.flink.annotation.Internal;
 import org.apache.flink.streaming.api.operators.BoundedMultiInput;
 import org.apache.flink.streaming.api.operators.TwoInputStreamOperator;
 import org.apache.flink.streaming.api.watermark.Watermark;
@@ -13,11 +19,12 @@ import org.apache.flink.util.OutputTag;
  * come on the first input. The control stream carries no event time: its watermarks and idleness are
  * ignored, so a quiet control topic never holds the records' watermark back.
  */
-final class ControlledInferenceOperator<IN, OUT> extends BatchingInferenceOperator<IN, OUT>
+@Internal
+public final class ControlledInferenceOperator<IN, OUT> extends BatchingInferenceOperator<IN, OUT>
         implements TwoInputStreamOperator<IN, ModelUpdate, OUT>, BoundedMultiInput {
     private static final long serialVersionUID = 1L;
 
-    ControlledInferenceOperator(
+    public ControlledInferenceOperator(
             OnnxInferenceSpec<IN, OUT> spec,
             BatchPolicy policy,
             OutputTag<FailedRecord<IN>> failedTag,

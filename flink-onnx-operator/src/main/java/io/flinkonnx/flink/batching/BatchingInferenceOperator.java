@@ -1,5 +1,13 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.batching;
 
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.DriftReport;
+import io.flinkonnx.flink.FailedRecord;
+import io.flinkonnx.flink.FallbackReport;
+import io.flinkonnx.flink.ModelUpdate;
+import io.flinkonnx.flink.ModelUpdateReport;
+import io.flinkonnx.flink.ModelUpdates;
+import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.BatchMetrics;
 import io.flinkonnx.flink.engine.BufferedScoringOperator;
@@ -10,6 +18,8 @@ import io.flinkonnx.flink.versions.ModelVersions;
 import io.flinkonnx.flink.versions.ServingModel;
 import java.util.ArrayList;
 import java.util.List;
+import org.apache.flink.annotation.Internal;
+import org.apache.flink.annotation.VisibleForTesting;
 import org.apache.flink.api.common.state.ListState;
 import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.metrics.MetricGroup;
@@ -31,7 +41,8 @@ import org.slf4j.LoggerFactory;
  * side output at once; if a run fails, the batch is split in halves until the failing records are
  * isolated, and the rest is scored.
  */
-class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT> {
+@Internal
+public class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT> {
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(BatchingInferenceOperator.class);
     /** How often a version that is loading is looked for, until it is ready. */
@@ -57,12 +68,12 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     private transient RecordBuffer<IN, OUT> buffer;
     private transient BatchMetrics batchMetrics;
 
-    BatchingInferenceOperator(
+    public BatchingInferenceOperator(
             OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy, OutputTag<FailedRecord<IN>> failedTag) {
         this(spec, policy, failedTag, null);
     }
 
-    BatchingInferenceOperator(
+    public BatchingInferenceOperator(
             OnnxInferenceSpec<IN, OUT> spec,
             BatchPolicy policy,
             OutputTag<FailedRecord<IN>> failedTag,
@@ -189,7 +200,7 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     }
 
     /** A control message (the control-stream operator's second input). */
-    final void offerUpdate(ModelUpdate update) throws Exception {
+    protected final void offerUpdate(ModelUpdate update) throws Exception {
         versions.offer(update);
         scheduleUpdatesTimer(getProcessingTimeService().getCurrentProcessingTime());
     }
@@ -248,7 +259,8 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     }
 
     /** The model versions of this operator, null without updates (for tests). */
-    ModelVersions<IN, OUT> versions() {
+    @VisibleForTesting
+    public ModelVersions<IN, OUT> versions() {
         return versions;
     }
 
@@ -287,22 +299,26 @@ class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     }
 
     /** The engine of this operator (open after {@link #open}). */
-    InferenceRunner<IN, OUT> runner() {
+    @VisibleForTesting
+    public InferenceRunner<IN, OUT> runner() {
         return runner;
     }
 
     /** Batches in which a run failed (isolation was needed), however many runs the isolation took. */
-    long failedBatchesCount() {
+    @VisibleForTesting
+    public long failedBatchesCount() {
         return batchMetrics.failedBatches();
     }
 
     /** The batch metrics of this operator. */
-    BatchMetrics batchMetrics() {
+    @VisibleForTesting
+    public BatchMetrics batchMetrics() {
         return batchMetrics;
     }
 
     /** The record buffer of this operator (open after {@link #open}). */
-    RecordBuffer<IN, OUT> buffer() {
+    @VisibleForTesting
+    public RecordBuffer<IN, OUT> buffer() {
         return buffer;
     }
 
