@@ -89,6 +89,23 @@ class SqlModelOptionsTest {
     }
 
     @Test
+    void durationsTakeAUnitAndTheKeysInMillisecondsOfEarlierReleasesStillWork() throws Exception {
+        createModel(", 'batch.max-size' = '8', 'batch.max-delay' = '2 ms', 'drift.interval' = '1 min'", "");
+        assertAllScored(predict("id, y", ""));
+        t.executeSql("DROP MODEL mlp");
+        createModel(", 'batch.max-size' = '8', 'batch.max-delay-ms' = '2', 'drift.interval-ms' = '60000'", "");
+        assertAllScored(predict("id, y", ""));
+    }
+
+    @Test
+    void aBatchDelayThatIsNoDurationIsRefusedAtPlanningNamingTheOption() {
+        createModel(", 'batch.max-delay' = '-5 ms'", "");
+        assertThatThrownBy(() -> predict("id, y", ""))
+                .hasStackTraceContaining("Invalid value for option 'batch.max-delay'")
+                .hasStackTraceContaining("-5 ms");
+    }
+
+    @Test
     void aMissingPathSaysWhatItIsAndListsTheOptions() {
         t.executeSql("CREATE MODEL mlp INPUT (features ARRAY<FLOAT>) OUTPUT (y ARRAY<FLOAT>) WITH ('provider' ="
                 + " 'onnx')");
@@ -130,7 +147,7 @@ class SqlModelOptionsTest {
     void aShortTimeoutShortensTheWaitForABatchInsteadOfTimingRowsOut() throws Exception {
         // The provider would wait up to 60 s to fill a batch of 64 that 40 rows never fill; a 2 s timeout makes
         // it wait at most 0.5 s. Ignoring the timeout would time every row out.
-        createModel(", 'batch.max-size' = '64', 'batch.max-delay-ms' = '60000'", "");
+        createModel(", 'batch.max-size' = '64', 'batch.max-delay' = '1 min'", "");
         assertAllScored(predict("id, y", ", MAP['async', 'true', 'timeout', '2 s']"));
     }
 
@@ -138,7 +155,7 @@ class SqlModelOptionsTest {
     @Timeout(60)
     void withoutAMapTheAsyncRuntimeGathersNoMoreRowsThanFlinkKeepsInFlight() throws Exception {
         // Flink's default is 10 rows in flight; waiting for a batch of 64 would cost the 60 s delay every time.
-        createModel(", 'batch.max-size' = '64', 'batch.max-delay-ms' = '60000'", "");
+        createModel(", 'batch.max-size' = '64', 'batch.max-delay' = '1 min'", "");
         assertAllScored(predict("id, y", ""));
     }
 

@@ -1,5 +1,7 @@
 package io.flinkonnx.flink.sql;
 
+import static io.flinkonnx.flink.sql.OnnxModelOptions.*;
+
 import io.flinkonnx.flink.InputRow;
 import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInference;
@@ -14,11 +16,9 @@ import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.SessionSettings;
-import java.time.Duration;
 import java.util.Set;
 import org.apache.flink.annotation.Internal;
 import org.apache.flink.configuration.ConfigOption;
-import org.apache.flink.configuration.ConfigOptions;
 import org.apache.flink.configuration.ReadableConfig;
 import org.apache.flink.table.api.ValidationException;
 import org.apache.flink.table.data.RowData;
@@ -45,80 +45,6 @@ import org.slf4j.LoggerFactory;
 public class OnnxModelProviderFactory implements ModelProviderFactory {
     private static final Logger LOG = LoggerFactory.getLogger(OnnxModelProviderFactory.class);
     public static final String IDENTIFIER = "onnx";
-
-    public static final ConfigOption<String> PATH = ConfigOptions.key("path")
-            .stringType()
-            .noDefaultValue()
-            .withDescription("Model URI: a path, classpath: resource or any Flink file system URI.");
-    public static final ConfigOption<String> SHA256 = ConfigOptions.key("sha256")
-            .stringType()
-            .noDefaultValue()
-            .withDescription("Expected sha256 of the model file.");
-    public static final ConfigOption<String> PROVIDERS = ConfigOptions.key("providers")
-            .stringType()
-            .defaultValue("cpu")
-            .withDescription("Execution provider chain, e.g. 'cuda(device_id=0) > cpu'.");
-    public static final ConfigOption<Integer> INTRA_OP_THREADS = ConfigOptions.key("intra-op-threads")
-            .intType()
-            .defaultValue(1)
-            .withDescription("ORT intra-op threads per session.");
-    public static final ConfigOption<Integer> BATCH_MAX_SIZE = ConfigOptions.key("batch.max-size")
-            .intType()
-            .defaultValue(32)
-            .withDescription("Rows per ORT run in the asynchronous runtime.");
-    public static final ConfigOption<Integer> BATCH_MAX_DELAY_MS = ConfigOptions.key("batch.max-delay-ms")
-            .intType()
-            .defaultValue(5)
-            .withDescription("How long the asynchronous runtime waits to fill a batch.");
-    public static final ConfigOption<String> DRIFT_GOLDEN_VECTORS = ConfigOptions.key("drift.golden-vectors")
-            .stringType()
-            .noDefaultValue()
-            .withDescription("Folder of ONNX test_data_set_N golden vectors, checked at start and on an interval"
-                    + " (reported as gauges and in the log: SQL has no side outputs).");
-    public static final ConfigOption<Long> DRIFT_INTERVAL_MS = ConfigOptions.key("drift.interval-ms")
-            .longType()
-            .defaultValue(600_000L)
-            .withDescription("How often the golden vectors are checked again.");
-    public static final ConfigOption<Boolean> FAIL_ON_CPU_FALLBACK = ConfigOptions.key("fail-on-cpu-fallback")
-            .booleanType()
-            .defaultValue(false)
-            .withDescription("Fail when an accelerator was asked for and nodes fall to CPU.");
-
-    public static final ConfigOption<OnError> ON_ERROR = ConfigOptions.key("on-error")
-            .enumType(OnError.class)
-            .defaultValue(OnError.FAIL)
-            .withDescription("What a row the model cannot score does: FAIL the job (default), NULL (emitted with NULL"
-                    + " outputs and the reason in 'error-column'), SKIP (dropped). The rest of the batch is scored.");
-    public static final ConfigOption<String> ERROR_COLUMN = ConfigOptions.key("error-column")
-            .stringType()
-            .noDefaultValue()
-            .withDescription("A STRING column of the model's OUTPUT bound to no ONNX output: the reason a row was not"
-                    + " scored, NULL when it was.");
-
-    public static final ConfigOption<String> MODEL_VERSION = ConfigOptions.key("model-version")
-            .stringType()
-            .noDefaultValue()
-            .withDescription("A label for the model's version: logged when the model is loaded, in the 'model_version'"
-                    + " metric variable, and in 'model-version-column' if one is declared.");
-    public static final ConfigOption<String> MODEL_VERSION_COLUMN = ConfigOptions.key("model-version-column")
-            .stringType()
-            .noDefaultValue()
-            .withDescription("A STRING column of the model's OUTPUT bound to no ONNX output: the 'model-version' (or,"
-                    + " without one, the model's sha256) that scored the row.");
-
-    public static final ConfigOption<Duration> WATCH_INTERVAL = ConfigOptions.key("watch.interval")
-            .durationType()
-            .noDefaultValue()
-            .withDescription("Serve the newest version of the folder 'path' names, polled at this interval ('1 min'):"
-                    + " v7/model.onnx or fraud-7.onnx, highest number first; a version that does not load, has"
-                    + " another signature or fails the golden vectors in its folder is refused and the current one"
-                    + " serves on. Rows name the version in 'model-version-column'.");
-
-    public static final ConfigOption<Boolean> WATCH_GOLDEN_VECTORS_GATE = ConfigOptions.key("watch.golden-vectors-gate")
-            .booleanType()
-            .defaultValue(true)
-            .withDescription("With 'watch.interval': whether golden vectors in a version's folder must pass before it"
-                    + " serves.");
 
     private String optionNames() {
         java.util.TreeSet<String> names = new java.util.TreeSet<>();
@@ -147,10 +73,10 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                 PROVIDERS,
                 INTRA_OP_THREADS,
                 BATCH_MAX_SIZE,
-                BATCH_MAX_DELAY_MS,
+                BATCH_MAX_DELAY,
                 FAIL_ON_CPU_FALLBACK,
                 DRIFT_GOLDEN_VECTORS,
-                DRIFT_INTERVAL_MS,
+                DRIFT_INTERVAL,
                 ON_ERROR,
                 ERROR_COLUMN,
                 PATH,
@@ -165,11 +91,11 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
         FactoryUtil.ModelProviderFactoryHelper helper = FactoryUtil.createModelProviderFactoryHelper(this, context);
         helper.validate();
         ReadableConfig options = helper.getOptions();
-        if (options.get(BATCH_MAX_SIZE) < 1 || options.get(BATCH_MAX_DELAY_MS) < 0) {
+        if (options.get(BATCH_MAX_SIZE) < 1 || options.get(BATCH_MAX_DELAY).isNegative()) {
             throw new ValidationException("Model "
                     + context.getObjectIdentifier().asSummaryString() + ": 'batch.max-size'"
-                    + " must be >= 1 and 'batch.max-delay-ms' >= 0, got " + options.get(BATCH_MAX_SIZE) + " and "
-                    + options.get(BATCH_MAX_DELAY_MS));
+                    + " must be >= 1 and 'batch.max-delay' >= 0, got " + options.get(BATCH_MAX_SIZE) + " and "
+                    + options.get(BATCH_MAX_DELAY));
         }
         if (options.getOptional(PATH).isEmpty()) {
             throw new ValidationException(
@@ -249,8 +175,7 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                 .encoder(new SqlEncoder(binding))
                 .decoder(new SqlDecoder(binding), null);
         options.getOptional(DRIFT_GOLDEN_VECTORS)
-                .ifPresent(folder ->
-                        builder.driftAgainstGoldenVectors(folder, Duration.ofMillis(options.get(DRIFT_INTERVAL_MS))));
+                .ifPresent(folder -> builder.driftAgainstGoldenVectors(folder, options.get(DRIFT_INTERVAL)));
         OnnxInferenceSpec<Object[], RowData> spec = builder.buildUnchecked();
         // The query's MAP overrides these at runtime; without it Flink uses the table config's values.
         ReadableConfig tableConfig = context.getConfiguration();
@@ -258,7 +183,7 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                 spec,
                 binding,
                 options.get(BATCH_MAX_SIZE),
-                options.get(BATCH_MAX_DELAY_MS),
+                (int) Math.min(Integer.MAX_VALUE, options.get(BATCH_MAX_DELAY).toMillis()),
                 options.get(ON_ERROR),
                 version,
                 tableConfig.get(OnnxModelProvider.TABLE_MAX_CONCURRENT_OPERATIONS),
