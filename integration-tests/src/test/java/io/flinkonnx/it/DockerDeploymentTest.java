@@ -20,22 +20,46 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * What can be checked of the Docker deployment without a Docker engine: the compose file parses and
- * wires the services, the Dockerfile copies exactly the jars this build staged, ORT is parent-first.
+ * wires the services, the Dockerfile copies exactly what this build staged (its lib/ jars: exactly README's list),
+ * ORT is parent-first.
  */
 class DockerDeploymentTest {
     private static final Path DOCKER = Path.of("../docker");
 
     @Test
-    void everyFileTheDockerfileCopiesIsAJarThisBuildMade() throws Exception {
-        List<String> sources = new ArrayList<>();
+    void everyFileTheDockerfileCopiesIsOneThisBuildMadeAndItsLibIsReadmesList() throws Exception {
+        List<String> copies = new ArrayList<>();
         for (String line : Files.readAllLines(DOCKER.resolve("Dockerfile"))) {
             if (line.startsWith("COPY ")) {
-                sources.add(line.split("\\s+")[1]);
+                copies.add(line.substring("COPY ".length()).trim());
             }
         }
-        assertThat(sources).containsExactly("target/stage/onnxruntime.jar", "target/stage/flink-onnx-job.jar");
-        try (JarFile ort = new JarFile(
-                        DOCKER.resolve("target/stage/onnxruntime.jar").toFile());
+        assertThat(copies)
+                .containsExactly(
+                        "target/stage/lib/ /opt/flink/lib/",
+                        "target/stage/flink-onnx-job.jar /opt/flink/usrlib/flink-onnx-job.jar",
+                        "target/stage/models/fraud-mlp.onnx /models/fraud-mlp.onnx",
+                        "sql/score.sql /opt/flink/sql/score.sql");
+        List<String> lib;
+        try (var jars = Files.list(DOCKER.resolve("target/stage/lib"))) {
+            lib = jars.map(j -> j.getFileName().toString()).toList();
+        }
+        assertThat(lib)
+                .as("the image's additions to lib/")
+                .containsExactlyInAnyOrderElementsOf(SqlClientIT.readmeLibJars());
+        // score.sql's model is the one the job jar bundles
+        try (JarFile examples =
+                new JarFile(DOCKER.resolve("target/stage/flink-onnx-job.jar").toFile())) {
+            assertThat(Files.readAllBytes(DOCKER.resolve("target/stage/models/fraud-mlp.onnx")))
+                    .isEqualTo(examples.getInputStream(examples.getEntry("models/fraud-mlp.onnx"))
+                            .readAllBytes());
+        }
+        String ortJar = lib.stream()
+                .filter(n -> n.startsWith("onnxruntime"))
+                .findFirst()
+                .orElseThrow();
+        try (JarFile ort =
+                        new JarFile(DOCKER.resolve("target/stage/lib/" + ortJar).toFile());
                 JarFile job = new JarFile(
                         DOCKER.resolve("target/stage/flink-onnx-job.jar").toFile())) {
             assertThat(ort.getEntry("ai/onnxruntime/OrtSession.class")).isNotNull();
@@ -46,6 +70,15 @@ class DockerDeploymentTest {
             // ORT must not travel in the job jar: a second child-first copy cannot load its JNI library.
             assertThat(job.stream().filter(e -> e.getName().startsWith("ai/onnxruntime/")))
                     .isEmpty();
+            // Beside lib/'s Kafka SQL connector, the job's own connector must not be an org.apache.flink. class
+            // (parent-first: lib/'s would win, with its shaded Kafka client; AbstractMethodError).
+            assertThat(job.stream()
+                            .map(e -> e.getName())
+                            .filter(n -> n.startsWith("org/apache/flink/connector/kafka/")
+                                    || n.startsWith("org/apache/flink/streaming/connectors/kafka/")))
+                    .isEmpty();
+            assertThat(job.getEntry("io/flinkonnx/shaded/org/apache/flink/connector/kafka/source/KafkaSource.class"))
+                    .isNotNull();
         }
         assertThat(Files.readString(DOCKER.resolve("Dockerfile")))
                 .contains("classloader.parent-first-patterns.additional: ai.onnxruntime.")
@@ -97,6 +130,10 @@ class DockerDeploymentTest {
             if (key.startsWith("topic.") && !defaults.get(key).isEmpty()) {
                 assertThat(topics).as(key).containsPattern("\\b" + defaults.get(key) + "\\b");
             }
+        }
+        for (String sqlTopic : List.of("transactions", "sql-predictions")) {
+            assertThat(Files.readString(DOCKER.resolve("sql/score.sql"))).contains("'topic' = '" + sqlTopic + "'");
+            assertThat(topics).as("score.sql's " + sqlTopic).containsPattern("\\b" + sqlTopic + "\\b");
         }
         assertThat(topics).contains("kafka-topics.sh").contains("--create --if-not-exists");
         for (String after : List.of("submit", "producer")) {

@@ -31,7 +31,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The deployment users run, with real processes: a standalone Flink session cluster (a JobManager and two
- * TaskManagers, each its own JVM on a Flink {@code lib/} with ONNX Runtime in it, ORT parent-first), the
+ * TaskManagers, each its own JVM on the {@code lib/} README documents: a Flink distribution's plus ONNX Runtime,
+ * the SQL Client jar and the Kafka SQL connector; ORT parent-first), the
  * Kafka scoring job jar submitted with Flink's CLI ({@code flink run}), a TaskManager killed with SIGKILL
  * mid-stream, and a resubmission after a cancel. Sessions are counted through the REST metrics API: per
  * scoring subtask while a job runs, and per TaskManager ({@code flinkonnx.open_sessions}) after each cancel.
@@ -44,12 +45,14 @@ class StandaloneClusterIT {
     @Test
     void theJobJarOnAStandaloneClusterSurvivesASigkilledTaskManagerAndRunsAgainAfterACancel() throws Exception {
         Path jar = Path.of(System.getProperty("job.jar", "../examples/target/examples-0.1.0-SNAPSHOT-job.jar"));
-        Path lib = Path.of(System.getProperty("flink.lib.dir", "target/flink-lib"));
         assertThat(jar).as("the job jar built by the examples module").exists();
         StandaloneFlinkCluster cluster = null;
         // beside the cluster's folder, which the cluster empties when it starts
         try (TestKafka kafka = TestKafka.startInOwnProcess(Path.of("target/standalone-cluster-kafka.log"));
-                StandaloneFlinkCluster c = new StandaloneFlinkCluster(lib, Path.of("target/standalone-cluster"), 2)) {
+                StandaloneFlinkCluster c = new StandaloneFlinkCluster(
+                        List.of(SqlClientIT.flinkLib(), SqlClientIT.onnxLib()),
+                        Path.of("target/standalone-cluster"),
+                        2)) {
             cluster = c;
             kafka.createTopics(2, "sc-in", "sc-out-1", "sc-out-2", "sc-dead", "sc-fallback", "sc-drift");
             c.startJobManager();

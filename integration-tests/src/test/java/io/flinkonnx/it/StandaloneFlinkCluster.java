@@ -69,16 +69,9 @@ final class StandaloneFlinkCluster implements AutoCloseable {
     private int taskManagersStarted;
 
     /**
-     * Writes {@code home/conf/config.yaml} (+ log4j) for a cluster whose TaskManagers have {@code slots}
-     * slots each, all on 127.0.0.1; starts nothing yet.
-     */
-    StandaloneFlinkCluster(Path lib, Path home, int slots) throws IOException {
-        this(List.of(lib), home, slots);
-    }
-
-    /**
-     * As above, for a {@code lib/} made of several folders (the first one Flink's, the others what a user drops in
-     * beside it, e.g. SQL connectors): every JVM's classpath is {@code dir/*} of each, in order.
+     * Writes {@code home/conf/config.yaml} (+ log4j) for a cluster whose TaskManagers have {@code slots} slots each,
+     * all on 127.0.0.1; starts nothing yet. Its {@code lib/} is made of several folders (the first one Flink's, the
+     * others what a user drops in beside it): every JVM's classpath is {@code dir/*} of each, in order.
      */
     StandaloneFlinkCluster(List<Path> libs, Path home, int slots) throws IOException {
         this.libs = libs.stream().map(Path::toAbsolutePath).toList();
