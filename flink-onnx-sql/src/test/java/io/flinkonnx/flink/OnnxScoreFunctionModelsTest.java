@@ -5,6 +5,8 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
 import ai.onnxruntime.OrtException;
+import io.flinkonnx.flink.sql.OnnxScoreFunction;
+import io.flinkonnx.flink.sql.OnnxScoreOrNullFunction;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
+import io.flinkonnx.flink.sql.OnnxScoreFunction;
 import io.flinkonnx.model.testing.TestModels;
 import io.flinkonnx.testing.FlinkClusters;
 import java.nio.file.Path;
@@ -56,7 +57,7 @@ class OnnxScoreFunctionSqlTest {
 
     @Test
     void sqlFunctionWithTheModelAsFirstArgumentTakesAnArrayOrScalars() throws Exception {
-        t.executeSql("CREATE TEMPORARY FUNCTION score AS 'io.flinkonnx.flink.OnnxScoreFunction'");
+        t.executeSql("CREATE TEMPORARY FUNCTION score AS 'io.flinkonnx.flink.sql.OnnxScoreFunction'");
         for (String call :
                 new String[] {"score('" + model + "', ARRAY[a, b, c, d])", "score('" + model + "', a, b, c, d)"}) {
             List<Row> rows = collect("SELECT id, " + call + " FROM v");
@@ -79,7 +80,7 @@ class OnnxScoreFunctionSqlTest {
 
     @Test
     void wrongArityOrTypesFailAtPlanningNamingTheOnnxInput() {
-        t.executeSql("CREATE TEMPORARY FUNCTION score AS 'io.flinkonnx.flink.OnnxScoreFunction'");
+        t.executeSql("CREATE TEMPORARY FUNCTION score AS 'io.flinkonnx.flink.sql.OnnxScoreFunction'");
         assertThatThrownBy(() -> t.executeSql("SELECT score('" + model + "', a, b) FROM v"))
                 .hasStackTraceContaining("does not take 2 scalars per row; pass one ARRAY argument");
         assertThatThrownBy(() -> t.executeSql("SELECT score('" + model + "', ARRAY[CAST(a AS DOUBLE)]) FROM v"))
@@ -113,13 +114,13 @@ class OnnxScoreFunctionSqlTest {
 
     @Test
     void twoModelLiteralsInOneQueryEachScoreTheirOwnColumn() throws Exception {
-        t.executeSql("CREATE TEMPORARY FUNCTION score AS 'io.flinkonnx.flink.OnnxScoreFunction'");
+        t.executeSql("CREATE TEMPORARY FUNCTION score AS 'io.flinkonnx.flink.sql.OnnxScoreFunction'");
         assertEachColumnScoredByItsOwnModel("score");
     }
 
     @Test
     void twoModelLiteralsInOneQueryEachScoreTheirOwnColumnWithTheOrNullFunction() throws Exception {
-        t.executeSql("CREATE TEMPORARY FUNCTION score_or_null AS 'io.flinkonnx.flink.OnnxScoreOrNullFunction'");
+        t.executeSql("CREATE TEMPORARY FUNCTION score_or_null AS 'io.flinkonnx.flink.sql.OnnxScoreOrNullFunction'");
         assertEachColumnScoredByItsOwnModel("score_or_null");
     }
 }

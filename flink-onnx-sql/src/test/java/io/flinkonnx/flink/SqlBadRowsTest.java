@@ -167,7 +167,7 @@ class SqlBadRowsTest {
     void theScalarFunctionTakesArraysWithNullableAndNotNullElements(boolean notNullElements) throws Exception {
         TableEnvironment t = tableEnv(true, notNullElements);
         t.executeSql("CREATE TEMPORARY VIEW good AS SELECT * FROM txns WHERE MOD(id, " + BAD_EVERY + ") <> 7");
-        t.executeSql("CREATE FUNCTION score AS 'io.flinkonnx.flink.OnnxScoreFunction'");
+        t.executeSql("CREATE FUNCTION score AS 'io.flinkonnx.flink.sql.OnnxScoreFunction'");
         List<Row> rows = FlinkClusters.drain(t.executeSql("SELECT id, score('" + model + "', features) FROM good")
                 .collect());
         assertThat(rows).hasSize(ROWS - ROWS / BAD_EVERY);
@@ -179,7 +179,7 @@ class SqlBadRowsTest {
     @Test
     void scoreOrNullReturnsNullForBadRowsAndScoresTheRest() throws Exception {
         TableEnvironment t = tableEnv(true, false);
-        t.executeSql("CREATE FUNCTION score_or_null AS 'io.flinkonnx.flink.OnnxScoreOrNullFunction'");
+        t.executeSql("CREATE FUNCTION score_or_null AS 'io.flinkonnx.flink.sql.OnnxScoreOrNullFunction'");
         List<Row> rows =
                 FlinkClusters.drain(t.executeSql("SELECT id, score_or_null('" + model + "', features) FROM txns")
                         .collect());

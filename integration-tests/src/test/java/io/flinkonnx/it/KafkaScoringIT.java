@@ -239,7 +239,7 @@ class KafkaScoringIT {
                 + " 'topic' = '" + topic + "', 'properties.bootstrap.servers' = '" + kafka.bootstrapServers() + "',"
                 + " 'properties.group.id' = 'scalar', 'scan.startup.mode' = 'earliest-offset',"
                 + " 'scan.bounded.mode' = 'latest-offset', 'format' = 'json')");
-        t.executeSql("CREATE FUNCTION score AS 'io.flinkonnx.flink.OnnxScoreFunction'");
+        t.executeSql("CREATE FUNCTION score AS 'io.flinkonnx.flink.sql.OnnxScoreFunction'");
         List<Row> rows = FlinkClusters.drain(
                 t.executeSql("SELECT id, score('classpath:models/fraud-mlp.onnx', features) FROM txns")
                         .collect());

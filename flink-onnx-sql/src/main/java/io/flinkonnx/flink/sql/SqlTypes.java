@@ -1,6 +1,5 @@
 package io.flinkonnx.flink.sql;
 
-import io.flinkonnx.flink.OnnxScoreFunction;
 import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.flink.tensor.ElementCodec;
 import io.flinkonnx.model.ElementType;

@@ -1,8 +1,13 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.sql;
 
+import io.flinkonnx.flink.InputRow;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.OutputRow;
+import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.flink.SystemicFailureException;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.session.SessionLoader;
-import io.flinkonnx.flink.sql.SqlTypes;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.LocalModel;
@@ -17,6 +22,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import org.apache.flink.annotation.PublicEvolving;
+import org.apache.flink.annotation.VisibleForTesting;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.table.api.DataTypes;
 import org.apache.flink.table.catalog.DataTypeFactory;
@@ -42,7 +48,7 @@ import org.slf4j.LoggerFactory;
  *
  * <pre>
  * -- SQL: the model URI is the first (literal) argument
- * CREATE FUNCTION score AS 'io.flinkonnx.flink.OnnxScoreFunction';
+ * CREATE FUNCTION score AS 'io.flinkonnx.flink.sql.OnnxScoreFunction';
  * SELECT id, score('s3://models/fraud.onnx', features) FROM txns;          -- features ARRAY&lt;FLOAT&gt;
  * SELECT id, score('s3://models/fraud.onnx', f1, f2, f3, f4) FROM txns;    -- four FLOAT columns, one input row
  * </pre>
@@ -70,7 +76,7 @@ public class OnnxScoreFunction extends ScalarFunction {
      * The most models one instance scores with: Flink's code generation shares one instance between the calls
      * of a query, so {@code score('a.onnx', x), score('b.onnx', x)} reach the same instance with two models.
      */
-    static final int MAX_MODELS_PER_INSTANCE = 16;
+    public static final int MAX_MODELS_PER_INSTANCE = 16;
 
     /** One runner per model argument, opened at the first call that names it; in first-use order. */
     private transient Map<String, InferenceRunner<Object[], Object>> runners;
@@ -242,7 +248,8 @@ public class OnnxScoreFunction extends ScalarFunction {
     }
 
     /** The runner opened for model {@code uri}, or null (for tests). */
-    InferenceRunner<Object[], Object> runner(String uri) {
+    @VisibleForTesting
+    public InferenceRunner<Object[], Object> runner(String uri) {
         return runners == null ? null : runners.get(uri);
     }
 

@@ -1,4 +1,4 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.sql;
 
 import org.apache.flink.annotation.PublicEvolving;
 
@@ -7,7 +7,7 @@ import org.apache.flink.annotation.PublicEvolving;
  * value the model refuses, a run that fails on that row) instead of failing the job:
  *
  * <pre>
- * CREATE FUNCTION score_or_null AS 'io.flinkonnx.flink.OnnxScoreOrNullFunction';
+ * CREATE FUNCTION score_or_null AS 'io.flinkonnx.flink.sql.OnnxScoreOrNullFunction';
  * SELECT id, score_or_null('s3://models/fraud.onnx', features) AS p FROM txns;   -- p IS NULL for bad rows
  * </pre>
  */
