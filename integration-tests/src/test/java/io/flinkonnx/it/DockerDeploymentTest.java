@@ -103,7 +103,8 @@ class DockerDeploymentTest {
         JsonNode services = compose.get("services");
         assertThat(services.fieldNames())
                 .toIterable()
-                .containsExactlyInAnyOrder("kafka", "topics", "jobmanager", "taskmanager", "submit", "producer");
+                .containsExactlyInAnyOrder(
+                        "kafka", "topics", "jobmanager", "taskmanager", "submit", "producer", "prometheus", "grafana");
         assertThat(services.at("/kafka/image").asText()).isEqualTo("apache/kafka:4.2.0");
         assertThat(services.at("/taskmanager/deploy/replicas").asInt()).isEqualTo(2);
         for (String flink : List.of("jobmanager", "taskmanager")) {
@@ -145,6 +146,72 @@ class DockerDeploymentTest {
                 .contains(TransactionProducer.class.getName())
                 .contains("--bootstrap.servers=kafka:9092")
                 .contains("--topic=" + defaults.get("topic.input"));
+    }
+
+    /**
+     * Metrics in the tools users watch: every Flink container turns on Flink's Prometheus reporter (the image ships
+     * it as a plugin, which the Dockerfile checks at build time) on the port Prometheus scrapes, the JobManager by
+     * name and each TaskManager replica through DNS; Grafana reads that Prometheus under the uid the dashboard's
+     * panels name, and loads the dashboard from the folder the compose file mounts. Images are pinned.
+     */
+    @Test
+    void composeScrapesEveryFlinkProcessWithPrometheusAndProvisionsGrafanaWithTheDashboard() throws Exception {
+        ObjectMapper yaml = new ObjectMapper(new YAMLFactory());
+        JsonNode services =
+                yaml.readTree(DOCKER.resolve("docker-compose.yml").toFile()).get("services");
+        String port = "9249";
+        for (String flink : List.of("jobmanager", "taskmanager")) {
+            assertThat(services.at("/" + flink + "/environment/FLINK_PROPERTIES")
+                            .asText())
+                    .as(flink)
+                    .contains("metrics.reporter.prom.factory.class: "
+                            + "org.apache.flink.metrics.prometheus.PrometheusReporterFactory")
+                    .contains("metrics.reporter.prom.port: " + port);
+        }
+        assertThat(Files.readString(DOCKER.resolve("Dockerfile")))
+                .contains("RUN ls /opt/flink/plugins/metrics-prometheus/flink-metrics-prometheus-*.jar");
+        assertThat(services.at("/prometheus/image").asText()).matches("prom/prometheus:v\\d+\\.\\d+\\.\\d+");
+        assertThat(services.at("/grafana/image").asText()).matches("grafana/grafana:\\d+\\.\\d+\\.\\d+");
+
+        // every file or folder mounted into them is in docker/
+        java.util.Map<String, String> mounts = new java.util.HashMap<>();
+        for (String tool : List.of("prometheus", "grafana")) {
+            for (JsonNode volume : services.at("/" + tool + "/volumes")) {
+                String[] parts = volume.asText().split(":");
+                assertThat(DOCKER.resolve(parts[0])).as(volume.asText()).exists();
+                mounts.put(parts[1], parts[0]);
+            }
+        }
+        JsonNode prometheus = yaml.readTree(
+                DOCKER.resolve(mounts.get("/etc/prometheus/prometheus.yml")).toFile());
+        List<String> targets = new ArrayList<>();
+        for (JsonNode job : prometheus.get("scrape_configs")) {
+            job.path("static_configs").forEach(c -> c.path("targets").forEach(t -> targets.add(t.asText())));
+            for (JsonNode dns : job.path("dns_sd_configs")) {
+                dns.path("names")
+                        .forEach(n ->
+                                targets.add(n.asText() + ":" + dns.path("port").asText()));
+            }
+        }
+        assertThat(targets).containsExactlyInAnyOrder("jobmanager:" + port, "taskmanager:" + port);
+
+        Path provisioning = DOCKER.resolve(mounts.get("/etc/grafana/provisioning"));
+        JsonNode datasource = yaml.readTree(
+                        provisioning.resolve("datasources/prometheus.yml").toFile())
+                .at("/datasources/0");
+        assertThat(datasource.path("type").asText()).isEqualTo("prometheus");
+        assertThat(datasource.path("url").asText()).isEqualTo("http://prometheus:9090");
+        assertThat(services.at("/prometheus/ports/0").asText()).endsWith(":9090");
+        JsonNode dashboard = new ObjectMapper().readTree(GrafanaDashboardTest.DASHBOARD.toFile());
+        assertThat(dashboard.at("/templating/list/0/datasource/uid").asText())
+                .isEqualTo(datasource.path("uid").asText());
+        String dashboards = yaml.readTree(
+                        provisioning.resolve("dashboards/flink-onnx.yml").toFile())
+                .at("/providers/0/options/path")
+                .asText();
+        assertThat(DOCKER.resolve(mounts.get(dashboards)).resolve("flink-onnx.json"))
+                .as("the dashboard in the folder Grafana's provider reads")
+                .hasSameBinaryContentAs(GrafanaDashboardTest.DASHBOARD);
     }
 
     /**

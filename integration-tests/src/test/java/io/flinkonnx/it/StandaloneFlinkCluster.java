@@ -52,6 +52,9 @@ final class StandaloneFlinkCluster implements AutoCloseable {
             "--add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED",
             "--add-opens=java.base/java.util.concurrent.locks=ALL-UNNAMED");
 
+    /** The reporter's name in config.yaml ({@code metrics.reporter.<name>.*}), as in Flink's documentation. */
+    static final String PROMETHEUS_REPORTER = "prom";
+
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Pattern JOB_ID = Pattern.compile("JobID ([0-9a-f]{32})");
 
@@ -64,6 +67,10 @@ final class StandaloneFlinkCluster implements AutoCloseable {
             HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
     private final List<Process> processes = new CopyOnWriteArrayList<>();
     private final Thread shutdownHook = new Thread(this::destroyAll, "standalone-cluster-cleanup");
+    /** Process name -> the port its Prometheus reporter serves on (empty unless {@link #enablePrometheusReporter}). */
+    private final Map<String, Integer> prometheusPorts = new java.util.concurrent.ConcurrentHashMap<>();
+
+    private boolean prometheus;
     private List<String> tmJvmFlags;
     private List<String> tmDynamicProperties;
     private int taskManagersStarted;
@@ -145,6 +152,44 @@ final class StandaloneFlinkCluster implements AutoCloseable {
         return home;
     }
 
+    /**
+     * Turns on Flink's Prometheus reporter ({@code flink-metrics-prometheus}, in {@code lib/}) in every process
+     * started from now on, as a user's config.yaml does; each process serves on a free port of its own (passed as
+     * a dynamic property: processes on one host cannot share a port), see {@link #prometheusPort}. Label values
+     * are kept as they are (versions such as {@code fraud-mlp} or {@code 1.2.0} stay readable).
+     */
+    void enablePrometheusReporter() throws IOException {
+        Files.writeString(
+                conf.resolve("config.yaml"),
+                String.join(
+                        "\n",
+                        "metrics.reporter." + PROMETHEUS_REPORTER + ".factory.class: "
+                                + "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
+                        "metrics.reporter." + PROMETHEUS_REPORTER + ".filterLabelValueCharacters: false",
+                        ""),
+                java.nio.file.StandardOpenOption.APPEND);
+        prometheus = true;
+    }
+
+    /** The port the Prometheus reporter of process {@code name} ({@code jobmanager}, {@code tm-N}) serves on. */
+    int prometheusPort(String name) {
+        Integer port = prometheusPorts.get(name);
+        if (port == null) {
+            throw new IllegalStateException("No Prometheus reporter in " + name + " (enablePrometheusReporter first)");
+        }
+        return port;
+    }
+
+    /** {@code -D metrics.reporter.prom.port=P} for process {@code name}, with a free port, when the reporter is on. */
+    private List<String> prometheusPortProperty(String name) throws IOException {
+        if (!prometheus) {
+            return List.of();
+        }
+        int port = freePort();
+        prometheusPorts.put(name, port);
+        return List.of("-D", "metrics.reporter." + PROMETHEUS_REPORTER + ".port=" + port);
+    }
+
     Path log(String name) {
         return logs.resolve(name + ".log");
     }
@@ -157,6 +202,7 @@ final class StandaloneFlinkCluster implements AutoCloseable {
                 "--configDir",
                 conf.toString()));
         args.addAll(params.get(1));
+        args.addAll(prometheusPortProperty("jobmanager"));
         return start("jobmanager", params.get(0), args, Map.of());
     }
 
@@ -172,6 +218,7 @@ final class StandaloneFlinkCluster implements AutoCloseable {
                 List.of("org.apache.flink.runtime.taskexecutor.TaskManagerRunner", "--configDir", conf.toString()));
         args.addAll(tmDynamicProperties);
         args.addAll(List.of("-D", "taskmanager.resource-id=" + id));
+        args.addAll(prometheusPortProperty(id));
         return Map.entry(id, start(id, tmJvmFlags, args, Map.of()));
     }
 

@@ -47,6 +47,9 @@ import org.slf4j.LoggerFactory;
 @Internal
 public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     public static final String METRIC_GROUP = "onnx";
+    /** The metric group variable naming the version a {@code model_info} gauge stands for (see {@link #registerVersion}). */
+    public static final String VERSION_VARIABLE = "version";
+
     private static final java.util.regex.Pattern VERSION_FOLDER =
             java.util.regex.Pattern.compile("[vV]?\\d+([._-]\\d+)*");
     private static final int MASK_CACHE_ENTRIES = 16;
@@ -215,7 +218,19 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     private void registerMetrics(MetricGroup metrics) {
         if (metrics != null) {
             registerMetrics(metrics, () -> this);
+            registerVersion(metrics, version, () -> this.version);
         }
+    }
+
+    /**
+     * {@code model_info} in the group {@code version=<label>}: 1 while {@code label} serves ({@code serving} gives
+     * the label serving at report time), 0 once another version took over. Reporters cannot carry a string
+     * gauge's value (Prometheus reports 0 for {@code model_version}), so the version travels as a metric variable,
+     * a Prometheus label: the "info metric" idiom. Register once per label.
+     */
+    public static void registerVersion(MetricGroup metrics, String label, Supplier<String> serving) {
+        metrics.addGroup(VERSION_VARIABLE, label)
+                .gauge("model_info", (Gauge<Integer>) () -> label.equals(serving.get()) ? 1 : 0);
     }
 
     /**

@@ -98,6 +98,10 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
     /** The watched folder's version that last failed to load with an I/O error, and why (loader thread only). */
     private String lastLoadFailure;
 
+    private final MetricGroup metrics;
+    /** The labels that have a {@code model_info} gauge (one per version served in this operator's life). */
+    private final java.util.Set<String> versionsWithMetrics = new java.util.HashSet<>();
+
     private final Counter updates;
     private final Counter refused;
     private volatile long swapLatencyMillis;
@@ -150,6 +154,7 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
         this.slot = slot;
         this.subtask = subtask;
         this.userCode = userCode;
+        this.metrics = metrics;
         this.updates = metrics.counter("model_updates");
         this.refused = metrics.counter("model_updates_refused");
         // Null-safe: a reporter may read before the first version serves.
@@ -213,6 +218,12 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
                 new ServingModel(
                         subtask, runner.spec().model().uri(), runner.session().modelSha256(), label),
                 runner.signature());
+        if (label != null && versionsWithMetrics.add(label)) {
+            InferenceRunner.registerVersion(metrics, label, () -> {
+                Serving s = serving;
+                return s == null ? null : s.model.version;
+            });
+        }
     }
 
     /**
