@@ -1,12 +1,16 @@
 package io.flinkonnx.benchmarks;
 
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 
 /**
  * The figures the benchmark tracks from run to run, printed as its last line: {@code BENCH} and one JSON
- * object with exactly {@link #KEYS}. A key this run did not measure is {@code null}.
+ * object with exactly {@link #KEYS}. A key this run did not measure is {@code null}. The same object keeps
+ * what {@link BenchmarkCharts} draws (rates per path and latency distributions) and a line describing the run,
+ * so the charts and the BENCH line come from one run.
  */
 final class Results {
     /** The keys, in order, with the target each is held to (performance issue 15). */
@@ -31,6 +35,9 @@ final class Results {
     static final Map<String, String> NOT_MEASURABLE = Map.of();
 
     private final Map<String, Double> values = new LinkedHashMap<>();
+    private final List<BenchmarkCharts.ThroughputRow> throughput = new ArrayList<>();
+    private final List<BenchmarkCharts.LatencySeries> latency = new ArrayList<>();
+    private String description;
 
     Results() {
         KEYS.keySet().forEach(k -> values.put(k, null));
@@ -44,6 +51,40 @@ final class Results {
             throw new IllegalArgumentException(key + " is not a number: " + value);
         }
         values.put(key, value);
+    }
+
+    /** A key's value, null where unmeasured. */
+    Double value(String key) {
+        if (!KEYS.containsKey(key)) {
+            throw new IllegalArgumentException("Not a BENCH key: " + key);
+        }
+        return values.get(key);
+    }
+
+    /** Records per second of raw ORT, the batching operator and the per-record map on one model and batch. */
+    void throughput(String model, int batch, double rawOrt, double operator, double perRecordMap) {
+        throughput.add(new BenchmarkCharts.ThroughputRow(model, batch, rawOrt, operator, perRecordMap));
+    }
+
+    List<BenchmarkCharts.ThroughputRow> throughput() {
+        return List.copyOf(throughput);
+    }
+
+    void latency(BenchmarkCharts.LatencySeries series) {
+        latency.add(series);
+    }
+
+    List<BenchmarkCharts.LatencySeries> latency() {
+        return List.copyOf(latency);
+    }
+
+    /** One line about the run (date, machine, load, flags): the charts' caption. */
+    void describe(String line) {
+        description = line;
+    }
+
+    String description() {
+        return description;
     }
 
     /** One JSON object, keys in {@link #KEYS} order, numbers with four significant digits, null where unmeasured. */
