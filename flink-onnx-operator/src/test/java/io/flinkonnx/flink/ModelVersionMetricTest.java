@@ -2,6 +2,7 @@ package io.flinkonnx.flink;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.flinkonnx.flink.batching.BatchingInferenceOperator;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.testing.TestModels;
 import java.io.IOException;
