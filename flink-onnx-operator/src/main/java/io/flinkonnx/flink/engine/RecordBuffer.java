@@ -198,6 +198,16 @@ public final class RecordBuffer<IN, OUT> {
     }
 
     /**
+     * The oldest buffered record arrived at {@code nanos} ({@link System#nanoTime}), before it was added: for an
+     * owner that gathers records elsewhere first (SQL's queue), so that the queue time counts that wait too.
+     */
+    public void arrivedAt(long nanos) {
+        if (size > 0) {
+            oldestArrivalNanos = Math.min(oldestArrivalNanos, nanos);
+        }
+    }
+
+    /**
      * Whether a size or byte trigger fired (or the owner's policy has no delay): the owner drains the buffer
      * now. A buffer without timers is drained when its owner decides, or by these two triggers.
      */
@@ -330,8 +340,9 @@ public final class RecordBuffer<IN, OUT> {
         failures[i] = reason;
     }
 
-    /** Fails every taken record that has no outcome yet with {@code reason} (its runner broke). */
+    /** Fails every taken record that has no outcome yet with {@code reason} (its runner broke): a failed batch. */
     public void failUnscored(int count, Exception reason) {
+        batchFailed = true;
         for (int i = 0; i < count; i++) {
             if (results[i] == null && failures[i] == null) {
                 failures[i] = reason;

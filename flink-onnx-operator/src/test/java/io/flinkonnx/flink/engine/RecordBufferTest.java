@@ -276,6 +276,9 @@ class RecordBufferTest {
         buffer.complete(count, emitted);
         assertThat(emitted.order).containsExactly("scored@0", "failed#1", "failed#2");
         assertThat(metrics.inferences()).isOne();
+        assertThat(metrics.failedBatches())
+                .as("a batch whose runner broke failed")
+                .isOne();
         // the next drain starts clean: nothing of the last one's outcomes leaks in
         buffer.add(features(5), true, 5, () -> true);
         assertScores(drain(buffer).results, 5);

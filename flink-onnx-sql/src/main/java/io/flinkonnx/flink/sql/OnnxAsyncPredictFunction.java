@@ -4,7 +4,6 @@ import io.flinkonnx.flink.BatchPolicy;
 import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecordConversionException;
-import io.flinkonnx.flink.SystemicFailureException;
 import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.BatchMetrics;
 import io.flinkonnx.flink.engine.InferenceRunner;
@@ -70,9 +69,21 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     private transient volatile boolean running;
     private transient volatile Throwable failure;
 
+    /** A failure of the rows drained ahead of a row, carried past that row's own error handling. */
+    private static final class DrainFailure extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+        final RuntimeException failure;
+
+        DrainFailure(RuntimeException failure) {
+            super(failure);
+            this.failure = failure;
+        }
+    }
+
     private static final class Pending {
         final Object[] values;
         final CompletableFuture<Collection<RowData>> result;
+        final long queuedNanos = System.nanoTime();
 
         Pending(Object[] values, CompletableFuture<Collection<RowData>> result) {
             this.values = values;
@@ -223,14 +234,21 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
         for (Pending p : batch) {
             try {
                 buffer.add(p.values, false, 0, () -> {
-                    scoreBuffered(); // the byte bound: the rows before this one run first
+                    try {
+                        scoreBuffered(); // the byte bound: the rows before this one run first
+                    } catch (RuntimeException e) {
+                        throw new DrainFailure(e); // not this row's failure: the worker fails the batch
+                    }
                     return true;
                 });
                 buffered.add(p);
-            } catch (SystemicFailureException e) {
-                throw e;
+                if (buffer.size() == 1) {
+                    buffer.arrivedAt(p.queuedNanos); // the queue time counts the wait in the queue
+                }
+            } catch (DrainFailure e) {
+                throw e.failure;
             } catch (RuntimeException e) {
-                deliverFailure(p.result, e);
+                deliverFailure(p.result, e); // the row did not encode
             }
         }
         scoreBuffered();
