@@ -99,6 +99,7 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
     private String lastLoadFailure;
 
     private final MetricGroup metrics;
+    private final java.util.function.Function<OnnxInferenceSpec<IN, OUT>, InferenceRunner<IN, OUT>> runners;
     /** The labels that have a {@code model_info} gauge (one per version served in this operator's life). */
     private final java.util.Set<String> versionsWithMetrics = new java.util.HashSet<>();
 
@@ -148,6 +149,20 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
             int subtask,
             ClassLoader userCode,
             MetricGroup metrics) {
+        this(spec, settings, policy, slot, subtask, userCode, metrics, InferenceRunner::new);
+    }
+
+    /** With {@code runners} making each version's (unopened) runner: a stateful model's supplies its states. */
+    public ModelVersions(
+            OnnxInferenceSpec<IN, OUT> spec,
+            ModelUpdates settings,
+            BatchPolicy policy,
+            String slot,
+            int subtask,
+            ClassLoader userCode,
+            MetricGroup metrics,
+            java.util.function.Function<OnnxInferenceSpec<IN, OUT>, InferenceRunner<IN, OUT>> runners) {
+        this.runners = runners;
         this.spec = spec;
         this.settings = settings;
         this.policy = policy;
@@ -183,7 +198,7 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
     public InferenceRunner<IN, OUT> openServing(ServingModel restored) throws Exception {
         ModelSource source =
                 restored == null ? spec.model() : ModelSource.of(restored.uri).withSha256(restored.sha256);
-        InferenceRunner<IN, OUT> runner = new InferenceRunner<>(spec.withModel(source));
+        InferenceRunner<IN, OUT> runner = runners.apply(spec.withModel(source));
         try {
             runner.open(slot, subtask, null, policy.maxBatchSize(), policy);
         } catch (Exception e) {
@@ -429,7 +444,7 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
             if (update.sha256 != null && !update.sha256.isBlank()) {
                 source = source.withSha256(update.sha256);
             }
-            candidate = new InferenceRunner<>(spec.withModel(source));
+            candidate = runners.apply(spec.withModel(source));
             candidate.open(slot, subtask, null, policy.maxBatchSize(), policy);
             LoadSeam s = seam;
             if (s != null) {
