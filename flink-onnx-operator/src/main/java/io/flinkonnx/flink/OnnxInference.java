@@ -241,6 +241,45 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
                 new StatefulInferenceOperator<>(spec, policy, state, FailedRecord.tag(stream.getType())));
     }
 
+    /**
+     * {@link #stateful(KeyedStream, OnnxInferenceSpec, BatchPolicy, RecurrentState)} whose model changes without a
+     * restart: a newer version in {@code updates}' watched folder is loaded and gated off the task thread and swapped
+     * in between batches, as in {@link #batched(DataStream, OnnxInferenceSpec, BatchPolicy, ModelUpdates)}. Every
+     * key's state carries over to the new version: the gate refuses a version whose signature differs, its states'
+     * names, types and shapes included (the reason goes to {@link ModelUpdateReport#TAG}). The serving version is
+     * operator state, so after a failover the keys' states and the version that wrote them come back together.
+     *
+     * <pre>{@code
+     * SingleOutputStreamOperator<Score> scores = OnnxInference.stateful(
+     *         events.keyBy(Event::user), spec, policy, state,
+     *         ModelUpdates.watch("s3://models/vad/", Duration.ofMinutes(1)));
+     * }</pre>
+     *
+     * @param updates a watched folder ({@link ModelUpdates#watch}); control streams are not taken here yet
+     * @return the predictions; failed records, fallback, drift and update reports as side outputs
+     * @throws IllegalArgumentException when {@code updates} watch no folder
+     */
+    public static <K, IN, OUT> SingleOutputStreamOperator<OUT> stateful(
+            KeyedStream<IN, K> stream,
+            OnnxInferenceSpec<IN, OUT> spec,
+            BatchPolicy policy,
+            RecurrentState<IN> state,
+            ModelUpdates updates) {
+        Preconditions.checkNotNull(stream, "stream");
+        Preconditions.checkNotNull(spec, "spec");
+        Preconditions.checkNotNull(policy, "policy");
+        Preconditions.checkNotNull(state, "state");
+        Preconditions.checkNotNull(updates, "updates");
+        Preconditions.checkArgument(
+                updates.watchedFolder() != null,
+                "These updates watch no folder: a stateful model takes its versions from ModelUpdates.watch(folder,"
+                        + " interval)");
+        return stream.transform(
+                "ONNX stateful inference " + spec.model().uri(),
+                spec.resultType(),
+                new StatefulInferenceOperator<>(spec, policy, state, FailedRecord.tag(stream.getType()), updates));
+    }
+
     /** {@link #batched(DataStream, OnnxInferenceSpec, BatchPolicy)} for {@code float[]} records and a one-input, one-output FLOAT model. */
     public static SingleOutputStreamOperator<float[]> batched(
             DataStream<float[]> stream, String modelUri, BatchPolicy policy) {

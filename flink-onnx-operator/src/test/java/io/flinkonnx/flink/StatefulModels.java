@@ -57,15 +57,20 @@ public final class StatefulModels {
 
     /** {@link #writeGruWithConstant(Path)} with a state of {@code hidden} values per key (a changed model). */
     public static Path writeGruWithConstant(Path file, int hidden) throws IOException {
+        return writeGruWithConstant(file, hidden, 31);
+    }
+
+    /** {@link #writeGruWithConstant(Path, int)} with other weights ({@code seed} 31 is the default model's). */
+    public static Path writeGruWithConstant(Path file, int hidden, int seed) throws IOException {
         return new OnnxGraph("gru_const")
                 .input("x", ElementType.FLOAT, "batch", FEATURES)
                 .input("state", ElementType.FLOAT, 1, "n", hidden)
                 .input("sr", ElementType.INT64)
                 .output("y", ElementType.FLOAT, "batch", hidden)
                 .output("stateN", ElementType.FLOAT, 1, "n", hidden)
-                .floatInitializer("W", TestModels.weights(3 * hidden * FEATURES, 31), 1, 3 * hidden, FEATURES)
-                .floatInitializer("R", TestModels.weights(3 * hidden * hidden, 32), 1, 3 * hidden, hidden)
-                .floatInitializer("B", TestModels.weights(6 * hidden, 33), 1, 6 * hidden)
+                .floatInitializer("W", TestModels.weights(3 * hidden * FEATURES, seed), 1, 3 * hidden, FEATURES)
+                .floatInitializer("R", TestModels.weights(3 * hidden * hidden, seed + 1), 1, 3 * hidden, hidden)
+                .floatInitializer("B", TestModels.weights(6 * hidden, seed + 2), 1, 6 * hidden)
                 .floatInitializer("base", new float[] {16000f})
                 .longInitializer("axis0", new long[] {0}, 1)
                 .node("Cast", names("sr"), names("srf"), "to", 1L)

@@ -128,6 +128,11 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         this.suppliedInputs = suppliedInputs;
     }
 
+    /** The inputs the operator supplies to this runner (adapted to its model at open), or null. */
+    public SuppliedInputs suppliedInputs() {
+        return suppliedInputs;
+    }
+
     /** {@link #open(String, int, MetricGroup, int, BatchPolicy)} for one record per run. */
     public void open(String slot, int subtask, MetricGroup metrics) throws Exception {
         open(slot, subtask, metrics, 1, BatchPolicy.defaults());

@@ -4,6 +4,7 @@ import io.flinkonnx.flink.BatchPolicy;
 import io.flinkonnx.flink.DriftReport;
 import io.flinkonnx.flink.FailedRecord;
 import io.flinkonnx.flink.FallbackReport;
+import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.OutputRow;
 import io.flinkonnx.flink.RecordConversionException;
@@ -13,6 +14,8 @@ import io.flinkonnx.flink.engine.BufferedScoringOperator;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.engine.RecordBuffer;
 import io.flinkonnx.flink.tensor.RecordInputs;
+import io.flinkonnx.flink.versions.ModelServing;
+import io.flinkonnx.flink.versions.ModelVersions;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
@@ -26,6 +29,8 @@ import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.runtime.state.StateInitializationContext;
+import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.util.OutputTag;
 
@@ -48,8 +53,14 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
     private final OnnxInferenceSpec<IN, OUT> spec;
     private final BatchPolicy policy;
     private final RecurrentState<IN> declared;
+    /** Null when the model never changes. */
+    private final ModelUpdates updates;
 
+    private transient ModelServing<IN, OUT> serving;
+    /** The runner serving now (the serving handle's). */
     private transient InferenceRunner<IN, OUT> runner;
+
+    private transient BatchMetrics batchMetrics;
     private transient StateLayout layout;
     private transient ValueState<Object>[] states;
     private transient RecordBuffer<IN, OUT> buffer;
@@ -71,10 +82,40 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
             BatchPolicy policy,
             RecurrentState<IN> declared,
             OutputTag<FailedRecord<IN>> failedTag) {
+        this(spec, policy, declared, failedTag, null);
+    }
+
+    /**
+     * With {@code updates}: new versions of the model are loaded, gated and swapped in between batches, as in the
+     * batching operator. The gate refuses a version whose signature differs (its states' names, types and shapes
+     * included), so every key's state carries over to the version that takes over.
+     */
+    public StatefulInferenceOperator(
+            OnnxInferenceSpec<IN, OUT> spec,
+            BatchPolicy policy,
+            RecurrentState<IN> declared,
+            OutputTag<FailedRecord<IN>> failedTag,
+            ModelUpdates updates) {
         super(failedTag);
         this.spec = spec;
         this.policy = policy;
         this.declared = declared;
+        this.updates = updates;
+    }
+
+    @Override
+    public void initializeState(StateInitializationContext context) throws Exception {
+        super.initializeState(context);
+        // Every version's runner supplies this operator's states through a layout of its own: a layout adapts to its
+        // runner's model at open, and a candidate version opens on the loader thread while another version serves.
+        serving = new ModelServing<>(spec, policy, updates, s -> new InferenceRunner<>(s, new StateLayout(declared)));
+        serving.initializeState(context, getRuntimeContext().getTaskInfo().getIndexOfThisSubtask());
+    }
+
+    @Override
+    public void snapshotState(StateSnapshotContext context) throws Exception {
+        super.snapshotState(context);
+        serving.snapshotState();
     }
 
     @Override
@@ -82,10 +123,46 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
     public void open() throws Exception {
         super.open();
         MetricGroup metrics = onnxMetrics();
-        layout = new StateLayout(declared);
-        runner = new InferenceRunner<>(spec, layout);
-        int capacity = openRunner(runner, policy, metrics);
-        buffer = newBuffer(runner, capacity, policy, new BatchMetrics(metrics));
+        batchMetrics = new BatchMetrics(metrics);
+        serving.open(
+                new ModelServing.Host<>() {
+                    @Override
+                    public long now() {
+                        return getProcessingTimeService().getCurrentProcessingTime();
+                    }
+
+                    @Override
+                    public void registerTimer(long time) {
+                        getProcessingTimeService().registerTimer(time, StatefulInferenceOperator.this);
+                    }
+
+                    @Override
+                    public void flush() throws Exception {
+                        StatefulInferenceOperator.this.flush();
+                    }
+
+                    @Override
+                    public void serve(InferenceRunner<IN, OUT> next) {
+                        runner = next;
+                        layout = (StateLayout) next.suppliedInputs();
+                        int capacity = capacityOf(next, policy);
+                        if (buffer == null) {
+                            buffer = newBuffer(next, capacity, policy, batchMetrics);
+                        } else {
+                            buffer.serve(next, capacity);
+                        }
+                    }
+
+                    @Override
+                    public <T> void report(OutputTag<T> tag, T report) {
+                        output.collect(tag, new StreamRecord<>(report));
+                    }
+                },
+                getRuntimeContext().getTaskInfo().getAllocationIDAsString(),
+                getRuntimeContext().getTaskInfo().getIndexOfThisSubtask(),
+                getUserCodeClassloader(),
+                metrics);
+        int capacity = buffer.capacity();
         states = new ValueState[layout.states()];
         for (int p = 0; p < states.length; p++) {
             ValueStateDescriptor<Object> descriptor =
@@ -105,7 +182,6 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
         occurrences = new HashMap<>();
         runOutcomes = new RunOutcomes();
         runs = metrics.counter("num_state_runs");
-        output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
     }
 
     /** The explicit type of a state's values (a primitive array), so Flink never falls back to Kryo. */
@@ -158,6 +234,7 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
         if (buffer.expired(time)) {
             flush();
         }
+        serving.onTimer(time);
     }
 
     /** Scores everything buffered, run after run (each key at most once per run), and emits in input order. */
@@ -314,6 +391,12 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
         return buffer.metrics();
     }
 
+    /** The model versions of this operator, null without updates. */
+    @VisibleForTesting
+    public ModelVersions<IN, OUT> versions() {
+        return serving.versions();
+    }
+
     /** Runs scored since open (for tests of batching across keys). */
     @VisibleForTesting
     public long runCount() {
@@ -323,8 +406,9 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
     @Override
     public void close() throws Exception {
         try {
-            if (runner != null) {
-                runner.close();
+            if (serving != null) {
+                serving.close(); // stops loading; closes the versions and the serving runner
+                serving = null;
                 runner = null;
             }
         } finally {
