@@ -27,6 +27,11 @@ public final class StatefulModels {
      * FLOAT[1, batch, 4]} out. The states' batch axis is named like the records' ({@code batch}).
      */
     public static Path writeLstm(Path file) throws IOException {
+        return writeLstm(file, 21);
+    }
+
+    /** {@link #writeLstm(Path)} with other weights ({@code seed} 21 is the default model's): a new version. */
+    public static Path writeLstm(Path file, int seed) throws IOException {
         return new OnnxGraph("lstm_state")
                 .input("x", ElementType.FLOAT, "batch", "seq", FEATURES)
                 .input("h", ElementType.FLOAT, 1, "batch", HIDDEN)
@@ -34,9 +39,9 @@ public final class StatefulModels {
                 .output("y", ElementType.FLOAT, "batch", HIDDEN)
                 .output("hn", ElementType.FLOAT, 1, "batch", HIDDEN)
                 .output("cn", ElementType.FLOAT, 1, "batch", HIDDEN)
-                .floatInitializer("W", TestModels.weights(4 * HIDDEN * FEATURES, 21), 1, 4 * HIDDEN, FEATURES)
-                .floatInitializer("R", TestModels.weights(4 * HIDDEN * HIDDEN, 22), 1, 4 * HIDDEN, HIDDEN)
-                .floatInitializer("B", TestModels.weights(8 * HIDDEN, 23), 1, 8 * HIDDEN)
+                .floatInitializer("W", TestModels.weights(4 * HIDDEN * FEATURES, seed), 1, 4 * HIDDEN, FEATURES)
+                .floatInitializer("R", TestModels.weights(4 * HIDDEN * HIDDEN, seed + 1), 1, 4 * HIDDEN, HIDDEN)
+                .floatInitializer("B", TestModels.weights(8 * HIDDEN, seed + 2), 1, 8 * HIDDEN)
                 .longInitializer("axis0", new long[] {0}, 1)
                 // ORT's CPU LSTM takes time-major input only: [seq, batch, 3]
                 .node("Transpose", names("x"), names("xt"), "perm", new long[] {1, 0, 2})
