@@ -46,7 +46,9 @@ class SqlClientIT {
     private static final Duration STEP = Duration.ofSeconds(60);
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Pattern JOB_ID = Pattern.compile("Job ID: ([0-9a-f]{32})");
-    private static final Path README = Path.of("../README.md");
+    /** The user guide page that documents the SQL Client (its lib/ list and score.sql). */
+    private static final Path README = Path.of("../docs/sql.md");
+
     private static final Path SCORE_SQL = Path.of("../docker/sql/score.sql");
     /** What README says to change in score.sql outside the Docker compose: the Kafka address and the model path. */
     private static final String README_KAFKA = "'properties.bootstrap.servers' = 'kafka:9092'";
@@ -292,7 +294,7 @@ class SqlClientIT {
         return sent;
     }
 
-    /** The jar file names README's "SQL Client" section lists for lib/ (beside a distribution's). */
+    /** The jar file names the SQL guide's "SQL Client" section (docs/sql.md) lists for lib/ (beside a distribution's). */
     static List<String> readmeLibJars() throws Exception {
         List<String> jars = new ArrayList<>();
         for (String line : fencedBlockAfter(Files.readString(README), "<!-- lib/ list -->")) {
@@ -313,7 +315,7 @@ class SqlClientIT {
                 break;
             }
         }
-        assertThat(at).as("README holds " + anchor).isNotNegative();
+        assertThat(at).as("docs/sql.md holds " + anchor).isNotNegative();
         int open = at + 1;
         while (open < lines.size() && !lines.get(open).startsWith("```")) {
             open++;
