@@ -14,7 +14,14 @@ import org.apache.flink.annotation.PublicEvolving;
  *
  * <pre>{@code
  * ModelRef.of("s3://models/fraud-DE.onnx").withVersion("fraud-DE-v3")
+ * ModelRef.watch("s3://models/fraud-DE/")   // the folder's newest version, swapped in as new ones appear
  * }</pre>
+ *
+ * <p>A {@linkplain #watch watched folder} names a model whose version is the folder's newest (the layout and the
+ * rule of {@link ModelUpdates}): resolved when the model loads, then polled every {@link
+ * ModelUpdates#pollInterval()} of the updates given to {@link OnnxInference#batchedPerModel(
+ * org.apache.flink.streaming.api.datastream.DataStream, ModelSelector, OnnxInferenceSpec, BatchPolicy,
+ * ModelCache, ModelUpdates)}. Its predictions name the version that scored them.
  */
 @PublicEvolving
 public final class ModelRef implements Serializable {
@@ -24,42 +31,83 @@ public final class ModelRef implements Serializable {
     private final String sha256;
     private final String version;
     private final String providers;
+    /** Whether {@link #uri} is a watched folder (its newest version serves) rather than a model file. */
+    private final boolean watched;
 
-    private ModelRef(String uri, String sha256, String version, String providers) {
+    private ModelRef(String uri, String sha256, String version, String providers, boolean watched) {
         this.uri = uri;
         this.sha256 = sha256;
         this.version = version;
         this.providers = providers;
+        this.watched = watched;
     }
 
     /** The model at {@code uri} (a path, {@code classpath:} resource or any Flink file system URI). */
     public static ModelRef of(String uri) {
         ModelSource.of(uri); // the same checks as everywhere a model is named
-        return new ModelRef(uri.trim(), null, null, null);
+        return new ModelRef(uri.trim(), null, null, null, false);
+    }
+
+    /**
+     * The newest version in the folder {@code folderUri} (a path or any Flink file system URI; the layout of
+     * {@link ModelUpdates}: {@code v7/model.onnx} or {@code fraud-7.onnx}, a {@code .sha256} file its pin). A
+     * newer version is loaded, gated and swapped in while the job runs, and control messages can pin it ({@link
+     * ModelUpdate#forModel}, addressed by this folder's URI). Predictions and metrics name the version.
+     */
+    public static ModelRef watch(String folderUri) {
+        Objects.requireNonNull(folderUri, "folderUri");
+        if (folderUri.isBlank() || folderUri.trim().startsWith("classpath:")) {
+            throw new IllegalArgumentException("A watched folder must be a path or a Flink file system URI"
+                    + " (classpath: cannot be listed), got '" + folderUri + "'");
+        }
+        return new ModelRef(folderUri.trim(), null, null, null, true);
     }
 
     /** This model pinned to a sha256 (see {@code ModelSource.withSha256}). */
     public ModelRef withSha256(String hex) {
-        return new ModelRef(uri, ModelSource.of(uri).withSha256(hex).sha256().get(), version, providers);
+        requireFile("withSha256 (a version's pin is the sha256 file beside it)");
+        return new ModelRef(uri, ModelSource.of(uri).withSha256(hex).sha256().get(), version, providers, false);
     }
 
     /** The label predictions ({@link OutputRow#modelVersion()}), dead letters and metrics name this model by. */
     public ModelRef withVersion(String label) {
-        return new ModelRef(uri, sha256, Objects.requireNonNull(label, "label"), providers);
+        requireFile("withVersion (its versions are named by the folder)");
+        return new ModelRef(uri, sha256, Objects.requireNonNull(label, "label"), providers, false);
+    }
+
+    private void requireFile(String what) {
+        if (watched) {
+            throw new IllegalStateException("A watched folder takes no " + what + ": " + uri);
+        }
     }
 
     /** An EP chain for this model only, e.g. {@code "cuda > cpu"} (checked now). */
     public ModelRef withProviders(String chain) {
         ProviderChain.parse(chain);
-        return new ModelRef(uri, sha256, version, chain);
+        return new ModelRef(uri, sha256, version, chain, watched);
     }
 
+    /** The model file's URI, or for a {@linkplain #watched() watched} ref the folder's. */
     public String uri() {
         return uri;
     }
 
-    /** The model's source, with its pin. */
+    /** Whether this ref is a watched folder ({@link #watch}): the model is the folder's newest version. */
+    public boolean watched() {
+        return watched;
+    }
+
+    /**
+     * Whether a control message's {@link ModelUpdate#model} addresses this model: it equals its URI (a watched
+     * folder's, or a model file's) or its version label.
+     */
+    public boolean isAddressedBy(String model) {
+        return model != null && (model.equals(uri) || model.equals(version));
+    }
+
+    /** The model's source, with its pin (a watched ref has none: its versions are found when it loads). */
     public ModelSource source() {
+        requireFile("source (its versions are found in the folder when it loads)");
         ModelSource source = ModelSource.of(uri);
         return sha256 == null ? source : source.withSha256(sha256);
     }
@@ -83,17 +131,19 @@ public final class ModelRef implements Serializable {
         return uri.equals(r.uri)
                 && Objects.equals(sha256, r.sha256)
                 && Objects.equals(version, r.version)
-                && Objects.equals(providers, r.providers);
+                && Objects.equals(providers, r.providers)
+                && watched == r.watched;
     }
 
     @Override
     public int hashCode() {
-        return Objects.hash(uri, sha256, version, providers);
+        return Objects.hash(uri, sha256, version, providers, watched);
     }
 
     @Override
     public String toString() {
-        return (version == null ? "" : version + " ")
+        return (watched ? "watched " : "")
+                + (version == null ? "" : version + " ")
                 + uri
                 + (sha256 == null ? "" : " sha256 " + sha256)
                 + (providers == null ? "" : " on " + providers);

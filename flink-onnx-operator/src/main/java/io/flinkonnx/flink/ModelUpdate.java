@@ -14,8 +14,9 @@ import org.apache.flink.annotation.PublicEvolving;
  *         ModelUpdate.of("s3://models/fraud/v8/model.onnx", "v8").withSha256("9f86d0..."));
  * }</pre>
  *
- * <p>Rolling back is publishing an update that names an older version. A Flink POJO: public fields, a
- * no-argument constructor.
+ * <p>Rolling back is publishing an update that names an older version. With many models in one operator
+ * ({@link OnnxInference#batchedPerModel}), an update names the model it is for ({@link #forModel}): it pins that
+ * model to this version until the next update for it. A Flink POJO: public fields, a no-argument constructor.
  */
 @PublicEvolving
 public class ModelUpdate implements Serializable {
@@ -27,6 +28,12 @@ public class ModelUpdate implements Serializable {
     public String sha256;
     /** The version label predictions, dead letters and reports carry (e.g. {@code v8}). */
     public String version;
+    /**
+     * With many models in one operator: which model this update is for, the URI of its {@link ModelRef} (a
+     * watched folder's or a model file's) or its version label ({@link ModelRef#withVersion}); null in an operator
+     * of one model.
+     */
+    public String model;
 
     public ModelUpdate() {}
 
@@ -43,7 +50,19 @@ public class ModelUpdate implements Serializable {
 
     /** This update pinned to {@code hex}. */
     public ModelUpdate withSha256(String hex) {
-        return new ModelUpdate(uri, hex, version);
+        ModelUpdate u = new ModelUpdate(uri, hex, version);
+        u.model = model;
+        return u;
+    }
+
+    /**
+     * This update for the model {@code model} of a many-model operator: the URI of its {@link ModelRef} (for
+     * {@code ModelRef.watch("s3://models/fraud-DE/")}, that folder) or its version label.
+     */
+    public ModelUpdate forModel(String model) {
+        ModelUpdate u = new ModelUpdate(uri, sha256, version);
+        u.model = model;
+        return u;
     }
 
     @Override
@@ -52,16 +71,20 @@ public class ModelUpdate implements Serializable {
             return false;
         }
         ModelUpdate u = (ModelUpdate) o;
-        return Objects.equals(uri, u.uri) && Objects.equals(sha256, u.sha256) && Objects.equals(version, u.version);
+        return Objects.equals(uri, u.uri)
+                && Objects.equals(sha256, u.sha256)
+                && Objects.equals(version, u.version)
+                && Objects.equals(model, u.model);
     }
 
     @Override
     public int hashCode() {
-        return Objects.hash(uri, sha256, version);
+        return Objects.hash(uri, sha256, version, model);
     }
 
     @Override
     public String toString() {
-        return "ModelUpdate{version=" + version + ", uri=" + uri + (sha256 == null ? "" : ", sha256=" + sha256) + "}";
+        return "ModelUpdate{" + (model == null ? "" : "model=" + model + ", ") + "version=" + version + ", uri=" + uri
+                + (sha256 == null ? "" : ", sha256=" + sha256) + "}";
     }
 }

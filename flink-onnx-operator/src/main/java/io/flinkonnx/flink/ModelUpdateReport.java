@@ -36,6 +36,11 @@ public class ModelUpdateReport implements Serializable {
     }
 
     public Outcome outcome;
+    /**
+     * With many models in one operator: the model the update was for (its {@link ModelRef}'s URI, a watched
+     * folder's or a model file's); null in an operator of one model.
+     */
+    public String model;
     /** The version label of the update. */
     public String version;
 
@@ -56,7 +61,8 @@ public class ModelUpdateReport implements Serializable {
 
     @Override
     public String toString() {
-        return "ModelUpdateReport{" + outcome + " " + version + " (" + uri + ") on subtask " + subtask + ", serving "
-                + servingVersion + (reason == null ? "" : ": " + reason) + "}";
+        return "ModelUpdateReport{" + outcome + (model == null ? "" : " of " + model) + " " + version + " (" + uri
+                + ") on subtask " + subtask + ", serving " + servingVersion + (reason == null ? "" : ": " + reason)
+                + "}";
     }
 }

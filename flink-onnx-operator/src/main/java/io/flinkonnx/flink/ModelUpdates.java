@@ -130,6 +130,21 @@ public final class ModelUpdates implements Serializable {
             return this;
         }
 
+        /**
+         * How often watched folders are polled where the folders come from elsewhere: the {@link ModelRef#watch}
+         * refs of {@link OnnxInference#batchedPerModel(org.apache.flink.streaming.api.datastream.DataStream,
+         * ModelSelector, OnnxInferenceSpec, BatchPolicy, ModelCache, ModelUpdates)} (default 1 minute).
+         */
+        public Builder pollInterval(Duration pollInterval) {
+            Objects.requireNonNull(pollInterval, "pollInterval");
+            Preconditions.checkArgument(
+                    !pollInterval.isNegative() && pollInterval.toMillis() >= 10,
+                    "pollInterval must be at least 10 ms, got %s",
+                    pollInterval);
+            this.pollInterval = pollInterval;
+            return this;
+        }
+
         /** Whether a version's golden vectors gate its promotion (default true: checked where present). */
         public Builder goldenVectorsGate(boolean enabled) {
             this.goldenVectorsGate = enabled;

@@ -2,6 +2,7 @@ package io.flinkonnx.flink;
 
 import io.flinkonnx.flink.batching.BatchingInferenceOperator;
 import io.flinkonnx.flink.batching.ControlledInferenceOperator;
+import io.flinkonnx.flink.models.ControlledMultiModelOperator;
 import io.flinkonnx.flink.models.MultiModelOperator;
 import io.flinkonnx.flink.stateful.StatefulInferenceOperator;
 import io.flinkonnx.model.ElementType;
@@ -201,6 +202,93 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
                 "ONNX inference per model",
                 spec.resultType(),
                 new MultiModelOperator<>(spec, selector, policy, cache, FailedRecord.tag(stream.getType())));
+    }
+
+    /**
+     * {@link #batchedPerModel(DataStream, ModelSelector, OnnxInferenceSpec, BatchPolicy, ModelCache)} whose models
+     * change without a restart: a {@link ModelRef#watch watched folder} serves its newest version, and the folders of
+     * the models loaded are polled every {@code updates.pollInterval()} (set with {@link
+     * ModelUpdates.Builder#pollInterval}); a newer version is loaded and gated off the task thread against the version
+     * that model serves ({@link ModelUpdates}: signature, golden vectors) and swapped in between that model's batches,
+     * the other models scoring on. Every prediction names its model and version ({@link OutputRow#modelUri()},
+     * {@link OutputRow#modelVersion()}); each update's outcome goes to {@link ModelUpdateReport#TAG}, naming the
+     * model ({@link ModelUpdateReport#model}). The version each watched model serves is operator state: after a
+     * failover or a restart from a savepoint a model serves exactly the version the checkpoint names, and a
+     * model's newer versions come again from its folder.
+     *
+     * <pre>{@code
+     * SingleOutputStreamOperator<Scored> scored = OnnxInference.batchedPerModel(txns,
+     *         ModelSelector.byKey(txn -> txn.country, Map.of(
+     *                 "DE", ModelRef.watch("s3://models/fraud-DE/"), "FR", ModelRef.watch("s3://models/fraud-FR/"))),
+     *         spec, policy, ModelCache.defaults(),
+     *         ModelUpdates.builder().pollInterval(Duration.ofMinutes(1)).build());
+     * }</pre>
+     *
+     * @param updates the poll interval and the gate; its own watched folder must be unset (the refs name theirs)
+     */
+    public static <IN, OUT> SingleOutputStreamOperator<OUT> batchedPerModel(
+            DataStream<IN> stream,
+            ModelSelector<IN> selector,
+            OnnxInferenceSpec<IN, OUT> spec,
+            BatchPolicy policy,
+            ModelCache cache,
+            ModelUpdates updates) {
+        Preconditions.checkNotNull(stream, "stream");
+        Preconditions.checkNotNull(selector, "selector");
+        Preconditions.checkNotNull(spec, "spec");
+        Preconditions.checkNotNull(policy, "policy");
+        Preconditions.checkNotNull(cache, "cache");
+        checkPerModelUpdates(updates);
+        return stream.transform(
+                "ONNX inference per model",
+                spec.resultType(),
+                new MultiModelOperator<>(spec, selector, policy, cache, FailedRecord.tag(stream.getType()), updates));
+    }
+
+    /**
+     * {@link #batchedPerModel(DataStream, ModelSelector, OnnxInferenceSpec, BatchPolicy, ModelCache, ModelUpdates)}
+     * taking updates from a control stream too (broadcast to every subtask). Each message names the model it is for
+     * ({@link ModelUpdate#forModel}: its ref's URI, a watched folder's or a model file's, or its version label) and
+     * pins that model to its version until the next message for it (or, for a watched folder, a version newer than
+     * what the folder held when the message was applied): a loaded model loads, gates and swaps it in, after the
+     * messages before it; a model not loaded on a subtask loads that version the next time a record needs it. A
+     * message naming no model is refused (a report). Messages read and not yet applied are in checkpoints.
+     *
+     * <pre>{@code
+     * OnnxInference.batchedPerModel(txns, control, selector, spec, policy, cache, ModelUpdates.fromControlStream());
+     * // control: ModelUpdate.of("s3://models/fraud-DE/v6/model.onnx", "v6").forModel("s3://models/fraud-DE/")
+     * }</pre>
+     */
+    public static <IN, OUT> SingleOutputStreamOperator<OUT> batchedPerModel(
+            DataStream<IN> stream,
+            DataStream<ModelUpdate> controlStream,
+            ModelSelector<IN> selector,
+            OnnxInferenceSpec<IN, OUT> spec,
+            BatchPolicy policy,
+            ModelCache cache,
+            ModelUpdates updates) {
+        Preconditions.checkNotNull(stream, "stream");
+        Preconditions.checkNotNull(controlStream, "controlStream");
+        Preconditions.checkNotNull(selector, "selector");
+        Preconditions.checkNotNull(spec, "spec");
+        Preconditions.checkNotNull(policy, "policy");
+        Preconditions.checkNotNull(cache, "cache");
+        checkPerModelUpdates(updates);
+        return stream.connect(controlStream.broadcast())
+                .transform(
+                        "ONNX inference per model",
+                        spec.resultType(),
+                        new ControlledMultiModelOperator<>(
+                                spec, selector, policy, cache, FailedRecord.tag(stream.getType()), updates));
+    }
+
+    private static void checkPerModelUpdates(ModelUpdates updates) {
+        Preconditions.checkNotNull(updates, "updates");
+        Preconditions.checkArgument(
+                updates.watchedFolder() == null,
+                "batchedPerModel watches the folders its ModelRefs name (ModelRef.watch(folder)): give the poll"
+                        + " interval with ModelUpdates.builder().pollInterval(...), not watch(%s, ...)",
+                updates.watchedFolder());
     }
 
     /**

@@ -6,6 +6,9 @@ import io.flinkonnx.flink.FallbackReport;
 import io.flinkonnx.flink.ModelCache;
 import io.flinkonnx.flink.ModelRef;
 import io.flinkonnx.flink.ModelSelector;
+import io.flinkonnx.flink.ModelUpdate;
+import io.flinkonnx.flink.ModelUpdateReport;
+import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecordConversionException;
 import io.flinkonnx.flink.SystemicFailureException;
@@ -14,7 +17,9 @@ import io.flinkonnx.flink.engine.BufferedScoringOperator;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.engine.RecordBuffer;
 import io.flinkonnx.flink.session.OrtRuntime;
-import io.flinkonnx.providers.ProviderChain;
+import io.flinkonnx.flink.versions.ModelFolder;
+import io.flinkonnx.flink.versions.ServingModel;
+import io.flinkonnx.model.ModelSignature;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.Iterator;
@@ -29,9 +34,13 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
 import org.apache.flink.annotation.Internal;
 import org.apache.flink.annotation.VisibleForTesting;
+import org.apache.flink.api.common.state.ListState;
+import org.apache.flink.api.common.state.ListStateDescriptor;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.Gauge;
 import org.apache.flink.metrics.MetricGroup;
+import org.apache.flink.runtime.state.StateInitializationContext;
+import org.apache.flink.runtime.state.StateSnapshotContext;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.util.OutputTag;
 import org.slf4j.Logger;
@@ -44,9 +53,16 @@ import org.slf4j.LoggerFactory;
  * task thread. Every buffer is scored before a checkpoint barrier, a watermark and at end of input (records
  * waiting for a model to load are scored too: the operator waits for the load), so nothing buffered is
  * lost. Order is kept per model; records of different models leave in the order their batches run.
+ *
+ * <p>Updatable models ({@link ModelTrack}): a {@linkplain ModelRef#watch watched folder} serves its newest version,
+ * polled every {@link ModelUpdates#pollInterval()}; a control message ({@link ModelUpdate#model}) pins the model it
+ * addresses. A new version is loaded and gated off the task thread against the version the model serves, and
+ * swapped in between its batches (its buffer scored by the old version first). The version each such model serves,
+ * the watched folder's version handled last and the messages not yet applied are operator state (union list
+ * "onnx-per-model-versions"), so a restore serves the versions the checkpoint names.
  */
 @Internal
-public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT> {
+public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT> {
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(MultiModelOperator.class);
     /** How often loads under way are looked at, while there are any. */
@@ -70,6 +86,8 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
     private final ModelSelector<IN> selector;
     private final BatchPolicy policy;
     private final ModelCache cache;
+    /** How updatable models change: the poll interval and the gate. */
+    private final ModelUpdates updates;
 
     /** Access order: the least recently used model first. */
     private transient LinkedHashMap<ModelRef, ServedModel<IN, OUT>> models;
@@ -91,17 +109,145 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
 
     private transient volatile int loadedCount;
 
+    /** The updatable models' versions, by {@link ModelTrack#keyOf} (kept across evictions). */
+    private transient Map<String, ModelTrack> tracks;
+    /** The last control message per address it named: the version a model not seen yet loads. */
+    private transient Map<String, ModelVersionEntry> pins;
+
+    private transient long pinSeq;
+    private transient ListState<ModelVersionEntry> versionState;
+    private transient VersionLoader<IN, OUT> versions;
+    private transient long nextPollAt;
+    private transient Counter modelUpdates;
+    private transient Counter modelUpdatesRefused;
+
     public MultiModelOperator(
             OnnxInferenceSpec<IN, OUT> spec,
             ModelSelector<IN> selector,
             BatchPolicy policy,
             ModelCache cache,
             OutputTag<FailedRecord<IN>> failedTag) {
+        this(spec, selector, policy, cache, failedTag, null);
+    }
+
+    /** @param updates the poll interval of watched folders and the gate, or null for the defaults */
+    public MultiModelOperator(
+            OnnxInferenceSpec<IN, OUT> spec,
+            ModelSelector<IN> selector,
+            BatchPolicy policy,
+            ModelCache cache,
+            OutputTag<FailedRecord<IN>> failedTag,
+            ModelUpdates updates) {
         super(failedTag);
         this.spec = spec;
         this.selector = selector;
         this.policy = policy;
         this.cache = cache;
+        this.updates = updates == null ? ModelUpdates.fromControlStream() : updates;
+    }
+
+    @Override
+    public void initializeState(StateInitializationContext context) throws Exception {
+        super.initializeState(context);
+        tracks = new HashMap<>();
+        pins = new HashMap<>();
+        // Union: after rescaling every subtask sees every entry and takes its own of a model, else the lowest's.
+        versionState = context.getOperatorStateStore()
+                .getUnionListState(new ListStateDescriptor<>("onnx-per-model-versions", ModelVersionEntry.class));
+        if (context.isRestored()) {
+            restore(versionState.get(), getRuntimeContext().getTaskInfo().getIndexOfThisSubtask());
+        }
+    }
+
+    private void restore(Iterable<ModelVersionEntry> entries, int me) {
+        Map<String, Integer> from = new HashMap<>();
+        List<ModelVersionEntry> all = new ArrayList<>();
+        for (ModelVersionEntry e : entries) {
+            all.add(e);
+            if (ModelVersionEntry.TRACK.equals(e.kind)) {
+                Integer chosen = from.get(e.model);
+                if (chosen == null || e.subtask == me || (chosen != me && e.subtask < chosen)) {
+                    from.put(e.model, e.subtask);
+                }
+            }
+        }
+        all.sort(java.util.Comparator.comparingLong(e -> e.seq));
+        for (ModelVersionEntry e : all) {
+            boolean mine = from.containsKey(e.model) && from.get(e.model) == e.subtask;
+            if (ModelVersionEntry.TRACK.equals(e.kind) && mine) {
+                ModelTrack t = new ModelTrack(e.model, e.refUri, e.refVersion);
+                t.served = e.uri == null ? null : new ServingModel(me, e.uri, e.sha256, e.version);
+                t.found = e.found;
+                t.restored = t.served != null;
+                tracks.put(t.key, t);
+            } else if (ModelVersionEntry.PIN.equals(e.kind)) {
+                ModelVersionEntry known = pins.get(e.model);
+                if (known == null || known.seq <= e.seq) {
+                    pins.put(e.model, e);
+                }
+                pinSeq = Math.max(pinSeq, e.seq);
+            }
+        }
+        for (ModelVersionEntry e : all) {
+            if (ModelVersionEntry.PENDING.equals(e.kind)
+                    && from.containsKey(e.model)
+                    && from.get(e.model) == e.subtask) {
+                ModelUpdate u = new ModelUpdate(e.uri, e.sha256, e.version);
+                u.model = e.refUri;
+                tracks.get(e.model).pending.add(u);
+            }
+        }
+    }
+
+    @Override
+    public void snapshotState(StateSnapshotContext context) throws Exception {
+        super.snapshotState(context);
+        // Every buffer was scored before the barrier and swaps happen on the task thread: each prediction emitted
+        // since a model's last swap came from the version named here.
+        List<ModelVersionEntry> entries = new ArrayList<>();
+        for (ModelTrack t : tracks.values()) {
+            if (t.served == null && t.found == null && t.pending.isEmpty()) {
+                continue;
+            }
+            ModelVersionEntry e = entry(ModelVersionEntry.TRACK, t.key, t);
+            if (t.served != null) {
+                e.uri = t.served.uri;
+                e.sha256 = t.served.sha256;
+                e.version = t.served.version;
+            }
+            e.found = t.found;
+            entries.add(e);
+            for (int i = 0; i < t.pending.size(); i++) {
+                ModelUpdate u = t.pending.get(i);
+                ModelVersionEntry p = entry(ModelVersionEntry.PENDING, t.key, t);
+                p.uri = u.uri;
+                p.sha256 = u.sha256;
+                p.version = u.version;
+                p.seq = i;
+                entries.add(p);
+            }
+        }
+        for (ModelVersionEntry pin : pins.values()) {
+            ModelVersionEntry p = entry(ModelVersionEntry.PIN, pin.model, null);
+            p.uri = pin.uri;
+            p.sha256 = pin.sha256;
+            p.version = pin.version;
+            p.seq = pin.seq;
+            entries.add(p);
+        }
+        versionState.update(entries);
+    }
+
+    private ModelVersionEntry entry(String kind, String model, ModelTrack t) {
+        ModelVersionEntry e = new ModelVersionEntry();
+        e.subtask = getRuntimeContext().getTaskInfo().getIndexOfThisSubtask();
+        e.kind = kind;
+        e.model = model;
+        if (t != null) {
+            e.refUri = t.refUri;
+            e.refVersion = t.refVersion;
+        }
+        return e;
     }
 
     @Override
@@ -130,6 +276,10 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
         metricsByModel = new HashMap<>();
         evictions = metrics.counter("model_evictions");
         loadFailures = metrics.counter("model_load_failures");
+        modelUpdates = metrics.counter("model_updates");
+        modelUpdatesRefused = metrics.counter("model_updates_refused");
+        versions = new VersionLoader<>(spec, policy, updates, slot, subtask);
+        nextPollAt = Long.MAX_VALUE;
         metrics.gauge("loaded_models", (Gauge<Integer>) () -> loadedCount);
         metrics.gauge("loaded_model_bytes", (Gauge<Long>) () -> loadedBytes);
     }
@@ -180,8 +330,11 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             return model;
         }
         if (model == null) {
-            String label = ref.version() != null ? ref.version() : InferenceRunner.versionLabelOf(ref.uri());
+            String label = ref.version() != null
+                    ? ref.version()
+                    : ref.watched() ? folderName(ref.uri()) : InferenceRunner.versionLabelOf(ref.uri());
             model = new ServedModel<>(ref, label);
+            model.track = trackFor(ref);
         }
         makeRoom(model);
         startLoad(model);
@@ -192,25 +345,63 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
 
     private void startLoad(ServedModel<IN, OUT> model) {
         model.state = ServedModel.State.LOADING;
-        OnnxInferenceSpec<IN, OUT> modelSpec = spec.withModel(model.ref.source());
-        if (model.ref.providers() != null) {
-            modelSpec = modelSpec.withProviders(ProviderChain.parse(model.ref.providers()));
-        }
-        OnnxInferenceSpec<IN, OUT> loadSpec = modelSpec;
+        ModelTrack track = model.track;
+        ServingModel served = track == null ? null : track.served;
+        boolean markFolder = model.ref.watched() && track.found == null;
+        ModelRef ref = model.ref;
+        String label = model.label;
         model.loading = CompletableFuture.supplyAsync(
                 () -> {
-                    InferenceRunner<IN, OUT> runner = new InferenceRunner<>(loadSpec);
                     try {
-                        runner.open(slot, subtask, null, policy.maxBatchSize(), policy);
-                        runner.version(model.label);
-                        return runner;
-                    } catch (Exception | Error e) {
-                        runner.close();
-                        throw e instanceof RuntimeException ? (RuntimeException) e : new CompletionException(e);
+                        return versions.load(ref, served, markFolder, label);
+                    } catch (RuntimeException e) {
+                        throw e;
+                    } catch (Exception e) {
+                        throw new CompletionException(e);
                     }
                 },
                 loader);
         scheduleLoadingCheck(getProcessingTimeService().getCurrentProcessingTime());
+    }
+
+    /**
+     * The versions of {@code ref}'s model: kept ones (restored, or from before an eviction), a new track for a
+     * watched folder or a model a control message pinned, else null (a fixed model).
+     */
+    private ModelTrack trackFor(ModelRef ref) {
+        String key = ModelTrack.keyOf(ref);
+        ModelTrack track = tracks.get(key);
+        if (track != null) {
+            return track;
+        }
+        ModelVersionEntry pin = null;
+        for (ModelVersionEntry p : pins.values()) {
+            if (ref.isAddressedBy(p.model) && (pin == null || p.seq > pin.seq)) {
+                pin = p;
+            }
+        }
+        if (!ref.watched() && pin == null) {
+            return null;
+        }
+        track = ModelTrack.of(ref);
+        if (pin != null) {
+            track.served = new ServingModel(subtask, pin.uri, pin.sha256, labelOf(pin.uri, pin.version));
+        }
+        tracks.put(key, track);
+        return track;
+    }
+
+    private static String labelOf(String uri, String version) {
+        return version == null || version.isBlank() ? ModelFolder.labelOf(uri) : version;
+    }
+
+    /** A watched folder's name: its metrics label until a version names the model. */
+    static String folderName(String folderUri) {
+        String path = folderUri.replace('\\', '/');
+        while (path.endsWith("/") && path.length() > 1) {
+            path = path.substring(0, path.length() - 1);
+        }
+        return path.substring(path.lastIndexOf('/') + 1);
     }
 
     /** Evicts the least recently used models until {@code incoming} fits under {@code maxModels}. */
@@ -258,8 +449,13 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
         }
     }
 
-    /** Closes a loaded model's session (its buffer is empty). */
+    /** Closes a loaded model's session (its buffer is empty) and the version it was loading, if any. */
     private void unload(ServedModel<IN, OUT> model) {
+        if (model.updating != null) {
+            // its control message stays pending, its folder's version unhandled: both are taken up at the next load
+            model.updating.thenAccept(ModelTrack.Step::discard);
+            model.updating = null;
+        }
         loadedBytes -= model.bytes;
         loadedCount--;
         model.runner.close();
@@ -305,8 +501,10 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
     /** On the task thread, once the load of {@code model} is done: ready (its waiting records buffered), or failed. */
     private void finishLoad(ServedModel<IN, OUT> model) throws Exception {
         InferenceRunner<IN, OUT> runner;
+        ModelTrack.Loaded<IN, OUT> loaded;
         try {
-            runner = model.loading.join();
+            loaded = model.loading.join();
+            runner = loaded.runner;
         } catch (CompletionException | java.util.concurrent.CancellationException e) {
             Throwable cause = e.getCause() == null ? e : e.getCause();
             markFailed(
@@ -323,11 +521,32 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             }
             return;
         }
+        model.label = loaded.label;
+        ModelTrack track = model.track;
+        if (track != null) {
+            track.served =
+                    new ServingModel(subtask, loaded.uri, runner.session().modelSha256(), loaded.label);
+            if (loaded.found != null) {
+                track.found = loaded.found;
+            }
+            if (track.restored) {
+                track.restored = false;
+                ModelUpdateReport report = report(ModelUpdateReport.Outcome.RESTORED, model, track.served);
+                LOG.info("Model {} serves version {} again, as the checkpoint named it", model.ref, track.served);
+                output.collect(ModelUpdateReport.TAG, new StreamRecord<>(report));
+            }
+            if (model.ref.watched() && nextPollAt == Long.MAX_VALUE) {
+                nextPollAt = getProcessingTimeService().getCurrentProcessingTime()
+                        + updates.pollInterval().toMillis();
+                getProcessingTimeService().registerTimer(nextPollAt, this);
+            }
+        }
         // Metrics are never removed and cost ~4 KB a label (the histograms): past the cap, labels share "other".
-        String metricsLabel = metricsByModel.containsKey(model.label) || metricsByModel.size() < MODELS_WITH_METRICS
-                ? model.label
-                : OTHER_MODELS;
-        if (!metricsLabel.equals(model.label) && !metricsByModel.containsKey(OTHER_MODELS)) {
+        String metricsLabel =
+                metricsByModel.containsKey(model.metricsLabel) || metricsByModel.size() < MODELS_WITH_METRICS
+                        ? model.metricsLabel
+                        : OTHER_MODELS;
+        if (!metricsLabel.equals(model.metricsLabel) && !metricsByModel.containsKey(OTHER_MODELS)) {
             LOG.info(
                     "{} models have metrics of their own; {} and the models after it count under model={}",
                     MODELS_WITH_METRICS,
@@ -367,6 +586,7 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
                 deadLetter(record, failedToLoad(model), model.ref.uri(), model.label);
             }
         }
+        startUpdate(model, false, getProcessingTimeService().getCurrentProcessingTime());
     }
 
     private MetricGroup modelGroup(String label) {
@@ -408,6 +628,10 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
 
     @Override
     public void onProcessingTime(long time) throws Exception {
+        boolean pollDue = time >= nextPollAt;
+        if (pollDue) {
+            nextPollAt = Long.MAX_VALUE; // armed again below while a watched folder's model is loaded
+        }
         boolean loading = false;
         for (ServedModel<IN, OUT> model : new ArrayList<>(models.values())) {
             if (models.get(model.ref) != model) {
@@ -423,6 +647,20 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             if (model.state == ServedModel.State.READY && model.buffer.expired(time)) {
                 flush(model);
             }
+            if (model.state == ServedModel.State.READY && model.updating != null && model.updating.isDone()) {
+                applyUpdate(model, time);
+            }
+        }
+        for (ServedModel<IN, OUT> model : new ArrayList<>(models.values())) {
+            if (model.state != ServedModel.State.READY) {
+                continue;
+            }
+            startUpdate(model, pollDue, time);
+            loading |= model.updating != null;
+            if (pollDue && model.ref.watched() && nextPollAt == Long.MAX_VALUE) {
+                nextPollAt = time + updates.pollInterval().toMillis();
+                getProcessingTimeService().registerTimer(nextPollAt, this);
+            }
         }
         if (time >= loadingCheckAt) {
             loadingCheckAt = Long.MAX_VALUE;
@@ -437,6 +675,216 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             loadingCheckAt = now + LOADING_CHECK_MILLIS;
             getProcessingTimeService().registerTimer(loadingCheckAt, this);
         }
+    }
+
+    /**
+     * Starts the next update of a loaded updatable model, if none is under way: its first pending control message,
+     * else (when {@code pollDue}) a poll of its watched folder. Loaded and gated on the loader thread against the
+     * version it serves; taken over by {@link #applyUpdate} on the task thread.
+     */
+    private void startUpdate(ServedModel<IN, OUT> model, boolean pollDue, long now) {
+        ModelTrack track = model.track;
+        if (track == null || model.state != ServedModel.State.READY || model.updating != null) {
+            return;
+        }
+        ServingModel serving = track.served;
+        ModelSignature signature = model.runner.signature();
+        ModelRef ref = model.ref;
+        long requested = System.nanoTime();
+        if (!track.pending.isEmpty()) {
+            ModelUpdate update = track.pending.get(0);
+            model.updating = CompletableFuture.supplyAsync(
+                    () -> versions.load(ref, update, update, null, serving, signature, requested), loader);
+        } else if (pollDue && ref.watched()) {
+            String lastFound = track.found;
+            model.updating = CompletableFuture.supplyAsync(
+                    () -> versions.poll(ref, lastFound, serving, signature, requested), loader);
+        } else {
+            return;
+        }
+        scheduleLoadingCheck(now);
+    }
+
+    /**
+     * Takes a finished update of {@code model} over, between its batches: a promoted version serves once the
+     * buffer is scored by the version it was buffered for, and the previous session closes. Reports the outcome.
+     */
+    private void applyUpdate(ServedModel<IN, OUT> model, long now) throws Exception {
+        ModelTrack.Step<IN, OUT> step;
+        try {
+            step = model.updating.join();
+        } finally {
+            model.updating = null;
+        }
+        ModelTrack track = model.track;
+        if (step.control != null && !track.pending.isEmpty() && track.pending.get(0) == step.control) {
+            track.pending.remove(0);
+        }
+        if (step.found != null) {
+            track.found = step.found;
+        }
+        ModelUpdateReport report = step.report;
+        if (report == null) {
+            return; // nothing new in the folder
+        }
+        if (step.control == null && report.outcome == ModelUpdateReport.Outcome.REFUSED) {
+            String problem = report.uri + "\n" + report.reason;
+            if (problem.equals(track.lastProblem)) {
+                return; // a poll's problem is reported once, not at every poll
+            }
+            track.lastProblem = problem;
+        }
+        switch (report.outcome) {
+            case PROMOTED:
+                flush(model); // by the version it was buffered for
+                track.served = new ServingModel(subtask, report.uri, report.sha256, report.version);
+                if (model.state == ServedModel.State.READY) {
+                    InferenceRunner<IN, OUT> previous = model.runner;
+                    InferenceRunner<IN, OUT> next = step.runner;
+                    next.version(report.version);
+                    model.buffer.serve(next, capacityOf(next, policy));
+                    model.runner = next;
+                    long bytes = next.session().modelSizeBytes();
+                    loadedBytes += bytes - model.bytes;
+                    model.bytes = bytes;
+                    model.label = report.version;
+                    previous.close();
+                    output.collect(FallbackReport.TAG, new StreamRecord<>(next.fallbackReport()));
+                } else {
+                    step.discard(); // its session broke in that last batch: the next load takes the new version
+                }
+                modelUpdates.inc();
+                report.swapLatencyMillis = (System.nanoTime() - step.requestedAtNanos) / 1_000_000;
+                LOG.info(
+                        "Model {} now serves version {} ({}, sha256 {}) after {} ms",
+                        model.ref,
+                        report.version,
+                        report.uri,
+                        report.sha256,
+                        report.swapLatencyMillis);
+                break;
+            case ALREADY_SERVING:
+                track.served = new ServingModel(subtask, track.served.uri, track.served.sha256, report.version);
+                model.runner.version(report.version);
+                model.label = report.version;
+                break;
+            default:
+                modelUpdatesRefused.inc();
+                LOG.warn(
+                        "Model update {} ({}) of model {} refused; version {} serves on: {}",
+                        report.version,
+                        report.uri,
+                        model.ref,
+                        track.served.version,
+                        report.reason);
+        }
+        report.model = model.ref.uri();
+        report.servingVersion = track.served.version;
+        report.timestampMillis = now;
+        output.collect(ModelUpdateReport.TAG, new StreamRecord<>(report));
+    }
+
+    /**
+     * A control message for the model it names ({@link ModelUpdate#model}): a loaded model loads, gates and swaps it
+     * in after the messages before it; a model not loaded here loads this version the next time a record needs it
+     * (every check of the loader, and no signature to compare with); a model not seen yet starts with it.
+     */
+    public void offerUpdate(ModelUpdate update) throws Exception {
+        long now = getProcessingTimeService().getCurrentProcessingTime();
+        if (update == null
+                || update.model == null
+                || update.model.isBlank()
+                || update.uri == null
+                || update.uri.isBlank()) {
+            ModelUpdateReport report = new ModelUpdateReport();
+            report.outcome = ModelUpdateReport.Outcome.REFUSED;
+            if (update != null) {
+                report.uri = update.uri;
+                report.version = update.version;
+            }
+            report.reason = update == null || update.uri == null || update.uri.isBlank()
+                    ? "The update names no model URI"
+                    : "With many models per operator an update names the model it is for (ModelUpdate.forModel:"
+                            + " its ModelRef's URI or version label)";
+            report.subtask = subtask;
+            report.timestampMillis = now;
+            modelUpdatesRefused.inc();
+            LOG.warn("Model update {} refused: {}", update, report.reason);
+            output.collect(ModelUpdateReport.TAG, new StreamRecord<>(report));
+            return;
+        }
+        String sha = update.sha256 == null || update.sha256.isBlank() ? null : update.sha256;
+        ModelVersionEntry pin = new ModelVersionEntry();
+        pin.kind = ModelVersionEntry.PIN;
+        pin.model = update.model;
+        pin.uri = update.uri;
+        pin.sha256 = sha;
+        pin.version = update.version;
+        pin.seq = ++pinSeq;
+        pins.put(update.model, pin);
+        for (ServedModel<IN, OUT> m : models.values()) {
+            if (m.track == null && m.ref.isAddressedBy(update.model)) {
+                m.track = ModelTrack.of(m.ref);
+                tracks.put(m.track.key, m.track);
+                if (m.state == ServedModel.State.READY) {
+                    m.track.served = new ServingModel(
+                            subtask,
+                            m.runner.spec().model().uri(),
+                            m.runner.session().modelSha256(),
+                            m.label);
+                }
+            }
+        }
+        for (ModelTrack track : tracks.values()) {
+            if (!track.addressedBy(update.model)) {
+                continue;
+            }
+            ServedModel<IN, OUT> model = null;
+            for (ServedModel<IN, OUT> m : models.values()) {
+                if (m.track == track) {
+                    model = m;
+                }
+            }
+            if (model != null && model.state != ServedModel.State.FAILED) {
+                track.pending.add(update); // gated against what serves when the messages before it are applied
+                startUpdate(model, false, now);
+            } else {
+                // not loaded here: the next load is of this version (a failed model tries it at its next record)
+                track.pending.clear();
+                track.served = new ServingModel(subtask, update.uri, sha, labelOf(update.uri, update.version));
+                track.restored = false;
+                if (model != null) {
+                    model.retryAtMillis = now;
+                }
+            }
+        }
+    }
+
+    private ModelUpdateReport report(
+            ModelUpdateReport.Outcome outcome, ServedModel<IN, OUT> model, ServingModel version) {
+        ModelUpdateReport r = new ModelUpdateReport();
+        r.outcome = outcome;
+        r.model = model.ref.uri();
+        r.uri = version.uri;
+        r.sha256 = version.sha256;
+        r.version = version.version;
+        r.servingVersion = version.version;
+        r.subtask = subtask;
+        r.timestampMillis = getProcessingTimeService().getCurrentProcessingTime();
+        return r;
+    }
+
+    /** For tests: waits until the loader thread has done everything handed to it so far. */
+    @VisibleForTesting
+    public void awaitLoader(java.time.Duration timeout) throws Exception {
+        loader.submit(() -> {}).get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    /** The version label {@code ref}'s model serves or loads next, or null (for tests). */
+    @VisibleForTesting
+    public String servedVersion(ModelRef ref) {
+        ModelTrack track = tracks.get(ModelTrack.keyOf(ref));
+        return track == null || track.served == null ? null : track.served.version;
     }
 
     /** Scores every model's buffer, waiting for loads under way: nothing buffered may pass a barrier. */
@@ -545,14 +993,18 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             try {
                 if (models != null) {
                     for (ServedModel<IN, OUT> model : models.values()) {
+                        if (model.updating != null) {
+                            model.updating.thenAccept(ModelTrack.Step::discard);
+                            model.updating = null;
+                        }
                         if (model.runner != null) {
                             model.runner.close();
                             model.runner = null;
                         } else if (model.loading != null) {
                             // now if it has loaded, else on the loader thread when the load ends
-                            model.loading.whenComplete((runner, failure) -> {
-                                if (runner != null) {
-                                    runner.close();
+                            model.loading.whenComplete((loaded, failure) -> {
+                                if (loaded != null) {
+                                    loaded.runner.close();
                                 }
                             });
                         }

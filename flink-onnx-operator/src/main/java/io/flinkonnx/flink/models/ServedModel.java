@@ -19,9 +19,18 @@ final class ServedModel<IN, OUT> {
     }
 
     final ModelRef ref;
-    final String label;
+    /** The version it serves: what predictions, dead letters and logs name it by (a watched folder's changes). */
+    String label;
+    /** Its metrics' label: its first label (for a watched folder, the folder's name). */
+    final String metricsLabel;
+
     State state = State.LOADING;
-    CompletableFuture<InferenceRunner<IN, OUT>> loading;
+    CompletableFuture<ModelTrack.Loaded<IN, OUT>> loading;
+    /** Its versions, when it is updatable (a watched folder, or addressed by a control message); else null. */
+    ModelTrack track;
+    /** An update of this loaded model under way on the loader thread, or null. */
+    CompletableFuture<ModelTrack.Step<IN, OUT>> updating;
+
     InferenceRunner<IN, OUT> runner;
     long bytes;
 
@@ -43,6 +52,7 @@ final class ServedModel<IN, OUT> {
     ServedModel(ModelRef ref, String label) {
         this.ref = ref;
         this.label = label;
+        this.metricsLabel = label;
     }
 
     /** Loaded: scores through {@code runner}, its records buffered in {@code buffer}. */

@@ -22,14 +22,14 @@ import org.apache.flink.annotation.Internal;
  * folder. (That it loads at all, with its pin and every loader check, is proved by opening it.)
  */
 @Internal
-final class VersionGate {
+public final class VersionGate {
     private VersionGate() {}
 
     /**
      * Null when {@code candidate} may serve; else why not. {@code vectors}: the golden vectors of its folder,
      * copied before its model was read (see {@link #copyVectors}), or null.
      */
-    static String check(
+    public static String check(
             InferenceRunner<?, ?> candidate,
             ModelSignature serving,
             String servingVersion,
@@ -84,7 +84,7 @@ final class VersionGate {
      * #deleteRecursively}), or null when the gate is off or there are none. Copied before the model is read, so
      * that a check of the model's file afterwards tells whether both are of one publication.
      */
-    static Path copyVectors(String modelUri, ModelUpdates settings) throws IOException {
+    public static Path copyVectors(String modelUri, ModelUpdates settings) throws IOException {
         String folder = settings.goldenVectorsGate() ? ModelFolder.folderOf(modelUri) : null;
         if (folder == null) {
             return null;
@@ -104,7 +104,7 @@ final class VersionGate {
         }
     }
 
-    static void deleteRecursively(Path dir) throws IOException {
+    public static void deleteRecursively(Path dir) throws IOException {
         try (var walk = Files.walk(dir)) {
             walk.sorted(java.util.Comparator.reverseOrder())
                     .forEach(p -> p.toFile().delete());

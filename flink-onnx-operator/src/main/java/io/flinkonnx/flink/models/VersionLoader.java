@@ -1,0 +1,239 @@
+package io.flinkonnx.flink.models;
+
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.ModelRef;
+import io.flinkonnx.flink.ModelUpdate;
+import io.flinkonnx.flink.ModelUpdateReport;
+import io.flinkonnx.flink.ModelUpdates;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.versions.ModelFolder;
+import io.flinkonnx.flink.versions.ServingModel;
+import io.flinkonnx.flink.versions.VersionGate;
+import io.flinkonnx.model.ModelSignature;
+import io.flinkonnx.model.ModelSource;
+import io.flinkonnx.providers.ProviderChain;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.Objects;
+import java.util.Optional;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * What the loader thread of a many-model operator does for versions: opens the version a model loads (its served
+ * one, a pin, a watched folder's newest), and loads and gates a candidate (a control message, or what a poll of
+ * the model's folder found) against the version it serves: the signature, and the golden vectors beside it (see
+ * {@link ModelUpdates}). Thread-safe: it keeps nothing between calls.
+ */
+final class VersionLoader<IN, OUT> {
+    private static final Logger LOG = LoggerFactory.getLogger(VersionLoader.class);
+
+    private final OnnxInferenceSpec<IN, OUT> spec;
+    private final BatchPolicy policy;
+    private final ModelUpdates settings;
+    private final String slot;
+    private final int subtask;
+
+    VersionLoader(
+            OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy, ModelUpdates settings, String slot, int subtask) {
+        this.spec = spec;
+        this.policy = policy;
+        this.settings = settings;
+        this.slot = slot;
+        this.subtask = subtask;
+    }
+
+    /** The spec of {@code ref}'s model at {@code source} (its own EP chain, if it names one). */
+    OnnxInferenceSpec<IN, OUT> specOf(ModelRef ref, ModelSource source) {
+        OnnxInferenceSpec<IN, OUT> s = spec.withModel(source);
+        return ref.providers() == null ? s : s.withProviders(ProviderChain.parse(ref.providers()));
+    }
+
+    private InferenceRunner<IN, OUT> open(ModelRef ref, ModelSource source, String label) throws Exception {
+        InferenceRunner<IN, OUT> runner = new InferenceRunner<>(specOf(ref, source));
+        try {
+            runner.open(slot, subtask, null, policy.maxBatchSize(), policy);
+            runner.version(label);
+            return runner;
+        } catch (Exception | Error e) {
+            runner.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Opens the version {@code ref}'s model loads: {@code served} (pinned to its sha256) when known, else a watched
+     * folder's newest, else the ref's own file labelled {@code label}.
+     */
+    ModelTrack.Loaded<IN, OUT> load(ModelRef ref, ServingModel served, boolean markFolder, String label)
+            throws Exception {
+        String found = null;
+        if (served == null && ref.watched()) {
+            ModelFolder.Version newest = ModelFolder.newest(ref.uri())
+                    .orElseThrow(() -> new IOException("The watched model folder " + ref.uri() + " holds no version"));
+            ModelSource source = ModelSource.of(newest.modelUri);
+            if (newest.sha256 != null) {
+                source = source.withSha256(newest.sha256);
+            }
+            return new ModelTrack.Loaded<>(
+                    open(ref, source, newest.label), newest.modelUri, newest.label, newest.identity());
+        }
+        if (markFolder) {
+            // a restored or pinned version: the folder's newest now is handled (a later one will be promoted)
+            try {
+                found = ModelFolder.newest(ref.uri())
+                        .map(ModelFolder.Version::identity)
+                        .orElse(null);
+            } catch (IOException e) {
+                LOG.warn("Cannot read the watched model folder {}: {}", ref.uri(), e.getMessage());
+            }
+        }
+        if (served != null) {
+            ModelSource source = ModelSource.of(served.uri);
+            if (served.sha256 != null) {
+                source = source.withSha256(served.sha256);
+            }
+            return new ModelTrack.Loaded<>(open(ref, source, served.version), served.uri, served.version, found);
+        }
+        return new ModelTrack.Loaded<>(open(ref, ref.source(), label), ref.uri(), label, found);
+    }
+
+    /**
+     * Polls {@code ref}'s watched folder: a step for its newest version when that is not {@code lastFound}, else one
+     * without a report.
+     */
+    ModelTrack.Step<IN, OUT> poll(
+            ModelRef ref, String lastFound, ServingModel serving, ModelSignature signature, long requested) {
+        Optional<ModelFolder.Version> newest;
+        try {
+            newest = ModelFolder.newest(ref.uri());
+        } catch (IOException | RuntimeException e) {
+            return new ModelTrack.Step<>(
+                    report(
+                            ModelUpdateReport.Outcome.REFUSED,
+                            ref.uri(),
+                            null,
+                            null,
+                            "Cannot read the watched model folder " + ref.uri() + ": " + e.getMessage()),
+                    null,
+                    null,
+                    null,
+                    requested);
+        }
+        if (newest.isEmpty() || newest.get().identity().equals(lastFound)) {
+            return new ModelTrack.Step<>(null, null, null, null, requested);
+        }
+        ModelFolder.Version v = newest.get();
+        return load(
+                ref, new ModelUpdate(v.modelUri, v.sha256, v.label), null, v.identity(), serving, signature, requested);
+    }
+
+    /**
+     * Loads {@code update} for {@code ref}'s model and judges it against {@code serving}: PROMOTED (the step holds the
+     * open runner), ALREADY_SERVING (the same bytes) or REFUSED (why). {@code found}: the folder's version it is, if a
+     * poll found it (a read error leaves it to the next poll).
+     */
+    ModelTrack.Step<IN, OUT> load(
+            ModelRef ref,
+            ModelUpdate update,
+            ModelUpdate control,
+            String found,
+            ServingModel serving,
+            ModelSignature signature,
+            long requested) {
+        if (update.uri == null || update.uri.isBlank()) {
+            return new ModelTrack.Step<>(
+                    report(
+                            ModelUpdateReport.Outcome.REFUSED,
+                            update.uri,
+                            update.version,
+                            null,
+                            "The update names no" + " model URI"),
+                    null,
+                    control,
+                    found,
+                    requested);
+        }
+        String label =
+                update.version == null || update.version.isBlank() ? ModelFolder.labelOf(update.uri) : update.version;
+        InferenceRunner<IN, OUT> candidate = null;
+        Path vectors = null;
+        try {
+            // golden vectors copied before the model is read; a model file replaced meanwhile is not judged by them
+            String fileBefore = settings.goldenVectorsGate() ? ModelFolder.fileState(update.uri) : null;
+            vectors = VersionGate.copyVectors(update.uri, settings);
+            ModelSource source = ModelSource.of(update.uri);
+            if (update.sha256 != null && !update.sha256.isBlank()) {
+                source = source.withSha256(update.sha256);
+            }
+            candidate = open(ref, source, label);
+            String sha = candidate.session().modelSha256();
+            ModelUpdateReport report;
+            if (vectors != null && !Objects.equals(fileBefore, ModelFolder.fileState(update.uri))) {
+                if (found != null) {
+                    return new ModelTrack.Step<>(null, null, null, null, requested); // the next poll looks again
+                }
+                report = report(
+                        ModelUpdateReport.Outcome.REFUSED,
+                        update.uri,
+                        label,
+                        sha,
+                        "The model's file changed while it loaded: its golden vectors may be another version's (send"
+                                + " the update again)");
+            } else if (sha.equals(serving.sha256)) {
+                report = report(ModelUpdateReport.Outcome.ALREADY_SERVING, update.uri, label, sha, null);
+            } else {
+                String refusal = VersionGate.check(candidate, signature, serving.version, settings, vectors);
+                report = refusal == null
+                        ? report(ModelUpdateReport.Outcome.PROMOTED, update.uri, label, sha, null)
+                        : report(ModelUpdateReport.Outcome.REFUSED, update.uri, label, sha, refusal);
+            }
+            InferenceRunner<IN, OUT> promoted = null;
+            if (report.outcome == ModelUpdateReport.Outcome.PROMOTED) {
+                promoted = candidate;
+                candidate = null; // handed over
+            }
+            return new ModelTrack.Step<>(report, promoted, control, found, requested);
+        } catch (Exception | LinkageError e) {
+            boolean readError = e instanceof IOException
+                    || e instanceof UncheckedIOException
+                    || e.getCause() instanceof IOException;
+            return new ModelTrack.Step<>(
+                    report(
+                            ModelUpdateReport.Outcome.REFUSED,
+                            update.uri,
+                            label,
+                            null,
+                            "The model did not load: " + e.getMessage()),
+                    null,
+                    control,
+                    readError ? null : found,
+                    requested);
+        } finally {
+            if (candidate != null) {
+                candidate.close();
+            }
+            if (vectors != null) {
+                try {
+                    VersionGate.deleteRecursively(vectors);
+                } catch (IOException e) {
+                    LOG.warn("Cannot delete the golden vectors copied to {}: {}", vectors, e.getMessage());
+                }
+            }
+        }
+    }
+
+    private ModelUpdateReport report(
+            ModelUpdateReport.Outcome outcome, String uri, String version, String sha256, String reason) {
+        ModelUpdateReport r = new ModelUpdateReport();
+        r.outcome = outcome;
+        r.uri = uri;
+        r.version = version;
+        r.sha256 = sha256;
+        r.reason = reason;
+        r.subtask = subtask;
+        return r;
+    }
+}
