@@ -16,6 +16,7 @@ import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecurrentState;
 import io.flinkonnx.flink.sql.OnnxScoreFunction;
 import java.time.Duration;
+import java.util.Map;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
 import org.apache.flink.api.common.typeinfo.Types;
 import org.apache.flink.api.connector.source.Source;
@@ -180,6 +181,26 @@ public final class DocSamples {
                 ModelCache.builder().maxModels(16).maxModelBytes(4L << 30).build());
         // in the decoder: out.modelUri(), out.modelVersion(): the model that scored this record
         // end::many-models[]
+    }
+
+    static void manyModelUpdates(
+            DataStream<Txn> txns,
+            DataStream<ModelUpdate> control,
+            OnnxInferenceSpec<Txn, Scored> spec,
+            BatchPolicy policy) {
+        // tag::many-models-updates[]
+        // each country's model is its folder's newest version, polled every minute, swapped between its batches
+        ModelSelector<Txn> perCountry = ModelSelector.byKey(txn -> txn.country, Map.of(
+                "DE", ModelRef.watch("s3://models/fraud-DE/"),
+                "FR", ModelRef.watch("s3://models/fraud-FR/")));
+        SingleOutputStreamOperator<Scored> scored = OnnxInference.batchedPerModel(txns, perCountry, spec, policy,
+                ModelCache.defaults(), ModelUpdates.builder().pollInterval(Duration.ofMinutes(1)).build());
+
+        // a control stream pins one model to a version (a rollback of DE) until the next message for it
+        ModelUpdate rollback = ModelUpdate.of("s3://models/fraud-DE/v6/model.onnx", "v6").forModel("s3://models/fraud-DE/");
+        SingleOutputStreamOperator<Scored> scored2 = OnnxInference.batchedPerModel(txns, control, perCountry, spec,
+                policy, ModelCache.defaults(), ModelUpdates.fromControlStream());
+        // end::many-models-updates[]
     }
 
     static void scalarFunction(TableEnvironment tEnv) {
