@@ -26,6 +26,7 @@ import io.flinkonnx.model.Dim;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.TensorSpec;
+import io.flinkonnx.model.VersionLabel;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -50,8 +51,6 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     /** The metric group variable naming the version a {@code model_info} gauge stands for (see {@link #registerVersion}). */
     public static final String VERSION_VARIABLE = "version";
 
-    private static final java.util.regex.Pattern VERSION_FOLDER =
-            java.util.regex.Pattern.compile("[vV]?\\d+([._-]\\d+)*");
     private static final int MASK_CACHE_ENTRIES = 16;
     private static final int MASK_CACHE_MAX_LENGTH = 1 << 16;
     /**
@@ -192,7 +191,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             ordered = new Object[maxRows];
             runOptions = new RunOptions();
             outputs = new BatchOutputs(modelName, signature.outputs());
-            version = versionLabelOf(modelName);
+            version = VersionLabel.ofUri(modelName);
             outputs.version(version, shared.modelSha256());
             this.subtask = subtask;
             placementFromRunDue = shared.placementPending();
@@ -285,24 +284,14 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     }
 
     /**
-     * The version label of a model URI when nothing else names it: its folder's name when that is a version
-     * ({@code v7/model.onnx}, {@code 2.1.0/fraud.onnx}: digits, optionally after a {@code v}, with {@code .},
-     * {@code _} or {@code -} between them) or the file is just {@code model.onnx}, else the file name without
-     * its extension ({@code fraud-7}, {@code fraud-DE}).
+     * The version label of a model URI when nothing else names it: {@link VersionLabel#ofUri}.
+     *
+     * @deprecated the rule lives in {@link VersionLabel#ofUri}; this delegate stays only so that code written
+     *     against it on branches open at the move still compiles, and goes once they merged.
      */
+    @Deprecated
     public static String versionLabelOf(String modelUri) {
-        String path = modelUri.replace('\\', '/');
-        int slash = path.lastIndexOf('/');
-        String file = path.substring(slash + 1);
-        int dot = file.lastIndexOf('.');
-        file = dot > 0 ? file.substring(0, dot) : file;
-        if (slash <= 0) {
-            return file;
-        }
-        String parentPath = path.substring(0, slash);
-        String parent = parentPath.substring(parentPath.lastIndexOf('/') + 1);
-        // model.onnx says nothing: its folder names it (models/fraud-DE/model.onnx)
-        return VERSION_FOLDER.matcher(parent).matches() || file.equals("model") ? parent : file;
+        return VersionLabel.ofUri(modelUri);
     }
 
     /** The version label this runner serves (see {@link #version(String)}). */

@@ -14,6 +14,7 @@ import io.flinkonnx.flink.engine.BufferedScoringOperator;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.engine.RecordBuffer;
 import io.flinkonnx.flink.session.OrtRuntime;
+import io.flinkonnx.model.VersionLabel;
 import io.flinkonnx.providers.ProviderChain;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -180,7 +181,7 @@ public final class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<I
             return model;
         }
         if (model == null) {
-            String label = ref.version() != null ? ref.version() : InferenceRunner.versionLabelOf(ref.uri());
+            String label = ref.version() != null ? ref.version() : VersionLabel.ofUri(ref.uri());
             model = new ServedModel<>(ref, label);
         }
         makeRoom(model);
