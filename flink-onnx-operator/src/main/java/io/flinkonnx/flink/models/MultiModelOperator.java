@@ -20,6 +20,7 @@ import io.flinkonnx.flink.session.OrtRuntime;
 import io.flinkonnx.flink.versions.ModelFolder;
 import io.flinkonnx.flink.versions.ServingModel;
 import io.flinkonnx.model.ModelSignature;
+import io.flinkonnx.model.VersionLabel;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.Iterator;
@@ -332,7 +333,7 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         if (model == null) {
             String label = ref.version() != null
                     ? ref.version()
-                    : ref.watched() ? folderName(ref.uri()) : InferenceRunner.versionLabelOf(ref.uri());
+                    : ref.watched() ? folderName(ref.uri()) : VersionLabel.ofUri(ref.uri());
             model = new ServedModel<>(ref, label);
             model.track = trackFor(ref);
         }

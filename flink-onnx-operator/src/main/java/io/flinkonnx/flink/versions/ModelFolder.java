@@ -1,6 +1,6 @@
 package io.flinkonnx.flink.versions;
 
-import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.model.VersionLabel;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
@@ -155,9 +155,12 @@ public final class ModelFolder {
         return Integer.compare(a.length, b.length);
     }
 
-    /** A version's label from its model URI, by the same rule as the folder's versions. */
+    /**
+     * A version's label from its model URI, by the same rule as the folder's versions and the runner's default
+     * label: {@link VersionLabel#ofUri}.
+     */
     public static String labelOf(String modelUri) {
-        return InferenceRunner.versionLabelOf(modelUri);
+        return VersionLabel.ofUri(modelUri);
     }
 
     /**
