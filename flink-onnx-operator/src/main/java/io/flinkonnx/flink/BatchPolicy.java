@@ -49,47 +49,90 @@ public final class BatchPolicy implements Serializable {
     /**
      * 64 records, 10 ms, 256 MiB of buffered input ({@link #DEFAULT_MAX_BUFFERED_BYTES}), pad 0, mask input
      * {@code attention_mask}, ragged records padded only where the mask covers the axis, NaN accepted.
+     *
+     * @return the default policy
      */
     public static BatchPolicy defaults() {
         return builder().build();
     }
 
+    /**
+     * Starts a policy from the defaults of {@link #defaults()} (example in the class comment).
+     *
+     * @return a new builder
+     */
     public static Builder builder() {
         return new Builder();
     }
 
+    /**
+     * Records per ORT run at most (see {@link Builder#maxBatchSize}).
+     *
+     * @return the batch size, >= 1 (default 64)
+     */
     public int maxBatchSize() {
         return maxBatchSize;
     }
 
+    /**
+     * The longest a record waits for its batch to fill (see {@link Builder#maxBatchDelay}).
+     *
+     * @return the delay, >= 0 (default 10 ms)
+     */
     public Duration maxBatchDelay() {
         return maxBatchDelay;
     }
 
+    /**
+     * Bound on the buffered records' input bytes (see {@link Builder#maxBufferedBytes}).
+     *
+     * @return the bound in bytes, > 0 (default {@link #DEFAULT_MAX_BUFFERED_BYTES})
+     */
     public long maxBufferedBytes() {
         return maxBufferedBytes;
     }
 
-    /** The value ragged inputs are padded with (numeric inputs; BOOL pads false, STRING pads ""). */
+    /**
+     * The value ragged inputs are padded with (numeric inputs; BOOL pads false, STRING pads "").
+     *
+     * @return the pad value, never NaN (default 0)
+     */
     public double padValue() {
         return padValue;
     }
 
-    /** The input the operator fills with 1 for real positions and 0 for padding, when the encoder does not. */
+    /**
+     * The input the operator fills with 1 for real positions and 0 for padding, when the encoder does not.
+     *
+     * @return the mask input's name (default {@code attention_mask})
+     */
     public String attentionMaskInput() {
         return attentionMaskInput;
     }
 
+    /**
+     * Whether records with NaN in a FLOAT/DOUBLE input go to the failed-records output instead of being scored.
+     *
+     * @return true to reject NaN (default false)
+     */
     public boolean rejectNaN() {
         return rejectNaN;
     }
 
-    /** Whether records that differ along an axis no mask input covers are padded into one run anyway. */
+    /**
+     * Whether records that differ along an axis no mask input covers are padded into one run anyway.
+     *
+     * @return true to pad without a mask (default false)
+     */
     public boolean padWithoutMask() {
         return padWithoutMask;
     }
 
-    /** Whether padded records run in length buckets (see {@link Builder#bucketByLength}). */
+    /**
+     * Whether padded records run in length buckets (see {@link Builder#bucketByLength}).
+     *
+     * @return true to bucket by length (default true)
+     */
     public boolean bucketByLength() {
         return bucketByLength;
     }
@@ -115,7 +158,13 @@ public final class BatchPolicy implements Serializable {
 
         private Builder() {}
 
-        /** Records per ORT run, >= 1. Models whose batch dim is fixed (or absent) are run one record at a time. */
+        /**
+         * Records per ORT run, >= 1. Models whose batch dim is fixed (or absent) are run one record at a time.
+         *
+         * @param records the largest batch, at least 1 (default 64)
+         * @return this builder
+         * @throws IllegalArgumentException when {@code records} is below 1
+         */
         public Builder maxBatchSize(int records) {
             checkArgument(records >= 1, "maxBatchSize must be >= 1 record, got %s", records);
             this.maxBatchSize = records;
@@ -125,6 +174,11 @@ public final class BatchPolicy implements Serializable {
         /**
          * The longest a record waits for its batch to fill, in processing time (millisecond resolution);
          * {@code Duration.ZERO} runs what is buffered at every record.
+         *
+         * @param delay the longest wait, zero or positive (default 10 ms)
+         * @return this builder
+         * @throws IllegalArgumentException when {@code delay} is negative
+         * @throws NullPointerException when {@code delay} is null
          */
         public Builder maxBatchDelay(Duration delay) {
             checkNotNull(delay, "maxBatchDelay");
@@ -138,6 +192,10 @@ public final class BatchPolicy implements Serializable {
          * included), > 0; default 256 MiB. A record that would take the buffer past it first flushes what
          * is buffered; a record larger than the bound on its own is scored alone (the per-record bound is
          * {@link OnnxInferenceSpec.Builder#maxRecordBytes}).
+         *
+         * @param bytes the bound on buffered input bytes, at least 1 (default 256 MiB)
+         * @return this builder
+         * @throws IllegalArgumentException when {@code bytes} is 0 or negative
          */
         public Builder maxBufferedBytes(long bytes) {
             checkArgument(bytes > 0, "maxBufferedBytes must be > 0, got %s", bytes);
@@ -152,6 +210,9 @@ public final class BatchPolicy implements Serializable {
          * <p>Only for models that ignore padding by construction. For any other model (an LSTM, mean
          * pooling, a convolution over time) a record's prediction then depends on the records that share
          * its batch, and no drift check can see it.
+         *
+         * @param pad true to pad records into one run without a mask (default false)
+         * @return this builder
          */
         public Builder padWithoutMask(boolean pad) {
             this.padWithoutMask = pad;
@@ -166,30 +227,58 @@ public final class BatchPolicy implements Serializable {
          * of mixed lengths takes a few runs instead of one, which pays off wherever compute grows with the
          * padded length: 1.5-1.7x the throughput on a BERT-like encoder with lengths uniform in 8..256 at batch 64
          * (README, benchmark).
+         *
+         * @param bucket true to run padded records in length buckets (default true), false for one run per shape
+         *     group
+         * @return this builder
          */
         public Builder bucketByLength(boolean bucket) {
             this.bucketByLength = bucket;
             return this;
         }
 
+        /**
+         * The value ragged numeric inputs are padded with (BOOL pads false, STRING pads "").
+         *
+         * @param value the pad value, any number but NaN (default 0)
+         * @return this builder
+         * @throws IllegalArgumentException when {@code value} is NaN
+         */
         public Builder padValue(double value) {
             checkArgument(!Double.isNaN(value), "padValue must be a number, got NaN");
             this.padValue = value;
             return this;
         }
 
+        /**
+         * The input the operator fills with 1 for real positions and 0 for padding, when the encoder does not.
+         *
+         * @param inputName the model input's name, not blank (default {@code attention_mask})
+         * @return this builder
+         * @throws IllegalArgumentException when {@code inputName} is null or blank
+         */
         public Builder attentionMaskInput(String inputName) {
             checkArgument(inputName != null && !inputName.isBlank(), "attentionMaskInput must name an input");
             this.attentionMaskInput = inputName;
             return this;
         }
 
-        /** Sends records with NaN in a FLOAT/DOUBLE input to the failed-records output instead of scoring them. */
+        /**
+         * Sends records with NaN in a FLOAT/DOUBLE input to the failed-records output instead of scoring them.
+         *
+         * @param reject true to reject such records (default false: they are scored)
+         * @return this builder
+         */
         public Builder rejectNaN(boolean reject) {
             this.rejectNaN = reject;
             return this;
         }
 
+        /**
+         * Builds the policy; every setting was checked as it was set.
+         *
+         * @return the immutable policy
+         */
         public BatchPolicy build() {
             return new BatchPolicy(this);
         }

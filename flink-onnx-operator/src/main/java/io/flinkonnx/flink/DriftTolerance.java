@@ -30,31 +30,62 @@ public final class DriftTolerance implements Serializable {
         this.atol = atol;
     }
 
-    /** rtol 1e-3, atol 1e-5. */
+    /**
+     * rtol 1e-3, atol 1e-5.
+     *
+     * @return the default tolerance
+     */
     public static DriftTolerance defaults() {
         return new DriftTolerance(1e-3, 1e-5);
     }
 
-    /** Tolerances for floating outputs. */
+    /**
+     * Tolerances for floating outputs.
+     *
+     * @param rtol the relative tolerance, >= 0
+     * @param atol the absolute tolerance, >= 0
+     * @return the tolerance
+     * @throws IllegalArgumentException when {@code rtol} or {@code atol} is negative (or NaN)
+     */
     public static DriftTolerance of(double rtol, double atol) {
         return new DriftTolerance(rtol, atol);
     }
 
+    /**
+     * The relative tolerance of floating outputs.
+     *
+     * @return rtol, >= 0
+     */
     public double rtol() {
         return rtol;
     }
 
+    /**
+     * The absolute tolerance of floating outputs.
+     *
+     * @return atol, >= 0
+     */
     public double atol() {
         return atol;
     }
 
-    /** rtol for outputs of {@code type}. */
+    /**
+     * rtol for outputs of {@code type}.
+     *
+     * @param type the output's element type
+     * @return {@link #rtol()} for floating types, else 0
+     */
     @Internal
     public double rtolFor(ElementType type) {
         return isFloating(type) ? rtol : 0;
     }
 
-    /** atol for outputs of {@code type}. */
+    /**
+     * atol for outputs of {@code type}.
+     *
+     * @param type the output's element type
+     * @return {@link #atol()} for floating types, 1 for INT8/UINT8, else 0
+     */
     @Internal
     public double atolFor(ElementType type) {
         if (isFloating(type)) {
@@ -63,6 +94,12 @@ public final class DriftTolerance implements Serializable {
         return type == ElementType.INT8 || type == ElementType.UINT8 ? 1 : 0;
     }
 
+    /**
+     * Whether {@code type} is a floating type (FLOAT, DOUBLE, FLOAT16, BFLOAT16).
+     *
+     * @param type an element type
+     * @return true for a floating type
+     */
     @Internal
     public static boolean isFloating(ElementType type) {
         return type == ElementType.FLOAT

@@ -34,8 +34,17 @@ public class FailedRecord<IN> {
     /** The label of the model version that was serving (see {@link OutputRow#modelVersion()}). */
     public String modelVersion;
 
+    /** An empty failed record, for Flink's POJO serializer. */
     public FailedRecord() {}
 
+    /**
+     * A failed record; {@link #modelVersion} is left null.
+     *
+     * @param record the record as it arrived
+     * @param reason why it failed
+     * @param model the model URI
+     * @param errorType the exception class that carried the reason
+     */
     public FailedRecord(IN record, String reason, String model, String errorType) {
         this.record = record;
         this.reason = reason;
@@ -43,7 +52,13 @@ public class FailedRecord<IN> {
         this.errorType = errorType;
     }
 
-    /** The failed-records side output for records of {@code recordType} (Flink POJO, no Kryo). */
+    /**
+     * The failed-records side output for records of {@code recordType} (Flink POJO, no Kryo).
+     *
+     * @param <IN> the record type
+     * @param recordType the records' Flink type, e.g. {@code stream.getType()}
+     * @return the side output's tag, with id {@link #OUTPUT_TAG_ID}
+     */
     @SuppressWarnings({"unchecked", "rawtypes"})
     public static <IN> OutputTag<FailedRecord<IN>> tag(TypeInformation<IN> recordType) {
         TypeInformation<FailedRecord<IN>> type = (TypeInformation) Types.POJO(

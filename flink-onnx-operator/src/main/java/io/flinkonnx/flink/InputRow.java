@@ -16,12 +16,39 @@ import org.apache.flink.annotation.PublicEvolving;
 @PublicEvolving
 public interface InputRow {
 
-    /** Values for input {@code name}, shape inferred; the array's class must match the element type. */
+    /**
+     * Values for input {@code name}, shape inferred; the array's class must match the element type.
+     *
+     * @param name the model input's name
+     * @param values the record's values, flat, row-major: the Java array of the input's element type
+     * @return this row, to put the next input
+     * @throws RecordConversionException when the model has no input {@code name}, the input was given already
+     *     for this record, or the values are null, of another element type or of a
+     *     length that fits no shape of the input
+     */
     InputRow put(String name, Object values);
 
-    /** Values for input {@code name} with an explicit per-record shape (without the batch axis). */
+    /**
+     * Values for input {@code name} with an explicit per-record shape (without the batch axis).
+     *
+     * @param name the model input's name
+     * @param values the record's values, flat, row-major: the Java array of the input's element type
+     * @param recordShape the record's dims without the batch axis, each >= 0, their product the number of
+     *     values, matching the input's fixed dims
+     * @return this row, to put the next input
+     * @throws RecordConversionException when the model has no input {@code name}, the input was given already
+     *     for this record, or the values are null, of another element type or of a
+     *     length other than the shape's, or the shape does not fit the input's
+     */
     InputRow put(String name, Object values, long... recordShape);
 
-    /** Values for the model's only input (fails when the model has several inputs). */
+    /**
+     * Values for the model's only input (fails when the model has several inputs).
+     *
+     * @param values the record's values, flat, row-major: the Java array of the input's element type
+     * @return this row
+     * @throws RecordConversionException when the model has more than one input, or as {@link #put(String,
+     *     Object)}
+     */
     InputRow put(Object values);
 }

@@ -34,27 +34,56 @@ public final class ModelCache implements Serializable {
         this.retryBackoff = b.retryBackoff;
     }
 
+    /**
+     * Starts a cache from the defaults of {@link #defaults()} (example in the class comment).
+     *
+     * @return a new builder
+     */
     public static Builder builder() {
         return new Builder();
     }
 
-    /** 8 models, 1 GiB, 1024 waiting records, 1 s backoff. */
+    /**
+     * 8 models, 1 GiB, 1024 waiting records, 1 s backoff.
+     *
+     * @return the default cache
+     */
     public static ModelCache defaults() {
         return builder().build();
     }
 
+    /**
+     * Sessions a subtask keeps open at most.
+     *
+     * @return the number of models, >= 1 (default 8)
+     */
     public int maxModels() {
         return maxModels;
     }
 
+    /**
+     * Model bytes (files, external data included) a subtask keeps loaded at most.
+     *
+     * @return the bound in bytes, >= 1 (default 1 GiB)
+     */
     public long maxModelBytes() {
         return maxModelBytes;
     }
 
+    /**
+     * Records that may wait for their model to load before the operator waits too.
+     *
+     * @return the number of records, >= 1 (default 1024)
+     */
     public int maxRecordsWaitingForLoad() {
         return maxRecordsWaitingForLoad;
     }
 
+    /**
+     * The wait before a model that failed to load is tried again (doubling, at most 10 times this).
+     *
+     * @return the first backoff, >= 0 (default 1 s)
+     */
     public Duration retryBackoff() {
         return retryBackoff;
     }
@@ -75,28 +104,52 @@ public final class ModelCache implements Serializable {
 
         private Builder() {}
 
-        /** Sessions a subtask keeps open at most (at least 1). */
+        /**
+         * Sessions a subtask keeps open at most (at least 1).
+         *
+         * @param models the number of models, at least 1 (default 8)
+         * @return this builder
+         * @throws IllegalArgumentException when {@code models} is below 1
+         */
         public Builder maxModels(int models) {
             Preconditions.checkArgument(models >= 1, "maxModels must be at least 1, got %s", models);
             this.maxModels = models;
             return this;
         }
 
-        /** Model bytes (files, external data included) a subtask keeps loaded at most; one model may exceed it. */
+        /**
+         * Model bytes (files, external data included) a subtask keeps loaded at most; one model may exceed it.
+         *
+         * @param bytes the bound in bytes, at least 1 (default 1 GiB)
+         * @return this builder
+         * @throws IllegalArgumentException when {@code bytes} is 0 or negative
+         */
         public Builder maxModelBytes(long bytes) {
             Preconditions.checkArgument(bytes >= 1, "maxModelBytes must be positive, got %s", bytes);
             this.maxModelBytes = bytes;
             return this;
         }
 
-        /** Records that may wait for their model to load before the operator waits too (at least 1). */
+        /**
+         * Records that may wait for their model to load before the operator waits too (at least 1).
+         *
+         * @param records the number of records, at least 1 (default 1024)
+         * @return this builder
+         * @throws IllegalArgumentException when {@code records} is below 1
+         */
         public Builder maxRecordsWaitingForLoad(int records) {
             Preconditions.checkArgument(records >= 1, "maxRecordsWaitingForLoad must be at least 1, got %s", records);
             this.maxRecordsWaitingForLoad = records;
             return this;
         }
 
-        /** The wait before a model that failed to load is tried again (doubling, at most 10 times this). */
+        /**
+         * The wait before a model that failed to load is tried again (doubling, at most 10 times this).
+         *
+         * @param backoff the first wait, zero or positive (default 1 s)
+         * @return this builder
+         * @throws IllegalArgumentException when {@code backoff} is null or negative
+         */
         public Builder retryBackoff(Duration backoff) {
             Preconditions.checkArgument(
                     backoff != null && !backoff.isNegative(), "retryBackoff must be >= 0, got %s", backoff);
@@ -104,6 +157,11 @@ public final class ModelCache implements Serializable {
             return this;
         }
 
+        /**
+         * Builds the cache settings; every setting was checked as it was set.
+         *
+         * @return the immutable cache settings
+         */
         public ModelCache build() {
             return new ModelCache(this);
         }

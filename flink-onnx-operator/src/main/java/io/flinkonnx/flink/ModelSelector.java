@@ -25,10 +25,25 @@ import org.apache.flink.util.Preconditions;
 @FunctionalInterface
 public interface ModelSelector<IN> extends Serializable {
 
-    /** The model for {@code record}; null for the spec's model. */
+    /**
+     * The model for {@code record}; null for the spec's model.
+     *
+     * @param record the record to score
+     * @return the model that scores it, or null for the spec's own model
+     * @throws Exception to send the record to the dead letters
+     */
     ModelRef select(IN record) throws Exception;
 
-    /** A fixed map from a key of the record to its model; keys not in the map get the spec's model. */
+    /**
+     * A fixed map from a key of the record to its model; keys not in the map get the spec's model.
+     *
+     * @param <IN> the record type
+     * @param <K> the key type
+     * @param key reads the key of a record, not null
+     * @param models the model of each key, not null (copied)
+     * @return a selector looking the record's key up in {@code models}
+     * @throws NullPointerException when {@code key} or {@code models} is null
+     */
     static <IN, K> ModelSelector<IN> byKey(KeySelector<IN, K> key, Map<K, ModelRef> models) {
         Objects.requireNonNull(key, "key");
         Map<K, ModelRef> copy = new HashMap<>(Objects.requireNonNull(models, "models"));
@@ -37,7 +52,16 @@ public interface ModelSelector<IN> extends Serializable {
 
     /**
      * A URI per value of a field: {@code template} with {@code {key}} replaced by the field's value, e.g.
-     * {@code "s3://models/fraud-{key}.onnx"}.
+     * {@code "s3://models/fraud-{key}.onnx"}. A value that would leave the template's folder (a {@code /},
+     * {@code ..}, {@code :} and the like, percent-encoded or not) or is empty sends its record to the dead
+     * letters.
+     *
+     * @param <IN> the record type
+     * @param field reads the value that names the record's model, not null
+     * @param template the model URI with {@code {key}} where the value goes
+     * @return a selector building each record's model URI from {@code template}
+     * @throws IllegalArgumentException when {@code template} is null or does not contain {@code {key}}
+     * @throws NullPointerException when {@code field} is null
      */
     static <IN> ModelSelector<IN> uriTemplate(KeySelector<IN, String> field, String template) {
         Objects.requireNonNull(field, "field");
@@ -132,6 +156,15 @@ public interface ModelSelector<IN> extends Serializable {
      * A canary split: the fraction {@code challengerFraction} of keys goes to {@code challenger}, the rest to
      * {@code champion}. Which side a key is on depends on the key alone (a hash of its
      * {@code toString()}), so a key keeps its model across restarts, rescaling and subtasks.
+     *
+     * @param <IN> the record type
+     * @param key reads the key that picks the side, not null
+     * @param champion the model of the keys outside the fraction, not null
+     * @param challenger the model of the keys in the fraction, not null
+     * @param challengerFraction the fraction of keys sent to {@code challenger}, in [0, 1]
+     * @return a selector splitting records by key between the two models
+     * @throws IllegalArgumentException when {@code challengerFraction} is not in [0, 1]
+     * @throws NullPointerException when {@code key}, {@code champion} or {@code challenger} is null
      */
     static <IN> ModelSelector<IN> split(
             KeySelector<IN, ?> key, ModelRef champion, ModelRef challenger, double challengerFraction) {

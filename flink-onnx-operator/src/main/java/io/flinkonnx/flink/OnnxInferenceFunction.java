@@ -36,10 +36,21 @@ public class OnnxInferenceFunction<IN, OUT> extends RichMapFunction<IN, OUT> imp
     private final OnnxInferenceSpec<IN, OUT> spec;
     private transient InferenceRunner<IN, OUT> runner;
 
+    /**
+     * A map function scoring each record with {@code spec}; the session is loaded at open.
+     *
+     * @param spec the inference, not null
+     * @throws NullPointerException when {@code spec} is null
+     */
     public OnnxInferenceFunction(OnnxInferenceSpec<IN, OUT> spec) {
         this.spec = Objects.requireNonNull(spec, "spec");
     }
 
+    /**
+     * The inference this function runs.
+     *
+     * @return the spec given at construction
+     */
     public OnnxInferenceSpec<IN, OUT> spec() {
         return spec;
     }

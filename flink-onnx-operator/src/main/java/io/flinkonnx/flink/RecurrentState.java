@@ -47,6 +47,13 @@ public final class RecurrentState<IN> implements Serializable {
     @FunctionalInterface
     @PublicEvolving
     public interface ResetPredicate<IN> extends Serializable {
+        /**
+         * Whether {@code record} is the last of its key's sequence.
+         *
+         * @param record the record, scored with its key's state before the state is cleared
+         * @return true to clear the key's state after this record
+         * @throws Exception to fail the task
+         */
         boolean test(IN record) throws Exception;
     }
 
@@ -66,20 +73,38 @@ public final class RecurrentState<IN> implements Serializable {
             this.initial = initial;
         }
 
+        /**
+         * The model input that takes the key's state.
+         *
+         * @return the state input's name
+         */
         public String input() {
             return input;
         }
 
+        /**
+         * The model output that gives the key's next state.
+         *
+         * @return the state output's name
+         */
         public String output() {
             return output;
         }
 
-        /** The batch axis given, or {@link #DERIVED_AXIS}. */
+        /**
+         * The batch axis given, or {@link #DERIVED_AXIS}.
+         *
+         * @return the state's batch axis, >= 0, or {@link #DERIVED_AXIS} when derived from the model
+         */
         public int batchAxis() {
             return batchAxis;
         }
 
-        /** The initial value (a primitive array of the state's per-key shape), or null for zeros. */
+        /**
+         * The initial value (a primitive array of the state's per-key shape), or null for zeros.
+         *
+         * @return a copy of the initial value, flat, or null for zeros
+         */
         public Object initial() {
             return initial == null ? null : copy(initial);
         }
@@ -104,16 +129,29 @@ public final class RecurrentState<IN> implements Serializable {
             this.shape = shape;
         }
 
+        /**
+         * The model input that takes the constant.
+         *
+         * @return the constant input's name
+         */
         public String input() {
             return input;
         }
 
-        /** A copy of the values, flat. */
+        /**
+         * A copy of the values, flat.
+         *
+         * @return a copy of the values (a primitive array or {@code String[]})
+         */
         public Object values() {
             return copy(values);
         }
 
-        /** The tensor's shape ({@code []} for a scalar). */
+        /**
+         * The tensor's shape ({@code []} for a scalar).
+         *
+         * @return a copy of the shape
+         */
         public long[] shape() {
             return shape.clone();
         }
@@ -135,30 +173,58 @@ public final class RecurrentState<IN> implements Serializable {
         this.resetWhen = b.resetWhen;
     }
 
-    /** Starts a declaration; at least one {@link Builder#state} is needed. */
+    /**
+     * Starts a declaration; at least one {@link Builder#state} is needed (example in the class comment).
+     *
+     * @param <IN> the record type
+     * @return a new builder
+     */
     public static <IN> Builder<IN> builder() {
         return new Builder<>();
     }
 
+    /**
+     * The state pairs, in the order declared.
+     *
+     * @return the state pairs, unmodifiable, at least one
+     */
     public List<Pair> pairs() {
         return pairs;
     }
 
+    /**
+     * The constant inputs, in the order declared.
+     *
+     * @return the constants, unmodifiable, possibly empty
+     */
     public List<Constant> constants() {
         return constants;
     }
 
-    /** How long an idle key keeps its state, or null: kept until reset. */
+    /**
+     * How long an idle key keeps its state, or null: kept until reset.
+     *
+     * @return the state's time to live (at least 1 ms), or null
+     */
     public Duration ttl() {
         return ttl;
     }
 
-    /** The reset predicate, or null. */
+    /**
+     * The reset predicate, or null.
+     *
+     * @return the predicate that ends a key's sequence, or null for none
+     */
     public ResetPredicate<IN> resetWhen() {
         return resetWhen;
     }
 
-    /** Whether {@code input} is a state input or a constant (the operator supplies it, not the record). */
+    /**
+     * Whether {@code input} is a state input or a constant (the operator supplies it, not the record).
+     *
+     * @param input a model input's name
+     * @return true when {@code input} is declared here as a state input or a constant
+     */
     public boolean supplies(String input) {
         return pairs.stream().anyMatch(p -> p.input.equals(input))
                 || constants.stream().anyMatch(c -> c.input.equals(input));
@@ -199,12 +265,29 @@ public final class RecurrentState<IN> implements Serializable {
 
         private Builder() {}
 
-        /** A state pair whose batch axis is derived from the model's dim names (see the class comment). */
+        /**
+         * A state pair whose batch axis is derived from the model's dim names (see the class comment).
+         *
+         * @param input the model input that takes the key's state, not blank, not declared before
+         * @param output the model output that gives the next state, not blank, paired with no other input
+         * @return this builder
+         * @throws IllegalArgumentException when a name is null or blank, {@code input} is already declared, or
+         *     {@code output} already gives another state
+         */
         public Builder<IN> state(String input, String output) {
             return addPair(input, output, DERIVED_AXIS);
         }
 
-        /** A state pair with its batch axis given: 1 for {@code [layers, batch, hidden]}. */
+        /**
+         * A state pair with its batch axis given: 1 for {@code [layers, batch, hidden]}.
+         *
+         * @param input the model input that takes the key's state, not blank, not declared before
+         * @param output the model output that gives the next state, not blank, paired with no other input
+         * @param batchAxis the state's batch axis, >= 0
+         * @return this builder
+         * @throws IllegalArgumentException when {@code batchAxis} is negative, a name is null or blank,
+         *     {@code input} is already declared, or {@code output} already gives another state
+         */
         public Builder<IN> state(String input, String output, int batchAxis) {
             if (batchAxis < 0) {
                 throw new IllegalArgumentException("The batch axis of state '" + input + "' must be >= 0 (1 for"
@@ -231,6 +314,12 @@ public final class RecurrentState<IN> implements Serializable {
          * The initial value of state {@code input} (declared before), flat, in the state's per-key shape
          * (its shape without the batch axis), of the input's element type ({@code float[]} for FLOAT).
          * Default: zeros. Checked against the model when the job starts.
+         *
+         * @param input a state input declared before with {@link #state}
+         * @param values the initial value, flat: a primitive array or {@code String[]} without nulls (copied)
+         * @return this builder
+         * @throws IllegalArgumentException when {@code input} is not a declared state, or {@code values} is null,
+         *     not such an array, or a {@code String[]} holding null
          */
         public Builder<IN> initial(String input, Object values) {
             if (pairs.stream().noneMatch(p -> p.input.equals(input))) {
@@ -242,22 +331,54 @@ public final class RecurrentState<IN> implements Serializable {
             return this;
         }
 
-        /** An INT64 scalar constant input (a sample rate, a step count). */
+        /**
+         * An INT64 scalar constant input (a sample rate, a step count).
+         *
+         * @param input the model input, not blank, not declared before
+         * @param value the value fed to every run
+         * @return this builder
+         * @throws IllegalArgumentException when {@code input} is null or blank, or already declared as a state or
+         *     a constant
+         */
         public Builder<IN> constant(String input, long value) {
             return constant(input, new long[] {value});
         }
 
-        /** A FLOAT scalar constant input. */
+        /**
+         * A FLOAT scalar constant input.
+         *
+         * @param input the model input, not blank, not declared before
+         * @param value the value fed to every run
+         * @return this builder
+         * @throws IllegalArgumentException when {@code input} is null or blank, or already declared as a state or
+         *     a constant
+         */
         public Builder<IN> constant(String input, float value) {
             return constant(input, new float[] {value});
         }
 
-        /** A DOUBLE scalar constant input. */
+        /**
+         * A DOUBLE scalar constant input.
+         *
+         * @param input the model input, not blank, not declared before
+         * @param value the value fed to every run
+         * @return this builder
+         * @throws IllegalArgumentException when {@code input} is null or blank, or already declared as a state or
+         *     a constant
+         */
         public Builder<IN> constant(String input, double value) {
             return constant(input, new double[] {value});
         }
 
-        /** An INT32 scalar constant input. */
+        /**
+         * An INT32 scalar constant input.
+         *
+         * @param input the model input, not blank, not declared before
+         * @param value the value fed to every run
+         * @return this builder
+         * @throws IllegalArgumentException when {@code input} is null or blank, or already declared as a state or
+         *     a constant
+         */
         public Builder<IN> constant(String input, int value) {
             return constant(input, new int[] {value});
         }
@@ -265,6 +386,15 @@ public final class RecurrentState<IN> implements Serializable {
         /**
          * A constant input of any shape: {@code values} flat (a primitive array or {@code String[]}),
          * {@code shape} empty for a scalar. It has no batch axis: one value feeds every run.
+         *
+         * @param input the model input, not blank, not declared before
+         * @param values the values, flat: a primitive array or {@code String[]} without nulls (copied)
+         * @param shape the tensor's dims, each >= 0, their product the number of values; empty for a scalar
+         * @return this builder
+         * @throws IllegalArgumentException when {@code input} is null, blank or already declared; {@code values}
+         *     is null, not such an array, or a {@code String[]} holding null; a dim is negative; or the number of
+         *     values is not the product of the dims
+         * @throws NullPointerException when {@code shape} is null
          */
         public Builder<IN> constant(String input, Object values, long... shape) {
             checkName(input, "constant input");
@@ -290,6 +420,11 @@ public final class RecurrentState<IN> implements Serializable {
         /**
          * How long a key keeps its state without a record (processing time, > 0): an idle key starts again
          * from the initial state. Default: kept until reset.
+         *
+         * @param ttl how long an idle key keeps its state, at least 1 ms
+         * @return this builder
+         * @throws IllegalArgumentException when {@code ttl} is shorter than 1 ms (zero or negative included)
+         * @throws NullPointerException when {@code ttl} is null
          */
         public Builder<IN> ttl(Duration ttl) {
             Objects.requireNonNull(ttl, "ttl");
@@ -303,12 +438,22 @@ public final class RecurrentState<IN> implements Serializable {
         /**
          * Ends a key's sequence: a record for which {@code predicate} holds is scored with its key's state,
          * then the state is cleared, so the key's next record starts from the initial state.
+         *
+         * @param predicate whether a record is the last of its key's sequence, not null
+         * @return this builder
+         * @throws NullPointerException when {@code predicate} is null
          */
         public Builder<IN> resetWhen(ResetPredicate<IN> predicate) {
             this.resetWhen = Objects.requireNonNull(predicate, "resetWhen");
             return this;
         }
 
+        /**
+         * Builds the declaration; it is checked against the model when the job starts.
+         *
+         * @return the immutable declaration
+         * @throws IllegalStateException when no state pair was declared
+         */
         public RecurrentState<IN> build() {
             if (pairs.isEmpty()) {
                 throw new IllegalStateException("No state declared: call state(\"h\", \"hn\") for each state"
