@@ -65,13 +65,27 @@ public final class ModelChecks {
         public DriftReport report;
         public String error;
 
-        /** True only when outputs were compared and all were within tolerance: comparing nothing is no pass. */
+        /**
+         * True only when outputs were compared and all were within tolerance: comparing nothing is no pass.
+         *
+         * @return true when this set has a report, it compared at least one output and flagged none
+         */
         public boolean passed() {
             return error == null && report != null && !report.outputs.isEmpty() && !report.flagged;
         }
     }
 
-    /** Fetches, checks and loads the model on {@code chain}; the fallback report says where it runs. */
+    /**
+     * Fetches, checks and loads the model on {@code chain}; the fallback report says where it runs.
+     *
+     * @param source the model, with its pin if any, not null
+     * @param chain the EP chain to load it on, as an operator would, not null
+     * @return the model's URI, sha256, size, format, signature and external data, the runtime and its providers,
+     *     and the fallback report (which EP each part of the graph runs on)
+     * @throws Exception when the model cannot be fetched or fails a check (a
+     *     {@link io.flinkonnx.model.ModelLoadException} naming the file and the cause), or ONNX Runtime cannot load
+     *     it on {@code chain}
+     */
     public static Inspection inspect(ModelSource source, ProviderChain chain) throws Exception {
         try (LocalModel model = source.fetch()) {
             SharedSession session = load(model, chain, SessionSettings.defaults());
@@ -101,7 +115,14 @@ public final class ModelChecks {
         }
     }
 
-    /** Succeeds when the model would load here: fetch, checks before ORT, and an ORT session on CPU. */
+    /**
+     * Succeeds when the model would load here: fetch, checks before ORT, and an ORT session on CPU.
+     *
+     * @param source the model, with its pin if any, not null
+     * @throws Exception when the model cannot be fetched or fails a check (a
+     *     {@link io.flinkonnx.model.ModelLoadException} naming the file and the cause), or ONNX Runtime cannot load
+     *     it on CPU
+     */
     public static void check(ModelSource source) throws Exception {
         try (LocalModel model = source.fetch()) {
             load(model, ProviderChain.cpu(), SessionSettings.defaults()).close();
@@ -112,6 +133,15 @@ public final class ModelChecks {
      * Writes the model optimized at {@code level} to {@code out}, as ONNX or ORT format. Returns a warning
      * when the result is tied to this machine (ORT format at level EXTENDED or ALL bakes in layouts for
      * this CPU), else null.
+     *
+     * @param source the model, with its pin if any, not null
+     * @param out the file to write; its folders are created
+     * @param level the graph optimization level to apply
+     * @param format the format of the file written, ONNX or ORT
+     * @return a warning when the file is tied to this machine's CPU, else null
+     * @throws IllegalStateException when ONNX Runtime wrote no file at {@code out}
+     * @throws Exception when the folders of {@code out} cannot be created, the model cannot be fetched or fails a
+     *     check ({@link io.flinkonnx.model.ModelLoadException}), or ONNX Runtime cannot load it
      */
     public static String optimize(
             ModelSource source,
@@ -146,6 +176,15 @@ public final class ModelChecks {
      * Runs every {@code test_data_set_*} below {@code testData} through the model with the operator's
      * conversion, comparing outputs under {@code tolerance}. An input whose type or shape does not fit the
      * model is an error of that set (values are never cast).
+     *
+     * @param source the model, with its pin if any, not null
+     * @param testData a {@code test_data_set_N} folder, or a folder holding such folders
+     * @param tolerance how far each output may be from its golden value, not null
+     * @return one result per {@code test_data_set_N} folder, in name order; a set that could not be compared
+     *     carries its {@link SetResult#error}
+     * @throws IOException when {@code testData} is not a folder or holds no {@code test_data_set_*} folder
+     * @throws Exception when the model cannot be fetched or fails a check
+     *     ({@link io.flinkonnx.model.ModelLoadException}), or ONNX Runtime cannot load it on CPU
      */
     public static List<SetResult> verify(ModelSource source, Path testData, DriftTolerance tolerance) throws Exception {
         List<Path> folders = ReferenceDataSet.folders(testData);
@@ -205,7 +244,13 @@ public final class ModelChecks {
         return SessionLoader.unsafeToRun(signature);
     }
 
-    /** The signature of a model that carries none of its own (ORT format), from a short-lived CPU session. */
+    /**
+     * The signature of a model that carries none of its own (ORT format), from a short-lived CPU session.
+     *
+     * @param model a fetched model, open
+     * @return its inputs and outputs as ONNX Runtime reads them
+     * @throws io.flinkonnx.model.ModelLoadException when ONNX Runtime cannot load the model
+     */
     @Internal
     public static ModelSignature sessionSignature(LocalModel model) {
         return SessionLoader.signatureOf(model);

@@ -42,7 +42,14 @@ public final class ModelRef implements Serializable {
         this.watched = watched;
     }
 
-    /** The model at {@code uri} (a path, {@code classpath:} resource or any Flink file system URI). */
+    /**
+     * The model at {@code uri} (a path, {@code classpath:} resource or any Flink file system URI).
+     *
+     * @param uri the model file's URI, not null or blank (trimmed)
+     * @return a ref to that file, labelled by its file name, on the spec's EP chain
+     * @throws IllegalArgumentException when {@code uri} is blank
+     * @throws NullPointerException when {@code uri} is null
+     */
     public static ModelRef of(String uri) {
         ModelSource.of(uri); // the same checks as everywhere a model is named
         return new ModelRef(uri.trim(), null, null, null, false);
@@ -53,6 +60,12 @@ public final class ModelRef implements Serializable {
      * {@link ModelUpdates}: {@code v7/model.onnx} or {@code fraud-7.onnx}, a {@code .sha256} file its pin). A
      * newer version is loaded, gated and swapped in while the job runs, and control messages can pin it ({@link
      * ModelUpdate#forModel}, addressed by this folder's URI). Predictions and metrics name the version.
+     *
+     * @param folderUri the folder's URI, a path or any Flink file system URI (not {@code classpath:}), not null or
+     *     blank (trimmed)
+     * @return a ref to the folder's newest version
+     * @throws IllegalArgumentException when {@code folderUri} is blank or a {@code classpath:} resource
+     * @throws NullPointerException when {@code folderUri} is null
      */
     public static ModelRef watch(String folderUri) {
         Objects.requireNonNull(folderUri, "folderUri");
@@ -63,13 +76,30 @@ public final class ModelRef implements Serializable {
         return new ModelRef(folderUri.trim(), null, null, null, true);
     }
 
-    /** This model pinned to a sha256 (see {@code ModelSource.withSha256}). */
+    /**
+     * This model pinned to a sha256 (see {@code ModelSource.withSha256}).
+     *
+     * @param hex the sha256 of the model's bytes, 64 hex digits (case-insensitive), not null
+     * @return a new ref; this one is unchanged
+     * @throws IllegalArgumentException when {@code hex} is not 64 hex digits
+     * @throws IllegalStateException when this ref is a {@linkplain #watch watched folder} (each version's pin is
+     *     the sha256 file beside it)
+     * @throws NullPointerException when {@code hex} is null
+     */
     public ModelRef withSha256(String hex) {
         requireFile("withSha256 (a version's pin is the sha256 file beside it)");
         return new ModelRef(uri, ModelSource.of(uri).withSha256(hex).sha256().get(), version, providers, false);
     }
 
-    /** The label predictions ({@link OutputRow#modelVersion()}), dead letters and metrics name this model by. */
+    /**
+     * The label predictions ({@link OutputRow#modelVersion()}), dead letters and metrics name this model by.
+     *
+     * @param label the version label, e.g. {@code fraud-DE-v3}, not null
+     * @return a new ref; this one is unchanged
+     * @throws IllegalStateException when this ref is a {@linkplain #watch watched folder} (the folder names its
+     *     versions)
+     * @throws NullPointerException when {@code label} is null
+     */
     public ModelRef withVersion(String label) {
         requireFile("withVersion (its versions are named by the folder)");
         return new ModelRef(uri, sha256, Objects.requireNonNull(label, "label"), providers, false);
@@ -81,18 +111,33 @@ public final class ModelRef implements Serializable {
         }
     }
 
-    /** An EP chain for this model only, e.g. {@code "cuda > cpu"} (checked now). */
+    /**
+     * An EP chain for this model only, e.g. {@code "cuda > cpu"} (checked now).
+     *
+     * @param chain the chain in {@link ProviderChain#parse} syntax, not null
+     * @return a new ref; this one is unchanged
+     * @throws IllegalArgumentException when {@code chain} names an unknown EP or option
+     * @throws NullPointerException when {@code chain} is null
+     */
     public ModelRef withProviders(String chain) {
         ProviderChain.parse(chain);
         return new ModelRef(uri, sha256, version, chain, watched);
     }
 
-    /** The model file's URI, or for a {@linkplain #watched() watched} ref the folder's. */
+    /**
+     * The model file's URI, or for a {@linkplain #watched() watched} ref the folder's.
+     *
+     * @return the URI, trimmed
+     */
     public String uri() {
         return uri;
     }
 
-    /** Whether this ref is a watched folder ({@link #watch}): the model is the folder's newest version. */
+    /**
+     * Whether this ref is a watched folder ({@link #watch}): the model is the folder's newest version.
+     *
+     * @return true for a watched folder, false for a model file
+     */
     public boolean watched() {
         return watched;
     }
@@ -100,24 +145,40 @@ public final class ModelRef implements Serializable {
     /**
      * Whether a control message's {@link ModelUpdate#model} addresses this model: it equals its URI (a watched
      * folder's, or a model file's) or its version label.
+     *
+     * @param model the {@link ModelUpdate#model} of a control message; null addresses no model
+     * @return true when {@code model} equals this ref's URI or version label
      */
     public boolean isAddressedBy(String model) {
         return model != null && (model.equals(uri) || model.equals(version));
     }
 
-    /** The model's source, with its pin (a watched ref has none: its versions are found when it loads). */
+    /**
+     * The model's source, with its pin (a watched ref has none: its versions are found when it loads).
+     *
+     * @return the source of the model file, pinned when {@link #withSha256} was given
+     * @throws IllegalStateException when this ref is a {@linkplain #watch watched folder}
+     */
     public ModelSource source() {
         requireFile("source (its versions are found in the folder when it loads)");
         ModelSource source = ModelSource.of(uri);
         return sha256 == null ? source : source.withSha256(sha256);
     }
 
-    /** The version label, or null for the default (the model file's name). */
+    /**
+     * The version label, or null for the default (the model file's name).
+     *
+     * @return the label given to {@link #withVersion}, or null
+     */
     public String version() {
         return version;
     }
 
-    /** Its own EP chain, or null for the spec's. */
+    /**
+     * Its own EP chain, or null for the spec's.
+     *
+     * @return the chain given to {@link #withProviders}, as text, or null
+     */
     public String providers() {
         return providers;
     }

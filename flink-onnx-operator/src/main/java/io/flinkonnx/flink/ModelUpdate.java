@@ -35,20 +35,40 @@ public class ModelUpdate implements Serializable {
      */
     public String model;
 
+    /** An empty update, its fields to set (Flink's POJO rules need it). */
     public ModelUpdate() {}
 
+    /**
+     * An update to the model at {@code uri}. Nothing is checked here: an update the operator cannot apply (no URI,
+     * a malformed pin, a model that does not load) is refused when it arrives, with a {@link ModelUpdateReport}.
+     *
+     * @param uri the model's location, a path, {@code classpath:} resource or any Flink file system URI
+     * @param sha256 the pin, 64 hex digits, or null for none
+     * @param version the label predictions and reports carry, or null for the model file's name
+     */
     public ModelUpdate(String uri, String sha256, String version) {
         this.uri = uri;
         this.sha256 = sha256;
         this.version = version;
     }
 
-    /** The model at {@code uri}, labelled {@code version}, without a pin. */
+    /**
+     * The model at {@code uri}, labelled {@code version}, without a pin.
+     *
+     * @param uri the model's location, a path, {@code classpath:} resource or any Flink file system URI
+     * @param version the label predictions and reports carry (e.g. {@code v8}), or null for the model file's name
+     * @return a new update, for the only model of its operator (see {@link #forModel})
+     */
     public static ModelUpdate of(String uri, String version) {
         return new ModelUpdate(uri, null, version);
     }
 
-    /** This update pinned to {@code hex}. */
+    /**
+     * This update pinned to {@code hex}.
+     *
+     * @param hex the sha256 the model's bytes must have, 64 hex digits (checked when the update is applied)
+     * @return a new update; this one is unchanged
+     */
     public ModelUpdate withSha256(String hex) {
         ModelUpdate u = new ModelUpdate(uri, hex, version);
         u.model = model;
@@ -58,6 +78,10 @@ public class ModelUpdate implements Serializable {
     /**
      * This update for the model {@code model} of a many-model operator: the URI of its {@link ModelRef} (for
      * {@code ModelRef.watch("s3://models/fraud-DE/")}, that folder) or its version label.
+     *
+     * @param model the URI or version label of the model's {@link ModelRef}; in a many-model operator, an update
+     *     naming no model is refused
+     * @return a new update; this one is unchanged
      */
     public ModelUpdate forModel(String model) {
         ModelUpdate u = new ModelUpdate(uri, sha256, version);

@@ -57,6 +57,7 @@ public class ModelUpdateReport implements Serializable {
     public int subtask;
     public long timestampMillis;
 
+    /** An empty report, its fields to set (the operators fill them; Flink's POJO serializer needs it). */
     public ModelUpdateReport() {}
 
     @Override

@@ -60,35 +60,72 @@ public final class ModelUpdates implements Serializable {
         this.gateTolerance = b.gateTolerance;
     }
 
+    /**
+     * Starts the updates' settings: no watched folder, a 1-minute poll interval and the golden-vector gate on
+     * with {@link DriftTolerance#defaults()} (example in the class comment).
+     *
+     * @return a new builder
+     */
     public static Builder builder() {
         return new Builder();
     }
 
-    /** Updates from {@code folderUri} only, polled every {@code pollInterval}, with the default gate. */
+    /**
+     * Updates from {@code folderUri} only, polled every {@code pollInterval}, with the default gate.
+     *
+     * @param folderUri the watched folder, a path or any Flink file system URI (not {@code classpath:}), not null
+     *     or blank
+     * @param pollInterval how often the folder is listed, at least 10 ms
+     * @return the updates
+     * @throws IllegalArgumentException when {@code folderUri} is blank or a {@code classpath:} resource, or
+     *     {@code pollInterval} is under 10 ms
+     * @throws NullPointerException when {@code folderUri} or {@code pollInterval} is null
+     */
     public static ModelUpdates watch(String folderUri, Duration pollInterval) {
         return builder().watch(folderUri, pollInterval).build();
     }
 
-    /** Updates from a control stream only, with the default gate. */
+    /**
+     * Updates from a control stream only, with the default gate.
+     *
+     * @return the updates, watching no folder
+     */
     public static ModelUpdates fromControlStream() {
         return builder().build();
     }
 
-    /** The watched folder's URI, or null when updates come from a control stream only. */
+    /**
+     * The watched folder's URI, or null when updates come from a control stream only.
+     *
+     * @return the folder's URI (see {@link Builder#watch}), or null
+     */
     public String watchedFolder() {
         return watchedFolder;
     }
 
+    /**
+     * How often watched folders are polled (see {@link Builder#watch} and {@link Builder#pollInterval}).
+     *
+     * @return the poll interval, at least 10 ms (default {@link #DEFAULT_POLL_INTERVAL})
+     */
     public Duration pollInterval() {
         return pollInterval;
     }
 
-    /** Whether golden vectors in a version's folder must pass before it serves (default true). */
+    /**
+     * Whether golden vectors in a version's folder must pass before it serves (default true).
+     *
+     * @return true to gate on golden vectors where a version has them (default true)
+     */
     public boolean goldenVectorsGate() {
         return goldenVectorsGate;
     }
 
-    /** The tolerance of the golden-vector gate (default {@link DriftTolerance#defaults()}). */
+    /**
+     * The tolerance of the golden-vector gate (default {@link DriftTolerance#defaults()}).
+     *
+     * @return the tolerance (default {@link DriftTolerance#defaults()})
+     */
     public DriftTolerance gateTolerance() {
         return gateTolerance;
     }
@@ -112,6 +149,14 @@ public final class ModelUpdates implements Serializable {
         /**
          * Polls {@code folderUri} (a path or any Flink file system URI) every {@code pollInterval} for a newer
          * version (see the class documentation for the layout and the rule).
+         *
+         * @param folderUri the watched folder, a path or any Flink file system URI (not {@code classpath:}), not
+         *     null or blank (trimmed)
+         * @param pollInterval how often the folder is listed, at least 10 ms (default 1 minute)
+         * @return this builder
+         * @throws IllegalArgumentException when {@code folderUri} is blank or a {@code classpath:} resource, or
+         *     {@code pollInterval} is under 10 ms
+         * @throws NullPointerException when {@code folderUri} or {@code pollInterval} is null
          */
         public Builder watch(String folderUri, Duration pollInterval) {
             Objects.requireNonNull(folderUri, "folderUri");
@@ -134,6 +179,11 @@ public final class ModelUpdates implements Serializable {
          * How often watched folders are polled where the folders come from elsewhere: the {@link ModelRef#watch}
          * refs of {@link OnnxInference#batchedPerModel(org.apache.flink.streaming.api.datastream.DataStream,
          * ModelSelector, OnnxInferenceSpec, BatchPolicy, ModelCache, ModelUpdates)} (default 1 minute).
+         *
+         * @param pollInterval how often each watched folder is listed, at least 10 ms (default 1 minute)
+         * @return this builder
+         * @throws IllegalArgumentException when {@code pollInterval} is under 10 ms
+         * @throws NullPointerException when {@code pollInterval} is null
          */
         public Builder pollInterval(Duration pollInterval) {
             Objects.requireNonNull(pollInterval, "pollInterval");
@@ -145,18 +195,35 @@ public final class ModelUpdates implements Serializable {
             return this;
         }
 
-        /** Whether a version's golden vectors gate its promotion (default true: checked where present). */
+        /**
+         * Whether a version's golden vectors gate its promotion (default true: checked where present).
+         *
+         * @param enabled true to check golden vectors where a version has them, false to skip them
+         * @return this builder
+         */
         public Builder goldenVectorsGate(boolean enabled) {
             this.goldenVectorsGate = enabled;
             return this;
         }
 
-        /** The tolerance a version's golden vectors must meet. */
+        /**
+         * The tolerance a version's golden vectors must meet.
+         *
+         * @param tolerance how far outputs may be from the golden ones, not null (default {@link
+         *     DriftTolerance#defaults()})
+         * @return this builder
+         * @throws NullPointerException when {@code tolerance} is null
+         */
         public Builder gateTolerance(DriftTolerance tolerance) {
             this.gateTolerance = Objects.requireNonNull(tolerance, "tolerance");
             return this;
         }
 
+        /**
+         * The updates as set so far; every setter has checked its argument.
+         *
+         * @return the immutable updates settings
+         */
         public ModelUpdates build() {
             return new ModelUpdates(this);
         }

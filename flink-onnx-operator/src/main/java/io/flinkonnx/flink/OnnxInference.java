@@ -37,12 +37,26 @@ import org.apache.flink.util.Preconditions;
 public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
     private static final long serialVersionUID = 1L;
 
-    /** Scores with the model at {@code modelUri}, on CPU. */
+    /**
+     * Scores with the model at {@code modelUri}, on CPU. The model must have one FLOAT input and one FLOAT
+     * output; that is checked when the function opens, where an {@link IllegalArgumentException} names the
+     * inputs and outputs it has.
+     *
+     * @param modelUri a path, {@code classpath:} resource or any Flink file system URI, not null or blank
+     * @throws IllegalArgumentException when {@code modelUri} is blank
+     * @throws NullPointerException when {@code modelUri} is null
+     */
     public OnnxInference(String modelUri) {
         this(ModelSource.of(modelUri));
     }
 
-    /** Scores with {@code model} (which may carry a sha256 pin), on CPU. */
+    /**
+     * Scores with {@code model} (which may carry a sha256 pin), on CPU. The model must have one FLOAT input and
+     * one FLOAT output, as for {@link #OnnxInference(String)}.
+     *
+     * @param model the model's source, with its pin if any, not null
+     * @throws NullPointerException when {@code model} is null
+     */
     public OnnxInference(ModelSource model) {
         this(simpleSpec(model, ProviderChain.cpu(), SessionSettings.defaults()));
     }
@@ -51,12 +65,25 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
         super(spec);
     }
 
-    /** This function on another EP chain, e.g. {@code "cuda(device_id=0) > cpu"}. */
+    /**
+     * This function on another EP chain, e.g. {@code "cuda(device_id=0) > cpu"}.
+     *
+     * @param chain the chain in {@link ProviderChain#parse} syntax, not null
+     * @return a new function; this one is unchanged
+     * @throws IllegalArgumentException when {@code chain} names an unknown EP or option
+     * @throws NullPointerException when {@code chain} is null
+     */
     public OnnxInference withProviders(String chain) {
         return new OnnxInference(spec().withProviders(ProviderChain.parse(chain)));
     }
 
-    /** This function with other session settings. */
+    /**
+     * This function with other session settings.
+     *
+     * @param settings the session settings to use instead, not null
+     * @return a new function; this one is unchanged
+     * @throws NullPointerException when {@code settings} is null
+     */
     public OnnxInference withSessionSettings(SessionSettings settings) {
         return new OnnxInference(spec().withSessionSettings(settings));
     }
@@ -70,12 +97,25 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
      *         .decoder((txn, out) -> new Scored(txn.id(), out.floats("probability")[1]), Types.POJO(Scored.class))
      *         .buildFunction();
      * }</pre>
+     *
+     * @param <IN> the record type
+     * @param modelUri a path, {@code classpath:} resource or any Flink file system URI, not null or blank
+     * @return a new builder, its encoder and decoder still to give
+     * @throws IllegalArgumentException when {@code modelUri} is blank
+     * @throws NullPointerException when {@code modelUri} is null
      */
     public static <IN> OnnxInferenceSpec.Builder<IN, Void> builder(String modelUri) {
         return new OnnxInferenceSpec.Builder<>(ModelSource.of(modelUri));
     }
 
-    /** {@link #builder(String)} for a source that may carry a sha256 pin. */
+    /**
+     * {@link #builder(String)} for a source that may carry a sha256 pin.
+     *
+     * @param <IN> the record type
+     * @param model the model's source, with its pin if any, not null
+     * @return a new builder, its encoder and decoder still to give
+     * @throws NullPointerException when {@code model} is null
+     */
     public static <IN> OnnxInferenceSpec.Builder<IN, Void> builder(ModelSource model) {
         return new OnnxInferenceSpec.Builder<>(model);
     }
@@ -96,6 +136,14 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
      *         BatchPolicy.builder().maxBatchSize(64).maxBatchDelay(Duration.ofMillis(5)).build());
      * DataStream<FailedRecord<Txn>> failed = scored.getSideOutput(FailedRecord.tag(txns.getType()));
      * }</pre>
+     *
+     * @param <IN> the record type
+     * @param <OUT> the result type
+     * @param stream the records to score, not null
+     * @param spec the inference (model, encoder, decoder, result type), not null
+     * @param policy when a batch runs, not null
+     * @return the predictions; failed records, fallback and drift reports as side outputs
+     * @throws NullPointerException when {@code stream}, {@code spec} or {@code policy} is null
      */
     public static <IN, OUT> SingleOutputStreamOperator<OUT> batched(
             DataStream<IN> stream, OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy) {
@@ -120,6 +168,16 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
      * SingleOutputStreamOperator<Scored> scored = OnnxInference.batched(txns, spec, policy,
      *         ModelUpdates.watch("s3://models/fraud/", Duration.ofMinutes(1)));
      * }</pre>
+     *
+     * @param <IN> the record type
+     * @param <OUT> the result type
+     * @param stream the records to score, not null
+     * @param spec the inference; its model serves until a newer version passes the gate, not null
+     * @param policy when a batch runs, not null
+     * @param updates a watched folder ({@link ModelUpdates#watch}) and the gate, not null
+     * @return the predictions; failed records, fallback, drift and update reports as side outputs
+     * @throws IllegalArgumentException when {@code updates} watch no folder (give a control stream instead)
+     * @throws NullPointerException when {@code stream}, {@code spec}, {@code policy} or {@code updates} is null
      */
     public static <IN, OUT> SingleOutputStreamOperator<OUT> batched(
             DataStream<IN> stream, OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy, ModelUpdates updates) {
@@ -147,6 +205,16 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
      * SingleOutputStreamOperator<Scored> scored =
      *         OnnxInference.batched(txns, control, spec, policy, ModelUpdates.fromControlStream());
      * }</pre>
+     *
+     * @param <IN> the record type
+     * @param <OUT> the result type
+     * @param stream the records to score, not null
+     * @param controlStream the updates to apply, in arrival order, broadcast to every subtask, not null
+     * @param spec the inference; its model serves until a newer version passes the gate, not null
+     * @param policy when a batch runs, not null
+     * @param updates the gate, and a watched folder to poll as well if it names one, not null
+     * @return the predictions; failed records, fallback, drift and update reports as side outputs
+     * @throws NullPointerException when any argument is null
      */
     public static <IN, OUT> SingleOutputStreamOperator<OUT> batched(
             DataStream<IN> stream,
@@ -186,6 +254,18 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
      *         spec, BatchPolicy.builder().maxBatchSize(64).build(),
      *         ModelCache.builder().maxModels(16).build());
      * }</pre>
+     *
+     * @param <IN> the record type
+     * @param <OUT> the result type
+     * @param stream the records to score, not null
+     * @param selector names each record's model (null for the spec's model), not null
+     * @param spec the inference the models share; its model scores the records the selector names none for, not
+     *     null
+     * @param policy when each model's batch runs, not null
+     * @param cache how many models and model bytes a subtask keeps loaded, and the retry of a failing model, not
+     *     null
+     * @return the predictions; failed records, fallback and drift reports as side outputs
+     * @throws NullPointerException when any argument is null
      */
     public static <IN, OUT> SingleOutputStreamOperator<OUT> batchedPerModel(
             DataStream<IN> stream,
@@ -224,7 +304,19 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
      *         ModelUpdates.builder().pollInterval(Duration.ofMinutes(1)).build());
      * }</pre>
      *
+     * @param <IN> the record type
+     * @param <OUT> the result type
+     * @param stream the records to score, not null
+     * @param selector names each record's model, {@link ModelRef#watch watched folders} among them, not null
+     * @param spec the inference the models share; its model scores the records the selector names none for, not
+     *     null
+     * @param policy when each model's batch runs, not null
+     * @param cache how many models and model bytes a subtask keeps loaded, and the retry of a failing model, not
+     *     null
      * @param updates the poll interval and the gate; its own watched folder must be unset (the refs name theirs)
+     * @return the predictions; failed records, fallback, drift and update reports as side outputs
+     * @throws IllegalArgumentException when {@code updates} name a watched folder of their own
+     * @throws NullPointerException when any argument is null
      */
     public static <IN, OUT> SingleOutputStreamOperator<OUT> batchedPerModel(
             DataStream<IN> stream,
@@ -258,6 +350,22 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
      * OnnxInference.batchedPerModel(txns, control, selector, spec, policy, cache, ModelUpdates.fromControlStream());
      * // control: ModelUpdate.of("s3://models/fraud-DE/v6/model.onnx", "v6").forModel("s3://models/fraud-DE/")
      * }</pre>
+     *
+     * @param <IN> the record type
+     * @param <OUT> the result type
+     * @param stream the records to score, not null
+     * @param controlStream the updates to apply, each naming its model ({@link ModelUpdate#forModel}), broadcast to
+     *     every subtask, not null
+     * @param selector names each record's model, not null
+     * @param spec the inference the models share; its model scores the records the selector names none for, not
+     *     null
+     * @param policy when each model's batch runs, not null
+     * @param cache how many models and model bytes a subtask keeps loaded, and the retry of a failing model, not
+     *     null
+     * @param updates the poll interval and the gate; its own watched folder must be unset (the refs name theirs)
+     * @return the predictions; failed records, fallback, drift and update reports as side outputs
+     * @throws IllegalArgumentException when {@code updates} name a watched folder of their own
+     * @throws NullPointerException when any argument is null
      */
     public static <IN, OUT> SingleOutputStreamOperator<OUT> batchedPerModel(
             DataStream<IN> stream,
@@ -316,6 +424,16 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
      * <p>Exactly-once: a key's state changes only when its record is scored (a dead letter leaves it as it
      * was), and the buffer is scored before every checkpoint barrier, so a checkpoint holds states
      * consistent with every emitted prediction. Records that do not fit go to {@link FailedRecord#tag}.
+     *
+     * @param <K> the key type
+     * @param <IN> the record type
+     * @param <OUT> the result type
+     * @param stream the records, keyed by what owns a state (a user, a device, a session), not null
+     * @param spec the inference; its encoder gives the record's own inputs only, not null
+     * @param policy when a batch runs, not null
+     * @param state which inputs and outputs carry the state, its TTL and when it resets, not null
+     * @return the predictions; failed records, fallback and drift reports as side outputs
+     * @throws NullPointerException when {@code stream}, {@code spec}, {@code policy} or {@code state} is null
      */
     public static <K, IN, OUT> SingleOutputStreamOperator<OUT> stateful(
             KeyedStream<IN, K> stream, OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy, RecurrentState<IN> state) {
@@ -343,9 +461,17 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
      *         ModelUpdates.watch("s3://models/vad/", Duration.ofMinutes(1)));
      * }</pre>
      *
+     * @param <K> the key type
+     * @param <IN> the record type
+     * @param <OUT> the result type
+     * @param stream the records, keyed by what owns a state, not null
+     * @param spec the inference; its model serves until a newer version passes the gate, not null
+     * @param policy when a batch runs, not null
+     * @param state which inputs and outputs carry the state, its TTL and when it resets, not null
      * @param updates a watched folder ({@link ModelUpdates#watch}); control streams are not taken here yet
      * @return the predictions; failed records, fallback, drift and update reports as side outputs
      * @throws IllegalArgumentException when {@code updates} watch no folder
+     * @throws NullPointerException when any argument is null
      */
     public static <K, IN, OUT> SingleOutputStreamOperator<OUT> stateful(
             KeyedStream<IN, K> stream,
@@ -368,7 +494,17 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
                 new StatefulInferenceOperator<>(spec, policy, state, FailedRecord.tag(stream.getType()), updates));
     }
 
-    /** {@link #batched(DataStream, OnnxInferenceSpec, BatchPolicy)} for {@code float[]} records and a one-input, one-output FLOAT model. */
+    /**
+     * {@link #batched(DataStream, OnnxInferenceSpec, BatchPolicy)} for {@code float[]} records and a one-input,
+     * one-output FLOAT model.
+     *
+     * @param stream the feature rows to score, one record a row, not null
+     * @param modelUri a path, {@code classpath:} resource or any Flink file system URI, not null or blank
+     * @param policy when a batch runs, not null
+     * @return the model's output rows, flat; failed records, fallback and drift reports as side outputs
+     * @throws IllegalArgumentException when {@code modelUri} is blank
+     * @throws NullPointerException when {@code stream}, {@code modelUri} or {@code policy} is null
+     */
     public static SingleOutputStreamOperator<float[]> batched(
             DataStream<float[]> stream, String modelUri, BatchPolicy policy) {
         return batched(stream, new OnnxInference(modelUri).spec(), policy);

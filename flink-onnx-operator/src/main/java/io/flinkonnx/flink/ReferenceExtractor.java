@@ -18,5 +18,14 @@ import org.apache.flink.annotation.PublicEvolving;
 @FunctionalInterface
 @PublicEvolving
 public interface ReferenceExtractor<IN> extends Serializable {
+    /**
+     * The reference outputs {@code record} carries, keyed by output name.
+     *
+     * @param record a record of a batch the drift check samples
+     * @return for each output name the model has, the reference values as a flat array of the output's type; null
+     *     or an empty map when the record carries none
+     * @throws Exception when the references cannot be read: the batch's comparison is skipped with a WARN, and the
+     *     records are scored as usual (a name the model has no output of is skipped the same way)
+     */
     Map<String, Object> references(IN record) throws Exception;
 }

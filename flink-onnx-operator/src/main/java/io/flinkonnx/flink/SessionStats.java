@@ -16,22 +16,38 @@ import org.apache.flink.annotation.PublicEvolving;
 public final class SessionStats {
     private SessionStats() {}
 
-    /** Sessions open now. */
+    /**
+     * Sessions open now.
+     *
+     * @return the number of ONNX Runtime sessions open in this process, >= 0
+     */
     public static int open() {
         return SessionRegistry.INSTANCE.openSessions();
     }
 
-    /** Operator instances holding a session now. */
+    /**
+     * Operator instances holding a session now.
+     *
+     * @return the references to open sessions, >= 0 (one session shared by several operators counts each)
+     */
     public static int references() {
         return SessionRegistry.INSTANCE.references();
     }
 
-    /** Sessions opened since the process started. */
+    /**
+     * Sessions opened since the process started.
+     *
+     * @return the number of sessions created, >= 0
+     */
     public static long created() {
         return SessionRegistry.INSTANCE.sessionsCreated();
     }
 
-    /** Sessions closed since the process started. */
+    /**
+     * Sessions closed since the process started.
+     *
+     * @return the number of sessions closed, >= 0
+     */
     public static long closed() {
         return SessionRegistry.INSTANCE.sessionsClosed();
     }

@@ -54,7 +54,17 @@ class PublicApiJavadocTest {
             "InputRow",
             "OutputRow",
             "FailedRecord",
-            "DriftTolerance");
+            "DriftTolerance",
+            "OnnxInference",
+            "ModelRef",
+            "ModelUpdate",
+            "ModelUpdates",
+            "ModelUpdateReport",
+            "RecordEncoder",
+            "ResultDecoder",
+            "ReferenceExtractor",
+            "ModelChecks",
+            "SessionStats");
 
     private static final Path SOURCES = Path.of("src/main/java/io/flinkonnx/flink");
 
