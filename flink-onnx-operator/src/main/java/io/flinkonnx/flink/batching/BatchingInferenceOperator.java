@@ -77,37 +77,11 @@ public class BatchingInferenceOperator<IN, OUT> extends BufferedScoringOperator<
         super.open();
         batchMetrics = new BatchMetrics(onnxMetrics());
         serving.open(
-                new ModelServing.Host<>() {
-                    @Override
-                    public long now() {
-                        return getProcessingTimeService().getCurrentProcessingTime();
-                    }
-
-                    @Override
-                    public void registerTimer(long time) {
-                        getProcessingTimeService().registerTimer(time, BatchingInferenceOperator.this);
-                    }
-
-                    @Override
-                    public void flush() throws Exception {
-                        BatchingInferenceOperator.this.flush();
-                    }
-
-                    @Override
-                    public void serve(InferenceRunner<IN, OUT> runner) {
-                        int capacity = capacityOf(runner, policy);
-                        if (buffer == null) {
-                            buffer = newBuffer(runner, capacity, policy, batchMetrics);
-                        } else {
-                            buffer.serve(runner, capacity);
-                        }
-                    }
-
-                    @Override
-                    public <T> void report(OutputTag<T> tag, T report) {
-                        output.collect(tag, new StreamRecord<>(report));
-                    }
-                },
+                ModelServing.host(
+                        timers(),
+                        this::flush,
+                        runner -> buffer = bufferFor(buffer, runner, policy, batchMetrics),
+                        this::sideOutput),
                 getRuntimeContext().getTaskInfo().getAllocationIDAsString(),
                 getRuntimeContext().getTaskInfo().getIndexOfThisSubtask(),
                 getUserCodeClassloader(),

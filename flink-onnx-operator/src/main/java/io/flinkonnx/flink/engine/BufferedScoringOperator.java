@@ -166,6 +166,30 @@ public abstract class BufferedScoringOperator<IN, OUT> extends AbstractStreamOpe
     }
 
     /**
+     * The buffer in front of {@code runner}, which serves from now on: a new one at first ({@code current} null),
+     * else {@code current} switched over (it is empty: a swap follows a flush).
+     */
+    protected final RecordBuffer<IN, OUT> bufferFor(
+            RecordBuffer<IN, OUT> current, InferenceRunner<IN, OUT> runner, BatchPolicy policy, BatchMetrics batches) {
+        int capacity = capacityOf(runner, policy);
+        if (current == null) {
+            return newBuffer(runner, capacity, policy, batches);
+        }
+        current.serve(runner, capacity);
+        return current;
+    }
+
+    /** This operator's processing-time clock and timers (set at open). */
+    protected final RecordBuffer.Timers timers() {
+        return timers;
+    }
+
+    /** {@code value} to the side output {@code tag}. */
+    protected final <T> void sideOutput(OutputTag<T> tag, T value) {
+        output.collect(tag, new StreamRecord<>(value));
+    }
+
+    /**
      * Adds {@code element} (already {@link RecordBuffer#own owned}) to {@code buffer}, draining the buffer first
      * when the record would cross the byte bound and after it when a trigger fires. A record that does not
      * encode goes to the dead letters.

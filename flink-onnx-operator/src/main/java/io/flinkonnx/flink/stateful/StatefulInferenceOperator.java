@@ -125,39 +125,15 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
         MetricGroup metrics = onnxMetrics();
         batchMetrics = new BatchMetrics(metrics);
         serving.open(
-                new ModelServing.Host<>() {
-                    @Override
-                    public long now() {
-                        return getProcessingTimeService().getCurrentProcessingTime();
-                    }
-
-                    @Override
-                    public void registerTimer(long time) {
-                        getProcessingTimeService().registerTimer(time, StatefulInferenceOperator.this);
-                    }
-
-                    @Override
-                    public void flush() throws Exception {
-                        StatefulInferenceOperator.this.flush();
-                    }
-
-                    @Override
-                    public void serve(InferenceRunner<IN, OUT> next) {
-                        runner = next;
-                        layout = (StateLayout) next.suppliedInputs();
-                        int capacity = capacityOf(next, policy);
-                        if (buffer == null) {
-                            buffer = newBuffer(next, capacity, policy, batchMetrics);
-                        } else {
-                            buffer.serve(next, capacity);
-                        }
-                    }
-
-                    @Override
-                    public <T> void report(OutputTag<T> tag, T report) {
-                        output.collect(tag, new StreamRecord<>(report));
-                    }
-                },
+                ModelServing.host(
+                        timers(),
+                        this::flush,
+                        next -> {
+                            runner = next;
+                            layout = (StateLayout) next.suppliedInputs();
+                            buffer = bufferFor(buffer, next, policy, batchMetrics);
+                        },
+                        this::sideOutput),
                 getRuntimeContext().getTaskInfo().getAllocationIDAsString(),
                 getRuntimeContext().getTaskInfo().getIndexOfThisSubtask(),
                 getUserCodeClassloader(),

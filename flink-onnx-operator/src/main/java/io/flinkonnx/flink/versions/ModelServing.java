@@ -9,6 +9,7 @@ import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.engine.RecordBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;
@@ -59,6 +60,55 @@ public final class ModelServing<IN, OUT> implements AutoCloseable {
 
         /** A report to a side output. */
         <T> void report(OutputTag<T> tag, T report);
+    }
+
+    /** Scores everything buffered with the runner serving now. */
+    @FunctionalInterface
+    public interface Flush {
+        void flush() throws Exception;
+    }
+
+    /** Makes {@code runner} the one the operator's buffer encodes for. */
+    @FunctionalInterface
+    public interface Serve<IN, OUT> {
+        void serve(InferenceRunner<IN, OUT> runner) throws Exception;
+    }
+
+    /** Where reports go: the operator's side outputs. */
+    @FunctionalInterface
+    public interface SideOutputs {
+        <T> void report(OutputTag<T> tag, T report);
+    }
+
+    /** A host made of an operator's parts: its timers, its flush, how it serves a runner, its side outputs. */
+    public static <IN, OUT> Host<IN, OUT> host(
+            RecordBuffer.Timers timers, Flush flush, Serve<IN, OUT> serve, SideOutputs sideOutputs) {
+        return new Host<>() {
+            @Override
+            public long now() {
+                return timers.now();
+            }
+
+            @Override
+            public void registerTimer(long time) {
+                timers.register(time);
+            }
+
+            @Override
+            public void flush() throws Exception {
+                flush.flush();
+            }
+
+            @Override
+            public void serve(InferenceRunner<IN, OUT> runner) throws Exception {
+                serve.serve(runner);
+            }
+
+            @Override
+            public <T> void report(OutputTag<T> tag, T report) {
+                sideOutputs.report(tag, report);
+            }
+        };
     }
 
     private final OnnxInferenceSpec<IN, OUT> spec;
