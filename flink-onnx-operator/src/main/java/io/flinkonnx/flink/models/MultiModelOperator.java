@@ -717,6 +717,18 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         } finally {
             model.updating = null;
         }
+        try {
+            applyStep(model, step, now);
+        } catch (Exception | Error e) {
+            // the task fails: a version loaded and not serving is closed with it (close() no longer sees it)
+            if (step.runner != null && step.runner != model.runner) {
+                step.runner.close();
+            }
+            throw e;
+        }
+    }
+
+    private void applyStep(ServedModel<IN, OUT> model, ModelTrack.Step<IN, OUT> step, long now) throws Exception {
         ModelTrack track = model.track;
         if (step.control != null && !track.pending.isEmpty() && track.pending.get(0) == step.control) {
             track.pending.remove(0);
