@@ -5,6 +5,7 @@ import io.flinkonnx.flink.ModelUpdate;
 import io.flinkonnx.flink.ModelUpdateReport;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.versions.ServingModel;
+import io.flinkonnx.model.ModelSignature;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -31,6 +32,8 @@ final class ModelTrack {
     boolean restored;
     /** The last problem a poll reported (reported once per distinct problem). */
     String lastProblem;
+    /** The signature of the version it served last on this subtask: a version it loads next is gated against it. */
+    ModelSignature signature;
 
     ModelTrack(String key, String refUri, String refVersion) {
         this.key = key;
@@ -61,12 +64,28 @@ final class ModelTrack {
         final String label;
         /** The watched folder's newest version seen at the load, or null. */
         final String found;
+        /** The outcome of a control message gated at this load, or null. */
+        final ModelUpdateReport report;
+        /** The control message this load answered (it and those before it are applied), or null. */
+        final ModelUpdate control;
 
         Loaded(InferenceRunner<IN, OUT> runner, String uri, String label, String found) {
+            this(runner, uri, label, found, null, null);
+        }
+
+        Loaded(
+                InferenceRunner<IN, OUT> runner,
+                String uri,
+                String label,
+                String found,
+                ModelUpdateReport report,
+                ModelUpdate control) {
             this.runner = runner;
             this.uri = uri;
             this.label = label;
             this.found = found;
+            this.report = report;
+            this.control = control;
         }
     }
 

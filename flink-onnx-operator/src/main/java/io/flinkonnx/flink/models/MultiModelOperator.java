@@ -120,6 +120,9 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     private transient VersionLoader<IN, OUT> versions;
     private transient long nextPollAt;
     private transient Counter modelUpdates;
+    /** The signature of the first model loaded here: a model that never served here is gated against it. */
+    private transient ModelSignature referenceSignature;
+
     private transient Counter modelUpdatesRefused;
 
     public MultiModelOperator(
@@ -349,12 +352,16 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         ModelTrack track = model.track;
         ServingModel served = track == null ? null : track.served;
         boolean markFolder = model.ref.watched() && track.found == null;
+        // a control message that came while the model was not loaded: gated at this load (the newest one wins)
+        ModelUpdate pending =
+                track == null || track.pending.isEmpty() ? null : track.pending.get(track.pending.size() - 1);
+        ModelSignature signature = track != null && track.signature != null ? track.signature : referenceSignature;
         ModelRef ref = model.ref;
         String label = model.label;
         model.loading = CompletableFuture.supplyAsync(
                 () -> {
                     try {
-                        return versions.load(ref, served, markFolder, label);
+                        return versions.load(ref, served, markFolder, label, pending, signature);
                     } catch (RuntimeException e) {
                         throw e;
                     } catch (Exception e) {
@@ -386,7 +393,10 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         }
         track = ModelTrack.of(ref);
         if (pin != null) {
-            track.served = new ServingModel(subtask, pin.uri, pin.sha256, labelOf(pin.uri, pin.version));
+            // gated at the model's first load, like every version it serves
+            ModelUpdate u = new ModelUpdate(pin.uri, pin.sha256, labelOf(pin.uri, pin.version));
+            u.model = pin.model;
+            track.pending.add(u);
         }
         tracks.put(key, track);
         return track;
@@ -523,12 +533,27 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
             return;
         }
         model.label = loaded.label;
+        if (referenceSignature == null) {
+            referenceSignature = runner.signature();
+        }
         ModelTrack track = model.track;
         if (track != null) {
             track.served =
                     new ServingModel(subtask, loaded.uri, runner.session().modelSha256(), loaded.label);
+            track.signature = runner.signature();
             if (loaded.found != null) {
                 track.found = loaded.found;
+            }
+            if (loaded.control != null) {
+                int applied = track.pending.indexOf(loaded.control);
+                track.pending.subList(0, applied + 1).clear(); // it and the messages before it (newest wins)
+            }
+            if (loaded.report != null) {
+                reportLoad(model, loaded.report);
+            }
+            boolean promoted = loaded.report != null && loaded.report.outcome == ModelUpdateReport.Outcome.PROMOTED;
+            if (track.restored && promoted) {
+                track.restored = false;
             }
             if (track.restored) {
                 track.restored = false;
@@ -588,6 +613,31 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
             }
         }
         startUpdate(model, false, getProcessingTimeService().getCurrentProcessingTime());
+    }
+
+    /** Reports the outcome of a control message gated at {@code model}'s load. */
+    private void reportLoad(ServedModel<IN, OUT> model, ModelUpdateReport report) {
+        if (report.outcome == ModelUpdateReport.Outcome.PROMOTED) {
+            modelUpdates.inc();
+            LOG.info(
+                    "Model {} loaded version {} ({}), as a control message named it",
+                    model.ref,
+                    report.version,
+                    report.uri);
+        } else if (report.outcome == ModelUpdateReport.Outcome.REFUSED) {
+            modelUpdatesRefused.inc();
+            LOG.warn(
+                    "Model update {} ({}) of model {} refused at its load; version {} serves: {}",
+                    report.version,
+                    report.uri,
+                    model.ref,
+                    model.track.served.version,
+                    report.reason);
+        }
+        report.model = model.ref.uri();
+        report.servingVersion = model.track.served.version;
+        report.timestampMillis = getProcessingTimeService().getCurrentProcessingTime();
+        output.collect(ModelUpdateReport.TAG, new StreamRecord<>(report));
     }
 
     private MetricGroup modelGroup(String label) {
@@ -751,6 +801,7 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
             case PROMOTED:
                 flush(model); // by the version it was buffered for
                 track.served = new ServingModel(subtask, report.uri, report.sha256, report.version);
+                track.signature = step.runner.signature();
                 if (model.state == ServedModel.State.READY) {
                     InferenceRunner<IN, OUT> previous = model.runner;
                     InferenceRunner<IN, OUT> next = step.runner;
@@ -799,8 +850,9 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
 
     /**
      * A control message for the model it names ({@link ModelUpdate#model}): a loaded model loads, gates and swaps it
-     * in after the messages before it; a model not loaded here loads this version the next time a record needs it
-     * (every check of the loader, and no signature to compare with); a model not seen yet starts with it.
+     * in after the messages before it; a model not loaded here (not seen yet, evicted, failed) loads, gates and
+     * serves the newest such message at its next load, against the signature it served last here (else the
+     * first loaded model's, else the spec's model's: the models of one operator share its encoder and decoder).
      */
     public void offerUpdate(ModelUpdate update) throws Exception {
         long now = getProcessingTimeService().getCurrentProcessingTime();
@@ -840,6 +892,7 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                 m.track = ModelTrack.of(m.ref);
                 tracks.put(m.track.key, m.track);
                 if (m.state == ServedModel.State.READY) {
+                    m.track.signature = m.runner.signature();
                     m.track.served = new ServingModel(
                             subtask,
                             m.runner.spec().model().uri(),
@@ -862,10 +915,10 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                 track.pending.add(update); // gated against what serves when the messages before it are applied
                 startUpdate(model, false, now);
             } else {
-                // not loaded here: the next load is of this version (a failed model tries it at its next record)
+                // not loaded here: its next load gates this version against the signature the model served (a
+                // failed model tries it at its next record); the newest message wins
                 track.pending.clear();
-                track.served = new ServingModel(subtask, update.uri, sha, labelOf(update.uri, update.version));
-                track.restored = false;
+                track.pending.add(update);
                 if (model != null) {
                     model.retryAtMillis = now;
                 }

@@ -64,6 +64,72 @@ final class VersionLoader<IN, OUT> {
     }
 
     /**
+     * Opens the version {@code ref}'s model loads. With a control message ({@code pending}, one that arrived while
+     * the model was not loaded here), that version, gated like an update against {@code signature} (the signature the
+     * model served last, or null: the spec's model's): a version refused, or one that does not load, leaves the
+     * model on the version it loads without it, and the load's report says why.
+     */
+    ModelTrack.Loaded<IN, OUT> load(
+            ModelRef ref,
+            ServingModel served,
+            boolean markFolder,
+            String label,
+            ModelUpdate pending,
+            ModelSignature signature)
+            throws Exception {
+        if (pending == null) {
+            return load(ref, served, markFolder, label);
+        }
+        ModelSignature against = signature;
+        String noSignature = null;
+        if (against == null) {
+            try {
+                against = specSignature();
+            } catch (Exception e) {
+                noSignature = "No signature to gate it against: the spec's model "
+                        + spec.model().uri() + " did not load: " + e.getMessage();
+            }
+        }
+        ModelUpdateReport report;
+        ModelTrack.Step<IN, OUT> step = null;
+        if (noSignature == null) {
+            ServingModel base = served != null ? served : new ServingModel(subtask, ref.uri(), null, label);
+            step = load(ref, pending, pending, null, base, against, System.nanoTime());
+            report = step.report;
+        } else {
+            report = report(ModelUpdateReport.Outcome.REFUSED, pending.uri, pending.version, null, noSignature);
+        }
+        if (report.outcome == ModelUpdateReport.Outcome.PROMOTED) {
+            // an applied control message: the folder's newest now is handled (only a later one replaces the pin)
+            String found = ref.watched() ? newestIdentity(ref) : null;
+            return new ModelTrack.Loaded<>(step.runner, report.uri, report.version, found, report, pending);
+        }
+        ModelTrack.Loaded<IN, OUT> loaded = load(ref, served, markFolder, label);
+        return new ModelTrack.Loaded<>(loaded.runner, loaded.uri, loaded.label, loaded.found, report, pending);
+    }
+
+    /** The signature of the spec's own model: what a model that never served here is gated against. */
+    private ModelSignature specSignature() throws Exception {
+        InferenceRunner<IN, OUT> runner = open(ModelRef.of(spec.model().uri()), spec.model(), "spec");
+        try {
+            return runner.signature();
+        } finally {
+            runner.close();
+        }
+    }
+
+    private String newestIdentity(ModelRef ref) {
+        try {
+            return ModelFolder.newest(ref.uri())
+                    .map(ModelFolder.Version::identity)
+                    .orElse(null);
+        } catch (IOException | RuntimeException e) {
+            LOG.warn("Cannot read the watched model folder {}: {}", ref.uri(), e.getMessage());
+            return null;
+        }
+    }
+
+    /**
      * Opens the version {@code ref}'s model loads: {@code served} (pinned to its sha256) when known, else a watched
      * folder's newest, else the ref's own file labelled {@code label}.
      */

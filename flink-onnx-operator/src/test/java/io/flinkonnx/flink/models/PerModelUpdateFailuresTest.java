@@ -273,4 +273,45 @@ class PerModelUpdateFailuresTest {
         }
         assertThat(SessionStats.open()).as("v2's session is closed too").isEqualTo(openBefore);
     }
+
+    @Test
+    void aControlMessageForAModelNotLoadedHereIsGatedAtItsLoad() throws Exception {
+        publish("a", A1, "v1");
+        publish("b", B1, "v1");
+        Path wide = new TestModels.Mlp(5, 8, 2, 3).writeTo(dir.resolve("elsewhere/wide.onnx"));
+        try (var h = controlled(ModelCache.builder().maxModels(1).build())) {
+            assertThat(score(h, 0)).singleElement().satisfies(p -> assertScoredBy(p, sent - 1, A1));
+
+            // b not seen yet on this subtask: a message of another signature for it
+            h.processElement2(new StreamRecord<>(
+                    ModelUpdate.of(wide.toString(), "wide").forModel(folder("b").toString())));
+            List<Tuple4<Integer, String, String, float[]>> out = score(h, 1);
+            assertThat(reports(h)).singleElement().satisfies(r -> {
+                assertThat(r.outcome).isEqualTo(ModelUpdateReport.Outcome.REFUSED);
+                assertThat(r.model).isEqualTo(folder("b").toString());
+                assertThat(r.version).isEqualTo("wide");
+                assertThat(r.servingVersion).isEqualTo("v1");
+                assertThat(r.reason).contains("signature differs");
+            });
+            assertThat(out).singleElement().satisfies(p -> {
+                assertThat(p.f2).isEqualTo("v1");
+                assertScoredBy(p, sent - 1, B1);
+            });
+
+            // b evicted by a's record, then the same message again: refused at b's next load, v1 serves on
+            score(h, 0);
+            h.getSideOutput(ModelUpdateReport.TAG).clear();
+            h.processElement2(new StreamRecord<>(
+                    ModelUpdate.of(wide.toString(), "wide").forModel(folder("b").toString())));
+            out = score(h, 1);
+            assertThat(reports(h))
+                    .extracting(r -> r.outcome + " " + r.model + " " + r.version)
+                    .containsExactly("REFUSED " + folder("b") + " wide");
+            assertThat(out).singleElement().satisfies(p -> {
+                assertThat(p.f2).isEqualTo("v1");
+                assertScoredBy(p, sent - 1, B1);
+            });
+            assertThat(deadLetters(h)).isEmpty();
+        }
+    }
 }
