@@ -68,6 +68,8 @@ final class ModelTrack {
         final ModelUpdateReport report;
         /** The control message this load answered (it and those before it are applied), or null. */
         final ModelUpdate control;
+        /** A watched folder's newest version loaded because the one the model served no longer loads, or null. */
+        ModelUpdateReport fallback;
 
         Loaded(InferenceRunner<IN, OUT> runner, String uri, String label, String found) {
             this(runner, uri, label, found, null, null);

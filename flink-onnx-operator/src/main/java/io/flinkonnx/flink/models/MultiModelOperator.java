@@ -548,6 +548,10 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                 int applied = track.pending.indexOf(loaded.control);
                 track.pending.subList(0, applied + 1).clear(); // it and the messages before it (newest wins)
             }
+            if (loaded.fallback != null) {
+                track.restored = false; // not the version the checkpoint names
+                reportLoad(model, loaded.fallback);
+            }
             if (loaded.report != null) {
                 reportLoad(model, loaded.report);
             }
@@ -620,10 +624,11 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         if (report.outcome == ModelUpdateReport.Outcome.PROMOTED) {
             modelUpdates.inc();
             LOG.info(
-                    "Model {} loaded version {} ({}), as a control message named it",
+                    "Model {} loaded version {} ({}){}",
                     model.ref,
                     report.version,
-                    report.uri);
+                    report.uri,
+                    report.reason == null ? ", as a control message named it" : ": " + report.reason);
         } else if (report.outcome == ModelUpdateReport.Outcome.REFUSED) {
             modelUpdatesRefused.inc();
             LOG.warn(

@@ -78,7 +78,7 @@ final class VersionLoader<IN, OUT> {
             ModelSignature signature)
             throws Exception {
         if (pending == null) {
-            return load(ref, served, markFolder, label);
+            return load(ref, served, markFolder, label, signature);
         }
         ModelSignature against = signature;
         String noSignature = null;
@@ -104,8 +104,61 @@ final class VersionLoader<IN, OUT> {
             String found = ref.watched() ? newestIdentity(ref) : null;
             return new ModelTrack.Loaded<>(step.runner, report.uri, report.version, found, report, pending);
         }
-        ModelTrack.Loaded<IN, OUT> loaded = load(ref, served, markFolder, label);
-        return new ModelTrack.Loaded<>(loaded.runner, loaded.uri, loaded.label, loaded.found, report, pending);
+        ModelTrack.Loaded<IN, OUT> loaded = load(ref, served, markFolder, label, signature);
+        ModelTrack.Loaded<IN, OUT> answered =
+                new ModelTrack.Loaded<>(loaded.runner, loaded.uri, loaded.label, loaded.found, report, pending);
+        answered.fallback = loaded.fallback;
+        return answered;
+    }
+
+    /**
+     * As {@link #load(ModelRef, ServingModel, boolean, String)}; when the version a watched model served no longer
+     * loads (its file gone, its bytes changed), the folder's newest version, gated against {@code signature} (null:
+     * the spec's model's) and reported in {@link ModelTrack.Loaded#fallback}.
+     */
+    ModelTrack.Loaded<IN, OUT> load(
+            ModelRef ref, ServingModel served, boolean markFolder, String label, ModelSignature signature)
+            throws Exception {
+        try {
+            return load(ref, served, markFolder, label);
+        } catch (Exception e) {
+            if (served == null || !ref.watched()) {
+                throw e;
+            }
+            Optional<ModelFolder.Version> newest;
+            try {
+                newest = ModelFolder.newest(ref.uri());
+            } catch (IOException | RuntimeException notRead) {
+                e.addSuppressed(notRead);
+                throw e;
+            }
+            if (newest.isEmpty()) {
+                throw e;
+            }
+            ModelFolder.Version v = newest.get();
+            String why = "The version it served, " + served.version + " (" + served.uri + "), did not load: "
+                    + e.getMessage();
+            LOG.warn("Model {}: {}; trying its folder's newest version {}", ref.uri(), why, v.label);
+            ModelSignature against = signature != null ? signature : specSignature();
+            ModelTrack.Step<IN, OUT> step = load(
+                    ref,
+                    new ModelUpdate(v.modelUri, v.sha256, v.label),
+                    null,
+                    null,
+                    new ServingModel(subtask, served.uri, null, served.version),
+                    against,
+                    System.nanoTime());
+            if (step.report.outcome != ModelUpdateReport.Outcome.PROMOTED) {
+                e.addSuppressed(new IOException(
+                        "Its folder's newest version " + v.label + " was refused too: " + step.report.reason));
+                throw e;
+            }
+            ModelTrack.Loaded<IN, OUT> loaded =
+                    new ModelTrack.Loaded<>(step.runner, v.modelUri, step.report.version, v.identity());
+            step.report.reason = why;
+            loaded.fallback = step.report;
+            return loaded;
+        }
     }
 
     /** The signature of the spec's own model: what a model that never served here is gated against. */

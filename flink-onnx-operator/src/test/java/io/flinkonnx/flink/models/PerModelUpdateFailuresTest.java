@@ -158,6 +158,13 @@ class PerModelUpdateFailuresTest {
         return reports;
     }
 
+    private static void clearReports(AbstractStreamOperatorTestHarness<?> h) {
+        var queue = h.getSideOutput(ModelUpdateReport.TAG);
+        if (queue != null) {
+            queue.clear();
+        }
+    }
+
     private static List<FailedRecord<Tuple2<Integer, float[]>>> deadLetters(AbstractStreamOperatorTestHarness<?> h) {
         List<FailedRecord<Tuple2<Integer, float[]>>> out = new ArrayList<>();
         var queue = h.getSideOutput(FailedRecord.tag(RECORD));
@@ -300,7 +307,7 @@ class PerModelUpdateFailuresTest {
 
             // b evicted by a's record, then the same message again: refused at b's next load, v1 serves on
             score(h, 0);
-            h.getSideOutput(ModelUpdateReport.TAG).clear();
+            clearReports(h);
             h.processElement2(new StreamRecord<>(
                     ModelUpdate.of(wide.toString(), "wide").forModel(folder("b").toString())));
             out = score(h, 1);
@@ -312,6 +319,41 @@ class PerModelUpdateFailuresTest {
                 assertScoredBy(p, sent - 1, B1);
             });
             assertThat(deadLetters(h)).isEmpty();
+        }
+    }
+
+    @Test
+    void aWatchedModelWhoseVersionIsGoneLoadsItsFoldersNewest() throws Exception {
+        publish("a", A3, "v3");
+        publish("b", B1, "v1");
+        try (var h = controlled(ModelCache.builder().maxModels(1).build())) {
+            assertThat(score(h, 0)).singleElement().satisfies(p -> assertThat(p.f2)
+                    .isEqualTo("v3"));
+            score(h, 1); // a is evicted
+            deleteRecursively(folder("a").resolve("v3"));
+            publish("a", A4, "v4");
+            clearReports(h);
+
+            List<Tuple4<Integer, String, String, float[]>> out = score(h, 0);
+            assertThat(out).singleElement().satisfies(p -> {
+                assertThat(p.f2).isEqualTo("v4");
+                assertScoredBy(p, sent - 1, A4);
+            });
+            assertThat(deadLetters(h)).isEmpty();
+            assertThat(reports(h)).singleElement().satisfies(r -> {
+                assertThat(r.outcome).isEqualTo(ModelUpdateReport.Outcome.PROMOTED);
+                assertThat(r.model).isEqualTo(folder("a").toString());
+                assertThat(r.version).isEqualTo("v4");
+                assertThat(r.reason).contains("v3").contains("did not load");
+            });
+        }
+    }
+
+    private static void deleteRecursively(Path path) throws IOException {
+        try (var files = Files.walk(path)) {
+            for (Path p : files.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.delete(p);
+            }
         }
     }
 }
