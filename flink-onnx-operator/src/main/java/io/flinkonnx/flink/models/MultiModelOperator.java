@@ -750,7 +750,7 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         if (!track.pending.isEmpty()) {
             ModelUpdate update = track.pending.get(0);
             model.updating = CompletableFuture.supplyAsync(
-                    () -> versions.load(ref, update, update, null, serving, signature, requested), loader);
+                    () -> versions.control(ref, update, serving, signature, requested), loader);
         } else if (pollDue && ref.watched()) {
             String lastFound = track.found;
             model.updating = CompletableFuture.supplyAsync(

@@ -250,6 +250,24 @@ final class VersionLoader<IN, OUT> {
     }
 
     /**
+     * Loads and gates control message {@code control} for a loaded model, as {@link #load(ModelRef, ModelUpdate,
+     * ModelUpdate, String, ServingModel, ModelSignature, long)}; once applied, a watched folder's newest version now
+     * is handled (the step's {@code found}), so only a version newer than that replaces the one the message pins.
+     */
+    ModelTrack.Step<IN, OUT> control(
+            ModelRef ref, ModelUpdate control, ServingModel serving, ModelSignature signature, long requested) {
+        String newest = ref.watched() ? newestIdentity(ref) : null; // read first: a later version is newer
+        ModelTrack.Step<IN, OUT> step = load(ref, control, control, null, serving, signature, requested);
+        boolean applied = step.report != null
+                && (step.report.outcome == ModelUpdateReport.Outcome.PROMOTED
+                        || step.report.outcome == ModelUpdateReport.Outcome.ALREADY_SERVING);
+        if (newest == null || !applied) {
+            return step;
+        }
+        return new ModelTrack.Step<>(step.report, step.runner, step.control, newest, step.requestedAtNanos);
+    }
+
+    /**
      * Loads {@code update} for {@code ref}'s model and judges it against {@code serving}: PROMOTED (the step holds the
      * open runner), ALREADY_SERVING (the same bytes) or REFUSED (why). {@code found}: the folder's version it is, if a
      * poll found it (a read error leaves it to the next poll).

@@ -356,4 +356,33 @@ class PerModelUpdateFailuresTest {
             }
         }
     }
+
+    @Test
+    void aRollbackIsNotUndoneByTheNextPoll() throws Exception {
+        Path a1 = publish("a", A1, "v1");
+        publish("a", A2, "v2");
+        try (var h = controlled(ModelCache.defaults())) {
+            assertThat(score(h, 0)).singleElement().satisfies(p -> assertThat(p.f2)
+                    .isEqualTo("v2"));
+            publish("a", A3, "v3"); // not polled yet
+
+            h.processElement2(new StreamRecord<>(
+                    ModelUpdate.of(a1.toString(), "v1").forModel(folder("a").toString())));
+            settle(h);
+            assertThat(reports(h)).extracting(r -> r.outcome + " " + r.version).containsExactly("PROMOTED v1");
+
+            poll(h);
+            assertThat(score(h, 0)).singleElement().satisfies(p -> {
+                assertThat(p.f2).as("the rollback stands").isEqualTo("v1");
+                assertScoredBy(p, sent - 1, A1);
+            });
+
+            publish("a", A4, "v4"); // newer than what the folder held at the rollback: it replaces the pin
+            poll(h);
+            assertThat(score(h, 0)).singleElement().satisfies(p -> {
+                assertThat(p.f2).isEqualTo("v4");
+                assertScoredBy(p, sent - 1, A4);
+            });
+        }
+    }
 }
