@@ -4,6 +4,7 @@ import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import java.util.Objects;
 import org.apache.flink.annotation.PublicEvolving;
+import org.apache.flink.annotation.VisibleForTesting;
 import org.apache.flink.api.common.functions.OpenContext;
 import org.apache.flink.api.common.functions.RichMapFunction;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
@@ -73,8 +74,14 @@ public class OnnxInferenceFunction<IN, OUT> extends RichMapFunction<IN, OUT> imp
         return runner.infer(value);
     }
 
-    /** The drift monitor of this instance (open after {@link #open}). */
-    DriftMonitor<IN> drift() {
+    /**
+     * The drift monitor of this instance (open after {@link #open}). Public for the drift package's tests only:
+     * not API.
+     *
+     * @return the drift monitor of the runner this function opened
+     */
+    @VisibleForTesting
+    public DriftMonitor<IN> drift() {
         return runner.drift();
     }
 

@@ -7,7 +7,7 @@ import java.io.IOException;
 import java.nio.file.Path;
 
 /** Test models for the hardening tests: graphs whose outputs depend on a record's own length. */
-final class HardeningModels {
+public final class HardeningModels {
     private HardeningModels() {}
 
     private static String[] names(String... names) {
@@ -18,7 +18,7 @@ final class HardeningModels {
      * {@code ids: INT64[batch,seq]} gives {@code avg = sum(ids) / seq: INT64[batch]}, an integer division
      * by the sequence length: a zero-length sequence makes ORT's Div kernel raise SIGFPE.
      */
-    static Path writeIntegerMeanBySequenceLength(Path file) throws IOException {
+    public static Path writeIntegerMeanBySequenceLength(Path file) throws IOException {
         return new OnnxGraph("int_mean")
                 .input("ids", ElementType.INT64, "batch", "seq")
                 .output("avg", ElementType.INT64, "batch")
@@ -35,7 +35,7 @@ final class HardeningModels {
      * Mean pooling without a mask: {@code x: FLOAT[batch,seq]} gives {@code y = mean over seq: FLOAT[batch]}.
      * Padding a record changes its mean.
      */
-    static Path writeMeanPool(Path file) throws IOException {
+    public static Path writeMeanPool(Path file) throws IOException {
         return new OnnxGraph("mean_pool")
                 .input("x", ElementType.FLOAT, "batch", "seq")
                 .output("y", ElementType.FLOAT, "batch")
@@ -47,7 +47,7 @@ final class HardeningModels {
      * A recurrent model without a mask: {@code x: FLOAT[batch,seq,2]} through an RNN (tanh, hidden 3) gives
      * the last hidden state {@code h: FLOAT[batch,1,3]}. Padding changes the state.
      */
-    static Path writeRnn(Path file) throws IOException {
+    public static Path writeRnn(Path file) throws IOException {
         return new OnnxGraph("rnn")
                 .input("x", ElementType.FLOAT, "batch", "seq", 2)
                 .output("h", ElementType.FLOAT, "batch", 1, 3)
@@ -62,7 +62,7 @@ final class HardeningModels {
     }
 
     /** {@code x: FLOAT[batch,a,b]} (two free axes) gives {@code y = sum over a and b: FLOAT[batch]}. */
-    static Path writeSum2d(Path file) throws IOException {
+    public static Path writeSum2d(Path file) throws IOException {
         return new OnnxGraph("sum2d")
                 .input("x", ElementType.FLOAT, "batch", "a", "b")
                 .output("y", ElementType.FLOAT, "batch")
@@ -76,7 +76,7 @@ final class HardeningModels {
      * {@code x: FLOAT[batch,1,len]} gives {@code y: FLOAT[batch,1,len-2]}, each output the sum of a window of
      * three. A record shorter than 3 (and the synthetic warm-up input, of length 1) cannot run.
      */
-    static Path writeConv1dKernel3(Path file) throws IOException {
+    public static Path writeConv1dKernel3(Path file) throws IOException {
         return new OnnxGraph("conv1d_k3")
                 .input("x", ElementType.FLOAT, "batch", 1, "len")
                 .output("y", ElementType.FLOAT, "batch", 1, "out")

@@ -9,10 +9,10 @@ import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
 
 /** Flink's operator test harness around the batching operator; processing time is the harness's. */
-final class Harnesses {
+public final class Harnesses {
     private Harnesses() {}
 
-    static <IN, OUT> OneInputStreamOperatorTestHarness<IN, OUT> open(
+    public static <IN, OUT> OneInputStreamOperatorTestHarness<IN, OUT> open(
             OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy, TypeInformation<IN> recordType) throws Exception {
         BatchingInferenceOperator<IN, OUT> operator =
                 new BatchingInferenceOperator<>(spec, policy, FailedRecord.tag(recordType));
@@ -23,7 +23,7 @@ final class Harnesses {
     }
 
     /** The harness with object reuse on: the operator then gets the same input instance again and again. */
-    static <IN, OUT> OneInputStreamOperatorTestHarness<IN, OUT> openWithObjectReuse(
+    public static <IN, OUT> OneInputStreamOperatorTestHarness<IN, OUT> openWithObjectReuse(
             OnnxInferenceSpec<IN, OUT> spec, BatchPolicy policy, TypeInformation<IN> recordType) throws Exception {
         BatchingInferenceOperator<IN, OUT> operator =
                 new BatchingInferenceOperator<>(spec, policy, FailedRecord.tag(recordType));
@@ -37,11 +37,12 @@ final class Harnesses {
 
     /** The operator inside {@code harness}. */
     @SuppressWarnings("unchecked")
-    static <IN, OUT> BatchingInferenceOperator<IN, OUT> operator(OneInputStreamOperatorTestHarness<IN, OUT> harness) {
+    public static <IN, OUT> BatchingInferenceOperator<IN, OUT> operator(
+            OneInputStreamOperatorTestHarness<IN, OUT> harness) {
         return (BatchingInferenceOperator<IN, OUT>) harness.getOperator();
     }
 
-    static <IN> List<FailedRecord<IN>> failed(
+    public static <IN> List<FailedRecord<IN>> failed(
             OneInputStreamOperatorTestHarness<IN, ?> harness, TypeInformation<IN> recordType) {
         List<FailedRecord<IN>> out = new ArrayList<>();
         var queue = harness.getSideOutput(FailedRecord.tag(recordType));

@@ -1,4 +1,4 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.stateful;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
@@ -6,8 +6,16 @@ import static org.assertj.core.api.Assertions.within;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtSession;
-import io.flinkonnx.flink.StatefulInferenceTest.Event;
-import io.flinkonnx.flink.stateful.StatefulInferenceOperator;
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.FailedRecord;
+import io.flinkonnx.flink.Harnesses;
+import io.flinkonnx.flink.ModelUpdateReport;
+import io.flinkonnx.flink.ModelUpdates;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.RecurrentState;
+import io.flinkonnx.flink.StatefulModels;
+import io.flinkonnx.flink.stateful.StatefulInferenceTest.Event;
 import java.nio.FloatBuffer;
 import java.nio.LongBuffer;
 import java.nio.file.Files;

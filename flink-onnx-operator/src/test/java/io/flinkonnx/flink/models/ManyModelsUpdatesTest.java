@@ -1,10 +1,19 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.models;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
-import io.flinkonnx.flink.models.ControlledMultiModelOperator;
-import io.flinkonnx.flink.models.MultiModelOperator;
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.FailedRecord;
+import io.flinkonnx.flink.ModelCache;
+import io.flinkonnx.flink.ModelRef;
+import io.flinkonnx.flink.ModelSelector;
+import io.flinkonnx.flink.ModelUpdate;
+import io.flinkonnx.flink.ModelUpdateReport;
+import io.flinkonnx.flink.ModelUpdates;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.SessionStats;
 import io.flinkonnx.model.testing.TestModels;
 import java.io.IOException;
 import java.nio.file.Files;

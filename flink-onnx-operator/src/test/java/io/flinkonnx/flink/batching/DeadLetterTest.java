@@ -1,8 +1,15 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.batching;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
 import ai.onnxruntime.OrtException;
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.FailedRecord;
+import io.flinkonnx.flink.Harnesses;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.flink.SessionStats;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import java.time.Duration;

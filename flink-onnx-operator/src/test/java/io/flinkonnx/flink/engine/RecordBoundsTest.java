@@ -1,10 +1,15 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.engine;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
 import ai.onnxruntime.OnnxTensor;
-import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.HardeningModels;
+import io.flinkonnx.flink.Harnesses;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.Runners;
 import io.flinkonnx.flink.session.OrtRuntime;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import io.flinkonnx.flink.tensor.TensorPacker;

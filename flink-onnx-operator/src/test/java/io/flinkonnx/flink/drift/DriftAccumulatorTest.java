@@ -1,10 +1,11 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.drift;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.within;
 
-import io.flinkonnx.flink.drift.DriftAccumulator;
+import io.flinkonnx.flink.DriftTolerance;
+import io.flinkonnx.flink.OutputDrift;
 import io.flinkonnx.model.ElementType;
 import org.junit.jupiter.api.Test;
 

@@ -1,7 +1,11 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.tensor;
 
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.flink.Runners;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.session.SessionRegistry;
 import io.flinkonnx.model.testing.TestModels;

@@ -1,8 +1,12 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.batching;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.flinkonnx.flink.batching.BatchingInferenceOperator;
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.FailedRecord;
+import io.flinkonnx.flink.ModelUpdates;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.testing.TestModels;
 import java.io.IOException;

@@ -1,9 +1,16 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.drift;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
-import io.flinkonnx.flink.drift.DriftMonitor;
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.DriftReport;
+import io.flinkonnx.flink.Harnesses;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceFunction;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.OutputDrift;
+import io.flinkonnx.flink.Runners;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.TensorData;
 import io.flinkonnx.model.proto.OnnxProto.TensorProto;

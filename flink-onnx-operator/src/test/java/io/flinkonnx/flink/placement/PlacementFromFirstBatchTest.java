@@ -1,7 +1,13 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.placement;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.FallbackReport;
+import io.flinkonnx.flink.Harnesses;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.SessionStats;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import java.util.ArrayList;

@@ -1,7 +1,11 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.batching;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.Harnesses;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import java.time.Duration;

@@ -1,9 +1,14 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.engine;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
-import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.HardeningModels;
+import io.flinkonnx.flink.Harnesses;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.Runners;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;

@@ -1,6 +1,12 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.engine;
 
-import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.FailedRecord;
+import io.flinkonnx.flink.Harnesses;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.flink.Runners;
 import java.nio.file.Path;
 import java.time.Duration;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;

@@ -1,8 +1,15 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.engine;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.FailedRecord;
+import io.flinkonnx.flink.HardeningModels;
+import io.flinkonnx.flink.Harnesses;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.Runners;
+import io.flinkonnx.flink.SessionStats;
 import io.flinkonnx.model.testing.TestModels;
 import java.io.IOException;
 import java.io.Serializable;

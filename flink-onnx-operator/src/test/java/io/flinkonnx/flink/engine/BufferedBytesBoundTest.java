@@ -1,8 +1,17 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.engine;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.flinkonnx.flink.engine.BatchMetrics;
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.FailedRecord;
+import io.flinkonnx.flink.HardeningModels;
+import io.flinkonnx.flink.Harnesses;
+import io.flinkonnx.flink.ModelCache;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.RecurrentState;
+import io.flinkonnx.flink.SessionStats;
+import io.flinkonnx.flink.StatefulModels;
 import io.flinkonnx.flink.models.MultiModelOperator;
 import io.flinkonnx.flink.stateful.StatefulInferenceOperator;
 import java.nio.file.Path;

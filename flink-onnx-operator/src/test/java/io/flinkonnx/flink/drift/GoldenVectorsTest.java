@@ -1,9 +1,17 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.drift;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import com.google.protobuf.ByteString;
+import io.flinkonnx.flink.DriftReport;
+import io.flinkonnx.flink.DriftTolerance;
+import io.flinkonnx.flink.ModelChecks;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.OutputDrift;
+import io.flinkonnx.flink.Runners;
+import io.flinkonnx.flink.SessionStats;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.ModelSource;

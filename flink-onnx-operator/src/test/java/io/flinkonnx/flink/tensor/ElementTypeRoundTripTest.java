@@ -1,9 +1,11 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.tensor;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.Runners;
 import io.flinkonnx.flink.engine.InferenceRunner;
-import io.flinkonnx.flink.tensor.HalfFloats;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.TensorData;
 import io.flinkonnx.model.testing.OnnxGraph;

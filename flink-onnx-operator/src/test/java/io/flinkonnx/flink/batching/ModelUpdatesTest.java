@@ -1,9 +1,17 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.batching;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import io.flinkonnx.flink.batching.BatchingInferenceOperator;
-import io.flinkonnx.flink.batching.ControlledInferenceOperator;
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.FailedRecord;
+import io.flinkonnx.flink.FallbackReport;
+import io.flinkonnx.flink.Harnesses;
+import io.flinkonnx.flink.ModelUpdate;
+import io.flinkonnx.flink.ModelUpdateReport;
+import io.flinkonnx.flink.ModelUpdates;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.SessionStats;
 import io.flinkonnx.model.proto.OnnxProto.TensorProto;
 import io.flinkonnx.model.testing.TestModels;
 import io.flinkonnx.testing.ProcessMemory;

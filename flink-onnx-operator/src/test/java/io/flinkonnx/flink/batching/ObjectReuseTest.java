@@ -1,8 +1,14 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.batching;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.Harnesses;
+import io.flinkonnx.flink.InputRow;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.RecordEncoder;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
 import java.util.List;

@@ -1,7 +1,12 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.placement;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.flinkonnx.flink.FallbackReport;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.Runners;
+import io.flinkonnx.flink.SessionStats;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.testing.OnnxGraph;

@@ -1,7 +1,8 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.engine;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.flinkonnx.flink.HardeningModels;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;

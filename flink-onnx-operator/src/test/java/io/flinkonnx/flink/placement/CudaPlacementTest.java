@@ -1,10 +1,14 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.placement;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtProvider;
+import io.flinkonnx.flink.FallbackReport;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.Runners;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;

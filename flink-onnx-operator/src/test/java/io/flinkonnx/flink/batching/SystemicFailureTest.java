@@ -1,9 +1,16 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.batching;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import ai.onnxruntime.OrtException;
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.HardeningModels;
+import io.flinkonnx.flink.Harnesses;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.SessionStats;
+import io.flinkonnx.flink.SystemicFailureException;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;

@@ -1,4 +1,4 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.session;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -8,10 +8,9 @@ import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtProvider;
 import ai.onnxruntime.OrtSession;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.Runners;
 import io.flinkonnx.flink.engine.InferenceRunner;
-import io.flinkonnx.flink.session.OrtRuntime;
-import io.flinkonnx.flink.session.SessionLoader;
-import io.flinkonnx.flink.session.SessionRegistry;
 import io.flinkonnx.model.ModelLoadException;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;

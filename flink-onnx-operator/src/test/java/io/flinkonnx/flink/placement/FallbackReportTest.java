@@ -1,4 +1,4 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.placement;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
@@ -6,8 +6,15 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtProvider;
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.FallbackReport;
+import io.flinkonnx.flink.Harnesses;
+import io.flinkonnx.flink.NodePlacement;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.Runners;
+import io.flinkonnx.flink.SessionStats;
 import io.flinkonnx.flink.engine.InferenceRunner;
-import io.flinkonnx.flink.placement.ProfileTraceParser;
 import io.flinkonnx.model.testing.TestModels;
 import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.ProviderResolution;

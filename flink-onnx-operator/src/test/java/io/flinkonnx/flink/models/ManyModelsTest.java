@@ -1,9 +1,17 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.models;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
-import io.flinkonnx.flink.models.MultiModelOperator;
+import io.flinkonnx.flink.BatchPolicy;
+import io.flinkonnx.flink.FailedRecord;
+import io.flinkonnx.flink.Harnesses;
+import io.flinkonnx.flink.ModelCache;
+import io.flinkonnx.flink.ModelRef;
+import io.flinkonnx.flink.ModelSelector;
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.SessionStats;
 import io.flinkonnx.model.testing.TestModels;
 import io.flinkonnx.testing.ProcessMemory;
 import java.io.IOException;

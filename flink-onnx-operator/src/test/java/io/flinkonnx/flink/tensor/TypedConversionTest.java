@@ -1,8 +1,11 @@
-package io.flinkonnx.flink;
+package io.flinkonnx.flink.tensor;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import io.flinkonnx.flink.OnnxInference;
+import io.flinkonnx.flink.OnnxInferenceSpec;
+import io.flinkonnx.flink.Runners;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
