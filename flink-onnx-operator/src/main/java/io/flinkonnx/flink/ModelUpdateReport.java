@@ -1,6 +1,7 @@
 package io.flinkonnx.flink;
 
 import java.io.Serializable;
+import org.apache.flink.annotation.Internal;
 import org.apache.flink.annotation.PublicEvolving;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
 import org.apache.flink.util.OutputTag;
@@ -59,6 +60,30 @@ public class ModelUpdateReport implements Serializable {
 
     /** An empty report, its fields to set (the operators fill them; Flink's POJO serializer needs it). */
     public ModelUpdateReport() {}
+
+    /**
+     * A report of {@code outcome} for an update on {@code subtask}: the one place the operators make theirs.
+     *
+     * @param outcome what became of the update
+     * @param uri the model file the update named, or null
+     * @param version the update's version label, or null
+     * @param sha256 the model's sha256, or null when it was not read
+     * @param reason why it was refused (or anything else worth saying), or null
+     * @param subtask the subtask that judged it
+     * @return the report, its other fields unset
+     */
+    @Internal
+    public static ModelUpdateReport of(
+            Outcome outcome, String uri, String version, String sha256, String reason, int subtask) {
+        ModelUpdateReport r = new ModelUpdateReport();
+        r.outcome = outcome;
+        r.uri = uri;
+        r.version = version;
+        r.sha256 = sha256;
+        r.reason = reason;
+        r.subtask = subtask;
+        return r;
+    }
 
     @Override
     public String toString() {

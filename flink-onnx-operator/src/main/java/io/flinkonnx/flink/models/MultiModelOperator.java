@@ -866,17 +866,16 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                 || update.model.isBlank()
                 || update.uri == null
                 || update.uri.isBlank()) {
-            ModelUpdateReport report = new ModelUpdateReport();
-            report.outcome = ModelUpdateReport.Outcome.REFUSED;
-            if (update != null) {
-                report.uri = update.uri;
-                report.version = update.version;
-            }
-            report.reason = update == null || update.uri == null || update.uri.isBlank()
-                    ? "The update names no model URI"
-                    : "With many models per operator an update names the model it is for (ModelUpdate.forModel:"
-                            + " its ModelRef's URI or version label)";
-            report.subtask = subtask;
+            ModelUpdateReport report = ModelUpdateReport.of(
+                    ModelUpdateReport.Outcome.REFUSED,
+                    update == null ? null : update.uri,
+                    update == null ? null : update.version,
+                    null,
+                    update == null || update.uri == null || update.uri.isBlank()
+                            ? "The update names no model URI"
+                            : "With many models per operator an update names the model it is for"
+                                    + " (ModelUpdate.forModel: its ModelRef's URI or version label)",
+                    subtask);
             report.timestampMillis = now;
             modelUpdatesRefused.inc();
             LOG.warn("Model update {} refused: {}", update, report.reason);
@@ -933,14 +932,10 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
 
     private ModelUpdateReport report(
             ModelUpdateReport.Outcome outcome, ServedModel<IN, OUT> model, ServingModel version) {
-        ModelUpdateReport r = new ModelUpdateReport();
-        r.outcome = outcome;
+        ModelUpdateReport r =
+                ModelUpdateReport.of(outcome, version.uri, version.version, version.sha256, null, subtask);
         r.model = model.ref.uri();
-        r.uri = version.uri;
-        r.sha256 = version.sha256;
-        r.version = version.version;
         r.servingVersion = version.version;
-        r.subtask = subtask;
         r.timestampMillis = getProcessingTimeService().getCurrentProcessingTime();
         return r;
     }

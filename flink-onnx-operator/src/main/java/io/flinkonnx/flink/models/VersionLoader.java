@@ -364,13 +364,6 @@ final class VersionLoader<IN, OUT> {
 
     private ModelUpdateReport report(
             ModelUpdateReport.Outcome outcome, String uri, String version, String sha256, String reason) {
-        ModelUpdateReport r = new ModelUpdateReport();
-        r.outcome = outcome;
-        r.uri = uri;
-        r.version = version;
-        r.sha256 = sha256;
-        r.reason = reason;
-        r.subtask = subtask;
-        return r;
+        return ModelUpdateReport.of(outcome, uri, version, sha256, reason, subtask);
     }
 }

@@ -351,13 +351,13 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
         }
 
         @Override
-        public void drift(DriftReport report) {
-            output.collect(DriftReport.TAG, new StreamRecord<>(report));
+        public void drift(DriftReport report) throws Exception {
+            reports.drift(report);
         }
 
         @Override
-        public void placement(FallbackReport report) {
-            output.collect(FallbackReport.TAG, new StreamRecord<>(report));
+        public void placement(FallbackReport report) throws Exception {
+            reports.placement(report);
         }
     }
 

@@ -237,13 +237,14 @@ public final class ModelServing<IN, OUT> implements AutoCloseable {
         }
         if (versions != null) {
             if (restored != null) {
-                ModelUpdateReport report = new ModelUpdateReport();
-                report.outcome = ModelUpdateReport.Outcome.RESTORED;
-                report.uri = restored.uri;
-                report.sha256 = restored.sha256;
-                report.version = restored.version;
+                ModelUpdateReport report = ModelUpdateReport.of(
+                        ModelUpdateReport.Outcome.RESTORED,
+                        restored.uri,
+                        restored.version,
+                        restored.sha256,
+                        null,
+                        subtask);
                 report.servingVersion = restored.version;
-                report.subtask = subtask;
                 report.timestampMillis = now;
                 LOG.info(
                         "Model {} serves version {} again, as the checkpoint named it",
