@@ -209,7 +209,9 @@ public final class BatchPolicy implements Serializable {
          *
          * <p>Only for models that ignore padding by construction. For any other model (an LSTM, mean
          * pooling, a convolution over time) a record's prediction then depends on the records that share
-         * its batch, and no drift check can see it.
+         * its batch, and no drift check can see it. STRING inputs are never padded without a mask: an empty
+         * string is text to a string operator (a token, a length), so records that differ along a free dim of a
+         * STRING input run in groups of equal shape whatever this says.
          *
          * @param pad true to pad records into one run without a mask (default false)
          * @return this builder

@@ -8,7 +8,10 @@ import org.apache.flink.annotation.PublicEvolving;
  *
  * <p>Values are given flat, in row-major order, as the Java array matching the input's element type
  * ({@code float[]} for FLOAT, {@code long[]} for INT64, {@code byte[]} for INT8/UINT8, {@code boolean[]}
- * for BOOL, {@code String[]} for STRING, ...). Nothing is cast: a {@code float[]} for an INT64 input is
+ * for BOOL, {@code String[]} for STRING, ...); a single {@code String} is one value of a STRING input. Strings
+ * must not be null nor hold unpaired UTF-16 surrogates (such a record is refused as a dead letter); they reach
+ * the model as UTF-8 by way of ONNX Runtime's Java API, which writes characters outside the Basic Multilingual
+ * Plane (emoji) as two 3-byte surrogate sequences. Nothing is cast: a {@code float[]} for an INT64 input is
  * an error naming the input, the expected and the given type. The per-record shape is the input's shape
  * without the batch axis; it is inferred from the length when at most one of its dims is not fixed,
  * otherwise give it with {@link #put(String, Object, long...)}.

@@ -87,6 +87,10 @@ public final class SessionOptionsFactory {
         for (Map.Entry<String, String> e : s.configEntries().entrySet()) {
             options.addConfigEntry(e.getKey(), e.getValue());
         }
+        if (s.onnxRuntimeExtensions()) {
+            // Closing the options drops ORT's handle on the library; the extensions' jar keeps it loaded (System.load).
+            options.registerCustomOpLibrary(CustomOpLibraries.onnxRuntimeExtensions());
+        }
         if (s.optimizedModelPath() != null) {
             options.setOptimizedModelFilePath(s.optimizedModelPath());
             if (s.optimizedModelFormat() == SessionSettings.ModelFileFormat.ORT) {

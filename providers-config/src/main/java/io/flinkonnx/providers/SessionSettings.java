@@ -25,6 +25,10 @@ import org.apache.flink.configuration.Configuration;
  *         .saveOptimizedModel("/tmp/model.opt.ort", SessionSettings.ModelFileFormat.ORT)
  *         .build();
  * }</pre>
+ *
+ * <p>Models whose graph carries pre- or post-processing as ONNX Runtime Extensions custom operators (domain
+ * {@code ai.onnx.contrib}: tokenizers, string and regex ops) need {@link Builder#onnxRuntimeExtensions(boolean)}
+ * and {@code com.microsoft.onnxruntime:onnxruntime-extensions} on the classpath.
  */
 @PublicEvolving
 public final class SessionSettings implements Serializable {
@@ -62,6 +66,7 @@ public final class SessionSettings implements Serializable {
     private final Map<String, String> configEntries;
     private final String optimizedModelPath;
     private final ModelFileFormat optimizedModelFormat;
+    private final boolean onnxRuntimeExtensions;
 
     private SessionSettings(Builder b) {
         this.optimizationLevel = b.optimizationLevel;
@@ -73,6 +78,7 @@ public final class SessionSettings implements Serializable {
         this.configEntries = Collections.unmodifiableMap(new TreeMap<>(b.configEntries));
         this.optimizedModelPath = b.optimizedModelPath;
         this.optimizedModelFormat = b.optimizedModelFormat;
+        this.onnxRuntimeExtensions = b.onnxRuntimeExtensions;
     }
 
     /** The defaults: optimization ALL, 1 intra-op and 1 inter-op thread, arena on, sequential. */
@@ -88,7 +94,8 @@ public final class SessionSettings implements Serializable {
      * Reads {@code onnx.session.*} keys: {@code optimization-level} (DISABLE_ALL, BASIC, EXTENDED, ALL),
      * {@code intra-op-threads}, {@code inter-op-threads}, {@code cpu-memory-arena}, {@code memory-pattern},
      * {@code execution-mode} (SEQUENTIAL, PARALLEL), {@code optimized-model-path},
-     * {@code optimized-model-format} (ONNX, ORT) and {@code config.<ort key>} for ORT config entries.
+     * {@code optimized-model-format} (ONNX, ORT), {@code onnxruntime-extensions} (true, false) and
+     * {@code config.<ort key>} for ORT config entries.
      */
     public static SessionSettings fromConfiguration(Configuration config) {
         Builder b = builder();
@@ -127,11 +134,14 @@ public final class SessionSettings implements Serializable {
                 case "optimized-model-format":
                     b.optimizedModelFormat = parseEnum(ModelFileFormat.class, key, v);
                     break;
+                case "onnxruntime-extensions":
+                    b.onnxRuntimeExtensions(parseBoolean(key, v));
+                    break;
                 default:
                     throw new IllegalArgumentException("Unknown session setting '" + e.getKey() + "'. Valid: "
                             + CONFIG_PREFIX + "{optimization-level, intra-op-threads, inter-op-threads,"
                             + " cpu-memory-arena, memory-pattern, execution-mode, optimized-model-path,"
-                            + " optimized-model-format, config.<key>}.");
+                            + " optimized-model-format, onnxruntime-extensions, config.<key>}.");
             }
         }
         return b.build();
@@ -175,6 +185,15 @@ public final class SessionSettings implements Serializable {
         return optimizedModelFormat;
     }
 
+    /**
+     * Whether the ONNX Runtime Extensions custom operators are registered with the session.
+     *
+     * @return true when sessions register {@code onnxruntime-extensions}' operators (default false)
+     */
+    public boolean onnxRuntimeExtensions() {
+        return onnxRuntimeExtensions;
+    }
+
     @Override
     public boolean equals(Object o) {
         if (!(o instanceof SessionSettings)) {
@@ -195,6 +214,7 @@ public final class SessionSettings implements Serializable {
                 + ", interOpThreads=" + interOpThreads + ", cpuMemoryArena=" + cpuMemoryArena + ", memoryPattern="
                 + memoryPatternOptimization + ", executionMode=" + executionMode + ", config=" + configEntries
                 + (optimizedModelPath == null ? "" : ", save=" + optimizedModelPath + " as " + optimizedModelFormat)
+                + (onnxRuntimeExtensions ? ", customOps=onnxruntime-extensions" : "")
                 + "}";
     }
 
@@ -205,6 +225,14 @@ public final class SessionSettings implements Serializable {
             throw new IllegalArgumentException(
                     "Session setting " + CONFIG_PREFIX + key + " must be an integer, got '" + v + "'");
         }
+    }
+
+    private static boolean parseBoolean(String key, String v) {
+        if (!v.equalsIgnoreCase("true") && !v.equalsIgnoreCase("false")) {
+            throw new IllegalArgumentException(
+                    "Session setting " + CONFIG_PREFIX + key + " must be true or false, got '" + v + "'");
+        }
+        return Boolean.parseBoolean(v);
     }
 
     private static <E extends Enum<E>> E parseEnum(Class<E> type, String key, String v) {
@@ -227,6 +255,7 @@ public final class SessionSettings implements Serializable {
         private final Map<String, String> configEntries = new LinkedHashMap<>();
         private String optimizedModelPath;
         private ModelFileFormat optimizedModelFormat = ModelFileFormat.ONNX;
+        private boolean onnxRuntimeExtensions;
 
         private Builder() {}
 
@@ -283,6 +312,26 @@ public final class SessionSettings implements Serializable {
             }
             this.optimizedModelPath = path;
             this.optimizedModelFormat = Objects.requireNonNull(format, "format");
+            return this;
+        }
+
+        /**
+         * Registers the ONNX Runtime Extensions custom operators (domain {@code ai.onnx.contrib}: BERT, GPT-2 and
+         * SentencePiece tokenizers, string, regex and vision pre-processing) with every session, so that models
+         * carrying them in their graph load and take STRING inputs directly. Needs
+         * {@code com.microsoft.onnxruntime:onnxruntime-extensions} (0.13.0; natives for linux-x64, osx-x64 and
+         * win-x64) on the classpath, beside {@code onnxruntime}: without it the session fails to open, naming the
+         * artifact. Sessions with and without the extensions are never shared.
+         *
+         * <pre>{@code
+         * SessionSettings settings = SessionSettings.builder().onnxRuntimeExtensions(true).build();
+         * }</pre>
+         *
+         * @param enabled true to register the extensions' operators (default false)
+         * @return this builder
+         */
+        public Builder onnxRuntimeExtensions(boolean enabled) {
+            this.onnxRuntimeExtensions = enabled;
             return this;
         }
 

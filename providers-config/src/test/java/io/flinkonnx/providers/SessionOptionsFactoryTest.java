@@ -32,6 +32,17 @@ class SessionOptionsFactoryTest {
     }
 
     @Test
+    void askingForOnnxRuntimeExtensionsWithoutTheirJarFailsNamingTheArtifact() {
+        // This module's test class path deliberately lacks onnxruntime-extensions (the operator's tests have it).
+        SessionSettings settings =
+                SessionSettings.builder().onnxRuntimeExtensions(true).build();
+        assertThatThrownBy(() -> SessionOptionsFactory.create(ProviderChain.cpu(), settings))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("com.microsoft.onnxruntime:onnxruntime-extensions:0.13.0 is not on the classpath")
+                .hasMessageContaining("add it as a dependency of the job");
+    }
+
+    @Test
     void missingAcceleratorsAreSkippedWithOrtCodeAndMessageAndCpuIsLast() throws Exception {
         ProviderChain chain =
                 ProviderChain.parse("tensorrt(device_id=0,trt_fp16_enable=true) > cuda(device_id=0) > cpu");

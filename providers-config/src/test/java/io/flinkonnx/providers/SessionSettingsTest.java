@@ -54,6 +54,25 @@ class SessionSettingsTest {
     }
 
     @Test
+    void onnxRuntimeExtensionsAreOffByDefaultAndPartOfTheSharingKey() {
+        SessionSettings plain = SessionSettings.defaults();
+        SessionSettings extended =
+                SessionSettings.builder().onnxRuntimeExtensions(true).build();
+        assertThat(plain.onnxRuntimeExtensions()).isFalse();
+        assertThat(extended.onnxRuntimeExtensions()).isTrue();
+        // toString() is the registry's key: sessions with other custom-op libraries must never be shared
+        assertThat(extended.toString()).isNotEqualTo(plain.toString()).contains("onnxruntime-extensions");
+        assertThat(extended).isNotEqualTo(plain);
+        Configuration conf = new Configuration();
+        conf.setString("onnx.session.onnxruntime-extensions", "true");
+        assertThat(SessionSettings.fromConfiguration(conf)).isEqualTo(extended);
+        conf.setString("onnx.session.onnxruntime-extensions", "yes");
+        assertThatThrownBy(() -> SessionSettings.fromConfiguration(conf))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessage("Session setting onnx.session.onnxruntime-extensions must be true or false, got 'yes'");
+    }
+
+    @Test
     void badConfigurationValuesSayWhatIsAllowed() {
         Configuration conf = new Configuration();
         conf.setString("onnx.session.optimization-level", "max");

@@ -15,6 +15,7 @@ import io.flinkonnx.flink.OnnxInferenceFunction;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecurrentState;
 import io.flinkonnx.flink.sql.OnnxScoreFunction;
+import io.flinkonnx.providers.SessionSettings;
 import java.time.Duration;
 import java.util.Map;
 import org.apache.flink.api.common.eventtime.WatermarkStrategy;
@@ -122,6 +123,25 @@ public final class DocSamples {
                 .build());
         DataStream<FailedRecord<Txn>> deadLetters = scored.getSideOutput(FailedRecord.tag(txns.getType()));
         // end::batched[]
+    }
+
+    /** A support ticket, for a model that reads its text itself. */
+    public static class Ticket {
+        public String id;
+        public String text;
+    }
+
+    static void extensions(DataStream<Ticket> tickets) {
+        // tag::extensions[]
+        OnnxInferenceSpec<Ticket, Scored> spec = OnnxInference.<Ticket>builder("s3://models/ticket-triage.onnx")
+                .sessionSettings(SessionSettings.builder()
+                        .onnxRuntimeExtensions(true)                   // the graph's ai.onnx.contrib operators
+                        .build())
+                .encoder((t, row) -> row.put("text", t.text))          // one String for a tensor(string) input
+                .decoder((t, out) -> new Scored(t.id, out.floats("urgency")[0]), Types.POJO(Scored.class))
+                .build();
+        SingleOutputStreamOperator<Scored> triaged = OnnxInference.batched(tickets, spec, BatchPolicy.defaults());
+        // end::extensions[]
     }
 
     static void stateful(DataStream<Event> events) {

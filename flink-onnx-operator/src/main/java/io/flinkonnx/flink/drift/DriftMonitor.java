@@ -42,6 +42,9 @@ public final class DriftMonitor<IN> implements AutoCloseable {
     private final ModelSignature signature;
     private final OrtSession served;
     private final int subtask;
+    /** The reference model's session settings: defaults, with the served model's custom operators. */
+    private final SessionSettings referenceSettings;
+
     private SharedSession reference;
     private TensorPacker referencePacker;
     private BatchOutputs referenceOutputs;
@@ -57,8 +60,16 @@ public final class DriftMonitor<IN> implements AutoCloseable {
      *     scores records itself, it is handed each batch's rows and outputs by the engine
      */
     public DriftMonitor(
-            DriftConfig<IN> config, String modelName, ModelSignature signature, OrtSession served, int subtask) {
+            DriftConfig<IN> config,
+            String modelName,
+            ModelSignature signature,
+            OrtSession served,
+            int subtask,
+            boolean onnxRuntimeExtensions) {
         this.config = config;
+        this.referenceSettings = SessionSettings.builder()
+                .onnxRuntimeExtensions(onnxRuntimeExtensions)
+                .build();
         this.modelName = modelName;
         this.signature = signature;
         this.served = served;
@@ -72,8 +83,7 @@ public final class DriftMonitor<IN> implements AutoCloseable {
     /** Opens the reference session and reads the golden vectors; fails at start when either is unusable. */
     public void open(String slot, MetricGroup metrics, double padValue, int maskInput) throws Exception {
         if (config.referenceModel != null) {
-            reference =
-                    SessionLoader.acquire(config.referenceModel, slot, ProviderChain.cpu(), SessionSettings.defaults());
+            reference = SessionLoader.acquire(config.referenceModel, slot, ProviderChain.cpu(), referenceSettings);
             ModelSignature sig = reference.signature();
             List<TensorSpec> inputs = signature.inputs();
             for (TensorSpec input : inputs) {

@@ -182,7 +182,13 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
                 RunnerMetrics.register(metrics, () -> this);
                 RunnerMetrics.registerVersion(metrics, version, () -> this.version);
             }
-            drift = new DriftMonitor<>(spec.drift(), modelName, signature, shared.session(), subtask);
+            drift = new DriftMonitor<>(
+                    spec.drift(),
+                    modelName,
+                    signature,
+                    shared.session(),
+                    subtask,
+                    spec.sessionSettings().onnxRuntimeExtensions());
             if (drift.enabled()) {
                 drift.open(slot, metrics, policy.padValue(), maskInput);
             }

@@ -3,6 +3,7 @@ package io.flinkonnx.flink.engine;
 import io.flinkonnx.flink.BatchPolicy;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import io.flinkonnx.model.Dim;
+import io.flinkonnx.model.ElementType;
 import io.flinkonnx.model.TensorSpec;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -124,7 +125,7 @@ final class RunGrouping {
     /**
      * Which record dims may differ within one run, padded to the longest: dims named by a symbol the
      * attention-mask input also carries (the model is told where the padding is), or every free dim when
-     * the policy opts in. Anywhere else padding would change the prediction (an LSTM, mean pooling), so
+     * the policy opts in (numeric inputs only). Anywhere else padding would change the prediction (an LSTM, mean pooling), so
      * records that differ there are run in separate groups of equal shape.
      */
     private static boolean[][] paddableDims(List<TensorSpec> inputs, int maskInput, boolean padWithoutMask) {
@@ -142,8 +143,10 @@ final class RunGrouping {
             paddable[i] = new boolean[dims.size()];
             for (int d = 0; d < dims.size(); d++) {
                 Dim dim = dims.get(d);
-                paddable[i][d] =
-                        !dim.isFixed() && (padWithoutMask || (dim.isSymbolic() && masked.contains(dim.symbol())));
+                // STRING inputs pad with "" only under the mask: "" is text to a string op (a token, a length of
+                // 0), never a neutral value, so padWithoutMask does not reach them.
+                boolean withoutMask = padWithoutMask && inputs.get(i).elementType() != ElementType.STRING;
+                paddable[i][d] = !dim.isFixed() && (withoutMask || (dim.isSymbolic() && masked.contains(dim.symbol())));
             }
         }
         return paddable;

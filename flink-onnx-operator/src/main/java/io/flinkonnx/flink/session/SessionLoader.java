@@ -18,6 +18,7 @@ import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.model.RuntimeLimits;
 import io.flinkonnx.model.TensorSpec;
+import io.flinkonnx.providers.CustomOpLibraries;
 import io.flinkonnx.providers.ProviderChain;
 import io.flinkonnx.providers.ResolvedSession;
 import io.flinkonnx.providers.SessionCreationException;
@@ -30,6 +31,8 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.apache.flink.annotation.Internal;
 
 /**
@@ -71,6 +74,14 @@ public final class SessionLoader {
         if (limits != null) {
             model.checkRuntimeLimits(limits);
         }
+        if (settings.onnxRuntimeExtensions()) {
+            try {
+                CustomOpLibraries.onnxRuntimeExtensions(); // before any native object: a message naming the jar
+            } catch (IllegalStateException e) {
+                throw new ModelLoadException(
+                        "Model " + model.source().uri() + " cannot be loaded: " + e.getMessage(), e);
+            }
+        }
         Path profileDir = Files.createTempDirectory("flink-onnx-profile-");
         boolean profilePending = false;
         try {
@@ -88,7 +99,7 @@ public final class SessionLoader {
                 throw new ModelLoadException(
                         "ONNX Runtime " + OrtRuntime.version() + " could not load model "
                                 + model.source().uri() + " (" + model.path() + "): " + e.getCode() + ": "
-                                + firstLine(e.getMessage()),
+                                + firstLine(e.getMessage()) + customOpAdvice(e.getMessage(), settings),
                         e);
             }
             OrtSession session = created.session();
@@ -121,6 +132,36 @@ public final class SessionLoader {
                 deleteRecursively(profileDir);
             }
         }
+    }
+
+    /** ORT's words for an operator no registered kernel or custom-op library provides: {@code domain:Op(version)}. */
+    private static final Pattern UNKNOWN_OP =
+            Pattern.compile("([A-Za-z0-9_.]*):([A-Za-z0-9_]+)\\(-?\\d+\\) is not a registered function/op");
+
+    /**
+     * What to do about a model whose operator ORT does not know, or "": a custom domain's operator without the
+     * ONNX Runtime Extensions asks for them; with them, says that they lack it too.
+     */
+    static String customOpAdvice(String ortMessage, SessionSettings settings) {
+        Matcher m = UNKNOWN_OP.matcher(ortMessage == null ? "" : ortMessage);
+        if (!m.find()) {
+            return "";
+        }
+        String domain = m.group(1);
+        String op = (domain.isEmpty() ? "" : domain + ":") + m.group(2);
+        if (domain.isEmpty() || domain.equals("ai.onnx") || domain.equals("ai.onnx.ml")) {
+            return ". Operator " + op + " is a standard ONNX operator this ONNX Runtime does not implement at the"
+                    + " model's opset";
+        }
+        if (!settings.onnxRuntimeExtensions()) {
+            return ". The model uses custom operator " + op + " (domain '" + domain + "'), which plain ONNX Runtime"
+                    + " does not have: enable the ONNX Runtime Extensions (SessionSettings.builder()"
+                    + ".onnxRuntimeExtensions(true), or 'extensions' = 'true' in SQL) with "
+                    + CustomOpLibraries.ONNXRUNTIME_EXTENSIONS_ARTIFACT + " on the classpath, or register the"
+                    + " library that implements it";
+        }
+        return ". The model uses custom operator " + op + " (domain '" + domain + "'), which the ONNX Runtime"
+                + " Extensions (" + CustomOpLibraries.ONNXRUNTIME_EXTENSIONS_ARTIFACT + ") do not have either";
     }
 
     /**

@@ -34,6 +34,11 @@ public final class RecordInputs implements InputRow {
     private final int[] stagedAt;
     /** Per input: how many values it has in {@link #staging}. */
     private final int[] stagedCount;
+    /** Per STRING input: its bytes as ORT holds them (UTF-8, plus {@link #STRING_OVERHEAD_BYTES} each). */
+    private final long[] stringBytes;
+
+    /** What each string costs beyond its UTF-8 bytes in the estimate of a record's size. */
+    static final int STRING_OVERHEAD_BYTES = 8;
 
     /** A row of its own: {@link #detach} copies into heap arrays. */
     public RecordInputs(String model, List<TensorSpec> specs) {
@@ -49,6 +54,7 @@ public final class RecordInputs implements InputRow {
         this.staging = staging;
         this.stagedAt = new int[specs.size()];
         this.stagedCount = new int[specs.size()];
+        this.stringBytes = new long[specs.size()];
         Arrays.fill(stagedAt, -1);
     }
 
@@ -145,6 +151,7 @@ public final class RecordInputs implements InputRow {
             // values(i) of a staged input is read back into a new array already
             copy.values[i] = stagedAt[i] >= 0 ? values(i) : copyOf(values[i]);
             copy.shapes[i] = shapes[i].clone();
+            copy.stringBytes[i] = stringBytes[i];
             copy.derived[i] = true; // never to be detached or refilled
         }
         return copy;
@@ -180,13 +187,22 @@ public final class RecordInputs implements InputRow {
     @Override
     public InputRow put(String name, Object array) {
         int i = indexOf(name);
-        return set(i, array, inferShape(specs.get(i), array));
+        Object values = oneString(specs.get(i), array);
+        return set(i, values, inferShape(specs.get(i), values));
     }
 
     @Override
     public InputRow put(String name, Object array, long... recordShape) {
         int i = indexOf(name);
-        return set(i, array, checkShape(specs.get(i), array, recordShape));
+        Object values = oneString(specs.get(i), array);
+        return set(i, values, checkShape(specs.get(i), values, recordShape));
+    }
+
+    /** A single {@code String} for a STRING input is its one value; anything else is as given. */
+    private static Object oneString(TensorSpec spec, Object value) {
+        return value instanceof String && spec.elementType() == ElementType.STRING
+                ? new String[] {(String) value}
+                : value;
     }
 
     @Override
@@ -225,7 +241,7 @@ public final class RecordInputs implements InputRow {
         derived[input] = true;
     }
 
-    /** An estimate of this record's input bytes (8 per string element beyond its characters). */
+    /** An estimate of this record's input bytes (strings: UTF-8 bytes, plus 8 per string). */
     public long byteEstimate() {
         long bytes = 0;
         for (int i = 0; i < specs.size(); i++) {
@@ -254,11 +270,7 @@ public final class RecordInputs implements InputRow {
             return stagedBytes(i);
         }
         if (values[i] instanceof String[]) {
-            long bytes = 0;
-            for (String v : (String[]) values[i]) {
-                bytes += 8 + (v == null ? 0 : 2L * v.length());
-            }
-            return bytes;
+            return stringBytes[i];
         }
         return values[i] == null
                 ? 0
@@ -347,14 +359,44 @@ public final class RecordInputs implements InputRow {
                     + (array.getClass().isArray() ? "" : " (not an array)") + "; values are never cast");
         }
         if (array instanceof String[]) {
-            String[] strings = (String[]) array;
-            for (int k = 0; k < strings.length; k++) {
-                if (strings[k] == null) {
-                    throw new RecordConversionException(
-                            "Input '" + spec.name() + "' holds a null string at index " + k);
+            stringBytes[specs.indexOf(spec)] = checkStrings(spec, (String[]) array);
+        }
+    }
+
+    /**
+     * The strings' size as ORT holds them (UTF-8 bytes plus {@link #STRING_OVERHEAD_BYTES} each), checking each
+     * on the way: no null, no unpaired surrogate (a {@code char} sequence no UTF-8 text has, which ORT would
+     * hand native operators as invalid UTF-8). One pass over the characters, no allocation.
+     */
+    static long checkStrings(TensorSpec spec, String[] strings) {
+        long bytes = 0;
+        for (int k = 0; k < strings.length; k++) {
+            String v = strings[k];
+            if (v == null) {
+                throw new RecordConversionException("Input '" + spec.name() + "' holds a null string at index " + k
+                        + "; STRING inputs take text (an empty string is text)");
+            }
+            bytes += STRING_OVERHEAD_BYTES;
+            int n = v.length();
+            for (int c = 0; c < n; c++) {
+                char ch = v.charAt(c);
+                if (ch < 0x80) {
+                    bytes++;
+                } else if (ch < 0x800) {
+                    bytes += 2;
+                } else if (!Character.isSurrogate(ch)) {
+                    bytes += 3;
+                } else if (Character.isHighSurrogate(ch) && c + 1 < n && Character.isLowSurrogate(v.charAt(c + 1))) {
+                    bytes += 4;
+                    c++;
+                } else {
+                    throw new RecordConversionException("Input '" + spec.name() + "' holds an unpaired UTF-16"
+                            + " surrogate (\\u" + Integer.toHexString(ch).toUpperCase(java.util.Locale.ROOT)
+                            + ") at char " + c + " of string " + k + ": it is not text and has no UTF-8 form");
                 }
             }
         }
+        return bytes;
     }
 
     /**

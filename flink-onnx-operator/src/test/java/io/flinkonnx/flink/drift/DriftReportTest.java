@@ -174,7 +174,8 @@ class DriftReportTest {
                         runner.modelName(),
                         runner.signature(),
                         runner.session().session(),
-                        0)) {
+                        0,
+                        false)) {
             drift.open("test-slot", null, 0, -1);
             DriftReport r = drift.checkGolden(0);
             assertThat(r.source).isEqualTo(DriftReport.Source.GOLDEN_VECTORS);

@@ -39,6 +39,14 @@ public final class OnnxModelOptions {
             .intType()
             .defaultValue(1)
             .withDescription("ORT intra-op threads per session.");
+    public static final ConfigOption<Boolean> EXTENSIONS = ConfigOptions.key("extensions")
+            .booleanType()
+            .defaultValue(false)
+            .withDescription(
+                    "Register the ONNX Runtime Extensions custom operators (domain ai.onnx.contrib: tokenizers,"
+                            + " string and regex ops), for models that carry their pre-processing in the graph and take STRING"
+                            + " columns directly. Needs com.microsoft.onnxruntime:onnxruntime-extensions:0.13.0 on the class"
+                            + " path (in the SQL Client's lib/, beside onnxruntime).");
     public static final ConfigOption<Integer> BATCH_MAX_SIZE = ConfigOptions.key("batch.max-size")
             .intType()
             .defaultValue(32)

@@ -72,6 +72,7 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                 SHA256,
                 PROVIDERS,
                 INTRA_OP_THREADS,
+                EXTENSIONS,
                 BATCH_MAX_SIZE,
                 BATCH_MAX_DELAY,
                 FAIL_ON_CPU_FALLBACK,
@@ -170,6 +171,7 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                 .providers(ProviderChain.parse(options.get(PROVIDERS)))
                 .sessionSettings(SessionSettings.builder()
                         .intraOpThreads(options.get(INTRA_OP_THREADS))
+                        .onnxRuntimeExtensions(options.get(EXTENSIONS))
                         .build())
                 .failOnCpuFallback(options.get(FAIL_ON_CPU_FALLBACK))
                 .encoder(new SqlEncoder(binding))

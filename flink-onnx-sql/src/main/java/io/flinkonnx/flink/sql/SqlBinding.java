@@ -217,7 +217,8 @@ public final class SqlBinding implements Serializable {
                 for (int k = 0; k < a.size(); k++) {
                     if (a.isNullAt(k)) {
                         throw new RecordConversionException("Element " + k + " of column '" + b.column
-                                + "' is NULL; ONNX input '" + b.onnxName + "' takes numbers, not NULLs");
+                                + "' is NULL; ONNX input '" + b.onnxName + "' takes "
+                                + (b.type == ElementType.STRING ? "strings" : "numbers") + ", not NULLs");
                     }
                 }
                 values[i] = SqlTypes.fromArray(a, b.type);

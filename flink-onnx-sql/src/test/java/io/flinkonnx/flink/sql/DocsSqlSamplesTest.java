@@ -146,7 +146,7 @@ class DocsSqlSamplesTest {
     void theSamplesAreTheOnesThisTestRuns() throws Exception {
         assertThat(sqlBlocks(README)).hasSize(1);
         assertThat(sqlBlocks(SQL_GUIDE))
-                .hasSize(4)
+                .hasSize(5)
                 .last()
                 .asString()
                 .as("the SQL Client's score.sql, run by SqlClientIT")
@@ -184,11 +184,40 @@ class DocsSqlSamplesTest {
     @Test
     void theScalarFunctionScoresAnArrayOrScalarsOfOneRow() throws Exception {
         TableEnvironment t = withTransactions();
-        List<String> statements = runnable(sqlBlocks(SQL_GUIDE).get(2));
+        List<String> statements = runnable(sqlBlocks(SQL_GUIDE).get(3));
         assertThat(statements).hasSize(4);
         t.executeSql(statements.get(0));
         t.executeSql(statements.get(3));
         assertScores(collect(t.executeSql(statements.get(1))), 1);
         assertScores(collect(t.executeSql(statements.get(2))), 1);
+    }
+
+    @Test
+    void theTextSampleScoresAStringColumnThroughCustomOperators() throws Exception {
+        String digits = TestModels.writeDigitRunLength(dir.resolve("digit-run-length.onnx"))
+                .toString();
+        TableEnvironment t = TableEnvironment.create(EnvironmentSettings.inStreamingMode());
+        String[] texts = {"order 12345 shipped", "a1b22c333", "kein Preis"};
+        List<Row> rows = new ArrayList<>();
+        for (int id = 0; id < texts.length; id++) {
+            rows.add(Row.of("m" + id, texts[id]));
+        }
+        t.createTemporaryView(
+                "messages",
+                t.fromValues(
+                        DataTypes.ROW(
+                                DataTypes.FIELD("id", DataTypes.STRING()), DataTypes.FIELD("text", DataTypes.STRING())),
+                        rows));
+        List<String> statements = new ArrayList<>();
+        for (String s : statements(sqlBlocks(SQL_GUIDE).get(2))) {
+            statements.add(s.replace("s3://models/digit-run-length.onnx", digits));
+        }
+        assertThat(statements).hasSize(2);
+        t.executeSql(statements.get(0));
+        List<Row> scored = collect(t.executeSql(statements.get(1)));
+        assertThat(scored).hasSize(texts.length).allSatisfy(r -> {
+            String masked = ((String) r.getField(1)).replaceAll("[0-9]+", "#");
+            assertThat((Float) r.getField(2)).isEqualTo((float) masked.codePointCount(0, masked.length()));
+        });
     }
 }

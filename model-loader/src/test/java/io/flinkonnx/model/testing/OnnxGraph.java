@@ -75,6 +75,16 @@ public final class OnnxGraph {
         return this;
     }
 
+    /** A STRING initializer (UTF-8), e.g. the pattern of a string op. */
+    public OnnxGraph stringInitializer(String name, String[] values, long... dims) {
+        TensorProto.Builder t = tensor(name, ElementType.STRING, dims);
+        for (String v : values) {
+            t.addStringData(ByteString.copyFromUtf8(v));
+        }
+        graph.addInitializer(t);
+        return this;
+    }
+
     /**
      * A float initializer whose bytes live in {@code dir/location} (ONNX external data), written here
      * unless {@code location} points elsewhere (used to build models whose external data escapes).

@@ -182,6 +182,54 @@ public final class TestModels {
     }
 
     /**
+     * Plain ONNX over a free STRING dim: {@code words: STRING[batch,n]} gives {@code score: FLOAT[batch]}, the sum
+     * over the record's words of {@code LABELS} index + 1 (1 for card ... 4 for crypto) and -1 for any other word
+     * (the empty string too: padding a record with "" would change its score).
+     */
+    public static Path writeWordScore(Path file) throws IOException {
+        return new OnnxGraph("word_score")
+                .opset("ai.onnx.ml", 2)
+                .input("words", ElementType.STRING, "batch", "n")
+                .output("score", ElementType.FLOAT, "batch")
+                .longInitializer("axis1", new long[] {1}, 1)
+                .domainNode(
+                        "ai.onnx.ml",
+                        "LabelEncoder",
+                        names("words"),
+                        names("points"),
+                        "keys_strings",
+                        LABELS,
+                        "values_floats",
+                        new float[] {1, 2, 3, 4},
+                        "default_float",
+                        -1f)
+                .node("ReduceSum", names("points", "axis1"), names("score"), "keepdims", 0L)
+                .writeTo(file);
+    }
+
+    /** The ONNX Runtime Extensions' operator domain. */
+    public static final String CONTRIB = "ai.onnx.contrib";
+
+    /**
+     * In-graph pre-processing with ONNX Runtime Extensions custom operators (domain {@code ai.onnx.contrib}):
+     * {@code text: STRING[batch]} gives {@code length: FLOAT[batch]}, the number of characters (code points) of
+     * the text once every run of digits is replaced by {@code #} (StringRegexReplace, then StringLength, then a
+     * standard Cast). Loads only with the extensions registered.
+     */
+    public static Path writeDigitRunLength(Path file) throws IOException {
+        return new OnnxGraph("digit_run_length")
+                .opset(CONTRIB, 1)
+                .input("text", ElementType.STRING, "batch")
+                .output("length", ElementType.FLOAT, "batch")
+                .stringInitializer("pattern", new String[] {"[0-9]+"})
+                .stringInitializer("rewrite", new String[] {"#"})
+                .domainNode(CONTRIB, "StringRegexReplace", names("text", "pattern", "rewrite"), names("masked"))
+                .domainNode(CONTRIB, "StringLength", names("masked"), names("chars"))
+                .node("Cast", names("chars"), names("length"), "to", (long) ElementType.FLOAT.onnxCode())
+                .writeTo(file);
+    }
+
+    /**
      * An image-shaped model: {@code image: FLOAT[batch,3,4,4]} gives the per-channel mean
      * {@code mean: FLOAT[batch,3]} (GlobalAveragePool then Flatten).
      */
