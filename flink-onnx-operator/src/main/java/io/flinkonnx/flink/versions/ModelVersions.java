@@ -470,6 +470,10 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
                 report = refusal == null
                         ? report(ModelUpdateReport.Outcome.PROMOTED, update.uri, label, sha, null)
                         : refused(update.uri, label, sha, refusal);
+                if (refusal == null && VersionGate.statesOnlyDiffer(candidate, current.signature)) {
+                    report.reason = "Its state inputs and outputs differ from version " + current.model.version
+                            + "'s: every key's state is reset at the swap (resetStatesOnSignatureChange)";
+                }
             }
             InferenceRunner<IN, OUT> promoted = report.outcome == ModelUpdateReport.Outcome.PROMOTED ? candidate : null;
             if (promoted != null) {

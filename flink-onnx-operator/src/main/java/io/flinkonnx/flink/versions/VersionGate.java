@@ -8,12 +8,15 @@ import io.flinkonnx.flink.drift.GoldenVectors;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ReferenceDataSet;
+import io.flinkonnx.model.TensorSpec;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.StringJoiner;
 import org.apache.flink.annotation.Internal;
 
@@ -37,10 +40,18 @@ public final class VersionGate {
             Path vectors)
             throws IOException {
         ModelSignature offered = candidate.signature();
-        if (!offered.inputs().equals(serving.inputs()) || !offered.outputs().equals(serving.outputs())) {
-            return "Its signature differs from the serving version " + servingVersion + "'s: inputs "
-                    + offered.inputs() + " and outputs " + offered.outputs() + " where " + serving.inputs()
-                    + " and " + serving.outputs() + " serve (a new signature needs a new job)";
+        if (!sameSignature(offered, serving)) {
+            boolean statesOnly = statesOnlyDiffer(candidate, serving);
+            if (!statesOnly || !settings.resetStatesOnSignatureChange()) {
+                return "Its signature differs from the serving version " + servingVersion + "'s: inputs "
+                        + offered.inputs() + " and outputs " + offered.outputs() + " where " + serving.inputs()
+                        + " and " + serving.outputs() + " serve"
+                        + (statesOnly
+                                ? " (its state inputs and outputs alone differ: no key's state fits it;"
+                                        + " ModelUpdates.Builder.resetStatesOnSignatureChange(true) lets such a"
+                                        + " version serve, every key's state reset at the swap)"
+                                : " (a new signature needs a new job)");
+            }
         }
         if (vectors == null) {
             return null;
@@ -77,6 +88,36 @@ public final class VersionGate {
                     : "Its outputs on the golden vectors in " + folder + " (" + sets.size() + " sets) are outside "
                             + settings.gateTolerance() + ": " + outside;
         }
+    }
+
+    /** Whether two signatures have the same input and output names, types and shapes. */
+    public static boolean sameSignature(ModelSignature a, ModelSignature b) {
+        return a.inputs().equals(b.inputs()) && a.outputs().equals(b.outputs());
+    }
+
+    /**
+     * Whether {@code candidate}'s signature differs from {@code serving} in its state inputs and outputs alone (see
+     * {@link io.flinkonnx.flink.engine.SuppliedInputs#stateTensors()}): false for a model without states.
+     */
+    public static boolean statesOnlyDiffer(InferenceRunner<?, ?> candidate, ModelSignature serving) {
+        Set<String> states = candidate.suppliedInputs() == null
+                ? Set.of()
+                : candidate.suppliedInputs().stateTensors();
+        ModelSignature offered = candidate.signature();
+        return !states.isEmpty()
+                && !sameSignature(offered, serving)
+                && withoutStates(offered.inputs(), states).equals(withoutStates(serving.inputs(), states))
+                && withoutStates(offered.outputs(), states).equals(withoutStates(serving.outputs(), states));
+    }
+
+    private static List<TensorSpec> withoutStates(List<TensorSpec> specs, Set<String> states) {
+        List<TensorSpec> kept = new ArrayList<>();
+        for (TensorSpec s : specs) {
+            if (!states.contains(s.name())) {
+                kept.add(s);
+            }
+        }
+        return kept;
     }
 
     /**
