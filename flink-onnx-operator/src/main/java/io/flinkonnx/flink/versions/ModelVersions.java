@@ -7,6 +7,7 @@ import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.model.LocalModel;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
 import java.time.Duration;
@@ -115,7 +116,20 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
         void run() throws Exception;
     }
 
-    /** For tests: what the loader runs once a candidate is open, before it is judged (a slow load's seam). */
+    /** Candidate versions whose runner this loader opened (for tests: a version judged by its bytes opens none). */
+    private final java.util.concurrent.atomic.AtomicLong candidatesOpened =
+            new java.util.concurrent.atomic.AtomicLong();
+
+    /** For tests: candidate versions opened so far, each a session's load. */
+    @VisibleForTesting
+    public long candidatesOpened() {
+        return candidatesOpened.get();
+    }
+
+    /**
+     * For tests: what the loader runs once a candidate is read (opened, or found to be the serving bytes), before
+     * it is judged (a slow load's seam).
+     */
     @VisibleForTesting
     @FunctionalInterface
     public interface LoadSeam {
@@ -436,6 +450,22 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
         InferenceRunner<IN, OUT> candidate = null;
         java.nio.file.Path vectors = null;
         try {
+            if (sameBytesAsServing(update, current)) {
+                // the serving version's own file (the first poll finds it): judged by its bytes, with no session
+                LoadSeam s = seam;
+                if (s != null) {
+                    s.opened(update.uri);
+                }
+                ModelUpdateReport report = report(
+                        ModelUpdateReport.Outcome.ALREADY_SERVING, update.uri, label, current.model.sha256, null);
+                projected = new Serving(
+                        new ServingModel(subtask, current.model.uri, current.model.sha256, label), current.signature);
+                if (found != null) {
+                    lastLoadFailure = null;
+                }
+                finish(report, null, requested, control, found);
+                return true;
+            }
             // The golden vectors are copied before the model is read, and the model's file is looked at before and
             // after: a version folder replaced meanwhile does not gate these bytes by another publication's vectors.
             String fileBefore = settings.goldenVectorsGate() ? ModelFolder.fileState(update.uri) : null;
@@ -445,6 +475,7 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
                 source = source.withSha256(update.sha256);
             }
             candidate = runners.apply(spec.withModel(source));
+            candidatesOpened.incrementAndGet();
             candidate.open(slot, subtask, null, policy.maxBatchSize(), policy);
             LoadSeam s = seam;
             if (s != null) {
@@ -515,6 +546,25 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
                     LOG.warn("Cannot delete the golden vectors copied to {}: {}", vectors, e.getMessage());
                 }
             }
+        }
+    }
+
+    /**
+     * Whether {@code update} names the serving version's own file and its bytes (external data included) are still
+     * the serving ones: then it needs no session to be judged ALREADY_SERVING. Only the serving file is hashed, so
+     * a new version is read once, by its load.
+     */
+    private static boolean sameBytesAsServing(ModelUpdate update, Serving current) throws Exception {
+        if (current.model.sha256 == null || !ModelFolder.sameFile(update.uri, current.model.uri)) {
+            return false;
+        }
+        if (update.sha256 != null
+                && !update.sha256.isBlank()
+                && !update.sha256.equalsIgnoreCase(current.model.sha256)) {
+            return false; // pinned to other bytes: the load tells why it cannot serve
+        }
+        try (LocalModel local = ModelSource.of(update.uri).fetch()) {
+            return local.sha256().equalsIgnoreCase(current.model.sha256);
         }
     }
 
