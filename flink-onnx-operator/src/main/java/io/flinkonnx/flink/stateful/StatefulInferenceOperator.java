@@ -95,7 +95,8 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
     /**
      * With {@code updates}: new versions of the model are loaded, gated and swapped in between batches, as in the
      * batching operator. The gate refuses a version whose signature differs (its states' names, types and shapes
-     * included), so every key's state carries over to the version that takes over.
+     * included), so every key's state carries over to the version that takes over; unless its states alone differ
+     * and {@link ModelUpdates#resetStatesOnSignatureChange()} is set: then every key's state is cleared at the swap.
      */
     public StatefulInferenceOperator(
             OnnxInferenceSpec<IN, OUT> spec,
