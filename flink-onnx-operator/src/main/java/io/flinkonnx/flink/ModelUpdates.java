@@ -31,6 +31,8 @@ import org.apache.flink.util.Preconditions;
  *
  * <p><b>The gate</b> (every version, from either source): the model loads with every check of the
  * loader and its pin; its signature equals the serving one's (input and output names, types and shapes);
+ * for a stateful model, a version whose states alone differ passes when {@link
+ * Builder#resetStatesOnSignatureChange} is set (every key's state is then reset at the swap);
  * and, where the model's folder holds ONNX golden vectors ({@code test_data_set_N/input_K.pb,
  * output_K.pb}), each output is within {@link #gateTolerance()}. A version that fails is refused (a
  * {@link ModelUpdateReport}, a WARN, {@code model_updates_refused}) and the current one serves on.
@@ -52,12 +54,14 @@ public final class ModelUpdates implements Serializable {
     private final Duration pollInterval;
     private final boolean goldenVectorsGate;
     private final DriftTolerance gateTolerance;
+    private final boolean resetStatesOnSignatureChange;
 
     private ModelUpdates(Builder b) {
         this.watchedFolder = b.watchedFolder;
         this.pollInterval = b.pollInterval;
         this.goldenVectorsGate = b.goldenVectorsGate;
         this.gateTolerance = b.gateTolerance;
+        this.resetStatesOnSignatureChange = b.resetStatesOnSignatureChange;
     }
 
     /**
@@ -130,10 +134,22 @@ public final class ModelUpdates implements Serializable {
         return gateTolerance;
     }
 
+    /**
+     * Whether a stateful model's new version whose states differ from the serving version's (their shapes or
+     * element types) may serve, every key's state reset to the new version's initial state at the swap (default
+     * false: such a version is refused). See {@link Builder#resetStatesOnSignatureChange}.
+     *
+     * @return true when a version with other states takes over with every key's state reset
+     */
+    public boolean resetStatesOnSignatureChange() {
+        return resetStatesOnSignatureChange;
+    }
+
     @Override
     public String toString() {
         return "ModelUpdates{watch=" + watchedFolder + ", every " + pollInterval + ", goldenVectorsGate="
-                + goldenVectorsGate + ", " + gateTolerance + "}";
+                + goldenVectorsGate + ", " + gateTolerance
+                + (resetStatesOnSignatureChange ? ", resetStatesOnSignatureChange" : "") + "}";
     }
 
     /** Builds {@link ModelUpdates}. */
@@ -143,6 +159,7 @@ public final class ModelUpdates implements Serializable {
         private Duration pollInterval = DEFAULT_POLL_INTERVAL;
         private boolean goldenVectorsGate = true;
         private DriftTolerance gateTolerance = DriftTolerance.defaults();
+        private boolean resetStatesOnSignatureChange;
 
         private Builder() {}
 
@@ -216,6 +233,33 @@ public final class ModelUpdates implements Serializable {
          */
         public Builder gateTolerance(DriftTolerance tolerance) {
             this.gateTolerance = Objects.requireNonNull(tolerance, "tolerance");
+            return this;
+        }
+
+        /**
+         * For a stateful model ({@link OnnxInference#stateful(org.apache.flink.streaming.api.datastream.KeyedStream,
+         * OnnxInferenceSpec, BatchPolicy, RecurrentState, ModelUpdates)}): whether a new version whose state inputs
+         * and outputs differ from the serving version's (their shapes or element types; every other input and
+         * output still equal) may serve. By default the gate refuses it, since no key's state fits it. Enabled,
+         * it passes the gate, and at the swap every key's state is cleared, so each key's next record starts from
+         * the new version's initial state (a key's records buffered before the swap are scored by the old version
+         * with their states first). The clearing visits every key of the subtask on the task thread, once per
+         * such swap; it is checkpoint-consistent like the swap itself: a checkpoint holds either the old version
+         * with the old states or the new one with the states it wrote since. Operators without state ignore it.
+         *
+         * <pre>{@code
+         * ModelUpdates updates = ModelUpdates.builder()
+         *         .watch("s3://models/vad/", Duration.ofMinutes(1))
+         *         .resetStatesOnSignatureChange(true)
+         *         .build();
+         * }</pre>
+         *
+         * @param enabled true to let a version with other states serve, every key's state reset at its swap
+         *     (default false: such a version is refused with the reason)
+         * @return this builder
+         */
+        public Builder resetStatesOnSignatureChange(boolean enabled) {
+            this.resetStatesOnSignatureChange = enabled;
             return this;
         }
 

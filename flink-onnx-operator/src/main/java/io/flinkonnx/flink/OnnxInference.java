@@ -452,8 +452,10 @@ public class OnnxInference extends OnnxInferenceFunction<float[], float[]> {
      * restart: a newer version in {@code updates}' watched folder is loaded and gated off the task thread and swapped
      * in between batches, as in {@link #batched(DataStream, OnnxInferenceSpec, BatchPolicy, ModelUpdates)}. Every
      * key's state carries over to the new version: the gate refuses a version whose signature differs, its states'
-     * names, types and shapes included (the reason goes to {@link ModelUpdateReport#TAG}). The serving version is
-     * operator state, so after a failover the keys' states and the version that wrote them come back together.
+     * names, types and shapes included (the reason goes to {@link ModelUpdateReport#TAG}), unless its states alone
+     * differ and {@link ModelUpdates.Builder#resetStatesOnSignatureChange} is set: then every key's state is reset
+     * at the swap and starts from the new version's initial state. The serving version is operator state, so after
+     * a failover the keys' states and the version that wrote them come back together.
      *
      * <pre>{@code
      * SingleOutputStreamOperator<Score> scores = OnnxInference.stateful(

@@ -52,6 +52,59 @@ public final class StatefulModels {
     }
 
     /**
+     * An LSTM as {@link #writeLstm(Path, int)} with {@code hidden} values per state and an output head: {@code y:
+     * FLOAT[batch, 4]} is the last hidden state times a {@code [hidden, 4]} matrix, so versions of other state sizes
+     * differ in their states alone.
+     */
+    public static Path writeLstmWithHead(Path file, int seed, int hidden) throws IOException {
+        return new OnnxGraph("lstm_head")
+                .input("x", ElementType.FLOAT, "batch", "seq", FEATURES)
+                .input("h", ElementType.FLOAT, 1, "batch", hidden)
+                .input("c", ElementType.FLOAT, 1, "batch", hidden)
+                .output("y", ElementType.FLOAT, "batch", HIDDEN)
+                .output("hn", ElementType.FLOAT, 1, "batch", hidden)
+                .output("cn", ElementType.FLOAT, 1, "batch", hidden)
+                .floatInitializer("W", TestModels.weights(4 * hidden * FEATURES, seed), 1, 4 * hidden, FEATURES)
+                .floatInitializer("R", TestModels.weights(4 * hidden * hidden, seed + 1), 1, 4 * hidden, hidden)
+                .floatInitializer("B", TestModels.weights(8 * hidden, seed + 2), 1, 8 * hidden)
+                .floatInitializer("P", TestModels.weights(hidden * HIDDEN, seed + 3), hidden, HIDDEN)
+                .longInitializer("axis0", new long[] {0}, 1)
+                .node("Transpose", names("x"), names("xt"), "perm", new long[] {1, 0, 2})
+                .node("LSTM", names("xt", "W", "R", "B", "", "h", "c"), names("", "hn", "cn"), "hidden_size", (long)
+                        hidden)
+                .node("Squeeze", names("hn", "axis0"), names("last"))
+                .node("MatMul", names("last", "P"), names("y"))
+                .writeTo(file);
+    }
+
+    /**
+     * A GRU step as {@link #writeGruWithConstant(Path, int, int)} with an output head: {@code y: FLOAT[batch, 4]} is
+     * the new state times a {@code [hidden, 4]} matrix, so versions of other state sizes differ in their states alone.
+     */
+    public static Path writeGruWithHead(Path file, int hidden, int seed) throws IOException {
+        return new OnnxGraph("gru_head")
+                .input("x", ElementType.FLOAT, "batch", FEATURES)
+                .input("state", ElementType.FLOAT, 1, "n", hidden)
+                .input("sr", ElementType.INT64)
+                .output("y", ElementType.FLOAT, "batch", HIDDEN)
+                .output("stateN", ElementType.FLOAT, 1, "n", hidden)
+                .floatInitializer("W", TestModels.weights(3 * hidden * FEATURES, seed), 1, 3 * hidden, FEATURES)
+                .floatInitializer("R", TestModels.weights(3 * hidden * hidden, seed + 1), 1, 3 * hidden, hidden)
+                .floatInitializer("B", TestModels.weights(6 * hidden, seed + 2), 1, 6 * hidden)
+                .floatInitializer("P", TestModels.weights(hidden * HIDDEN, seed + 3), hidden, HIDDEN)
+                .floatInitializer("base", new float[] {16000f})
+                .longInitializer("axis0", new long[] {0}, 1)
+                .node("Cast", names("sr"), names("srf"), "to", 1L)
+                .node("Div", names("srf", "base"), names("scale"))
+                .node("Mul", names("x", "scale"), names("xs"))
+                .node("Unsqueeze", names("xs", "axis0"), names("xt"))
+                .node("GRU", names("xt", "W", "R", "B", "", "state"), names("", "stateN"), "hidden_size", (long) hidden)
+                .node("Squeeze", names("stateN", "axis0"), names("last"))
+                .node("MatMul", names("last", "P"), names("y"))
+                .writeTo(file);
+    }
+
+    /**
      * A GRU step scaled by a constant: {@code x: FLOAT[batch, 3]}, {@code state: FLOAT[1, n, 4]} (a batch
      * symbol of its own: the axis must be given) and a scalar {@code sr: INT64[]} in; the GRU runs on
      * {@code x * sr / 16000}; {@code y: FLOAT[batch, 4]} and {@code stateN: FLOAT[1, n, 4]} out.

@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.within;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtSession;
+import ai.onnxruntime.TensorInfo;
 import io.flinkonnx.flink.BatchPolicy;
 import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInference;
@@ -55,6 +56,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class StatefulModelUpdateFailoverIT {
     private static final long RECORDS = 4_000;
+    private static final Duration POLL = Duration.ofMillis(50);
     private static final AtomicInteger FAILURES = new AtomicInteger();
     private static final TypeInformation<Event> EVENT = TypeInformation.of(Event.class);
     /** (key, id, version, y). */
@@ -111,14 +113,53 @@ class StatefulModelUpdateFailoverIT {
         }
     }
 
+    /** Writes a version's model file at the path given, returning it. */
+    @FunctionalInterface
+    interface ModelWriter {
+        Path write(Path file) throws Exception;
+    }
+
     @Test
     void aVersionSwappedMidStreamSurvivesAFailoverAndEachOutputFollowsTheVersionItNames() throws Exception {
-        CommittingSink.reset();
-        FAILURES.set(0);
         Path folder = Files.createDirectories(dir.resolve("lstm"));
         Path v1 = StatefulModels.writeLstm(
                 Files.createDirectories(folder.resolve("v1")).resolve("model.onnx"), 21);
+        List<Tuple4<Integer, Long, String, float[]>> committed = runWithSwapAndFailover(
+                folder, v1, f -> StatefulModels.writeLstm(f, 51), ModelUpdates.watch(folder.toString(), POLL));
+        assertFollowTheirVersions(
+                committed, Map.of("v1", v1, "v2", folder.resolve("v2").resolve("model.onnx")), false);
+    }
 
+    /**
+     * The same with a v2 whose states are larger (6 values per key, not 4) and the reset opted into: at the swap
+     * every key's state is cleared, so each key's first v2 output starts from v2's initial state, and the failover
+     * after a checkpoint that holds the swap restores v2 with the states it wrote.
+     */
+    @Test
+    void aVersionWithOtherStatesResetsEveryKeyAtTheSwapAndSurvivesAFailover() throws Exception {
+        Path folder = Files.createDirectories(dir.resolve("lstm"));
+        Path v1 = StatefulModels.writeLstmWithHead(
+                Files.createDirectories(folder.resolve("v1")).resolve("model.onnx"), 21, StatefulModels.HIDDEN);
+        List<Tuple4<Integer, Long, String, float[]>> committed = runWithSwapAndFailover(
+                folder,
+                v1,
+                f -> StatefulModels.writeLstmWithHead(f, 51, StatefulModels.HIDDEN + 2),
+                ModelUpdates.builder()
+                        .watch(folder.toString(), POLL)
+                        .resetStatesOnSignatureChange(true)
+                        .build());
+        assertFollowTheirVersions(
+                committed, Map.of("v1", v1, "v2", folder.resolve("v2").resolve("model.onnx")), true);
+    }
+
+    /**
+     * Runs the job on v1, publishes v2 (written by {@code v2}) once outputs are committed, and fails once after a
+     * checkpoint that covered a v2 output; returns the committed outputs, checked to be one per record.
+     */
+    private List<Tuple4<Integer, Long, String, float[]>> runWithSwapAndFailover(
+            Path folder, Path v1, ModelWriter v2, ModelUpdates updates) throws Exception {
+        CommittingSink.reset();
+        FAILURES.set(0);
         Configuration conf = new Configuration();
         conf.set(CheckpointingOptions.CHECKPOINTING_INTERVAL, Duration.ofMillis(50));
         conf.set(RestartStrategyOptions.RESTART_STRATEGY, "fixed-delay");
@@ -149,7 +190,7 @@ class StatefulModelUpdateFailoverIT {
                         .state("h", "hn")
                         .state("c", "cn")
                         .build(),
-                ModelUpdates.watch(folder.toString(), Duration.ofMillis(50)));
+                updates);
         scored.map(new FailAfterCheckpointedSwap())
                 .returns(SCORED)
                 .sinkTo(new CommittingSink<>(SCORED.createSerializer(new SerializerConfigImpl())));
@@ -162,30 +203,30 @@ class StatefulModelUpdateFailoverIT {
             LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
         }
         Path staging = Files.createDirectories(folder.resolve(".v2"));
-        Path v2 = StatefulModels.writeLstm(staging.resolve("model.onnx"), 51);
+        v2.write(staging.resolve("model.onnx"));
         Files.move(staging, folder.resolve("v2"));
-        v2 = folder.resolve("v2").resolve(v2.getFileName());
         job.getJobExecutionResult().get(180, TimeUnit.SECONDS);
 
         assertThat(FAILURES.get()).as("injected failures").isEqualTo(1);
         List<Tuple4<Integer, Long, String, float[]>> committed = CommittingSink.committed();
         assertThat(committed).as("committed outputs, one per record").hasSize((int) RECORDS);
         assertThat(committed.stream().map(t -> t.f1).distinct().count()).isEqualTo(RECORDS);
-        assertFollowTheirVersions(committed, Map.of("v1", v1, "v2", v2));
+        return committed;
     }
 
     /**
      * Per key in id order: versions go v1 then v2, never back; each output equals the version it names run on the
-     * key's state as the previous record (of either version) left it.
+     * key's state as the previous record (of either version) left it, or with {@code reset} at the key's first v2
+     * output, on v2's initial state (zeros of v2's state size).
      */
     private static void assertFollowTheirVersions(
-            List<Tuple4<Integer, Long, String, float[]>> committed, Map<String, Path> models) throws Exception {
+            List<Tuple4<Integer, Long, String, float[]>> committed, Map<String, Path> models, boolean reset)
+            throws Exception {
         Map<Integer, List<Tuple4<Integer, Long, String, float[]>>> byKey = new TreeMap<>();
         for (Tuple4<Integer, Long, String, float[]> t : committed) {
             byKey.computeIfAbsent(t.f0, k -> new ArrayList<>()).add(t);
         }
         OrtEnvironment env = OrtEnvironment.getEnvironment();
-        long[] stateShape = {1, 1, StatefulModels.HIDDEN};
         Map<String, OrtSession> sessions = new HashMap<>();
         long v2Outputs = 0;
         try (OrtSession.SessionOptions options = new OrtSession.SessionOptions()) {
@@ -194,8 +235,8 @@ class StatefulModelUpdateFailoverIT {
             }
             for (List<Tuple4<Integer, Long, String, float[]>> outputs : byKey.values()) {
                 outputs.sort((a, b) -> Long.compare(a.f1, b.f1));
-                float[] h = new float[StatefulModels.HIDDEN];
-                float[] c = new float[StatefulModels.HIDDEN];
+                float[] h = new float[hidden(sessions.get("v1"))];
+                float[] c = new float[h.length];
                 boolean swapped = false;
                 for (Tuple4<Integer, Long, String, float[]> t : outputs) {
                     assertThat(t.f2).as("version of id %s", t.f1).isIn("v1", "v2");
@@ -203,8 +244,12 @@ class StatefulModelUpdateFailoverIT {
                         assertThat(t.f2)
                                 .as("id %s after its key's first v2 output", t.f1)
                                 .isEqualTo("v2");
+                    } else if (reset && t.f2.equals("v2")) {
+                        h = new float[hidden(sessions.get("v2"))];
+                        c = new float[h.length];
                     }
                     swapped |= t.f2.equals("v2");
+                    long[] stateShape = {1, 1, h.length};
                     v2Outputs += t.f2.equals("v2") ? 1 : 0;
                     Event e = StatefulFailoverIT.event(t.f1);
                     long[] xShape = {1, e.x.length / StatefulModels.FEATURES, StatefulModels.FEATURES};
@@ -226,6 +271,11 @@ class StatefulModelUpdateFailoverIT {
             }
         }
         assertThat(v2Outputs).as("outputs of v2").isGreaterThan(0);
+    }
+
+    /** The state size of a model's {@code h} input ({@code [1, batch, hidden]}). */
+    private static int hidden(OrtSession session) throws Exception {
+        return (int) ((TensorInfo) session.getInputInfo().get("h").getInfo()).getShape()[2];
     }
 
     private static float[] floats(OrtSession.Result result, String name) {

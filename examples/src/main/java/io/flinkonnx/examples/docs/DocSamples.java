@@ -163,6 +163,22 @@ public final class DocSamples {
         // end::stateful[]
     }
 
+    static void statefulUpdates(
+            DataStream<Event> events,
+            OnnxInferenceSpec<Event, Score> spec,
+            BatchPolicy policy,
+            RecurrentState<Event> state) {
+        // tag::stateful-updates[]
+        ModelUpdates updates = ModelUpdates.builder()
+                .watch("s3://models/vad/", Duration.ofMinutes(1))
+                .resetStatesOnSignatureChange(true)   // a version with other states serves, every key reset
+                .build();
+        SingleOutputStreamOperator<Score> scores =
+                OnnxInference.stateful(events.keyBy(Event::user), spec, policy, state, updates);
+        DataStream<ModelUpdateReport> reports = scores.getSideOutput(ModelUpdateReport.TAG);
+        // end::stateful-updates[]
+    }
+
     static void reports(SingleOutputStreamOperator<Scored> scored) {
         // tag::reports[]
         DataStream<FallbackReport> placement = scored.getSideOutput(FallbackReport.TAG);

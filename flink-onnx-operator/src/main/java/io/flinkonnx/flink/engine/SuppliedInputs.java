@@ -1,6 +1,7 @@
 package io.flinkonnx.flink.engine;
 
 import io.flinkonnx.model.ModelSignature;
+import java.util.Set;
 import org.apache.flink.annotation.Internal;
 
 /**
@@ -19,4 +20,12 @@ public interface SuppliedInputs {
 
     /** Whether the operator, not the record, gives input {@code input}. */
     boolean supplies(String input);
+
+    /**
+     * The inputs and outputs that carry per-key state (none by default): a model version whose signature differs
+     * from the serving one's in these alone may take over with every state reset, where the user allows it.
+     */
+    default Set<String> stateTensors() {
+        return Set.of();
+    }
 }

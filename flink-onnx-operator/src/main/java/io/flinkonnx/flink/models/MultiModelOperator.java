@@ -102,6 +102,8 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     private transient MetricGroup metrics;
     /** Per metrics label: at most {@link #MODELS_WITH_METRICS} models' own, and {@link #OTHER_MODELS}. */
     private transient Map<String, BatchMetrics> metricsByModel;
+    /** Each watched folder's label, unique among this operator's watched folders. */
+    private transient Map<String, String> folderLabels;
 
     private transient Counter evictions;
     private transient Counter loadFailures;
@@ -278,6 +280,7 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         });
         metrics = onnxMetrics();
         metricsByModel = new HashMap<>();
+        folderLabels = new HashMap<>();
         evictions = metrics.counter("model_evictions");
         loadFailures = metrics.counter("model_load_failures");
         modelUpdates = metrics.counter("model_updates");
@@ -336,7 +339,7 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         if (model == null) {
             String label = ref.version() != null
                     ? ref.version()
-                    : ref.watched() ? folderName(ref.uri()) : VersionLabel.ofUri(ref.uri());
+                    : ref.watched() ? folderLabel(ref.uri()) : VersionLabel.ofUri(ref.uri());
             model = new ServedModel<>(ref, label);
             model.track = trackFor(ref);
         }
@@ -406,13 +409,31 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         return version == null || version.isBlank() ? ModelFolder.labelOf(uri) : version;
     }
 
-    /** A watched folder's name: its metrics label until a version names the model. */
-    static String folderName(String folderUri) {
+    /**
+     * A watched folder's label (its metrics' label, and its name until a version names the model): its name, or
+     * where another watched folder of this operator has that name, as many of its last path segments as tell them
+     * apart ({@code b/fraud} beside {@code fraud}). The same folder keeps its label for the operator's life.
+     */
+    private String folderLabel(String folderUri) {
+        String known = folderLabels.get(folderUri);
+        if (known != null) {
+            return known;
+        }
         String path = folderUri.replace('\\', '/');
         while (path.endsWith("/") && path.length() > 1) {
             path = path.substring(0, path.length() - 1);
         }
-        return path.substring(path.lastIndexOf('/') + 1);
+        String label = path.substring(path.lastIndexOf('/') + 1);
+        int cut = path.lastIndexOf('/');
+        while (folderLabels.containsValue(label) && cut > 0) {
+            cut = path.lastIndexOf('/', cut - 1);
+            label = path.substring(cut + 1);
+        }
+        for (int n = 2; folderLabels.containsValue(label); n++) {
+            label = path + "#" + n; // the same path written two ways
+        }
+        folderLabels.put(folderUri, label);
+        return label;
     }
 
     /** Evicts the least recently used models until {@code incoming} fits under {@code maxModels}. */
@@ -589,20 +610,7 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         loadedBytes += model.bytes;
         loadedCount++;
         output.collect(FallbackReport.TAG, new StreamRecord<>(runner.fallbackReport()));
-        // over the byte bound: the least recently used others go (never the model just loaded)
-        while (loadedBytes > cache.maxModelBytes()) {
-            ServedModel<IN, OUT> victim = null;
-            for (ServedModel<IN, OUT> m : models.values()) {
-                if (m != model && m.state == ServedModel.State.READY) {
-                    victim = m;
-                    break;
-                }
-            }
-            if (victim == null) {
-                break;
-            }
-            evict(victim);
-        }
+        evictOverBytes(model);
         List<Object> waiting = new ArrayList<>(model.waitingRecords);
         List<Long> timestamps = new ArrayList<>(model.waitingTimestamps);
         model.waitingRecords.clear();
@@ -617,6 +625,26 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
             }
         }
         startUpdate(model, false, getProcessingTimeService().getCurrentProcessingTime());
+    }
+
+    /**
+     * Over the byte bound (a model loaded, or swapped to a bigger version): the least recently used other models go,
+     * never {@code keep}.
+     */
+    private void evictOverBytes(ServedModel<IN, OUT> keep) throws Exception {
+        while (loadedBytes > cache.maxModelBytes()) {
+            ServedModel<IN, OUT> victim = null;
+            for (ServedModel<IN, OUT> m : models.values()) {
+                if (m != keep && m.state == ServedModel.State.READY) {
+                    victim = m;
+                    break;
+                }
+            }
+            if (victim == null) {
+                break;
+            }
+            evict(victim);
+        }
     }
 
     /** Reports the outcome of a control message gated at {@code model}'s load. */
@@ -785,13 +813,25 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
 
     private void applyStep(ServedModel<IN, OUT> model, ModelTrack.Step<IN, OUT> step, long now) throws Exception {
         ModelTrack track = model.track;
+        ModelUpdateReport report = step.report;
+        if (report != null && report.outcome == ModelUpdateReport.Outcome.PROMOTED) {
+            flush(model); // by the version it was buffered for
+            if (model.state != ServedModel.State.READY) {
+                // its session broke in that last batch: the version neither serves nor is reported now; its control
+                // message stays pending and its folder's version unhandled, both taken up at the model's next load
+                step.discard();
+                return;
+            }
+        }
         if (step.control != null && !track.pending.isEmpty() && track.pending.get(0) == step.control) {
             track.pending.remove(0);
         }
         if (step.found != null) {
             track.found = step.found;
         }
-        ModelUpdateReport report = step.report;
+        if (step.control == null && (report == null || report.outcome != ModelUpdateReport.Outcome.REFUSED)) {
+            track.lastProblem = null; // the folder read well: a problem that comes back is reported again
+        }
         if (report == null) {
             return; // nothing new in the folder
         }
@@ -804,25 +844,20 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         }
         switch (report.outcome) {
             case PROMOTED:
-                flush(model); // by the version it was buffered for
                 track.served = new ServingModel(subtask, report.uri, report.sha256, report.version);
                 track.signature = step.runner.signature();
-                if (model.state == ServedModel.State.READY) {
-                    InferenceRunner<IN, OUT> previous = model.runner;
-                    InferenceRunner<IN, OUT> next = step.runner;
-                    next.version(report.version);
-                    model.buffer.serve(next, capacityOf(next, policy));
-                    model.runner = next;
-                    long bytes = next.session().modelSizeBytes();
-                    loadedBytes += bytes - model.bytes;
-                    model.bytes = bytes;
-                    model.label = report.version;
-                    previous.close();
-                    output.collect(FallbackReport.TAG, new StreamRecord<>(next.fallbackReport()));
-                } else {
-                    step.discard(); // its session broke in that last batch: the next load takes the new version
-                }
-                modelUpdates.inc();
+                InferenceRunner<IN, OUT> previous = model.runner;
+                InferenceRunner<IN, OUT> next = step.runner;
+                next.version(report.version);
+                model.buffer.serve(next, capacityOf(next, policy));
+                model.runner = next;
+                long bytes = next.session().modelSizeBytes();
+                loadedBytes += bytes - model.bytes;
+                model.bytes = bytes;
+                model.label = report.version;
+                previous.close();
+                output.collect(FallbackReport.TAG, new StreamRecord<>(next.fallbackReport()));
+                evictOverBytes(model); // a bigger version may pass the byte bound
                 report.swapLatencyMillis = (System.nanoTime() - step.requestedAtNanos) / 1_000_000;
                 LOG.info(
                         "Model {} now serves version {} ({}, sha256 {}) after {} ms",

@@ -14,9 +14,6 @@ import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.providers.ProviderChain;
 import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.file.Path;
-import java.util.Objects;
 import java.util.Optional;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -268,9 +265,10 @@ final class VersionLoader<IN, OUT> {
     }
 
     /**
-     * Loads {@code update} for {@code ref}'s model and judges it against {@code serving}: PROMOTED (the step holds the
-     * open runner), ALREADY_SERVING (the same bytes) or REFUSED (why). {@code found}: the folder's version it is, if a
-     * poll found it (a read error leaves it to the next poll).
+     * Loads {@code update} for {@code ref}'s model and judges it against {@code serving} with the one gate of every
+     * operator ({@link VersionGate#judge}): PROMOTED (the step holds the open runner), ALREADY_SERVING (the same
+     * bytes) or REFUSED (why). {@code found}: the folder's version it is, if a poll found it (a read error leaves it
+     * to the next poll).
      */
     ModelTrack.Step<IN, OUT> load(
             ModelRef ref,
@@ -280,86 +278,20 @@ final class VersionLoader<IN, OUT> {
             ServingModel serving,
             ModelSignature signature,
             long requested) {
-        if (update.uri == null || update.uri.isBlank()) {
-            return new ModelTrack.Step<>(
-                    report(
-                            ModelUpdateReport.Outcome.REFUSED,
-                            update.uri,
-                            update.version,
-                            null,
-                            "The update names no" + " model URI"),
-                    null,
-                    control,
-                    found,
-                    requested);
+        VersionGate.Verdict<IN, OUT> verdict = VersionGate.judge(
+                update,
+                found != null,
+                serving,
+                signature,
+                settings,
+                subtask,
+                (source, label) -> open(ref, source, label),
+                null);
+        if (verdict.report == null) {
+            return new ModelTrack.Step<>(null, null, null, null, requested); // the next poll looks again
         }
-        String label =
-                update.version == null || update.version.isBlank() ? ModelFolder.labelOf(update.uri) : update.version;
-        InferenceRunner<IN, OUT> candidate = null;
-        Path vectors = null;
-        try {
-            // golden vectors copied before the model is read; a model file replaced meanwhile is not judged by them
-            String fileBefore = settings.goldenVectorsGate() ? ModelFolder.fileState(update.uri) : null;
-            vectors = VersionGate.copyVectors(update.uri, settings);
-            ModelSource source = ModelSource.of(update.uri);
-            if (update.sha256 != null && !update.sha256.isBlank()) {
-                source = source.withSha256(update.sha256);
-            }
-            candidate = open(ref, source, label);
-            String sha = candidate.session().modelSha256();
-            ModelUpdateReport report;
-            if (vectors != null && !Objects.equals(fileBefore, ModelFolder.fileState(update.uri))) {
-                if (found != null) {
-                    return new ModelTrack.Step<>(null, null, null, null, requested); // the next poll looks again
-                }
-                report = report(
-                        ModelUpdateReport.Outcome.REFUSED,
-                        update.uri,
-                        label,
-                        sha,
-                        "The model's file changed while it loaded: its golden vectors may be another version's (send"
-                                + " the update again)");
-            } else if (sha.equals(serving.sha256)) {
-                report = report(ModelUpdateReport.Outcome.ALREADY_SERVING, update.uri, label, sha, null);
-            } else {
-                String refusal = VersionGate.check(candidate, signature, serving.version, settings, vectors);
-                report = refusal == null
-                        ? report(ModelUpdateReport.Outcome.PROMOTED, update.uri, label, sha, null)
-                        : report(ModelUpdateReport.Outcome.REFUSED, update.uri, label, sha, refusal);
-            }
-            InferenceRunner<IN, OUT> promoted = null;
-            if (report.outcome == ModelUpdateReport.Outcome.PROMOTED) {
-                promoted = candidate;
-                candidate = null; // handed over
-            }
-            return new ModelTrack.Step<>(report, promoted, control, found, requested);
-        } catch (Exception | LinkageError e) {
-            boolean readError = e instanceof IOException
-                    || e instanceof UncheckedIOException
-                    || e.getCause() instanceof IOException;
-            return new ModelTrack.Step<>(
-                    report(
-                            ModelUpdateReport.Outcome.REFUSED,
-                            update.uri,
-                            label,
-                            null,
-                            "The model did not load: " + e.getMessage()),
-                    null,
-                    control,
-                    readError ? null : found,
-                    requested);
-        } finally {
-            if (candidate != null) {
-                candidate.close();
-            }
-            if (vectors != null) {
-                try {
-                    VersionGate.deleteRecursively(vectors);
-                } catch (IOException e) {
-                    LOG.warn("Cannot delete the golden vectors copied to {}: {}", vectors, e.getMessage());
-                }
-            }
-        }
+        return new ModelTrack.Step<>(
+                verdict.report, verdict.runner, control, verdict.readError ? null : found, requested);
     }
 
     private ModelUpdateReport report(

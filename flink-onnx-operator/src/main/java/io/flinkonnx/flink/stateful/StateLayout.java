@@ -48,6 +48,29 @@ public final class StateLayout implements SuppliedInputs {
     }
 
     @Override
+    public Set<String> stateTensors() {
+        Set<String> names = new HashSet<>();
+        declared.pairs().forEach(p -> {
+            names.add(p.input());
+            names.add(p.output());
+        });
+        return names;
+    }
+
+    /**
+     * Whether a key's stored states fit {@code other} as they fit this layout: the same element type and per-key
+     * shape for every state (the pairs are the same: both layouts adapt one declaration).
+     */
+    boolean sameStates(StateLayout other) {
+        for (int p = 0; p < states(); p++) {
+            if (stateType[p] != other.stateType[p] || !Arrays.equals(stateShape[p], other.stateShape[p])) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    @Override
     public ModelSignature adapt(ModelSignature signature, String model) {
         List<TensorSpec> inputs = new ArrayList<>(signature.inputs());
         List<TensorSpec> outputs = new ArrayList<>(signature.outputs());

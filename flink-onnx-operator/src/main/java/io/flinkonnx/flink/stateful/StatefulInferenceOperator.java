@@ -16,6 +16,7 @@ import io.flinkonnx.flink.engine.RecordBuffer;
 import io.flinkonnx.flink.tensor.RecordInputs;
 import io.flinkonnx.flink.versions.ModelServing;
 import io.flinkonnx.flink.versions.ModelVersions;
+import io.flinkonnx.model.ElementType;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
@@ -31,6 +32,8 @@ import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.runtime.state.StateInitializationContext;
 import org.apache.flink.runtime.state.StateSnapshotContext;
+import org.apache.flink.runtime.state.VoidNamespace;
+import org.apache.flink.runtime.state.VoidNamespaceSerializer;
 import org.apache.flink.streaming.runtime.streamrecord.StreamRecord;
 import org.apache.flink.util.OutputTag;
 
@@ -63,6 +66,10 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
     private transient BatchMetrics batchMetrics;
     private transient StateLayout layout;
     private transient ValueState<Object>[] states;
+    private transient ValueStateDescriptor<Object>[] descriptors;
+    /** Swaps that reset every key's states (a version with other states, resetStatesOnSignatureChange). */
+    private transient Counter stateResets;
+
     private transient RecordBuffer<IN, OUT> buffer;
 
     // Per buffered record (by its index in the buffer): its key, and whether it resets the key's state.
@@ -88,7 +95,8 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
     /**
      * With {@code updates}: new versions of the model are loaded, gated and swapped in between batches, as in the
      * batching operator. The gate refuses a version whose signature differs (its states' names, types and shapes
-     * included), so every key's state carries over to the version that takes over.
+     * included), so every key's state carries over to the version that takes over; unless its states alone differ
+     * and {@link ModelUpdates#resetStatesOnSignatureChange()} is set: then every key's state is cleared at the swap.
      */
     public StatefulInferenceOperator(
             OnnxInferenceSpec<IN, OUT> spec,
@@ -124,13 +132,18 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
         super.open();
         MetricGroup metrics = onnxMetrics();
         batchMetrics = new BatchMetrics(metrics);
+        stateResets = metrics.counter("num_state_resets");
         serving.open(
                 ModelServing.host(
                         timers(),
                         this::flush,
                         next -> {
+                            StateLayout nextLayout = (StateLayout) next.suppliedInputs();
+                            if (layout != null && !layout.sameStates(nextLayout)) {
+                                resetStates(nextLayout); // the gate let it through: resetStatesOnSignatureChange
+                            }
                             runner = next;
-                            layout = (StateLayout) next.suppliedInputs();
+                            layout = nextLayout;
                             buffer = bufferFor(buffer, next, policy, batchMetrics);
                         },
                         this::sideOutput),
@@ -140,16 +153,9 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
                 metrics);
         int capacity = buffer.capacity();
         states = new ValueState[layout.states()];
+        descriptors = new ValueStateDescriptor[layout.states()];
         for (int p = 0; p < states.length; p++) {
-            ValueStateDescriptor<Object> descriptor =
-                    new ValueStateDescriptor<>("onnx-state-" + layout.stateName(p), typeOf(layout, p));
-            if (declared.ttl() != null) {
-                descriptor.enableTimeToLive(StateTtlConfig.newBuilder(declared.ttl())
-                        .setUpdateType(StateTtlConfig.UpdateType.OnCreateAndWrite)
-                        .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
-                        .build());
-            }
-            states[p] = getRuntimeContext().getState(descriptor);
+            registerState(layout, p);
         }
         keys = new Object[capacity];
         resets = new boolean[capacity];
@@ -158,6 +164,49 @@ public final class StatefulInferenceOperator<IN, OUT> extends BufferedScoringOpe
         occurrences = new HashMap<>();
         runOutcomes = new RunOutcomes();
         runs = metrics.counter("num_state_runs");
+    }
+
+    /**
+     * Registers state {@code p} as {@code layout} has it. Its name holds its element type unless FLOAT (the common
+     * case keeps its name): state of another type after a reset is another state, not a migration of the old one.
+     */
+    private void registerState(StateLayout layout, int p) {
+        ElementType type = layout.stateType(p);
+        String name = "onnx-state-" + layout.stateName(p)
+                + (type == ElementType.FLOAT ? "" : "-" + type.name().toLowerCase(java.util.Locale.ROOT));
+        ValueStateDescriptor<Object> descriptor = new ValueStateDescriptor<>(name, typeOf(layout, p));
+        if (declared.ttl() != null) {
+            descriptor.enableTimeToLive(StateTtlConfig.newBuilder(declared.ttl())
+                    .setUpdateType(StateTtlConfig.UpdateType.OnCreateAndWrite)
+                    .setStateVisibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+                    .build());
+        }
+        descriptors[p] = descriptor;
+        states[p] = getRuntimeContext().getState(descriptor);
+    }
+
+    /**
+     * At the swap to a version whose states differ (the buffer is scored): clears every key's states, so each
+     * key's next record starts from {@code next}'s initial state, and registers the states as {@code next} has
+     * them. On the task thread, between batches: the next checkpoint holds the new version and only states it wrote.
+     */
+    private void resetStates(StateLayout next) throws Exception {
+        Object key = getCurrentKey();
+        for (int p = 0; p < states.length; p++) {
+            getKeyedStateBackend()
+                    .applyToAllKeys(
+                            VoidNamespace.INSTANCE,
+                            VoidNamespaceSerializer.INSTANCE,
+                            descriptors[p],
+                            (k, state) -> state.clear());
+            if (layout.stateType(p) != next.stateType(p)) {
+                registerState(next, p);
+            }
+        }
+        stateResets.inc();
+        if (key != null) {
+            setCurrentKey(key);
+        }
     }
 
     /** The explicit type of a state's values (a primitive array), so Flink never falls back to Kryo. */

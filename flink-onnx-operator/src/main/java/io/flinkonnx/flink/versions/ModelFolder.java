@@ -180,6 +180,23 @@ public final class ModelFolder {
         return status.getModificationTime() + "/" + status.getLen();
     }
 
+    /** Whether two model URIs name one file (a path and its {@code file:} URI, say); false when unsure. */
+    public static boolean sameFile(String a, String b) {
+        if (a.equals(b)) {
+            return true;
+        }
+        if (a.startsWith("classpath:") || b.startsWith("classpath:")) {
+            return false;
+        }
+        try {
+            Path pa = new Path(a);
+            Path pb = new Path(b);
+            return pa.makeQualified(pa.getFileSystem()).equals(pb.makeQualified(pb.getFileSystem()));
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+    }
+
     /** The folder of a model URI (where its golden vectors may be), or null for a classpath resource. */
     public static String folderOf(String modelUri) {
         if (modelUri.startsWith("classpath:")) {

@@ -111,8 +111,44 @@ public final class ModelServing<IN, OUT> implements AutoCloseable {
         };
     }
 
+    /**
+     * A host for a runtime that scores without timers, buffers nothing between runs and has no side outputs (the
+     * ML_PREDICT functions): it takes versions over and checks golden vectors in {@link #beforeRun}, polls with
+     * {@link #poll} from a timer of its own, and logs what an operator would report.
+     */
+    public static <IN, OUT> Host<IN, OUT> withoutTimers() {
+        return new Host<>() {
+            @Override
+            public long now() {
+                return System.currentTimeMillis();
+            }
+
+            @Override
+            public void registerTimer(long time) {
+                // checked at every run instead (beforeRun)
+            }
+
+            @Override
+            public void flush() {
+                // nothing is buffered between runs
+            }
+
+            @Override
+            public void serve(InferenceRunner<IN, OUT> runner) {
+                // beforeRun returns the runner serving now
+            }
+
+            @Override
+            public <T> void report(OutputTag<T> tag, T report) {
+                LOG.debug("{}: {}", tag.getId(), report); // no side outputs: gauges and the log tell
+            }
+        };
+    }
+
     private final OnnxInferenceSpec<IN, OUT> spec;
     private final BatchPolicy policy;
+    /** The label the first version serves under when no checkpoint names one, or null (the model file's). */
+    private String initialLabel;
     /** Null when the model never changes. */
     private final ModelUpdates updates;
     /** Makes an unopened runner of a spec (with the inputs the operator supplies, if any). */
@@ -146,6 +182,15 @@ public final class ModelServing<IN, OUT> implements AutoCloseable {
         this.policy = policy;
         this.updates = updates;
         this.runners = runners;
+    }
+
+    /**
+     * The label the first version serves under when no checkpoint names one (an ML_PREDICT plan's label of the
+     * watched folder's version it chose); without it, the model file's own label.
+     */
+    public ModelServing<IN, OUT> initialLabel(String label) {
+        this.initialLabel = label;
+        return this;
     }
 
     /** Whether versions can change while the job runs. */
@@ -226,6 +271,10 @@ public final class ModelServing<IN, OUT> implements AutoCloseable {
         } else {
             versions = new ModelVersions<>(spec, updates, policy, slot, subtask, userCode, metrics, runners);
             runner = versions.openServing(restored); // ModelVersions registers the gauges over the serving runner
+            if (restored == null && initialLabel != null) {
+                runner.version(initialLabel);
+                versions.served(runner, initialLabel);
+            }
             versions.restoreLastFound(restoredFound);
         }
         host.serve(runner);
@@ -265,6 +314,41 @@ public final class ModelServing<IN, OUT> implements AutoCloseable {
     /** The runner serving now. */
     public InferenceRunner<IN, OUT> runner() {
         return runner;
+    }
+
+    /** The label of the version serving now, or null for a model that never changes. */
+    public String servingVersion() {
+        return versions == null ? null : versions.serving().version;
+    }
+
+    /**
+     * For a runtime without timers ({@link #withoutTimers}), between runs on the thread that scores: takes over the
+     * versions loaded since (nothing is buffered) and checks the golden vectors when due (a check that fails is
+     * logged: the gauges keep the last result). Never waits for a load.
+     *
+     * @return the runner to score with now
+     */
+    public InferenceRunner<IN, OUT> beforeRun() throws Exception {
+        long now = host.now();
+        if (versions != null) {
+            applyFinishedUpdates(now);
+        }
+        if (drift != null && drift.enabled()) {
+            try {
+                checkGoldenVectors(now);
+            } catch (Exception e) {
+                LOG.warn("Golden-vector drift check of model {} failed: {}", runner.modelName(), e.getMessage());
+            }
+        }
+        return runner;
+    }
+
+    /** Starts a poll of the watched folder (thread-safe: it runs on the loader thread); for a runtime's own timer. */
+    public void poll() {
+        ModelVersions<IN, OUT> v = versions;
+        if (v != null) {
+            v.poll();
+        }
     }
 
     /** A control message: loaded off the task thread, applied in message order between batches. */

@@ -115,7 +115,20 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
         void run() throws Exception;
     }
 
-    /** For tests: what the loader runs once a candidate is open, before it is judged (a slow load's seam). */
+    /** Candidate versions whose runner this loader opened (for tests: a version judged by its bytes opens none). */
+    private final java.util.concurrent.atomic.AtomicLong candidatesOpened =
+            new java.util.concurrent.atomic.AtomicLong();
+
+    /** For tests: candidate versions opened so far, each a session's load. */
+    @VisibleForTesting
+    public long candidatesOpened() {
+        return candidatesOpened.get();
+    }
+
+    /**
+     * For tests: what the loader runs once a candidate is read (opened, or found to be the serving bytes), before
+     * it is judged (a slow load's seam).
+     */
     @VisibleForTesting
     @FunctionalInterface
     public interface LoadSeam {
@@ -415,107 +428,62 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
     }
 
     /**
-     * Loads and gates {@code update} on the loader thread and hands the outcome to the task thread (answering
-     * {@code control}, the control message, if it came from one; {@code found}, the watched folder's version, if
-     * a poll found it). Returns false when another try may end otherwise: the model could not be read (an I/O
-     * error), as opposed to a model that is invalid or refused.
+     * Loads and gates {@code update} on the loader thread ({@link VersionGate#judge}) and hands the outcome to the
+     * task thread (answering {@code control}, the control message, if it came from one; {@code found}, the watched
+     * folder's version, if a poll found it). Returns false when another try may end otherwise: the model could not
+     * be read (an I/O error), or its file changed while it loaded, as opposed to a model that is invalid or refused.
      */
     private boolean load(ModelUpdate update, long requested, ModelUpdate control, String found) {
         Serving current = projected;
-        if (update.uri == null || update.uri.isBlank()) {
-            finish(
-                    refused(update.uri, update.version, null, "The update names no model URI"),
-                    null,
-                    requested,
-                    control,
-                    found);
-            return true;
+        VersionGate.Verdict<IN, OUT> verdict = VersionGate.judge(
+                update,
+                found != null,
+                current.model,
+                current.signature,
+                settings,
+                subtask,
+                (source, label) -> {
+                    InferenceRunner<IN, OUT> candidate = runners.apply(spec.withModel(source));
+                    candidatesOpened.incrementAndGet();
+                    try {
+                        candidate.open(slot, subtask, null, policy.maxBatchSize(), policy);
+                        return candidate;
+                    } catch (Exception | Error e) {
+                        candidate.close();
+                        throw e;
+                    }
+                },
+                uri -> {
+                    LoadSeam s = seam; // read once the candidate is read: a test may set it meanwhile
+                    if (s != null) {
+                        s.opened(uri);
+                    }
+                });
+        ModelUpdateReport report = verdict.report;
+        if (report == null) {
+            return false; // replaced while it loaded: the next poll loads the replacement, no report
         }
-        String label =
-                update.version == null || update.version.isBlank() ? ModelFolder.labelOf(update.uri) : update.version;
-        InferenceRunner<IN, OUT> candidate = null;
-        java.nio.file.Path vectors = null;
-        try {
-            // The golden vectors are copied before the model is read, and the model's file is looked at before and
-            // after: a version folder replaced meanwhile does not gate these bytes by another publication's vectors.
-            String fileBefore = settings.goldenVectorsGate() ? ModelFolder.fileState(update.uri) : null;
-            vectors = VersionGate.copyVectors(update.uri, settings);
-            ModelSource source = ModelSource.of(update.uri);
-            if (update.sha256 != null && !update.sha256.isBlank()) {
-                source = source.withSha256(update.sha256);
+        if (verdict.readError && found != null) {
+            // tried again at every poll, reported once per distinct problem
+            String failure = found + "\n" + report.reason;
+            if (failure.equals(lastLoadFailure)) {
+                return false;
             }
-            candidate = runners.apply(spec.withModel(source));
-            candidate.open(slot, subtask, null, policy.maxBatchSize(), policy);
-            LoadSeam s = seam;
-            if (s != null) {
-                s.opened(update.uri);
-            }
-            String sha = candidate.session().modelSha256();
-            ModelUpdateReport report;
-            if (vectors != null && !java.util.Objects.equals(fileBefore, ModelFolder.fileState(update.uri))) {
-                if (found != null) {
-                    return false; // replaced while it loaded: the next poll loads the replacement, no report
-                }
-                report = refused(
-                        update.uri,
-                        label,
-                        sha,
-                        "The model's file changed while it loaded: its golden vectors may be another"
-                                + " version's (send the update again)");
-            } else if (sha.equals(current.model.sha256)) {
-                report = report(ModelUpdateReport.Outcome.ALREADY_SERVING, update.uri, label, sha, null);
-            } else {
-                String refusal =
-                        VersionGate.check(candidate, current.signature, current.model.version, settings, vectors);
-                report = refusal == null
-                        ? report(ModelUpdateReport.Outcome.PROMOTED, update.uri, label, sha, null)
-                        : refused(update.uri, label, sha, refusal);
-            }
-            InferenceRunner<IN, OUT> promoted = report.outcome == ModelUpdateReport.Outcome.PROMOTED ? candidate : null;
-            if (promoted != null) {
-                projected = new Serving(
-                        new ServingModel(subtask, promoted.spec().model().uri(), sha, label), promoted.signature());
-                candidate = null; // handed over
-            } else if (report.outcome == ModelUpdateReport.Outcome.ALREADY_SERVING) {
-                projected = new Serving(
-                        new ServingModel(subtask, current.model.uri, current.model.sha256, label), current.signature);
-            }
-            if (found != null) {
-                lastLoadFailure = null;
-            }
-            finish(report, promoted, requested, control, found);
-            return true;
-        } catch (Exception | LinkageError e) {
-            boolean transientFailure = e instanceof java.io.IOException
-                    || e instanceof java.io.UncheckedIOException
-                    || e.getCause() instanceof java.io.IOException;
-            String reason = "The model did not load: " + e.getMessage();
-            if (transientFailure && found != null) {
-                // tried again at every poll, reported once per distinct problem
-                String failure = found + "\n" + reason;
-                if (failure.equals(lastLoadFailure)) {
-                    return false;
-                }
-                lastLoadFailure = failure;
-            }
-            finish(refused(update.uri, label, null, reason), null, requested, control, transientFailure ? null : found);
-            return !transientFailure;
-        } finally {
-            if (candidate != null) {
-                candidate.close();
-            }
-            if (vectors != null) {
-                try {
-                    VersionGate.deleteRecursively(vectors);
-                } catch (java.io.IOException e) {
-                    LOG.warn("Cannot delete the golden vectors copied to {}: {}", vectors, e.getMessage());
-                }
-            }
+            lastLoadFailure = failure;
+        } else if (found != null) {
+            lastLoadFailure = null;
         }
-    }
-
-    private ModelUpdateReport refused(String uri, String version, String sha256, String reason) {
-        return report(ModelUpdateReport.Outcome.REFUSED, uri, version, sha256, reason);
+        if (verdict.runner != null) {
+            projected = new Serving(
+                    new ServingModel(subtask, verdict.runner.spec().model().uri(), report.sha256, report.version),
+                    verdict.runner.signature());
+        } else if (report.outcome == ModelUpdateReport.Outcome.ALREADY_SERVING) {
+            projected = new Serving(
+                    new ServingModel(subtask, current.model.uri, current.model.sha256, report.version),
+                    current.signature);
+        }
+        finish(report, verdict.runner, requested, control, verdict.readError ? null : found);
+        return !verdict.readError;
     }
 
     private ModelUpdateReport report(

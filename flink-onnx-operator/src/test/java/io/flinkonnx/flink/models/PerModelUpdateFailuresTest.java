@@ -84,10 +84,15 @@ class PerModelUpdateFailuresTest {
     }
 
     private OnnxInferenceSpec<Tuple2<Integer, float[]>, Tuple4<Integer, String, String, float[]>> spec() {
-        return OnnxInference.<Tuple2<Integer, float[]>>builder(
-                        folder("a").resolve("v1/model.onnx").toString())
+        return spec(folder("a").resolve("v1/model.onnx"), 3);
+    }
+
+    private static OnnxInferenceSpec<Tuple2<Integer, float[]>, Tuple4<Integer, String, String, float[]>> spec(
+            Path model, int maxConsecutiveFailedBatches) {
+        return OnnxInference.<Tuple2<Integer, float[]>>builder(model.toString())
                 .encoder((r, row) -> row.put("x", r.f1))
                 .decoder((r, out) -> Tuple4.of(r.f0, out.modelUri(), out.modelVersion(), out.floats("y")), SCORED)
+                .maxConsecutiveFailedBatches(maxConsecutiveFailedBatches)
                 .build();
     }
 
@@ -383,6 +388,127 @@ class PerModelUpdateFailuresTest {
                 assertThat(p.f2).isEqualTo("v4");
                 assertScoredBy(p, sent - 1, A4);
             });
+        }
+    }
+
+    @Test
+    void aSwapToABiggerVersionEvictsOtherModelsPastTheByteBound() throws Exception {
+        Path a1 = publish("a", A1, "v1");
+        Path b1 = publish("b", B1, "v1");
+        long bound = Files.size(a1) + Files.size(b1);
+        try (var h = controlled(
+                ModelCache.builder().maxModels(4).maxModelBytes(bound).build())) {
+            MultiModelOperator<?, ?> operator = (MultiModelOperator<?, ?>) h.getOperator();
+            score(h, 0);
+            score(h, 1);
+            assertThat(operator.loadedModels()).isEqualTo(2);
+
+            Path a2 = publish("a", new TestModels.Mlp(4, 64, 2, 5), "v2");
+            assertThat(Files.size(a2) + Files.size(b1)).isGreaterThan(bound);
+            poll(h);
+            assertThat(reports(h)).extracting(r -> r.outcome + " " + r.version).contains("PROMOTED v2");
+            assertThat(operator.loadedModels()).as("b is evicted at a's swap").isEqualTo(1);
+            assertThat(operator.evictions()).isEqualTo(1);
+            assertThat(score(h, 0)).singleElement().satisfies(p -> assertThat(p.f2)
+                    .isEqualTo("v2"));
+        }
+    }
+
+    @Test
+    void aVersionWhoseSwapFindsTheSessionBrokenIsNotReportedPromotedUntilItServes() throws Exception {
+        Path a1 = publish("a", A1, "v1");
+        int openBefore = SessionStats.open();
+        var operator = new ControlledMultiModelOperator<>(
+                spec(a1, 1),
+                selector(),
+                policy(Duration.ofHours(1)),
+                ModelCache.builder().retryBackoff(Duration.ofMillis(100)).build(),
+                FailedRecord.tag(RECORD),
+                updates());
+        try (var h = new TwoInputStreamOperatorTestHarness<>(operator)) {
+            h.setProcessingTime(now);
+            h.open();
+            h.processElement1(new StreamRecord<>(Tuple2.of(0, TestModels.features(sent++, 4)), sent));
+            settle(h); // v1 loads; the record waits in its buffer (the batch delay is long)
+            clearReports(h);
+
+            publish("a", A2, "v2");
+            now += POLL_MILLIS;
+            h.setProcessingTime(now); // the poll finds v2 and loads it
+            operator.awaitLoader(Duration.ofSeconds(60));
+            operator.runner(ModelRef.watch(folder("a").toString())).terminate(); // v1's next run fails
+            settle(h); // the swap drains the buffer with v1, whose session is broken
+            assertThat(deadLetters(h)).as("the record v1 failed").hasSize(1);
+            assertThat(operator.runner(ModelRef.watch(folder("a").toString())))
+                    .as("the broken session is closed")
+                    .isNull();
+            assertThat(reports(h)).as("v2 does not serve yet").isEmpty();
+            assertThat(SessionStats.open()).as("both sessions are closed").isEqualTo(openBefore);
+
+            now += 200; // past the backoff: the next record loads the model again, and the next poll takes v2
+            h.setProcessingTime(now);
+            h.processElement1(new StreamRecord<>(Tuple2.of(0, TestModels.features(sent++, 4)), sent));
+            settle(h);
+            poll(h); // the record buffered is scored by v1, then v2 serves
+            assertThat(reports(h)).extracting(r -> r.outcome + " " + r.version).containsExactly("PROMOTED v2");
+            h.getOutput().clear();
+            h.processElement1(new StreamRecord<>(Tuple2.of(0, TestModels.features(sent++, 4)), sent));
+            h.prepareSnapshotPreBarrier(1);
+            assertThat(predictions(h)).singleElement().satisfies(p -> {
+                assertThat(p.f2).isEqualTo("v2");
+                assertScoredBy(p, sent - 1, A2);
+            });
+        }
+        assertThat(SessionStats.open()).isEqualTo(openBefore);
+    }
+
+    @Test
+    void aPollProblemThatComesBackAfterTheFolderReadWellIsReportedAgain() throws Exception {
+        publish("a", A1, "v1");
+        Path away = dir.resolve("away");
+        try (var h = controlled(ModelCache.defaults())) {
+            score(h, 0);
+            clearReports(h);
+            Files.move(folder("a"), away);
+            poll(h);
+            poll(h); // the same problem: reported once
+            assertThat(reports(h)).singleElement().satisfies(r -> {
+                assertThat(r.outcome).isEqualTo(ModelUpdateReport.Outcome.REFUSED);
+                assertThat(r.reason).contains("Cannot read the watched model folder");
+            });
+
+            Files.move(away, folder("a"));
+            poll(h); // reads well: nothing new
+            Files.move(folder("a"), away);
+            poll(h);
+            assertThat(reports(h)).hasSize(2).allSatisfy(r -> assertThat(r.reason)
+                    .contains("Cannot read the watched model folder"));
+        }
+    }
+
+    @Test
+    void twoWatchedFoldersOfOneNameHaveMetricsOfTheirOwn() throws Exception {
+        Path x = Files.createDirectories(dir.resolve("x/fraud"));
+        Path y = Files.createDirectories(dir.resolve("y/fraud"));
+        Path x1 = A1.writeTo(Files.createDirectories(x.resolve("v1")).resolve("model.onnx"));
+        B1.writeTo(Files.createDirectories(y.resolve("v1")).resolve("model.onnx"));
+        var operator = new MultiModelOperator<>(
+                spec(x1, 3),
+                r -> ModelRef.watch((r.f0 == 0 ? x : y).toString()),
+                policy(Duration.ZERO),
+                ModelCache.defaults(),
+                FailedRecord.tag(RECORD),
+                updates());
+        try (var h = new OneInputStreamOperatorTestHarness<>(operator)) {
+            h.setProcessingTime(now);
+            h.open();
+            h.processElement(new StreamRecord<>(Tuple2.of(0, TestModels.features(sent++, 4)), sent));
+            h.processElement(new StreamRecord<>(Tuple2.of(1, TestModels.features(sent++, 4)), sent));
+            h.processElement(new StreamRecord<>(Tuple2.of(1, TestModels.features(sent++, 4)), sent));
+            settle(h);
+            assertThat(predictions(h)).hasSize(3);
+            assertThat(operator.batchMetrics("fraud").inferences()).isEqualTo(1);
+            assertThat(operator.batchMetrics("y/fraud").inferences()).isEqualTo(2);
         }
     }
 }

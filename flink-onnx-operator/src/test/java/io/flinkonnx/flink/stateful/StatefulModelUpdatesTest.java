@@ -6,6 +6,7 @@ import static org.assertj.core.api.Assertions.within;
 import ai.onnxruntime.OnnxTensor;
 import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtSession;
+import ai.onnxruntime.TensorInfo;
 import io.flinkonnx.flink.BatchPolicy;
 import io.flinkonnx.flink.FailedRecord;
 import io.flinkonnx.flink.Harnesses;
@@ -63,6 +64,12 @@ class StatefulModelUpdatesTest {
         }
     }
 
+    /** A version whose output head keeps {@code y}'s shape whatever its state's size. */
+    private Path publishWithHead(Path folder, String version, int hidden, int seed) throws Exception {
+        return StatefulModels.writeGruWithHead(
+                Files.createDirectories(folder.resolve(version)).resolve("model.onnx"), hidden, seed);
+    }
+
     private Path publish(Path folder, String version, int hidden, int seed) throws Exception {
         return StatefulModels.writeGruWithConstant(
                 Files.createDirectories(folder.resolve(version)).resolve("model.onnx"), hidden, seed);
@@ -70,6 +77,11 @@ class StatefulModelUpdatesTest {
 
     private StatefulInferenceOperator<Event, Tuple4<Integer, Integer, String, float[]>> open(Path folder, Path v1)
             throws Exception {
+        return open(v1, ModelUpdates.watch(folder.toString(), Duration.ofMillis(100)));
+    }
+
+    private StatefulInferenceOperator<Event, Tuple4<Integer, Integer, String, float[]>> open(
+            Path v1, ModelUpdates updates) throws Exception {
         OnnxInferenceSpec<Event, Tuple4<Integer, Integer, String, float[]>> spec = OnnxInference.<Event>builder(
                         v1.toString())
                 .encoder((e, row) -> row.put("x", e.x))
@@ -86,7 +98,7 @@ class StatefulModelUpdatesTest {
                         .constant("sr", SAMPLE_RATE)
                         .build(),
                 FailedRecord.tag(EVENT),
-                ModelUpdates.watch(folder.toString(), Duration.ofMillis(100)));
+                updates);
         harness = new KeyedOneInputStreamOperatorTestHarness<>(
                 operator, (KeySelector<Event, Integer>) e -> e.key, Types.INT);
         harness.setProcessingTime(0);
@@ -154,7 +166,7 @@ class StatefulModelUpdatesTest {
         List<Tuple4<Integer, Integer, String, float[]>> out = harness.extractOutputValues();
         assertThat(out).hasSize(200);
         assertThat(Harnesses.failed(harness, EVENT)).isEmpty();
-        Map<String, float[]> expected = reference(List.of(v1, v2), before, after);
+        Map<String, float[]> expected = reference(List.of(v1, v2), before, after, false);
         for (Tuple4<Integer, Integer, String, float[]> t : out) {
             assertThat(t.f2).as("version of key %s seq %s", t.f0, t.f1).isEqualTo(t.f1 < 5 ? "v1" : "v2");
             assertThat(t.f3)
@@ -166,26 +178,28 @@ class StatefulModelUpdatesTest {
     @Test
     void aVersionWhoseStatesDifferIsRefusedWithTheReasonAndEveryKeyScoresOnWithItsState() throws Exception {
         Path folder = dir.resolve("vad");
-        Path v1 = publish(folder, "v1", StatefulModels.HIDDEN, 31);
+        Path v1 = publishWithHead(folder, "v1", StatefulModels.HIDDEN, 31);
         var operator = open(folder, v1);
         List<Event> before = events(100, 0, 1);
         feed(before);
 
-        publish(folder, "v2", StatefulModels.HIDDEN + 1, 31); // a state of 5 values per key, not 4
+        publishWithHead(folder, "v2", StatefulModels.HIDDEN + 1, 31); // a state of 5 values per key, not 4
         harness.setProcessingTime(100);
         awaitAndApply(operator, 200);
         assertThat(reports())
                 .filteredOn(r -> r.outcome == ModelUpdateReport.Outcome.REFUSED)
                 .singleElement()
-                .satisfies(
-                        r -> assertThat(r.reason).contains("signature differs").contains("state"));
+                .satisfies(r -> assertThat(r.reason)
+                        .contains("signature differs")
+                        .contains("state")
+                        .contains("resetStatesOnSignatureChange(true)"));
         List<Event> after = events(100, 5, 2);
         feed(after);
         harness.endInput();
 
         List<Tuple4<Integer, Integer, String, float[]>> out = harness.extractOutputValues();
         assertThat(out).hasSize(200);
-        Map<String, float[]> expected = reference(List.of(v1, v1), before, after);
+        Map<String, float[]> expected = reference(List.of(v1, v1), before, after, false);
         for (Tuple4<Integer, Integer, String, float[]> t : out) {
             assertThat(t.f2).isEqualTo("v1");
             assertThat(t.f3)
@@ -194,26 +208,71 @@ class StatefulModelUpdatesTest {
         }
     }
 
+    @Test
+    void aVersionWhoseStatesDifferTakesOverWhenOptedInAndEveryKeyStartsFromItsInitialState() throws Exception {
+        Path folder = dir.resolve("vad");
+        Path v1 = publishWithHead(folder, "v1", StatefulModels.HIDDEN, 31);
+        var operator = open(
+                v1,
+                ModelUpdates.builder()
+                        .watch(folder.toString(), Duration.ofMillis(100))
+                        .resetStatesOnSignatureChange(true)
+                        .build());
+        List<Event> before = events(100, 0, 1); // 100 is not a multiple of 8: some stay buffered until the swap
+        feed(before);
+
+        Path v2 = publishWithHead(folder, "v2", StatefulModels.HIDDEN + 1, 41); // a state of 5 values per key, not 4
+        harness.setProcessingTime(100);
+        awaitAndApply(operator, 200);
+        assertThat(reports())
+                .filteredOn(r -> r.outcome == ModelUpdateReport.Outcome.PROMOTED)
+                .singleElement()
+                .satisfies(r -> {
+                    assertThat(r.version).isEqualTo("v2");
+                    assertThat(r.reason).contains("every key's state is reset");
+                });
+        assertThat(reports()).noneSatisfy(r -> assertThat(r.outcome).isEqualTo(ModelUpdateReport.Outcome.REFUSED));
+        List<Event> after = events(100, 5, 2);
+        feed(after);
+        harness.endInput();
+
+        List<Tuple4<Integer, Integer, String, float[]>> out = harness.extractOutputValues();
+        assertThat(out).hasSize(200);
+        assertThat(Harnesses.failed(harness, EVENT)).isEmpty();
+        Map<String, float[]> expected = reference(List.of(v1, v2), before, after, true);
+        for (Tuple4<Integer, Integer, String, float[]> t : out) {
+            assertThat(t.f2).as("version of key %s seq %s", t.f0, t.f1).isEqualTo(t.f1 < 5 ? "v1" : "v2");
+            assertThat(t.f3)
+                    .as("key %s seq %s", t.f0, t.f1)
+                    .containsExactly(expected.get(t.f0 + "/" + t.f1), within(1e-5f));
+        }
+    }
+
     /**
      * Each key's outputs, "key/seq" to y: {@code first} through {@code models.get(0)}, then {@code second} through
-     * {@code models.get(1)}, one record per run, the state carried from one to the next.
+     * {@code models.get(1)}, one record per run, the state carried from one to the next ({@code reset}: every key
+     * starts {@code second} from the second model's initial state, zeros of its own size).
      */
-    private static Map<String, float[]> reference(List<Path> models, List<Event> first, List<Event> second)
-            throws Exception {
+    private static Map<String, float[]> reference(
+            List<Path> models, List<Event> first, List<Event> second, boolean reset) throws Exception {
         OrtEnvironment env = OrtEnvironment.getEnvironment();
         Map<Integer, float[]> states = new HashMap<>();
         Map<String, float[]> outputs = new LinkedHashMap<>();
         List<List<Event>> parts = List.of(first, second);
         for (int part = 0; part < 2; part++) {
+            if (part == 1 && reset) {
+                states.clear();
+            }
             try (OrtSession.SessionOptions options = new OrtSession.SessionOptions();
                     OrtSession session = env.createSession(models.get(part).toString(), options)) {
+                int hidden =
+                        (int) ((TensorInfo) session.getInputInfo().get("state").getInfo()).getShape()[2];
                 for (Event e : parts.get(part)) {
-                    float[] state = states.getOrDefault(e.key, new float[StatefulModels.HIDDEN]);
+                    float[] state = states.getOrDefault(e.key, new float[hidden]);
                     Map<String, OnnxTensor> in = new LinkedHashMap<>();
                     try {
                         in.put("x", OnnxTensor.createTensor(env, FloatBuffer.wrap(e.x), new long[] {1, 3}));
-                        in.put("state", OnnxTensor.createTensor(env, FloatBuffer.wrap(state), new long[] {
-                            1, 1, StatefulModels.HIDDEN
+                        in.put("state", OnnxTensor.createTensor(env, FloatBuffer.wrap(state), new long[] {1, 1, hidden
                         }));
                         in.put(
                                 "sr",

@@ -4,10 +4,10 @@ import io.flinkonnx.flink.BatchPolicy;
 import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecordConversionException;
-import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.BatchMetrics;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.engine.RecordBuffer;
+import io.flinkonnx.flink.versions.ModelServing;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Collections;
@@ -21,8 +21,6 @@ import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.functions.AsyncPredictFunction;
 import org.apache.flink.table.functions.FunctionContext;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * ML_PREDICT's asynchronous runtime for ONNX models: rows in flight (up to the planner's async capacity,
@@ -33,7 +31,6 @@ import org.slf4j.LoggerFactory;
 @Internal
 public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     private static final long serialVersionUID = 1L;
-    private static final Logger LOG = LoggerFactory.getLogger(OnnxAsyncPredictFunction.class);
     /** SQL has no side outputs: drift reports go to the gauges and the log. */
     private static final RecordBuffer.Reports NO_SIDE_OUTPUTS = new RecordBuffer.Reports() {
         @Override
@@ -52,6 +49,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     /** Null unless the model is served from a watched folder. */
     private final ModelUpdates updates;
 
+    private transient ModelServing<Object[], RowData> serving;
     private transient WatchedModel watched;
     /** Changed by the worker when a new version is swapped in; read by close() to cancel a run. */
     private transient volatile InferenceRunner<Object[], RowData> runner;
@@ -116,25 +114,23 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
 
     @Override
     public void open(FunctionContext context) throws Exception {
-        MetricGroup metrics;
+        serving = OnnxModelProvider.serving(spec, batchSize, updates, version);
+        int subtask = context.getTaskInfo().getIndexOfThisSubtask();
+        MetricGroup metrics = OnnxModelProvider.metricGroup(context, updates == null ? version : null);
+        runner = serving.open(
+                ModelServing.withoutTimers(),
+                context.getTaskInfo().getAllocationIDAsString(),
+                subtask,
+                context.getUserCodeClassLoader(),
+                metrics);
         if (updates != null) {
-            metrics = OnnxModelProvider.metricGroup(context, null);
-            watched = new WatchedModel(spec, updates, batchSize, version, context, metrics);
-            runner = watched.open();
-            scoredVersion = watched.version();
+            watched = new WatchedModel(
+                    serving, updates.pollInterval(), spec.model().uri(), subtask, context.getUserCodeClassLoader());
+            watched.start();
+            scoredVersion = serving.servingVersion();
         } else {
-            runner = new InferenceRunner<>(spec);
-            metrics = OnnxModelProvider.metricGroup(context, version);
-            runner.open(
-                    context.getTaskInfo().getAllocationIDAsString(),
-                    context.getTaskInfo().getIndexOfThisSubtask(),
-                    metrics,
-                    batchSize,
-                    BatchPolicy.defaults());
             scoredVersion = OnnxModelProvider.scoredVersion(version, runner);
         }
-        // SQL has no side outputs: drift reports go to the gauges and the log.
-        DriftMonitor.checkGoldenIfDue(runner.drift());
         gatherSize = capacityOf(runner);
         buffered = new ArrayList<>(gatherSize);
         buffer = new RecordBuffer<>(runner, gatherSize, BatchPolicy.defaults(), new BatchMetrics(metrics), null, null);
@@ -218,18 +214,14 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
      * rows of the batch are scored.
      */
     private void score(List<Pending> batch) throws Exception {
-        if (watched != null) {
-            InferenceRunner<Object[], RowData> serving = watched.current(runner);
-            if (serving != runner) {
-                runner = serving;
-                buffer.serve(serving, capacityOf(serving)); // empty: every batch is scored before the next
-            }
-            scoredVersion = watched.version();
+        // a version loaded since takes over; golden vectors when due (SQL has no side outputs: gauges and the log)
+        InferenceRunner<Object[], RowData> next = OnnxModelProvider.beforeRun(serving);
+        if (next != runner) {
+            runner = next;
+            buffer.serve(next, capacityOf(next)); // empty: every batch is scored before the next
         }
-        try {
-            DriftMonitor.checkGoldenIfDue(runner.drift());
-        } catch (Exception e) {
-            LOG.warn("Golden-vector drift check of model {} failed: {}", runner.modelName(), e.getMessage());
+        if (watched != null) {
+            scoredVersion = serving.servingVersion();
         }
         for (Pending p : batch) {
             try {
@@ -341,8 +333,9 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
                 watched.close();
                 watched = null;
             }
-            if (runner != null) {
-                runner.close();
+            if (serving != null) {
+                serving.close(); // the versions loading, then the serving runner
+                serving = null;
                 runner = null;
             }
             if (interrupted) {

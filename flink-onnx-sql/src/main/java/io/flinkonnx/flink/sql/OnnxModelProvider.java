@@ -1,8 +1,10 @@
 package io.flinkonnx.flink.sql;
 
+import io.flinkonnx.flink.BatchPolicy;
 import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.versions.ModelServing;
 import java.time.Duration;
 import org.apache.flink.annotation.Internal;
 import org.apache.flink.configuration.ConfigOption;
@@ -106,6 +108,30 @@ public final class OnnxModelProvider implements PredictRuntimeProvider, AsyncPre
     static MetricGroup metricGroup(FunctionContext context, String version) {
         MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
         return version == null ? metrics : metrics.addGroup("model_version", version);
+    }
+
+    /**
+     * Opens the serving handle of an ML_PREDICT runtime (runs of up to {@code rows} rows): the model, or with
+     * {@code updates} the versions of its watched folder, the first named {@code version} (the plan's label); its
+     * golden vectors are checked at open and, through {@link ModelServing#beforeRun}, when due between runs.
+     */
+    static ModelServing<Object[], RowData> serving(
+            OnnxInferenceSpec<Object[], RowData> spec, int rows, ModelUpdates updates, String version) {
+        return new ModelServing<Object[], RowData>(
+                        spec, BatchPolicy.builder().maxBatchSize(rows).build(), updates, InferenceRunner::new)
+                .initialLabel(updates == null ? null : version);
+    }
+
+    /** {@link ModelServing#beforeRun}, its failure unchecked: the runner to score the next row or batch with. */
+    static InferenceRunner<Object[], RowData> beforeRun(ModelServing<Object[], RowData> serving) {
+        try {
+            return serving.beforeRun();
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(
+                    "Model " + serving.runner().spec().model().uri() + " could not swap in a new version", e);
+        }
     }
 
     /** The version every row names: the 'model-version' label, else the sha256 of the session that scores. */

@@ -2,23 +2,19 @@ package io.flinkonnx.flink.sql;
 
 import io.flinkonnx.flink.ModelUpdates;
 import io.flinkonnx.flink.OnnxInferenceSpec;
-import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.InferenceRunner;
+import io.flinkonnx.flink.versions.ModelServing;
 import java.util.Collection;
 import java.util.List;
 import org.apache.flink.annotation.Internal;
-import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.functions.FunctionContext;
 import org.apache.flink.table.functions.PredictFunction;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /** ML_PREDICT's synchronous runtime for ONNX models: one ORT run per row, on the slot's shared session. */
 @Internal
 public class OnnxPredictFunction extends PredictFunction {
     private static final long serialVersionUID = 1L;
-    private static final Logger LOG = LoggerFactory.getLogger(OnnxPredictFunction.class);
 
     private final OnnxInferenceSpec<Object[], RowData> spec;
     private final SqlBinding binding;
@@ -27,6 +23,7 @@ public class OnnxPredictFunction extends PredictFunction {
     /** Null unless the model is served from a watched folder. */
     private final ModelUpdates updates;
 
+    private transient ModelServing<Object[], RowData> serving;
     private transient WatchedModel watched;
     private transient InferenceRunner<Object[], RowData> runner;
     /** The version that every row of this instance names: the label, or the served session's sha256. */
@@ -52,35 +49,30 @@ public class OnnxPredictFunction extends PredictFunction {
 
     @Override
     public void open(FunctionContext context) throws Exception {
-        if (updates != null) {
-            MetricGroup metrics = OnnxModelProvider.metricGroup(context, null);
-            watched = new WatchedModel(spec, updates, 1, version, context, metrics);
-            runner = watched.open();
-            scoredVersion = watched.version();
-            DriftMonitor.checkGoldenIfDue(runner.drift());
-            return;
-        }
-        runner = new InferenceRunner<>(spec);
-        MetricGroup metrics = OnnxModelProvider.metricGroup(context, version);
-        runner.open(
+        serving = OnnxModelProvider.serving(spec, 1, updates, version);
+        int subtask = context.getTaskInfo().getIndexOfThisSubtask();
+        runner = serving.open(
+                ModelServing.withoutTimers(),
                 context.getTaskInfo().getAllocationIDAsString(),
-                context.getTaskInfo().getIndexOfThisSubtask(),
-                metrics);
-        scoredVersion = OnnxModelProvider.scoredVersion(version, runner);
-        // SQL has no side outputs: drift reports go to the gauges and the log.
-        DriftMonitor.checkGoldenIfDue(runner.drift());
+                subtask,
+                context.getUserCodeClassLoader(),
+                OnnxModelProvider.metricGroup(context, updates == null ? version : null));
+        if (updates != null) {
+            watched = new WatchedModel(
+                    serving, updates.pollInterval(), spec.model().uri(), subtask, context.getUserCodeClassLoader());
+            watched.start();
+            scoredVersion = serving.servingVersion();
+        } else {
+            scoredVersion = OnnxModelProvider.scoredVersion(version, runner);
+        }
     }
 
     @Override
     public Collection<RowData> predict(RowData features) {
+        // a version loaded since takes over; golden vectors when due (SQL has no side outputs: gauges and the log)
+        runner = OnnxModelProvider.beforeRun(serving);
         if (watched != null) {
-            runner = watched.current(runner);
-            scoredVersion = watched.version();
-        }
-        try {
-            DriftMonitor.checkGoldenIfDue(runner.drift());
-        } catch (Exception e) {
-            LOG.warn("Golden-vector drift check of model {} failed: {}", runner.modelName(), e.getMessage());
+            scoredVersion = serving.servingVersion();
         }
         try {
             return List.of(binding.stampVersion(runner.infer(binding.values(features)), scoredVersion));
@@ -96,8 +88,9 @@ public class OnnxPredictFunction extends PredictFunction {
             watched.close();
             watched = null;
         }
-        if (runner != null) {
-            runner.close();
+        if (serving != null) {
+            serving.close(); // the versions loading, then the serving runner
+            serving = null;
             runner = null;
         }
     }

@@ -1,81 +1,58 @@
 package io.flinkonnx.flink.sql;
 
-import io.flinkonnx.flink.BatchPolicy;
-import io.flinkonnx.flink.ModelUpdates;
-import io.flinkonnx.flink.OnnxInferenceSpec;
-import io.flinkonnx.flink.engine.InferenceRunner;
-import io.flinkonnx.flink.versions.ModelVersions;
+import io.flinkonnx.flink.versions.ModelServing;
 import java.time.Duration;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.apache.flink.annotation.Internal;
 import org.apache.flink.annotation.VisibleForTesting;
-import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.table.data.RowData;
-import org.apache.flink.table.functions.FunctionContext;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A model served from a watched folder ({@code 'watch.interval'}) by an ML_PREDICT runtime: the folder is
- * polled on a timer of its own from open, whether rows arrive or not; new versions load and pass the gate
- * off the thread that scores, and the next row (or batch) swaps to a version already loaded. A swap itself
- * happens only between runs, on the thread that scores, so an idle stream serves the new version from its
- * first row with no load to wait for. SQL functions keep no operator state: after a restart the newest
- * version of the folder serves (the DataStream operator restores the checkpointed one).
+ * The timer of a model served from a watched folder ({@code 'watch.interval'}) by an ML_PREDICT runtime: the
+ * folder is polled on a thread of its own from open, whether rows arrive or not, through the runtime's serving
+ * handle ({@link ModelServing}); new versions load and pass the gate off the thread that scores, and the handle's
+ * {@link ModelServing#beforeRun} swaps to a version already loaded at the next row (or batch), so an idle stream
+ * serves the new version from its first row with no load to wait for. SQL functions keep no operator state:
+ * after a restart the newest version of the folder serves (the DataStream operator restores the checkpointed
+ * one).
  */
 @Internal
 final class WatchedModel implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(WatchedModel.class);
 
-    private final ModelVersions<Object[], RowData> versions;
+    private final ModelServing<Object[], RowData> serving;
     private final Duration pollInterval;
     private final String model;
-    /** The folder's label of the planned version (fraud-7 for fraud-7/fraud.onnx), or null. */
-    private final String plannedLabel;
-
     private final int subtask;
     private final ClassLoader userCode;
-    /** Polls the folder every interval from open (null until open, and after close). */
+    /** Polls the folder every interval from start (null until start, and after close). */
     private ScheduledExecutorService poller;
     /** Timer polls finished (guarded by itself; for tests). */
     private final long[] polls = new long[1];
 
     WatchedModel(
-            OnnxInferenceSpec<Object[], RowData> spec,
-            ModelUpdates settings,
-            int maxRows,
-            String plannedLabel,
-            FunctionContext context,
-            MetricGroup metrics) {
-        this.versions = new ModelVersions<>(
-                spec,
-                settings,
-                BatchPolicy.builder().maxBatchSize(maxRows).build(),
-                context.getTaskInfo().getAllocationIDAsString(),
-                context.getTaskInfo().getIndexOfThisSubtask(),
-                context.getUserCodeClassLoader(),
-                metrics);
-        this.pollInterval = settings.pollInterval();
-        this.model = spec.model().uri();
-        this.plannedLabel = plannedLabel;
-        this.subtask = context.getTaskInfo().getIndexOfThisSubtask();
-        this.userCode = context.getUserCodeClassLoader();
+            ModelServing<Object[], RowData> serving,
+            Duration pollInterval,
+            String model,
+            int subtask,
+            ClassLoader userCode) {
+        this.serving = serving;
+        this.pollInterval = pollInterval;
+        this.model = model;
+        this.subtask = subtask;
+        this.userCode = userCode;
     }
 
     /**
-     * Opens the version the planner chose (the folder's newest when the query was planned), and starts polling
-     * the folder: at once (a restart may find newer versions than the plan), then every interval.
+     * Starts polling the folder once the serving handle is open: at once (a restart may find newer versions than
+     * the plan), then every interval.
      */
-    InferenceRunner<Object[], RowData> open() throws Exception {
-        InferenceRunner<Object[], RowData> runner = versions.openServing(null);
-        if (plannedLabel != null) {
-            // Named as the folder names it, as every poll will: the label of the same bytes never changes.
-            runner.version(plannedLabel);
-            versions.served(runner, plannedLabel);
-        }
-        LOG.info("ML_PREDICT serves model {} version {}", model, versions.serving());
+    void start() {
+        LOG.info("ML_PREDICT serves model {} version {}", model, serving.servingVersion());
         poller = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "onnx-sql-model-watch-" + subtask);
             t.setDaemon(true);
@@ -83,13 +60,12 @@ final class WatchedModel implements AutoCloseable {
             return t;
         });
         poller.scheduleWithFixedDelay(this::poll, 0, Math.max(1, pollInterval.toMillis()), TimeUnit.MILLISECONDS);
-        return runner;
     }
 
     /** One timer poll: looks at the folder and, for a new version, starts its load (both off this thread). */
     private void poll() {
         try {
-            versions.poll();
+            serving.poll();
         } catch (RuntimeException e) {
             // a failing poll must not end the timer (a scheduled task that throws is never run again)
             LOG.warn("Polling the watched folder of model {} failed: {}", model, e.toString());
@@ -101,31 +77,14 @@ final class WatchedModel implements AutoCloseable {
         }
     }
 
-    /**
-     * Between runs, on the thread that scores: returns the runner to score with now ({@code current}, or the
-     * runner of a version loaded since, {@code current} then closed). Never waits for a load.
-     */
-    InferenceRunner<Object[], RowData> current(InferenceRunner<Object[], RowData> current) {
-        InferenceRunner<Object[], RowData> next = current;
-        for (ModelVersions.Step<Object[], RowData> step : versions.takeReady()) {
-            try {
-                next = versions.apply(step, next, () -> {}); // nothing is buffered between rows or batches
-            } catch (Exception e) {
-                throw new IllegalStateException(
-                        "Model " + model + " could not swap in version " + step.report.version, e);
-            }
-        }
-        return next;
-    }
-
     /** The label of the version serving now. */
     String version() {
-        return versions.serving().version;
+        return serving.servingVersion();
     }
 
     @VisibleForTesting
     boolean awaitLoaded(Duration timeout) throws InterruptedException {
-        return versions.awaitLoaded(timeout);
+        return serving.versions().awaitLoaded(timeout);
     }
 
     /**
@@ -137,7 +96,7 @@ final class WatchedModel implements AutoCloseable {
     @VisibleForTesting
     boolean awaitPolledAndLoaded(Duration timeout) throws InterruptedException {
         long deadline = System.nanoTime() + timeout.toNanos();
-        if (!versions.awaitLoaded(timeout)) {
+        if (!awaitLoaded(timeout)) {
             return false;
         }
         synchronized (polls) {
@@ -150,9 +109,10 @@ final class WatchedModel implements AutoCloseable {
                 TimeUnit.NANOSECONDS.timedWait(polls, left);
             }
         }
-        return versions.awaitLoaded(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())));
+        return awaitLoaded(Duration.ofNanos(Math.max(0, deadline - System.nanoTime())));
     }
 
+    /** Stops the timer (the serving handle, its owner's, closes after). */
     @Override
     public void close() {
         if (poller != null) {
@@ -167,6 +127,5 @@ final class WatchedModel implements AutoCloseable {
             }
             poller = null;
         }
-        versions.close();
     }
 }
