@@ -6,6 +6,8 @@ import static org.assertj.core.api.Assertions.within;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.flinkonnx.examples.FraudFeatures;
+import io.flinkonnx.flink.text.testing.TextModels;
+import io.flinkonnx.flink.text.testing.TextReference;
 import io.flinkonnx.model.testing.TestModels;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -155,6 +157,21 @@ class SqlClientIT {
                     .containsPattern("\\|\\s*k2\\s*\\|\\s*\\[0\\.5, 0\\.5, 0\\.5, 0\\.5]\\s*\\|\\s*"
                             + "\\[-0\\.5, -0\\.5, -0\\.5, -0\\.5]\\s*\\|");
 
+            // 2b. A text model: the tokenizer (DJL's natives, inside the sql-client jar) in the client and the
+            // TaskManager.
+            Path classifier = TextModels.writeClassifier(home.resolve("text/classifier.onnx"));
+            Path tokenizer = TextModels.writeTokenizer(home.resolve("text/tokenizer.json"));
+            Path config = TextModels.writeConfig(home.resolve("text/config.json"));
+            String labels = runSqlClient(c, opt, "text", textSql(classifier, tokenizer, config));
+            try (TextReference textReference = new TextReference(classifier, tokenizer, 512)) {
+                for (int i = 0; i < TEXTS.size(); i++) {
+                    assertThat(labels)
+                            .as("the printed label of text %s", i)
+                            .containsPattern("\\|\\s*t" + i + "\\s*\\|\\s*"
+                                    + textReference.topLabel(TEXTS.get(i))[0] + "\\s*\\|");
+                }
+            }
+
             // 3. The Kafka job jar on the same cluster, beside the Kafka SQL connector in lib/, over the same input.
             String job = c.submit(
                     jobJar,
@@ -244,6 +261,32 @@ class SqlClientIT {
         for (int k = 0; k < 2; k++) {
             assertThat((float) actual.get(k).doubleValue()).as(id).isCloseTo(expected[k], within(1e-5f));
         }
+    }
+
+    private static final List<String> TEXTS =
+            List.of("the service was late, i want a refund", "great film!", "flink streams text", "not bad at all");
+
+    /** A text classifier with its tokenizer and config.json over {@link #TEXTS}, labels printed as a table. */
+    private static String textSql(Path model, Path tokenizer, Path config) {
+        StringBuilder values = new StringBuilder();
+        for (int i = 0; i < TEXTS.size(); i++) {
+            values.append(i == 0 ? "" : ",")
+                    .append("('t")
+                    .append(i)
+                    .append("', '")
+                    .append(TEXTS.get(i))
+                    .append("')");
+        }
+        return String.join(
+                "\n",
+                "SET 'execution.runtime-mode' = 'batch';",
+                "SET 'sql-client.execution.result-mode' = 'tableau';",
+                "CREATE TEMPORARY VIEW tickets AS SELECT * FROM (VALUES " + values + ") AS t(id, body);",
+                "CREATE MODEL sentiment INPUT (body STRING) OUTPUT (label STRING, score FLOAT)",
+                "WITH ('provider' = 'onnx', 'path' = '" + model.toAbsolutePath() + "', 'tokenizer' = '"
+                        + tokenizer.toAbsolutePath() + "', 'labels.config' = '" + config.toAbsolutePath() + "');",
+                "SELECT id, label, score FROM ML_PREDICT(TABLE tickets, MODEL sentiment, DESCRIPTOR(body)) ORDER BY id;",
+                "");
     }
 
     /** A two-input, two-output model ({@code sum = a + b}, {@code prod = a * b}) over two rows, printed as a table. */

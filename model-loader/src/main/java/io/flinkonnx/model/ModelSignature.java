@@ -27,6 +27,8 @@ public final class ModelSignature implements Serializable {
     private final String producerVersion;
     private final List<TensorSpec> inputs;
     private final List<TensorSpec> outputs;
+    /** Per graph input that indexes a lookup table (see {@link #lookupTableRows}): the table's rows. */
+    private final Map<String, Long> lookupTableRows;
 
     public ModelSignature(
             ModelFormat format,
@@ -43,6 +45,43 @@ public final class ModelSignature implements Serializable {
         this.producerVersion = Objects.requireNonNull(producerVersion, "producerVersion");
         this.inputs = List.copyOf(inputs);
         this.outputs = List.copyOf(outputs);
+        this.lookupTableRows = Map.of();
+    }
+
+    private ModelSignature(
+            ModelSignature base, List<TensorSpec> inputs, List<TensorSpec> outputs, Map<String, Long> rows) {
+        this.format = base.format;
+        this.irVersion = base.irVersion;
+        this.opsetImports = base.opsetImports;
+        this.producerName = base.producerName;
+        this.producerVersion = base.producerVersion;
+        this.inputs = List.copyOf(inputs);
+        this.outputs = List.copyOf(outputs);
+        this.lookupTableRows = Map.copyOf(rows);
+    }
+
+    /**
+     * This signature knowing, per graph input, the rows of the lookup table the input indexes (see {@link
+     * #lookupTableRows(String)}).
+     *
+     * @param rows input name -> rows of the table a {@code Gather} over that input reads
+     * @return a new signature; this one is unchanged
+     */
+    public ModelSignature withLookupTableRows(Map<String, Long> rows) {
+        return new ModelSignature(this, inputs, outputs, rows);
+    }
+
+    /**
+     * The number of rows of the table graph input {@code input} indexes, when the model reads one: a {@code
+     * Gather} (axis 0) whose indices are the input (directly or through a {@code Cast}) and whose data is an
+     * initializer, as a text model's embedding table indexed by {@code input_ids}. Indices must stay below it.
+     * Unknown for {@code .ort} files (no protobuf to read).
+     *
+     * @param input the graph input's name
+     * @return the table's first dimension, or empty when the input indexes no initializer table
+     */
+    public Optional<Long> lookupTableRows(String input) {
+        return lookupTableRows == null ? Optional.empty() : Optional.ofNullable(lookupTableRows.get(input));
     }
 
     public ModelFormat format() {
@@ -92,13 +131,10 @@ public final class ModelSignature implements Serializable {
         UnaryOperator<TensorSpec> set =
                 t -> t.withBatchAxis(axis >= 0 && axis < t.rank() ? axis : TensorSpec.NO_BATCH_AXIS);
         return new ModelSignature(
-                format,
-                irVersion,
-                opsetImports,
-                producerName,
-                producerVersion,
+                this,
                 inputs.stream().map(set).collect(Collectors.toList()),
-                outputs.stream().map(set).collect(Collectors.toList()));
+                outputs.stream().map(set).collect(Collectors.toList()),
+                lookupTableRows == null ? Map.of() : lookupTableRows);
     }
 
     @Override

@@ -23,6 +23,7 @@ import java.nio.file.Files;
 import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -228,13 +229,53 @@ public final class OnnxModelReader {
         List<TensorSpec> outputs = new ArrayList<>();
         graph.getOutputList().forEach(vi -> outputs.add(toSpec(vi)));
         return new ModelSignature(
-                ModelFormat.ONNX,
-                model.getIrVersion(),
-                opsetImports(model),
-                model.getProducerName(),
-                model.getProducerVersion(),
-                inputs,
-                outputs);
+                        ModelFormat.ONNX,
+                        model.getIrVersion(),
+                        opsetImports(model),
+                        model.getProducerName(),
+                        model.getProducerVersion(),
+                        inputs,
+                        outputs)
+                .withLookupTableRows(lookupTableRows(graph, inputs));
+    }
+
+    /**
+     * Per graph input: the first dim of the initializer a {@code Gather} (axis 0) reads with that input as its
+     * indices, directly or through a {@code Cast} (an embedding table indexed by {@code input_ids}). Read from the
+     * initializers' dims alone, so it works on a structure-only parse.
+     */
+    private static Map<String, Long> lookupTableRows(GraphProto graph, List<TensorSpec> inputs) {
+        Map<String, TensorProto> initializers = new HashMap<>();
+        graph.getInitializerList().forEach(t -> initializers.put(t.getName(), t));
+        Map<String, String> castOf = new HashMap<>(); // a Cast's output -> the graph input it casts
+        Set<String> inputNames = new HashSet<>();
+        inputs.forEach(i -> inputNames.add(i.name()));
+        for (NodeProto node : graph.getNodeList()) {
+            if (node.getOpType().equals("Cast")
+                    && node.getInputCount() == 1
+                    && inputNames.contains(node.getInput(0))
+                    && node.getOutputCount() == 1) {
+                castOf.put(node.getOutput(0), node.getInput(0));
+            }
+        }
+        Map<String, Long> rows = new LinkedHashMap<>();
+        for (NodeProto node : graph.getNodeList()) {
+            if (!node.getOpType().equals("Gather") || !node.getDomain().isEmpty() || node.getInputCount() < 2) {
+                continue;
+            }
+            long axis = node.getAttributeList().stream()
+                    .filter(a -> a.getName().equals("axis"))
+                    .mapToLong(AttributeProto::getI)
+                    .findFirst()
+                    .orElse(0L);
+            TensorProto table = initializers.get(node.getInput(0));
+            String indices = node.getInput(1);
+            String input = inputNames.contains(indices) ? indices : castOf.get(indices);
+            if (axis == 0 && table != null && table.getDimsCount() > 0 && input != null) {
+                rows.merge(input, table.getDims(0), Math::min);
+            }
+        }
+        return rows;
     }
 
     /** Opset per domain, {@code ""} standing for the default domain (also written {@code ai.onnx}). */

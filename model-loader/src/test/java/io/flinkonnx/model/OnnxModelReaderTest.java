@@ -35,6 +35,31 @@ class OnnxModelReaderTest {
     Path dir;
 
     @Test
+    void theRowsOfTheTableAGraphInputIndexesAreReadFromTheStructureAlone() throws Exception {
+        Path gather = TestModels.writeGather(dir.resolve("gather.onnx"));
+        Path cast = new OnnxGraph("cast_gather")
+                .input("ids", ElementType.INT32, "batch", "seq")
+                .input("x", ElementType.FLOAT, "batch", 4)
+                .output("e", ElementType.FLOAT, "batch", "seq", 3)
+                .output("y", ElementType.FLOAT, "batch", 4)
+                .floatInitializer("embedding", new float[21], 7, 3)
+                .node("Cast", new String[] {"ids"}, new String[] {"ids64"}, "to", 7L)
+                .node("Gather", new String[] {"embedding", "ids64"}, new String[] {"e"}, "axis", 0L)
+                .node("Relu", new String[] {"x"}, new String[] {"y"})
+                .writeTo(dir.resolve("cast.onnx"));
+        try (LocalModel g = ModelSource.of(gather.toString()).fetch();
+                LocalModel c = ModelSource.of(cast.toString()).fetch()) {
+            assertThat(g.signature().orElseThrow().lookupTableRows("idx")).contains(10L);
+            assertThat(c.signature().orElseThrow().lookupTableRows("ids"))
+                    .as("through a Cast")
+                    .contains(7L);
+            assertThat(c.signature().orElseThrow().lookupTableRows("x")).isEmpty();
+            assertThat(c.signature().orElseThrow().withBatchAxis(0).lookupTableRows("ids"))
+                    .contains(7L);
+        }
+    }
+
+    @Test
     void readsInputsOutputsTypesShapesAndBatchAxisOfAnMlp() throws IOException {
         Path file = new TestModels.Mlp(8, 16, 3).writeTo(dir.resolve("mlp.onnx"));
         ModelSignature sig = OnnxModelReader.signature(OnnxModelReader.parse(Files.readAllBytes(file), "mlp.onnx"));

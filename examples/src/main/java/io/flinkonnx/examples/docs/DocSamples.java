@@ -15,6 +15,11 @@ import io.flinkonnx.flink.OnnxInferenceFunction;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecurrentState;
 import io.flinkonnx.flink.sql.OnnxScoreFunction;
+import io.flinkonnx.flink.text.SentenceEmbedding;
+import io.flinkonnx.flink.text.TextClassifier;
+import io.flinkonnx.flink.text.TextEncoder;
+import io.flinkonnx.flink.text.TextLabel;
+import io.flinkonnx.flink.text.Truncation;
 import io.flinkonnx.providers.SessionSettings;
 import java.time.Duration;
 import java.util.Map;
@@ -87,6 +92,25 @@ public final class DocSamples {
         public Score(String user, float[] y) {
             this.user = user;
             this.y = y;
+        }
+    }
+
+    /** A support ticket, for the text samples. */
+    public static class Ticket {
+        public String id;
+        public String body;
+    }
+
+    /** A ticket's embedding. */
+    public static class Embedded {
+        public String id;
+        public float[] embedding;
+
+        public Embedded() {}
+
+        public Embedded(String id, float[] embedding) {
+            this.id = id;
+            this.embedding = embedding;
         }
     }
 
@@ -237,6 +261,31 @@ public final class DocSamples {
         SingleOutputStreamOperator<Scored> scored2 = OnnxInference.batchedPerModel(txns, control, perCountry, spec,
                 policy, ModelCache.defaults(), ModelUpdates.fromControlStream());
         // end::many-models-updates[]
+    }
+
+    static void text(DataStream<Ticket> tickets) {
+        // tag::text[]
+        SentenceEmbedding embedding = SentenceEmbedding.mean().normalized();   // or .cls(); pooled outputs as is
+        OnnxInferenceSpec<Ticket, Embedded> spec = OnnxInference.<Ticket>builder("s3://models/minilm/model.onnx")
+                .encoder(TextEncoder.<Ticket>builder("s3://models/minilm/tokenizer.json", t -> t.body)
+                        .maxLength(256)                        // tokens, special tokens included
+                        .truncation(Truncation.TRUNCATE)       // or REFUSE: a dead letter
+                        .build())
+                .decoder((t, out) -> new Embedded(t.id, embedding.embed(out)), Types.POJO(Embedded.class))
+                .build();
+        SingleOutputStreamOperator<Embedded> embedded = OnnxInference.batched(tickets, spec, BatchPolicy.defaults());
+        DataStream<FailedRecord<Ticket>> badTexts = embedded.getSideOutput(FailedRecord.tag(tickets.getType()));
+        // end::text[]
+    }
+
+    static void textClassifier(DataStream<Ticket> tickets) {
+        // tag::text-classifier[]
+        OnnxInferenceSpec<Ticket, TextLabel> spec = OnnxInference.<Ticket>builder("s3://models/sentiment/model.onnx")
+                .encoder(TextEncoder.<Ticket>builder("s3://models/sentiment/tokenizer.json", t -> t.body).build())
+                .decoder(TextClassifier.fromConfig("s3://models/sentiment/config.json").decoder(),
+                        Types.POJO(TextLabel.class))         // label, labelId, score (softmax)
+                .build();
+        // end::text-classifier[]
     }
 
     static void scalarFunction(TableEnvironment tEnv) {

@@ -5,9 +5,12 @@ import ai.onnxruntime.OrtSession.RunOptions;
 import io.flinkonnx.flink.BatchPolicy;
 import io.flinkonnx.flink.DriftReport;
 import io.flinkonnx.flink.FallbackReport;
+import io.flinkonnx.flink.ModelBound;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.OutputRow;
 import io.flinkonnx.flink.RecordConversionException;
+import io.flinkonnx.flink.RecordEncoder;
+import io.flinkonnx.flink.ResultDecoder;
 import io.flinkonnx.flink.SessionSharing;
 import io.flinkonnx.flink.SystemicFailureException;
 import io.flinkonnx.flink.drift.DriftMonitor;
@@ -74,6 +77,11 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
 
     private DriftMonitor<IN> drift;
 
+    /** The spec's encoder and decoder, or what they bound to this model ({@link ModelBound}). */
+    private RecordEncoder<IN> encoder;
+
+    private ResultDecoder<IN, OUT> decoder;
+
     private RunOptions runOptions;
     private long runsStarted;
     /** Set by {@link #close()}: scoring after it throws, as ORT's {@code OrtSession} does. */
@@ -132,6 +140,8 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
                             suppliedInputs.supplies(signature.inputs().get(i).name());
                 }
             }
+            encoder = bound(spec.encoder(), RecordEncoder.class);
+            decoder = bound(spec.decoder(), ResultDecoder.class);
             List<TensorSpec> inputs = signature.inputs();
             int maskInput = -1;
             for (TensorSpec output : signature.outputs()) {
@@ -195,6 +205,36 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         } catch (Exception | Error e) {
             close();
             throw e;
+        }
+    }
+
+    /**
+     * {@code part} itself, or what it binds to this runner's model when it is {@link ModelBound} (checked to be
+     * a {@code kind}).
+     */
+    @SuppressWarnings("unchecked")
+    private <T> T bound(T part, Class<?> kind) throws Exception {
+        if (!(part instanceof ModelBound)) {
+            return part;
+        }
+        Object bound = ((ModelBound<?>) part).bind(signature, modelName);
+        if (!kind.isInstance(bound)) {
+            closeBound(bound);
+            throw new IllegalStateException(part.getClass().getName() + " bound model " + modelName + " to "
+                    + (bound == null ? "null" : bound.getClass().getName()) + ", which is not a "
+                    + kind.getSimpleName());
+        }
+        return (T) bound;
+    }
+
+    /** Closes a bound encoder or decoder that holds resources (a tokenizer); never the spec's own. */
+    private void closeBound(Object bound) {
+        if (bound instanceof AutoCloseable && bound != spec.encoder() && bound != spec.decoder()) {
+            try {
+                ((AutoCloseable) bound).close();
+            } catch (Exception e) {
+                LOG.warn("Closing {} of model {} failed: {}", bound.getClass().getName(), modelName, e.toString());
+            }
         }
     }
 
@@ -288,7 +328,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         checkOpen("encode");
         row.reset();
         try {
-            spec.encoder().encode(record, row);
+            encoder.encode(record, row);
         } catch (RecordConversionException e) {
             throw e;
         } catch (Exception e) {
@@ -526,7 +566,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
     /** The result of record {@code index} of the last {@link #run}. */
     public OUT decode(IN record, int index) throws Exception {
         checkOpen("decode");
-        return spec.decoder().decode(record, outputs.at(index));
+        return decoder.decode(record, outputs.at(index));
     }
 
     /**
@@ -622,6 +662,14 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         if (drift != null) {
             drift.close();
             drift = null;
+        }
+        if (encoder != null) {
+            closeBound(encoder);
+            encoder = null;
+        }
+        if (decoder != null) {
+            closeBound(decoder);
+            decoder = null;
         }
         if (shared != null) {
             SessionRegistry.INSTANCE.release(shared);

@@ -1,5 +1,8 @@
 package io.flinkonnx.flink.sql;
 
+import io.flinkonnx.flink.text.Pooling;
+import io.flinkonnx.flink.text.TextEncoder;
+import io.flinkonnx.flink.text.Truncation;
 import java.time.Duration;
 import org.apache.flink.annotation.PublicEvolving;
 import org.apache.flink.configuration.ConfigOption;
@@ -106,4 +109,45 @@ public final class OnnxModelOptions {
             .defaultValue(true)
             .withDescription("With 'watch.interval': whether golden vectors in a version's folder must pass before it"
                     + " serves.");
+
+    public static final ConfigOption<String> TOKENIZER = ConfigOptions.key("tokenizer")
+            .stringType()
+            .noDefaultValue()
+            .withDescription(
+                    "A text model's Hugging Face tokenizer.json (a path, classpath: resource or Flink file system"
+                            + " URI). INPUT is then the text, a STRING column (two: a text pair); OUTPUT is (embedding"
+                            + " ARRAY<FLOAT>) or (label STRING, score FLOAT).");
+    public static final ConfigOption<Integer> MAX_LENGTH = ConfigOptions.key("max-length")
+            .intType()
+            .defaultValue(TextEncoder.DEFAULT_MAX_LENGTH)
+            .withDescription("With 'tokenizer': the most tokens per text, special tokens included (at least 2).");
+    public static final ConfigOption<Truncation> TRUNCATION = ConfigOptions.key("truncation")
+            .enumType(Truncation.class)
+            .defaultValue(Truncation.TRUNCATE)
+            .withDescription("With 'tokenizer': a longer text is cut to 'max-length' (TRUNCATE) or refused (REFUSE,"
+                    + " handled by 'on-error').");
+    public static final ConfigOption<Pooling> POOLING = ConfigOptions.key("pooling")
+            .enumType(Pooling.class)
+            .defaultValue(Pooling.MEAN)
+            .withDescription("With an embedding OUTPUT: MEAN of the token vectors under the attention mask, or CLS (the"
+                    + " first token's). A [batch, hidden] output is taken as is.");
+    public static final ConfigOption<Boolean> NORMALIZE = ConfigOptions.key("normalize")
+            .booleanType()
+            .defaultValue(false)
+            .withDescription("With an embedding OUTPUT: scale each embedding to unit L2 norm.");
+    public static final ConfigOption<String> TEXT_OUTPUT = ConfigOptions.key("text-output")
+            .stringType()
+            .noDefaultValue()
+            .withDescription("With 'tokenizer': the ONNX output to read (default last_hidden_state for an embedding,"
+                    + " logits for a label).");
+    public static final ConfigOption<String> LABELS_CONFIG = ConfigOptions.key("labels.config")
+            .stringType()
+            .noDefaultValue()
+            .withDescription(
+                    "With a label OUTPUT: the model's Hugging Face config.json, whose id2label names the labels"
+                            + " (without it and 'labels': LABEL_0, LABEL_1, ...).");
+    public static final ConfigOption<String> LABELS = ConfigOptions.key("labels")
+            .stringType()
+            .noDefaultValue()
+            .withDescription("With a label OUTPUT: the label names in the logits' order, comma-separated.");
 }

@@ -84,7 +84,15 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                 MODEL_VERSION,
                 MODEL_VERSION_COLUMN,
                 WATCH_INTERVAL,
-                WATCH_GOLDEN_VECTORS_GATE);
+                WATCH_GOLDEN_VECTORS_GATE,
+                TOKENIZER,
+                MAX_LENGTH,
+                TRUNCATION,
+                POOLING,
+                NORMALIZE,
+                TEXT_OUTPUT,
+                LABELS_CONFIG,
+                LABELS);
     }
 
     @Override
@@ -149,15 +157,29 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
             source = source.withSha256(options.get(SHA256));
         }
         SqlBinding binding;
+        TextModel text = null;
         try (LocalModel model = source.fetch()) {
             ModelSignature signature = model.signature().orElseGet(() -> SessionLoader.signatureOf(model));
-            binding = SqlBinding.bind(
-                    name + " (" + source.uri() + ")",
-                    signature,
-                    context.getCatalogModel().getResolvedInputSchema().getColumns(),
-                    context.getCatalogModel().getResolvedOutputSchema().getColumns(),
-                    options.getOptional(ERROR_COLUMN).orElse(null),
-                    options.getOptional(MODEL_VERSION_COLUMN).orElse(null));
+            if (options.getOptional(TOKENIZER).isPresent()) {
+                binding = SqlBinding.bindText(
+                        name + " (" + source.uri() + ")",
+                        context.getCatalogModel().getResolvedInputSchema().getColumns(),
+                        context.getCatalogModel().getResolvedOutputSchema().getColumns(),
+                        options.getOptional(ERROR_COLUMN).orElse(null),
+                        options.getOptional(MODEL_VERSION_COLUMN).orElse(null));
+                text = TextModel.of(name, options, binding);
+                // Load the tokenizer once while planning: a tokenizer that does not fit fails CREATE's first query.
+                text.check(signature, source.uri());
+            } else {
+                TextModel.refuseTextOptions(name, options);
+                binding = SqlBinding.bind(
+                        name + " (" + source.uri() + ")",
+                        signature,
+                        context.getCatalogModel().getResolvedInputSchema().getColumns(),
+                        context.getCatalogModel().getResolvedOutputSchema().getColumns(),
+                        options.getOptional(ERROR_COLUMN).orElse(null),
+                        options.getOptional(MODEL_VERSION_COLUMN).orElse(null));
+            }
             // Without a 'model-version' label, rows name the sha256 of the session that scores them (read when the
             // runtime opens: the file behind an unpinned path may change before the job runs or restarts).
             LOG.info(
@@ -174,8 +196,8 @@ public class OnnxModelProviderFactory implements ModelProviderFactory {
                         .onnxRuntimeExtensions(options.get(EXTENSIONS))
                         .build())
                 .failOnCpuFallback(options.get(FAIL_ON_CPU_FALLBACK))
-                .encoder(new SqlEncoder(binding))
-                .decoder(new SqlDecoder(binding), null);
+                .encoder(text == null ? new SqlEncoder(binding) : text.encoder())
+                .decoder(text == null ? new SqlDecoder(binding) : text.decoder(), null);
         options.getOptional(DRIFT_GOLDEN_VECTORS)
                 .ifPresent(folder -> builder.driftAgainstGoldenVectors(folder, options.get(DRIFT_INTERVAL)));
         OnnxInferenceSpec<Object[], RowData> spec = builder.buildUnchecked();

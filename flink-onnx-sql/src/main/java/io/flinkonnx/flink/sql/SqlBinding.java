@@ -63,6 +63,14 @@ public final class SqlBinding implements Serializable {
     private final int versionPosition;
 
     private final int outputWidth;
+    /** A text model ('tokenizer'): STRING columns in, the embedding or the label and score out. */
+    private final boolean text;
+
+    /** The role of a text model's output column (its binding's ONNX name; see {@link #bindText}). */
+    static final String EMBEDDING = "embedding";
+
+    static final String LABEL = "label";
+    static final String SCORE = "score";
 
     private SqlBinding(
             List<Binding> inputs,
@@ -71,6 +79,18 @@ public final class SqlBinding implements Serializable {
             int errorPosition,
             int versionPosition,
             int outputWidth) {
+        this(inputs, outputs, outputPositions, errorPosition, versionPosition, outputWidth, false);
+    }
+
+    private SqlBinding(
+            List<Binding> inputs,
+            List<Binding> outputs,
+            int[] outputPositions,
+            int errorPosition,
+            int versionPosition,
+            int outputWidth,
+            boolean text) {
+        this.text = text;
         this.inputs = List.copyOf(inputs);
         this.outputs = List.copyOf(outputs);
         this.outputPositions = outputPositions;
@@ -118,6 +138,106 @@ public final class SqlBinding implements Serializable {
                 errorPosition,
                 versionPosition,
                 outputColumns.size());
+    }
+
+    /**
+     * Binds a text model's columns (a model with a 'tokenizer'): one STRING INPUT column, the text, or two, a text
+     * pair; OUTPUT either one {@code ARRAY<FLOAT>}, the sentence embedding, or a STRING label with an optional FLOAT
+     * score (its probability), beside the optional error and version columns.
+     */
+    public static SqlBinding bindText(
+            String model,
+            List<Column> inputColumns,
+            List<Column> outputColumns,
+            String errorColumn,
+            String versionColumn) {
+        int errorPosition = extraColumn(model, outputColumns, "error-column", errorColumn);
+        int versionPosition = extraColumn(model, outputColumns, "model-version-column", versionColumn);
+        if (inputColumns.isEmpty() || inputColumns.size() > 2) {
+            throw new IllegalArgumentException(
+                    "Model " + model + " has a 'tokenizer': its INPUT is the text, one STRING"
+                            + " column (or two, a text pair), not " + names(inputColumns));
+        }
+        List<Binding> inputs = new ArrayList<>();
+        for (Column c : inputColumns) {
+            if (!isString(c.getDataType().getLogicalType())) {
+                throw new IllegalArgumentException("Model " + model + ": INPUT column '" + c.getName() + "' is "
+                        + c.getDataType() + "; a model with a 'tokenizer' takes STRING text columns");
+            }
+            inputs.add(
+                    new Binding(c.getName(), inputs.isEmpty() ? "text" : "pair text", ElementType.STRING, false, null));
+        }
+        List<Binding> outputs = new ArrayList<>();
+        int[] positions = new int[outputColumns.size()];
+        for (int i = 0; i < outputColumns.size(); i++) {
+            if (i == errorPosition || i == versionPosition) {
+                continue;
+            }
+            Column c = outputColumns.get(i);
+            LogicalType type = c.getDataType().getLogicalType();
+            String role;
+            if (type.getTypeRoot() == LogicalTypeRoot.ARRAY
+                    && ((ArrayType) type).getElementType().getTypeRoot() == LogicalTypeRoot.FLOAT) {
+                role = EMBEDDING;
+            } else if (isString(type)) {
+                role = LABEL;
+            } else if (type.getTypeRoot() == LogicalTypeRoot.FLOAT) {
+                role = SCORE;
+            } else {
+                throw new IllegalArgumentException("Model " + model + ": OUTPUT column '" + c.getName() + "' is " + type
+                        + "; a model with a 'tokenizer' gives an embedding (ARRAY<FLOAT>) or a label (STRING) and its"
+                        + " score (FLOAT)");
+            }
+            positions[outputs.size()] = i;
+            outputs.add(new Binding(c.getName(), role, ElementType.FLOAT, role.equals(EMBEDDING), null));
+        }
+        List<String> roles = outputs.stream().map(b -> b.onnxName).sorted().collect(Collectors.toList());
+        if (!roles.equals(List.of(EMBEDDING))
+                && !roles.equals(List.of(LABEL))
+                && !roles.equals(List.of(LABEL, SCORE))) {
+            throw new IllegalArgumentException("Model " + model + " has a 'tokenizer': declare its OUTPUT as"
+                    + " (embedding ARRAY<FLOAT>) or (label STRING, score FLOAT), not " + names(outputColumns));
+        }
+        return new SqlBinding(
+                inputs,
+                outputs,
+                Arrays.copyOf(positions, outputs.size()),
+                errorPosition,
+                versionPosition,
+                outputColumns.size(),
+                true);
+    }
+
+    private static boolean isString(LogicalType type) {
+        return type.getTypeRoot() == LogicalTypeRoot.VARCHAR || type.getTypeRoot() == LogicalTypeRoot.CHAR;
+    }
+
+    /** Whether this binds a text model: its OUTPUT is an embedding (true) or a label (false). */
+    public boolean textEmbedding() {
+        return text && outputs.get(0).onnxName.equals(EMBEDDING);
+    }
+
+    /** Whether this binds a text model (see {@link #bindText}). */
+    public boolean text() {
+        return text;
+    }
+
+    /** A text model's output columns: {@code embedding}, or {@code label} and its probability. */
+    public RowData textRow(float[] embedding, String label, float score) {
+        GenericRowData row = newOutputRow();
+        for (int k = 0; k < outputs.size(); k++) {
+            switch (outputs.get(k).onnxName) {
+                case EMBEDDING:
+                    row.setField(outputPositions[k], SqlTypes.toArrayData(embedding));
+                    break;
+                case LABEL:
+                    row.setField(outputPositions[k], StringData.fromString(label));
+                    break;
+                default:
+                    row.setField(outputPositions[k], score);
+            }
+        }
+        return row;
     }
 
     /** The position of the STRING OUTPUT column {@code name} set by {@code option}, -1 when none is set. */
@@ -208,6 +328,14 @@ public final class SqlBinding implements Serializable {
         Object[] values = new Object[inputs.size()];
         for (int i = 0; i < inputs.size(); i++) {
             Binding b = inputs.get(i);
+            if (text) {
+                if (row.isNullAt(i)) {
+                    throw new RecordConversionException(
+                            "Column '" + b.column + "' is NULL: there is no " + b.onnxName + " to score");
+                }
+                values[i] = row.getString(i).toString();
+                continue;
+            }
             if (row.isNullAt(i)) {
                 throw new RecordConversionException(
                         "Column '" + b.column + "' is NULL; ONNX input '" + b.onnxName + "' needs a value");

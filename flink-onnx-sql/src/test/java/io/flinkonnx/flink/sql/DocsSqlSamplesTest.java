@@ -3,6 +3,8 @@ package io.flinkonnx.flink.sql;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.within;
 
+import io.flinkonnx.flink.text.testing.TextModels;
+import io.flinkonnx.flink.text.testing.TextReference;
 import io.flinkonnx.model.testing.TestModels;
 import io.flinkonnx.testing.FlinkClusters;
 import java.nio.file.Files;
@@ -30,6 +32,7 @@ class DocsSqlSamplesTest {
     private static final int ROWS = 6;
     private static final Path README = Path.of("../README.md");
     private static final Path SQL_GUIDE = Path.of("../docs/sql.md");
+    private static final Path TEXT_GUIDE = Path.of("../docs/text.md");
 
     @RegisterExtension
     static final MiniClusterExtension CLUSTER = FlinkClusters.twoByTwo();
@@ -219,5 +222,75 @@ class DocsSqlSamplesTest {
             String masked = ((String) r.getField(1)).replaceAll("[0-9]+", "#");
             assertThat((Float) r.getField(2)).isEqualTo((float) masked.codePointCount(0, masked.length()));
         });
+    }
+
+    @Test
+    void theTextSamplesEmbedAndLabelTicketsAsTheReference() throws Exception {
+        Path encoder = TextModels.writeEncoder(dir.resolve("encoder.onnx"));
+        Path classifier = TextModels.writeClassifier(dir.resolve("classifier.onnx"));
+        Path tokenizer = TextModels.writeTokenizer(dir.resolve("tokenizer.json"));
+        Path config = TextModels.writeConfig(dir.resolve("config.json"));
+        List<String> blocks = sqlBlocks(TEXT_GUIDE);
+        assertThat(blocks).hasSize(1);
+        List<String> statements = new ArrayList<>();
+        for (String s : statements(blocks.get(0))) {
+            statements.add(s.replace("s3://models/minilm/model.onnx", encoder.toString())
+                    .replace("s3://models/minilm/tokenizer.json", tokenizer.toString())
+                    .replace("s3://models/sentiment/model.onnx", classifier.toString())
+                    .replace("s3://models/sentiment/tokenizer.json", tokenizer.toString())
+                    .replace("s3://models/sentiment/config.json", config.toString()));
+        }
+        assertThat(statements).hasSize(4);
+        List<String> texts = List.of("the order was late, i want a refund", "great film", " ");
+        TableEnvironment t = withTickets(texts);
+        t.executeSql(statements.get(0));
+        List<Row> embedded = collect(t.executeSql(statements.get(1)));
+        assertThat(embedded).hasSize(3);
+        try (TextReference reference = new TextReference(encoder, tokenizer, 256)) {
+            for (Row r : embedded) {
+                int id = Integer.parseInt(((String) r.getField(0)).substring(1));
+                if (id == 2) {
+                    assertThat(r.getField(1)).isNull();
+                    assertThat((String) r.getField(2))
+                            .startsWith("The text tokenizes to no tokens but the special ones");
+                    continue;
+                }
+                Float[] y = (Float[]) r.getField(1);
+                float[] expected = reference.meanEmbedding(texts.get(id), true);
+                for (int i = 0; i < expected.length; i++) {
+                    assertThat(y[i]).isCloseTo(expected[i], within(1e-5f));
+                }
+                assertThat(r.getField(2)).isNull();
+            }
+        }
+        // The classifier's sample keeps 'on-error' = 'fail': good texts only.
+        TableEnvironment good = withTickets(texts.subList(0, 2));
+        good.executeSql(statements.get(2));
+        List<Row> labelled = collect(good.executeSql(statements.get(3)));
+        assertThat(labelled).hasSize(2);
+        try (TextReference reference = new TextReference(classifier, tokenizer, 512)) {
+            for (Row r : labelled) {
+                Object[] expected =
+                        reference.topLabel(texts.get(Integer.parseInt(((String) r.getField(0)).substring(1))));
+                assertThat(r.getField(1)).isEqualTo(expected[0]);
+                assertThat((Float) r.getField(2)).isCloseTo((Float) expected[2], within(1e-5f));
+            }
+        }
+    }
+
+    /** A table environment with {@code tickets (id, body)} holding {@code texts}, ids {@code t0, t1, ...}. */
+    private static TableEnvironment withTickets(List<String> texts) {
+        TableEnvironment t = TableEnvironment.create(EnvironmentSettings.inStreamingMode());
+        List<Row> rows = new ArrayList<>();
+        for (int i = 0; i < texts.size(); i++) {
+            rows.add(Row.of("t" + i, texts.get(i)));
+        }
+        t.createTemporaryView(
+                "tickets",
+                t.fromValues(
+                        DataTypes.ROW(
+                                DataTypes.FIELD("id", DataTypes.STRING()), DataTypes.FIELD("body", DataTypes.STRING())),
+                        rows));
+        return t;
     }
 }
