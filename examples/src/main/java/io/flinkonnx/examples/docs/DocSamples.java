@@ -149,19 +149,13 @@ public final class DocSamples {
         // end::batched[]
     }
 
-    /** A support ticket, for a model that reads its text itself. */
-    public static class Ticket {
-        public String id;
-        public String text;
-    }
-
     static void extensions(DataStream<Ticket> tickets) {
         // tag::extensions[]
         OnnxInferenceSpec<Ticket, Scored> spec = OnnxInference.<Ticket>builder("s3://models/ticket-triage.onnx")
                 .sessionSettings(SessionSettings.builder()
                         .onnxRuntimeExtensions(true)                   // the graph's ai.onnx.contrib operators
                         .build())
-                .encoder((t, row) -> row.put("text", t.text))          // one String for a tensor(string) input
+                .encoder((t, row) -> row.put("text", t.body))          // one String for a tensor(string) input
                 .decoder((t, out) -> new Scored(t.id, out.floats("urgency")[0]), Types.POJO(Scored.class))
                 .build();
         SingleOutputStreamOperator<Scored> triaged = OnnxInference.batched(tickets, spec, BatchPolicy.defaults());
