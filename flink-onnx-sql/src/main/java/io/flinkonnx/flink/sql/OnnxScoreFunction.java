@@ -26,6 +26,9 @@ import org.apache.flink.annotation.VisibleForTesting;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.table.api.DataTypes;
 import org.apache.flink.table.catalog.DataTypeFactory;
+import org.apache.flink.table.data.ArrayData;
+import org.apache.flink.table.data.GenericRowData;
+import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.functions.FunctionContext;
 import org.apache.flink.table.functions.FunctionDefinition;
 import org.apache.flink.table.functions.ScalarFunction;
@@ -175,12 +178,12 @@ public class OnnxScoreFunction extends ScalarFunction {
         return r;
     }
 
-    private static MetricGroup metricGroup(FunctionContext context, String uri, boolean first) {
+    static MetricGroup metricGroup(FunctionContext context, String uri, boolean first) {
         MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
         return first ? metrics : metrics.addGroup("model", uri);
     }
 
-    private static void encode(ModelSignature signature, Object[] values, InputRow row) {
+    static void encode(ModelSignature signature, Object[] values, InputRow row) {
         List<TensorSpec> inputs = signature.inputs();
         if (inputs.size() == 1 && values.length > 1) {
             TensorSpec in = inputs.get(0);
@@ -211,7 +214,20 @@ public class OnnxScoreFunction extends ScalarFunction {
         }
     }
 
-    private static Object decode(ModelSignature signature, OutputRow out) {
+    /** The outputs as Flink's internal data: an {@code ArrayData}, or a {@code RowData} of them. */
+    static Object decodeInternal(ModelSignature signature, OutputRow out) {
+        List<TensorSpec> outputs = signature.outputs();
+        if (outputs.size() == 1) {
+            return SqlTypes.toArrayData(out.value(outputs.get(0).name()));
+        }
+        GenericRowData row = new GenericRowData(outputs.size());
+        for (int i = 0; i < outputs.size(); i++) {
+            row.setField(i, SqlTypes.toArrayData(out.value(outputs.get(i).name())));
+        }
+        return row;
+    }
+
+    static Object decode(ModelSignature signature, OutputRow out) {
         List<TensorSpec> outputs = signature.outputs();
         if (outputs.size() == 1) {
             return SqlTypes.box(out.value(outputs.get(0).name()));
@@ -263,6 +279,16 @@ public class OnnxScoreFunction extends ScalarFunction {
 
     @Override
     public TypeInference getTypeInference(DataTypeFactory typeFactory) {
+        return typeInference(boundModel, false);
+    }
+
+    /**
+     * The type inference of a score function bound to {@code boundModel} (null: the URI is the first argument),
+     * shared with {@link OnnxAsyncScoreFunction}; with {@code internalResult} the result is Flink's internal data
+     * ({@code ArrayData}, {@code RowData}), which Flink's async scalar operator passes on as it is (it cannot
+     * convert a NULL result in 2.3).
+     */
+    static TypeInference typeInference(String boundModel, boolean internalResult) {
         return TypeInference.newBuilder()
                 .inputTypeStrategy(new InputTypeStrategy() {
                     @Override
@@ -272,7 +298,7 @@ public class OnnxScoreFunction extends ScalarFunction {
 
                     @Override
                     public Optional<List<DataType>> inferInputTypes(CallContext call, boolean throwOnFailure) {
-                        return Optional.of(inferArguments(call));
+                        return Optional.of(inferArguments(boundModel, call));
                     }
 
                     @Override
@@ -281,11 +307,20 @@ public class OnnxScoreFunction extends ScalarFunction {
                                 Signature.Argument.of(boundModel == null ? "model, inputs..." : "inputs...")));
                     }
                 })
-                .outputTypeStrategy(call -> Optional.of(resultType(modelOf(call))))
+                .outputTypeStrategy(call -> {
+                    DataType result = resultType(modelOf(boundModel, call));
+                    return Optional.of(
+                            internalResult
+                                    ? result.bridgedTo(
+                                            result.getLogicalType().getTypeRoot() == LogicalTypeRoot.ARRAY
+                                                    ? ArrayData.class
+                                                    : RowData.class)
+                                    : result);
+                })
                 .build();
     }
 
-    private String modelOf(CallContext call) {
+    private static String modelOf(String boundModel, CallContext call) {
         if (boundModel != null) {
             return boundModel;
         }
@@ -294,8 +329,8 @@ public class OnnxScoreFunction extends ScalarFunction {
                         "The first argument of an ONNX score function is the model URI, as a string literal"));
     }
 
-    private List<DataType> inferArguments(CallContext call) {
-        String uri = modelOf(call);
+    private static List<DataType> inferArguments(String boundModel, CallContext call) {
+        String uri = modelOf(boundModel, call);
         ModelSignature signature = signature(uri);
         List<DataType> given = call.getArgumentDataTypes();
         int first = boundModel == null ? 1 : 0;
