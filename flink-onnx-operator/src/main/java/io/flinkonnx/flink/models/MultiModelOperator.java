@@ -813,7 +813,7 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                     next.version(report.version);
                     model.buffer.serve(next, capacityOf(next, policy));
                     model.runner = next;
-                    long bytes = next.session().modelSizeBytes();
+                    long bytes = next.session().residentBytes();
                     loadedBytes += bytes - model.bytes;
                     model.bytes = bytes;
                     model.label = report.version;
