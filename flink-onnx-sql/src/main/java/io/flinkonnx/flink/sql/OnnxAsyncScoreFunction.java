@@ -17,6 +17,7 @@ import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.flink.annotation.PublicEvolving;
 import org.apache.flink.annotation.VisibleForTesting;
 import org.apache.flink.metrics.MetricGroup;
@@ -32,9 +33,9 @@ import org.slf4j.LoggerFactory;
 /**
  * An ONNX model as a SQL scalar function that scores the rows in flight as one batch: Flink's async scalar
  * operator keeps up to {@code table.exec.async-scalar.max-concurrent-operations} rows in flight (Flink's default
- * 10; raise it to 64 or more for bigger batches), and one worker thread per function instance takes every row
- * queued into one ORT run of at most {@code maxBatchSize} rows per model. It never waits for more rows than are
- * in flight. Same arguments, result types and bad-row handling as {@link OnnxScoreFunction} (which runs ORT
+ * 10; raise it to 64 or more for bigger batches), and one worker thread per function instance gathers them
+ * into one ORT run of at most {@code maxBatchSize} rows per model, waiting at most 2 ms for rows still being
+ * handed over, and never for more rows than Flink keeps in flight. Same arguments, result types and bad-row handling as {@link OnnxScoreFunction} (which runs ORT
  * once per row); a row that does not encode or makes its run fail gets its own error (or NULL, with
  * {@code nullOnError}), the other rows of the batch are scored; a broken session (every run failing) fails the
  * job in both modes.
@@ -58,6 +59,12 @@ public class OnnxAsyncScoreFunction extends AsyncScalarFunction {
     private static final long serialVersionUID = 1L;
     private static final Logger LOG = LoggerFactory.getLogger(OnnxAsyncScoreFunction.class);
 
+    /**
+     * The longest the worker waits for more rows to join a batch, while fewer than the rows Flink keeps in
+     * flight have arrived (2 ms).
+     */
+    static final long MAX_GATHER_NANOS = 2_000_000L;
+
     /** Rows of one model in one ORT run at most, by default. */
     public static final int DEFAULT_MAX_BATCH_SIZE = 64;
 
@@ -79,6 +86,10 @@ public class OnnxAsyncScoreFunction extends AsyncScalarFunction {
     private transient Thread worker;
     private transient volatile boolean running;
     private transient volatile Throwable failure;
+    /** Rows handed to {@link #eval} and not completed yet. */
+    private transient AtomicInteger inFlight;
+    /** The most rows seen in flight at once: Flink's capacity, as far as the worker can tell (the worker's). */
+    private transient int capacitySeen;
     /** One runner per model argument, in first-use order; the worker's alone (close() after it left). */
     private transient Map<String, Scoring> models;
     /** Every opened runner, for close() to cancel a run in flight. */
@@ -169,6 +180,8 @@ public class OnnxAsyncScoreFunction extends AsyncScalarFunction {
         // Flink bounds the rows in flight; the queue only has to hold them (a full one blocks the task thread).
         this.queue = new ArrayBlockingQueue<>(Math.max(4 * maxBatchSize, 1024));
         this.running = true;
+        this.inFlight = new AtomicInteger();
+        this.capacitySeen = 1;
     }
 
     /**
@@ -187,6 +200,7 @@ public class OnnxAsyncScoreFunction extends AsyncScalarFunction {
         if (p == null) {
             return;
         }
+        inFlight.incrementAndGet();
         try {
             queue.put(p);
             // close() may have drained the queue between the check above and the put: never strand a request.
@@ -226,6 +240,7 @@ public class OnnxAsyncScoreFunction extends AsyncScalarFunction {
             results.add(result);
             Pending p = pendingOf(result, args);
             if (p != null) {
+                inFlight.incrementAndGet();
                 batch.add(p);
             }
         }
@@ -242,9 +257,23 @@ public class OnnxAsyncScoreFunction extends AsyncScalarFunction {
                     continue;
                 }
                 batch.add(next);
-                // What is in flight now, never waiting for more: Flink's capacity bounds the rows in flight, so
-                // a wait for rows that cannot come would only add latency.
-                queue.drainTo(batch);
+                queue.drainTo(batch, maxBatchSize - 1);
+                // More rows may come while fewer than Flink's capacity are in flight (the task thread is handing
+                // them over): wait for them up to the delay, never for rows that cannot come.
+                long deadline = System.nanoTime() + MAX_GATHER_NANOS;
+                while (batch.size() < maxBatchSize) {
+                    capacitySeen = Math.max(capacitySeen, inFlight.get());
+                    long left = deadline - System.nanoTime();
+                    if (batch.size() >= capacitySeen || left <= 0) {
+                        break;
+                    }
+                    Pending more = queue.poll(left, TimeUnit.NANOSECONDS);
+                    if (more == null) {
+                        break;
+                    }
+                    batch.add(more);
+                    queue.drainTo(batch, maxBatchSize - batch.size());
+                }
                 score(batch);
                 batch.clear();
             }
@@ -292,7 +321,7 @@ public class OnnxAsyncScoreFunction extends AsyncScalarFunction {
             } catch (DrainFailure e) {
                 throw e.failure;
             } catch (RuntimeException e) {
-                deliverFailure(p.result, e); // the row did not encode
+                deliverFailure(p, e); // the row did not encode
             }
         }
         for (Scoring s : models.values()) {
@@ -310,12 +339,14 @@ public class OnnxAsyncScoreFunction extends AsyncScalarFunction {
             s.buffer.complete(count, new RecordBuffer.Emitter<>() {
                 @Override
                 public void scored(int index, Object result, boolean hasTimestamp, long timestamp) {
-                    s.buffered.get(index).result.complete(result);
+                    Pending p = s.buffered.get(index);
+                    inFlight.decrementAndGet(); // before completing: Flink may hand over the next row at once
+                    p.result.complete(result);
                 }
 
                 @Override
                 public void failed(int index, Object[] row, Exception reason) {
-                    deliverFailure(s.buffered.get(index).result, reason);
+                    deliverFailure(s.buffered.get(index), reason);
                 }
             });
         } finally {
@@ -369,7 +400,9 @@ public class OnnxAsyncScoreFunction extends AsyncScalarFunction {
     }
 
     /** A bad row's outcome: its request fails, or with {@code nullOnError} completes with NULL. */
-    private void deliverFailure(CompletableFuture<Object> result, Exception e) {
+    private void deliverFailure(Pending p, Exception e) {
+        inFlight.decrementAndGet();
+        CompletableFuture<Object> result = p.result;
         if (e instanceof SystemicFailureException) {
             // the session is broken, not the row: the job fails and its restart reloads it
             result.completeExceptionally(e);
