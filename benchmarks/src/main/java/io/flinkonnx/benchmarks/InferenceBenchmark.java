@@ -47,7 +47,8 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * parallelism 2 (two slots of one TaskManager) against parallelism 1; the CPU the one-slot job keeps busy;
  * the added latency of (b) at half its peak rate (HdrHistogram); a Kafka-to-Kafka exactly-once pipeline
  * against a Kafka Streams app and a hand-written loop ({@link PipelineBenchmark}). The stateful case scores
- * a one-step LSTM per key with {@link OnnxInference#stateful} at max batch 64 against max batch 1.
+ * a one-step LSTM per key with {@link OnnxInference#stateful} at max batch 64 against max batch 1. The SQL
+ * paths ({@link SqlBenchmark}) and many models at scale ({@link ManyModelsBenchmark}) run on the same MLP.
  *
  * <p>The last line printed is {@code BENCH} and one JSON object with the keys of {@link Results#KEYS}: a
  * ratio that this run did not measure (a case left out by the flags) is {@code null}, never a made-up number.
@@ -57,7 +58,7 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * ./mvnw -q -B -pl benchmarks exec:exec        # everything, about 4 minutes on 2 cores
  * ./mvnw -q -B -pl benchmarks exec:exec -Dexec.benchArgs=--quick
  * ./mvnw -q -B -pl benchmarks exec:exec -Dexec.benchArgs=--mlp   # also --cnn, --slots, --ragged, --sharing,
- *                                                                      # --pipeline, --stateful, combinable
+ *                                                     # --pipeline, --stateful, --sql, --many-models, combinable
  * </pre>
  */
 public final class InferenceBenchmark {

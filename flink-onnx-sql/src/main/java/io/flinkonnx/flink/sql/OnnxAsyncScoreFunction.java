@@ -23,6 +23,7 @@ import org.apache.flink.annotation.VisibleForTesting;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.metrics.groups.UnregisteredMetricsGroup;
 import org.apache.flink.table.catalog.DataTypeFactory;
+import org.apache.flink.table.data.ArrayData;
 import org.apache.flink.table.functions.AsyncScalarFunction;
 import org.apache.flink.table.functions.FunctionContext;
 import org.apache.flink.table.types.inference.TypeInference;
@@ -224,7 +225,37 @@ public class OnnxAsyncScoreFunction extends AsyncScalarFunction {
         }
         Object[] values = new Object[args.length - first];
         System.arraycopy(args, first, values, 0, values.length);
-        return new Pending(uri, values, result);
+        Pending p = new Pending(uri, values, result);
+        try {
+            // ARRAY arguments come as Flink's ArrayData, which the planner may reuse once eval returns: copied
+            // here into the primitive arrays the ONNX inputs take (one copy, no boxing).
+            ModelSignature signature = null;
+            for (int i = 0; i < values.length; i++) {
+                if (values[i] instanceof ArrayData) {
+                    if (signature == null) {
+                        signature = OnnxScoreFunction.signature(uri);
+                    }
+                    values[i] = primitive((ArrayData) values[i], signature, i);
+                }
+            }
+        } catch (RecordConversionException e) {
+            inFlight.incrementAndGet(); // deliverFailure counts it out
+            deliverFailure(p, e);
+            return null;
+        }
+        return p;
+    }
+
+    private static Object primitive(ArrayData a, ModelSignature signature, int argument) {
+        List<io.flinkonnx.model.TensorSpec> inputs = signature.inputs();
+        io.flinkonnx.model.TensorSpec in = inputs.get(Math.min(argument, inputs.size() - 1));
+        for (int k = 0; k < a.size(); k++) {
+            if (a.isNullAt(k)) {
+                throw new RecordConversionException("Element " + k + " of the ARRAY argument for ONNX input '"
+                        + in.name() + "' is NULL; it takes numbers, not NULLs");
+            }
+        }
+        return SqlTypes.fromArray(a, in.elementType());
     }
 
     /**

@@ -202,7 +202,10 @@ public class OnnxScoreFunction extends ScalarFunction {
             TensorSpec in = inputs.get(i);
             Object v = values[i];
             if (v != null && v.getClass().isArray()) {
-                row.put(in.name(), SqlTypes.unbox(v, in.elementType()));
+                // a primitive array is already the input's values (the async function converts on its task thread)
+                row.put(
+                        in.name(),
+                        v.getClass().getComponentType().isPrimitive() ? v : SqlTypes.unbox(v, in.elementType()));
             } else {
                 Object one = Array.newInstance(in.elementType().javaArrayType().getComponentType(), 1);
                 if (v == null) {
@@ -286,7 +289,7 @@ public class OnnxScoreFunction extends ScalarFunction {
      * The type inference of a score function bound to {@code boundModel} (null: the URI is the first argument),
      * shared with {@link OnnxAsyncScoreFunction}; with {@code internalResult} the result is Flink's internal data
      * ({@code ArrayData}, {@code RowData}), which Flink's async scalar operator passes on as it is (it cannot
-     * convert a NULL result in 2.3).
+     * convert a NULL result in 2.3), and ARRAY arguments come as {@code ArrayData} (no boxing per element).
      */
     static TypeInference typeInference(String boundModel, boolean internalResult) {
         return TypeInference.newBuilder()
@@ -298,7 +301,7 @@ public class OnnxScoreFunction extends ScalarFunction {
 
                     @Override
                     public Optional<List<DataType>> inferInputTypes(CallContext call, boolean throwOnFailure) {
-                        return Optional.of(inferArguments(boundModel, call));
+                        return Optional.of(inferArguments(boundModel, internalResult, call));
                     }
 
                     @Override
@@ -329,7 +332,8 @@ public class OnnxScoreFunction extends ScalarFunction {
                         "The first argument of an ONNX score function is the model URI, as a string literal"));
     }
 
-    private static List<DataType> inferArguments(String boundModel, CallContext call) {
+    /** The argument types; with {@code internalArrays}, ARRAY arguments come as Flink's {@code ArrayData}. */
+    private static List<DataType> inferArguments(String boundModel, boolean internalArrays, CallContext call) {
         String uri = modelOf(boundModel, call);
         ModelSignature signature = signature(uri);
         List<DataType> given = call.getArgumentDataTypes();
@@ -365,8 +369,11 @@ public class OnnxScoreFunction extends ScalarFunction {
                             + " scalars per row; pass one ARRAY argument");
                 }
             }
-            DataType bridged =
-                    array ? DataTypes.ARRAY(expected).bridgedTo(SqlTypes.boxedArray(in.elementType())) : expected;
+            DataType bridged = !array
+                    ? expected
+                    : internalArrays
+                            ? DataTypes.ARRAY(expected).bridgedTo(ArrayData.class)
+                            : DataTypes.ARRAY(expected).bridgedTo(SqlTypes.boxedArray(in.elementType()));
             result.add(bridged);
         }
         return result;
