@@ -21,8 +21,13 @@ final class BenchmarkModels {
 
     /** MLP 64 -> 256 -> 256 -> 10 (two hidden layers). */
     static Path writeMlp(Path file) throws IOException {
-        TestModels.Mlp first = new TestModels.Mlp(MLP_FEATURES, 256, 256);
-        TestModels.Mlp second = new TestModels.Mlp(256, 256, 10);
+        return writeMlp(file, 0);
+    }
+
+    /** The same MLP with other weights: {@code variant} 0 is the one of {@link #writeMlp(Path)}. */
+    static Path writeMlp(Path file, int variant) throws IOException {
+        TestModels.Mlp first = new TestModels.Mlp(MLP_FEATURES, 256, 256, variant);
+        TestModels.Mlp second = new TestModels.Mlp(256, 256, 10, variant);
         return new OnnxGraph("mlp_64_256_256_10")
                 .input("x", ElementType.FLOAT, "batch", MLP_FEATURES)
                 .output("y", ElementType.FLOAT, "batch", 10)

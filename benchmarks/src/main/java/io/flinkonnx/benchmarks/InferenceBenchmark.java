@@ -8,6 +8,7 @@ import io.flinkonnx.flink.OnnxInference;
 import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecurrentState;
 import io.flinkonnx.flink.session.OrtRuntime;
+import io.flinkonnx.providers.SessionSettings;
 import java.lang.management.ManagementFactory;
 import java.lang.management.ThreadMXBean;
 import java.nio.ByteBuffer;
@@ -46,7 +47,8 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * parallelism 2 (two slots of one TaskManager) against parallelism 1; the CPU the one-slot job keeps busy;
  * the added latency of (b) at half its peak rate (HdrHistogram); a Kafka-to-Kafka exactly-once pipeline
  * against a Kafka Streams app and a hand-written loop ({@link PipelineBenchmark}). The stateful case scores
- * a one-step LSTM per key with {@link OnnxInference#stateful} at max batch 64 against max batch 1.
+ * a one-step LSTM per key with {@link OnnxInference#stateful} at max batch 64 against max batch 1. The SQL
+ * paths ({@link SqlBenchmark}) and many models at scale ({@link ManyModelsBenchmark}) run on the same MLP.
  *
  * <p>The last line printed is {@code BENCH} and one JSON object with the keys of {@link Results#KEYS}: a
  * ratio that this run did not measure (a case left out by the flags) is {@code null}, never a made-up number.
@@ -56,7 +58,7 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * ./mvnw -q -B -pl benchmarks exec:exec        # everything, about 4 minutes on 2 cores
  * ./mvnw -q -B -pl benchmarks exec:exec -Dexec.benchArgs=--quick
  * ./mvnw -q -B -pl benchmarks exec:exec -Dexec.benchArgs=--mlp   # also --cnn, --slots, --ragged, --sharing,
- *                                                                      # --pipeline, --stateful, combinable
+ *                                                     # --pipeline, --stateful, --sql, --many-models, combinable
  * </pre>
  */
 public final class InferenceBenchmark {
@@ -82,7 +84,16 @@ public final class InferenceBenchmark {
                 .flatMap(a -> Arrays.stream(a.trim().split("\\s+")))
                 .filter(a -> !a.isEmpty())
                 .collect(Collectors.toList());
-        List<String> cases = List.of("--mlp", "--cnn", "--slots", "--pipeline", "--stateful", "--ragged", "--sharing");
+        List<String> cases = List.of(
+                "--mlp",
+                "--cnn",
+                "--slots",
+                "--pipeline",
+                "--stateful",
+                "--ragged",
+                "--sharing",
+                "--sql",
+                "--many-models");
         for (String f : flags) {
             if (!f.isBlank() && !cases.contains(f) && !f.equals("--quick") && !f.equals("--all")) {
                 throw new IllegalArgumentException("Unknown flag '" + f + "'; use --quick, --all or " + cases);
@@ -97,6 +108,8 @@ public final class InferenceBenchmark {
         boolean stateful = (all && !quick) || flags.contains("--stateful");
         boolean ragged = all || flags.contains("--ragged");
         boolean sharing = (all && !quick) || flags.contains("--sharing");
+        boolean sql = all || flags.contains("--sql");
+        boolean manyModels = all || flags.contains("--many-models");
         double scale = quick ? 0.25 : 1.0;
         Path dir = Files.createTempDirectory("flink-onnx-bench");
         System.out.printf(
@@ -257,6 +270,85 @@ public final class InferenceBenchmark {
                     mb[0],
                     mb[1]));
         }
+        if (sql) {
+            Path model = BenchmarkModels.writeMlp(dir.resolve("mlp.onnx"));
+            float[][] pool = pool(BenchmarkModels.MLP_FEATURES);
+            long records = (long) (1_000_000 * scale);
+            // Best of two each, alternating, as for the other cases.
+            Throughput op = null;
+            Throughput async = null;
+            Throughput scalar = null;
+            for (int attempt = 0; attempt < 2; attempt++) {
+                Throughput t = batchedJob(model, pool, MLP_BATCH, records, 1);
+                op = op == null || t.rate > op.rate ? t : op;
+                t = SqlBenchmark.run(model, pool, records, SqlBenchmark.Route.ASYNC, MLP_BATCH);
+                async = async == null || t.rate > async.rate ? t : async;
+                t = SqlBenchmark.run(model, pool, records, SqlBenchmark.Route.SCALAR, MLP_BATCH);
+                scalar = scalar == null || t.rate > scalar.rate ? t : scalar;
+            }
+            Throughput sync = best(
+                    SqlBenchmark.run(model, pool, records / 5, SqlBenchmark.Route.SYNC, MLP_BATCH),
+                    SqlBenchmark.run(model, pool, records / 5, SqlBenchmark.Route.SYNC, MLP_BATCH));
+            Throughput perRow =
+                    SqlBenchmark.run(model, pool, records / 5, SqlBenchmark.Route.SCALAR_PER_ROW, MLP_BATCH);
+            results.put("sql_async_over_operator", async.rate / op.rate);
+            results.put("sql_sync_over_operator", sync.rate / op.rate);
+            results.put("sql_scalar_over_operator", scalar.rate / op.rate);
+            notes.add(String.format(
+                    Locale.ROOT,
+                    "SQL on the MLP, one slot, batch 64, %d rows in flight: batching operator %,.0f rec/s; ML_PREDICT"
+                            + " async %,.0f, sync %,.0f; scalar OnnxAsyncScoreFunction %,.0f, OnnxScoreFunction (one"
+                            + " run per row) %,.0f",
+                    SqlBenchmark.IN_FLIGHT,
+                    op.rate,
+                    async.rate,
+                    sync.rate,
+                    scalar.rate,
+                    perRow.rate));
+        }
+        if (manyModels) {
+            Path variants = ManyModelsBenchmark.writeVariants(dir.resolve("variants"));
+            float[][] pool = pool(BenchmarkModels.MLP_FEATURES);
+            // Loads bound the many-model job (~430 per 1,000 records, a few ms each): 5,000 of its records take
+            // 10-50 s on 2 cores. The single-model job scores the same record stream, 50x as long, for a window the
+            // JIT and start-up do not dominate.
+            long records = (long) (5_000 * Math.max(0.5, scale));
+            SessionSettings oneThread = SessionSettings.defaults();
+            ManyModelsBenchmark.Outcome many = null;
+            ManyModelsBenchmark.Outcome single = null;
+            for (int attempt = 0; attempt < 2; attempt++) {
+                ManyModelsBenchmark.Outcome o = ManyModelsBenchmark.job(variants, pool, records * 50, true, oneThread);
+                single = single == null || o.rate > single.rate ? o : single;
+                o = ManyModelsBenchmark.job(variants, pool, records, false, oneThread);
+                many = many == null || o.rate > many.rate ? o : many;
+            }
+            results.put("many_models_zipf_over_single", many.rate / single.rate);
+            results.put("many_models_loads_per_1k", many.loadsPer1k());
+            ManyModelsBenchmark.Outcome perSession = null;
+            ManyModelsBenchmark.Outcome global = null;
+            for (int attempt = 0; attempt < 2; attempt++) {
+                ManyModelsBenchmark.Outcome o = ManyModelsBenchmark.inChild(variants, records, false);
+                perSession = perSession == null || o.rate > perSession.rate ? o : perSession;
+                o = ManyModelsBenchmark.inChild(variants, records, true);
+                global = global == null || o.rate > global.rate ? o : global;
+            }
+            results.put("global_pool_over_per_session", global.rate / perSession.rate);
+            notes.add(String.format(
+                    Locale.ROOT,
+                    "many models (%d MLP variants, Zipf %.1f, maxModels %d), one slot: %,.0f rec/s, %.1f loads per"
+                            + " 1,000 records; single-model operator on the same records %,.0f rec/s; with %d"
+                            + " intra-op threads per session %,.0f rec/s, one global pool of %d threads %,.0f rec/s",
+                    ManyModelsBenchmark.MODELS,
+                    ManyModelsBenchmark.ZIPF_EXPONENT,
+                    ManyModelsBenchmark.MAX_MODELS,
+                    many.rate,
+                    many.loadsPer1k(),
+                    single.rate,
+                    ManyModelsBenchmark.POOL_THREADS,
+                    perSession.rate,
+                    ManyModelsBenchmark.POOL_THREADS,
+                    global.rate));
+        }
         String statefulRow = null;
         if (stateful) {
             Path model = BenchmarkModels.writeLstm(dir.resolve("lstm.onnx"));
@@ -333,7 +425,7 @@ public final class InferenceBenchmark {
                 Locale.ROOT, "| %s | %d | %,.0f | %,.0f | %,.0f | %.2f | %.1f |", model, batch, a, b, c, b / a, b / c);
     }
 
-    private static float[][] pool(int width) {
+    static float[][] pool(int width) {
         return pool(width, POOL);
     }
 
@@ -519,7 +611,7 @@ public final class InferenceBenchmark {
     }
 
     /** A MiniCluster of one TaskManager with two slots, the job at {@code parallelism}. */
-    private static StreamExecutionEnvironment environment(int parallelism) {
+    static StreamExecutionEnvironment environment(int parallelism) {
         Configuration conf = new Configuration();
         conf.set(TaskManagerOptions.NUM_TASK_SLOTS, 2);
         StreamExecutionEnvironment env = StreamExecutionEnvironment.createLocalEnvironment(parallelism, conf);
@@ -527,7 +619,7 @@ public final class InferenceBenchmark {
         return env;
     }
 
-    private static DataStream<float[]> source(StreamExecutionEnvironment env, float[][] pool, long records) {
+    static DataStream<float[]> source(StreamExecutionEnvironment env, float[][] pool, long records) {
         return env.fromSequence(0, records - 1).map(new FromPool(pool));
     }
 

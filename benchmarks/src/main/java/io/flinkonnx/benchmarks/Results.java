@@ -29,6 +29,12 @@ final class Results {
         KEYS.put("latency_p99_ms", "<= latency_bound_ms");
         KEYS.put("latency_bound_ms", "max delay + one batch's compute");
         KEYS.put("per_tm_sharing_rss_saving_mb", "report");
+        KEYS.put("sql_async_over_operator", ">= 0.7");
+        KEYS.put("sql_sync_over_operator", "report");
+        KEYS.put("sql_scalar_over_operator", ">= 0.5");
+        KEYS.put("many_models_zipf_over_single", "report");
+        KEYS.put("many_models_loads_per_1k", "report");
+        KEYS.put("global_pool_over_per_session", "report");
     }
 
     /** Keys no run can measure yet, and why (README says the same): none today. */

@@ -7,8 +7,10 @@ import org.apache.flink.util.Preconditions;
 
 /**
  * How many models one subtask of {@link OnnxInference#batchedPerModel} keeps loaded: at most
- * {@code maxModels} sessions and {@code maxModelBytes} of model bytes (the model files' sizes, external
- * data included: an estimate of the session's memory, which is of that order on CPU). The least recently
+ * {@code maxModels} sessions and {@code maxModelBytes} of resident memory: what each session cost the
+ * process's resident set when it was created and ran its warm-up, measured at its first load and learnt per
+ * model (ORT keeps pre-packed weights and an arena, often 2-3x the file; the file size, external data
+ * included, stands in only where nothing could be measured: no {@code /proc}). The least recently
  * used model is evicted when a new one needs room (its buffered records are scored first); a later record
  * loads it again. Records of a model that is loading wait, at most {@code maxRecordsWaitingForLoad} of them
  * (then the operator waits: backpressure); a model that fails to load sends its records to the dead
@@ -62,7 +64,7 @@ public final class ModelCache implements Serializable {
     }
 
     /**
-     * Model bytes (files, external data included) a subtask keeps loaded at most.
+     * Resident bytes of loaded models (measured per session, else the files' sizes) a subtask keeps at most.
      *
      * @return the bound in bytes, >= 1 (default 1 GiB)
      */
@@ -118,7 +120,8 @@ public final class ModelCache implements Serializable {
         }
 
         /**
-         * Model bytes (files, external data included) a subtask keeps loaded at most; one model may exceed it.
+         * Resident bytes of loaded models (each session's measured footprint, else its files' size) a subtask
+         * keeps at most; one model may exceed it (it is loaded alone).
          *
          * @param bytes the bound in bytes, at least 1 (default 1 GiB)
          * @return this builder

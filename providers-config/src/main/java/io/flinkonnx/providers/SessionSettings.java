@@ -51,6 +51,19 @@ public final class SessionSettings implements Serializable {
         PARALLEL
     }
 
+    /**
+     * Whose threads a session's operators run on. {@code AUTO}: the process's global pool when ORT's
+     * environment was created with one (the TaskManager-wide system property
+     * {@code flinkonnx.ort.global-pool-threads}), else the session's own. {@code PER_SESSION}: always the
+     * session's own ({@link #intraOpThreads}). {@code GLOBAL}: always the process's pool; creating the session
+     * fails, naming the property, when ORT's environment already exists without one.
+     */
+    public enum ThreadPool {
+        AUTO,
+        PER_SESSION,
+        GLOBAL
+    }
+
     /** Formats ORT can save an optimized model in. */
     public enum ModelFileFormat {
         ONNX,
@@ -67,8 +80,10 @@ public final class SessionSettings implements Serializable {
     private final String optimizedModelPath;
     private final ModelFileFormat optimizedModelFormat;
     private final boolean onnxRuntimeExtensions;
+    private final ThreadPool threadPool;
 
     private SessionSettings(Builder b) {
+        this.threadPool = b.threadPool;
         this.optimizationLevel = b.optimizationLevel;
         this.intraOpThreads = b.intraOpThreads;
         this.interOpThreads = b.interOpThreads;
@@ -94,8 +109,8 @@ public final class SessionSettings implements Serializable {
      * Reads {@code onnx.session.*} keys: {@code optimization-level} (DISABLE_ALL, BASIC, EXTENDED, ALL),
      * {@code intra-op-threads}, {@code inter-op-threads}, {@code cpu-memory-arena}, {@code memory-pattern},
      * {@code execution-mode} (SEQUENTIAL, PARALLEL), {@code optimized-model-path},
-     * {@code optimized-model-format} (ONNX, ORT), {@code onnxruntime-extensions} (true, false) and
-     * {@code config.<ort key>} for ORT config entries.
+     * {@code optimized-model-format} (ONNX, ORT), {@code onnxruntime-extensions} (true, false),
+     * {@code thread-pool} (AUTO, PER_SESSION, GLOBAL) and {@code config.<ort key>} for ORT config entries.
      */
     public static SessionSettings fromConfiguration(Configuration config) {
         Builder b = builder();
@@ -137,11 +152,14 @@ public final class SessionSettings implements Serializable {
                 case "onnxruntime-extensions":
                     b.onnxRuntimeExtensions(parseBoolean(key, v));
                     break;
+                case "thread-pool":
+                    b.threadPool(parseEnum(ThreadPool.class, key, v));
+                    break;
                 default:
                     throw new IllegalArgumentException("Unknown session setting '" + e.getKey() + "'. Valid: "
                             + CONFIG_PREFIX + "{optimization-level, intra-op-threads, inter-op-threads,"
                             + " cpu-memory-arena, memory-pattern, execution-mode, optimized-model-path,"
-                            + " optimized-model-format, onnxruntime-extensions, config.<key>}.");
+                            + " optimized-model-format, onnxruntime-extensions, thread-pool, config.<key>}.");
             }
         }
         return b.build();
@@ -194,6 +212,11 @@ public final class SessionSettings implements Serializable {
         return onnxRuntimeExtensions;
     }
 
+    /** Whose threads the session runs on (default {@link ThreadPool#AUTO}). */
+    public ThreadPool threadPool() {
+        return threadPool;
+    }
+
     @Override
     public boolean equals(Object o) {
         if (!(o instanceof SessionSettings)) {
@@ -215,6 +238,7 @@ public final class SessionSettings implements Serializable {
                 + memoryPatternOptimization + ", executionMode=" + executionMode + ", config=" + configEntries
                 + (optimizedModelPath == null ? "" : ", save=" + optimizedModelPath + " as " + optimizedModelFormat)
                 + (onnxRuntimeExtensions ? ", customOps=onnxruntime-extensions" : "")
+                + (threadPool == ThreadPool.AUTO ? "" : ", threadPool=" + threadPool)
                 + "}";
     }
 
@@ -256,8 +280,18 @@ public final class SessionSettings implements Serializable {
         private String optimizedModelPath;
         private ModelFileFormat optimizedModelFormat = ModelFileFormat.ONNX;
         private boolean onnxRuntimeExtensions;
+        private ThreadPool threadPool = ThreadPool.AUTO;
 
         private Builder() {}
+
+        /**
+         * Whose threads the session runs on: see {@link ThreadPool}. With the process's pool, the session's own
+         * {@code intraOpThreads}/{@code interOpThreads} are not used.
+         */
+        public Builder threadPool(ThreadPool pool) {
+            this.threadPool = Objects.requireNonNull(pool, "threadPool");
+            return this;
+        }
 
         public Builder optimizationLevel(OptimizationLevel level) {
             this.optimizationLevel = Objects.requireNonNull(level, "optimizationLevel");

@@ -851,13 +851,14 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                 next.version(report.version);
                 model.buffer.serve(next, capacityOf(next, policy));
                 model.runner = next;
-                long bytes = next.session().modelSizeBytes();
+                long bytes = next.session().residentBytes();
                 loadedBytes += bytes - model.bytes;
                 model.bytes = bytes;
                 model.label = report.version;
                 previous.close();
                 output.collect(FallbackReport.TAG, new StreamRecord<>(next.fallbackReport()));
                 evictOverBytes(model); // a bigger version may pass the byte bound
+                modelUpdates.inc();
                 report.swapLatencyMillis = (System.nanoTime() - step.requestedAtNanos) / 1_000_000;
                 LOG.info(
                         "Model {} now serves version {} ({}, sha256 {}) after {} ms",

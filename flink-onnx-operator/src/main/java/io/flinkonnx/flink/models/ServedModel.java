@@ -59,7 +59,7 @@ final class ServedModel<IN, OUT> {
     void ready(InferenceRunner<IN, OUT> runner, RecordBuffer<IN, OUT> buffer) {
         this.runner = runner;
         this.buffer = buffer;
-        this.bytes = runner.session().modelSizeBytes();
+        this.bytes = runner.session().residentBytes(); // measured at load; the file size only when unmeasured
         this.state = State.READY;
         this.failuresInRow = 0;
         this.failure = null;

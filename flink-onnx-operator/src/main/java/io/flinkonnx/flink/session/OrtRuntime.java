@@ -24,14 +24,121 @@ public final class OrtRuntime {
     private static volatile boolean checked;
 
     /**
-     * ORT's process-wide environment; never closed (ORT's shutdown hook owns it).
+     * The TaskManager-wide switch to ORT's global thread pool: the system property (e.g. in
+     * {@code env.java.opts.taskmanager}) naming the pool's intra-op threads. Read once, when this class creates
+     * ORT's environment; sessions then run on that pool unless their settings say {@code PER_SESSION}.
+     */
+    public static final String GLOBAL_POOL_THREADS_PROPERTY = "flinkonnx.ort.global-pool-threads";
+
+    /** The same switch as an environment variable, for deployments that set variables rather than JVM flags. */
+    public static final String GLOBAL_POOL_THREADS_ENV = "FLINK_ONNX_ORT_GLOBAL_POOL_THREADS";
+
+    /** Intra-op threads of the global pool: -1 before this class made the environment, 0 for none. */
+    private static volatile int globalPoolThreads = -1;
+
+    /**
+     * ORT's process-wide environment; never closed (ORT's shutdown hook owns it). The first call creates it,
+     * with a global thread pool when {@link #GLOBAL_POOL_THREADS_PROPERTY} (or {@link #GLOBAL_POOL_THREADS_ENV})
+     * names one.
      *
      * @throws IllegalStateException where creating it would crash the process (ORT 1.29 on Linux with a
      *     long command line and telemetry on), naming the fix
      */
     public static OrtEnvironment env() {
         checkOnce();
+        if (globalPoolThreads < 0) {
+            createEnvironment(configuredGlobalPoolThreads(), false);
+        }
         return OrtEnvironment.getEnvironment();
+    }
+
+    /**
+     * Intra-op threads of the process's global pool, 0 when the environment has none (it was created without
+     * the property, or by other code before this class).
+     */
+    public static int globalPoolThreads() {
+        env();
+        return Math.max(0, globalPoolThreads);
+    }
+
+    /**
+     * The environment, made to have a global thread pool: created with one (the property's threads, else 1)
+     * when it does not exist yet.
+     *
+     * @throws IllegalStateException when the environment already exists without a global pool, naming the
+     *     property that creates it with one
+     */
+    public static OrtEnvironment envWithGlobalPool() {
+        checkOnce();
+        if (globalPoolThreads < 0) {
+            createEnvironment(Math.max(1, configuredGlobalPoolThreads()), true);
+        }
+        if (globalPoolThreads == 0) {
+            throw new IllegalStateException("A session asked for ONNX Runtime's global thread pool (threadPool"
+                    + " GLOBAL), but ORT's environment in this process was created without one (ORT creates it once"
+                    + " per process, and the pool only with it). Set -D" + GLOBAL_POOL_THREADS_PROPERTY + "=<threads>"
+                    + " (or " + GLOBAL_POOL_THREADS_ENV + ") in the TaskManager's JVM (env.java.opts.taskmanager) so"
+                    + " that the first ONNX model creates it with one, or use threadPool AUTO or PER_SESSION.");
+        }
+        return OrtEnvironment.getEnvironment();
+    }
+
+    private static synchronized void createEnvironment(int threads, boolean required) {
+        if (globalPoolThreads >= 0) {
+            return;
+        }
+        if (threads <= 0) {
+            OrtEnvironment.getEnvironment();
+            globalPoolThreads = 0;
+            return;
+        }
+        try (OrtEnvironment.ThreadingOptions options = new OrtEnvironment.ThreadingOptions()) {
+            options.setGlobalIntraOpNumThreads(threads);
+            options.setGlobalInterOpNumThreads(1);
+            OrtEnvironment.getEnvironment(
+                    OrtLoggingLevel.ORT_LOGGING_LEVEL_WARNING, OrtEnvironment.DEFAULT_NAME, options);
+            globalPoolThreads = threads;
+        } catch (IllegalStateException e) {
+            // ORT's environment existed already (other code made it first): it has no pool of ours.
+            globalPoolThreads = 0;
+            if (!required) {
+                org.slf4j.LoggerFactory.getLogger(OrtRuntime.class)
+                        .warn(
+                                "{}={} asked for ONNX Runtime's global thread pool, but ORT's environment was created"
+                                        + " before (by other code in this process) without one: sessions use their"
+                                        + " own threads",
+                                GLOBAL_POOL_THREADS_PROPERTY,
+                                threads);
+            }
+        } catch (ai.onnxruntime.OrtException e) {
+            throw new IllegalStateException(
+                    "ONNX Runtime could not create its environment with a global pool of " + threads + " threads: "
+                            + e.getMessage(),
+                    e);
+        }
+    }
+
+    /** The global pool's threads the property or variable names; 0 when neither is set. */
+    static int configuredGlobalPoolThreads() {
+        String v = System.getProperty(GLOBAL_POOL_THREADS_PROPERTY);
+        String from = GLOBAL_POOL_THREADS_PROPERTY;
+        if (v == null || v.isBlank()) {
+            v = System.getenv(GLOBAL_POOL_THREADS_ENV);
+            from = GLOBAL_POOL_THREADS_ENV;
+        }
+        if (v == null || v.isBlank()) {
+            return 0;
+        }
+        try {
+            int threads = Integer.parseInt(v.trim());
+            if (threads < 0) {
+                throw new NumberFormatException();
+            }
+            return threads;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(
+                    from + " must be the global pool's number of threads (0 for none, 1 or more), got '" + v + "'");
+        }
     }
 
     /**
@@ -44,7 +151,13 @@ public final class OrtRuntime {
      */
     public static OrtEnvironment env(OrtLoggingLevel level) {
         checkOnce();
-        return OrtEnvironment.getEnvironment(level);
+        OrtEnvironment env = OrtEnvironment.getEnvironment(level);
+        synchronized (OrtRuntime.class) {
+            if (globalPoolThreads < 0) {
+                globalPoolThreads = 0;
+            }
+        }
+        return env;
     }
 
     private static void checkOnce() {

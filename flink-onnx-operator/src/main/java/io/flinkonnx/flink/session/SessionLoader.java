@@ -2,6 +2,7 @@ package io.flinkonnx.flink.session;
 
 import ai.onnxruntime.MapInfo;
 import ai.onnxruntime.NodeInfo;
+import ai.onnxruntime.OrtEnvironment;
 import ai.onnxruntime.OrtException;
 import ai.onnxruntime.OrtSession;
 import ai.onnxruntime.SequenceInfo;
@@ -66,7 +67,27 @@ public final class SessionLoader {
         }
     }
 
+    /**
+     * Creates the session of {@code model} and runs its warm-up, measuring what that costs the process's
+     * resident memory ({@link ResidentMemory}; learnt once per model and settings).
+     */
     public static SharedSession load(
+            SessionRegistry.Key key, LocalModel model, ProviderChain chain, SessionSettings settings)
+            throws OrtException, IOException {
+        ResidentMemory.Measured<SharedSession> measured;
+        try {
+            measured = ResidentMemory.measure(
+                    model.sha256() + " " + chain + " " + settings, () -> create(key, model, chain, settings));
+        } catch (OrtException | IOException | RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+        measured.value.measuredResidentBytes(measured.bytes);
+        return measured.value;
+    }
+
+    private static SharedSession create(
             SessionRegistry.Key key, LocalModel model, ProviderChain chain, SessionSettings settings)
             throws OrtException, IOException {
         long start = System.nanoTime();
@@ -85,16 +106,21 @@ public final class SessionLoader {
         Path profileDir = Files.createTempDirectory("flink-onnx-profile-");
         boolean profilePending = false;
         try {
+            SessionSettings.ThreadPool pool = settings.threadPool();
+            // GLOBAL fails here, naming the property, when the environment exists without a pool
+            OrtEnvironment env =
+                    pool == SessionSettings.ThreadPool.GLOBAL ? OrtRuntime.envWithGlobalPool() : OrtRuntime.env();
+            boolean globalPool = pool == SessionSettings.ThreadPool.GLOBAL
+                    || (pool == SessionSettings.ThreadPool.AUTO && OrtRuntime.globalPoolThreads() > 0);
             ResolvedSession created;
             try {
                 // Profile the warm-up run only: it tells where every kernel of the optimized graph runs.
-                created = SessionFactory.create(
-                        OrtRuntime.env(),
-                        model.path().toString(),
-                        chain,
-                        settings,
-                        options -> options.enableProfiling(
-                                profileDir.resolve("ort").toString()));
+                created = SessionFactory.create(env, model.path().toString(), chain, settings, options -> {
+                    if (globalPool) {
+                        options.disablePerSessionThreads();
+                    }
+                    options.enableProfiling(profileDir.resolve("ort").toString());
+                });
             } catch (SessionCreationException e) {
                 throw new ModelLoadException(
                         "ONNX Runtime " + OrtRuntime.version() + " could not load model "

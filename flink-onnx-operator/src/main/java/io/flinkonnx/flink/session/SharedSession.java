@@ -22,6 +22,7 @@ public final class SharedSession {
     private final ProviderResolution resolution;
     private final long loadTimeMillis;
     private final long modelSizeBytes;
+    private volatile long measuredResidentBytes;
     private volatile List<NodePlacement> placement;
     private volatile String placementNote;
     /** The profile folder while placement waits for the first real run, else null. */
@@ -101,6 +102,23 @@ public final class SharedSession {
 
     public long modelSizeBytes() {
         return modelSizeBytes;
+    }
+
+    void measuredResidentBytes(long bytes) {
+        this.measuredResidentBytes = bytes;
+    }
+
+    /**
+     * The resident memory this session costs the process, as measured when it was created and first run
+     * ({@link ResidentMemory}); the model file's size where nothing could be measured.
+     */
+    public long residentBytes() {
+        return measuredResidentBytes > 0 ? measuredResidentBytes : modelSizeBytes;
+    }
+
+    /** The measured resident bytes, 0 when nothing could be measured. */
+    public long measuredResidentBytes() {
+        return measuredResidentBytes;
     }
 
     public String modelSha256() {

@@ -26,6 +26,9 @@ import org.apache.flink.annotation.VisibleForTesting;
 import org.apache.flink.metrics.MetricGroup;
 import org.apache.flink.table.api.DataTypes;
 import org.apache.flink.table.catalog.DataTypeFactory;
+import org.apache.flink.table.data.ArrayData;
+import org.apache.flink.table.data.GenericRowData;
+import org.apache.flink.table.data.RowData;
 import org.apache.flink.table.functions.FunctionContext;
 import org.apache.flink.table.functions.FunctionDefinition;
 import org.apache.flink.table.functions.ScalarFunction;
@@ -175,12 +178,12 @@ public class OnnxScoreFunction extends ScalarFunction {
         return r;
     }
 
-    private static MetricGroup metricGroup(FunctionContext context, String uri, boolean first) {
+    static MetricGroup metricGroup(FunctionContext context, String uri, boolean first) {
         MetricGroup metrics = context.getMetricGroup().addGroup(InferenceRunner.METRIC_GROUP);
         return first ? metrics : metrics.addGroup("model", uri);
     }
 
-    private static void encode(ModelSignature signature, Object[] values, InputRow row) {
+    static void encode(ModelSignature signature, Object[] values, InputRow row) {
         List<TensorSpec> inputs = signature.inputs();
         if (inputs.size() == 1 && values.length > 1) {
             TensorSpec in = inputs.get(0);
@@ -199,7 +202,10 @@ public class OnnxScoreFunction extends ScalarFunction {
             TensorSpec in = inputs.get(i);
             Object v = values[i];
             if (v != null && v.getClass().isArray()) {
-                row.put(in.name(), SqlTypes.unbox(v, in.elementType()));
+                // a primitive array is already the input's values (the async function converts on its task thread)
+                row.put(
+                        in.name(),
+                        v.getClass().getComponentType().isPrimitive() ? v : SqlTypes.unbox(v, in.elementType()));
             } else {
                 Object one = Array.newInstance(in.elementType().javaArrayType().getComponentType(), 1);
                 if (v == null) {
@@ -211,7 +217,20 @@ public class OnnxScoreFunction extends ScalarFunction {
         }
     }
 
-    private static Object decode(ModelSignature signature, OutputRow out) {
+    /** The outputs as Flink's internal data: an {@code ArrayData}, or a {@code RowData} of them. */
+    static Object decodeInternal(ModelSignature signature, OutputRow out) {
+        List<TensorSpec> outputs = signature.outputs();
+        if (outputs.size() == 1) {
+            return SqlTypes.toArrayData(out.value(outputs.get(0).name()));
+        }
+        GenericRowData row = new GenericRowData(outputs.size());
+        for (int i = 0; i < outputs.size(); i++) {
+            row.setField(i, SqlTypes.toArrayData(out.value(outputs.get(i).name())));
+        }
+        return row;
+    }
+
+    static Object decode(ModelSignature signature, OutputRow out) {
         List<TensorSpec> outputs = signature.outputs();
         if (outputs.size() == 1) {
             return SqlTypes.box(out.value(outputs.get(0).name()));
@@ -263,6 +282,16 @@ public class OnnxScoreFunction extends ScalarFunction {
 
     @Override
     public TypeInference getTypeInference(DataTypeFactory typeFactory) {
+        return typeInference(boundModel, false);
+    }
+
+    /**
+     * The type inference of a score function bound to {@code boundModel} (null: the URI is the first argument),
+     * shared with {@link OnnxAsyncScoreFunction}; with {@code internalResult} the result is Flink's internal data
+     * ({@code ArrayData}, {@code RowData}), which Flink's async scalar operator passes on as it is (it cannot
+     * convert a NULL result in 2.3), and ARRAY arguments come as {@code ArrayData} (no boxing per element).
+     */
+    static TypeInference typeInference(String boundModel, boolean internalResult) {
         return TypeInference.newBuilder()
                 .inputTypeStrategy(new InputTypeStrategy() {
                     @Override
@@ -272,7 +301,7 @@ public class OnnxScoreFunction extends ScalarFunction {
 
                     @Override
                     public Optional<List<DataType>> inferInputTypes(CallContext call, boolean throwOnFailure) {
-                        return Optional.of(inferArguments(call));
+                        return Optional.of(inferArguments(boundModel, internalResult, call));
                     }
 
                     @Override
@@ -281,11 +310,20 @@ public class OnnxScoreFunction extends ScalarFunction {
                                 Signature.Argument.of(boundModel == null ? "model, inputs..." : "inputs...")));
                     }
                 })
-                .outputTypeStrategy(call -> Optional.of(resultType(modelOf(call))))
+                .outputTypeStrategy(call -> {
+                    DataType result = resultType(modelOf(boundModel, call));
+                    return Optional.of(
+                            internalResult
+                                    ? result.bridgedTo(
+                                            result.getLogicalType().getTypeRoot() == LogicalTypeRoot.ARRAY
+                                                    ? ArrayData.class
+                                                    : RowData.class)
+                                    : result);
+                })
                 .build();
     }
 
-    private String modelOf(CallContext call) {
+    private static String modelOf(String boundModel, CallContext call) {
         if (boundModel != null) {
             return boundModel;
         }
@@ -294,8 +332,9 @@ public class OnnxScoreFunction extends ScalarFunction {
                         "The first argument of an ONNX score function is the model URI, as a string literal"));
     }
 
-    private List<DataType> inferArguments(CallContext call) {
-        String uri = modelOf(call);
+    /** The argument types; with {@code internalArrays}, ARRAY arguments come as Flink's {@code ArrayData}. */
+    private static List<DataType> inferArguments(String boundModel, boolean internalArrays, CallContext call) {
+        String uri = modelOf(boundModel, call);
         ModelSignature signature = signature(uri);
         List<DataType> given = call.getArgumentDataTypes();
         int first = boundModel == null ? 1 : 0;
@@ -330,8 +369,11 @@ public class OnnxScoreFunction extends ScalarFunction {
                             + " scalars per row; pass one ARRAY argument");
                 }
             }
-            DataType bridged =
-                    array ? DataTypes.ARRAY(expected).bridgedTo(SqlTypes.boxedArray(in.elementType())) : expected;
+            DataType bridged = !array
+                    ? expected
+                    : internalArrays
+                            ? DataTypes.ARRAY(expected).bridgedTo(ArrayData.class)
+                            : DataTypes.ARRAY(expected).bridgedTo(SqlTypes.boxedArray(in.elementType()));
             result.add(bridged);
         }
         return result;

@@ -185,14 +185,16 @@ class DocsSqlSamplesTest {
     }
 
     @Test
-    void theScalarFunctionScoresAnArrayOrScalarsOfOneRow() throws Exception {
+    void theScalarFunctionsScoreAnArrayOrScalarsOfOneRow() throws Exception {
         TableEnvironment t = withTransactions();
         List<String> statements = runnable(sqlBlocks(SQL_GUIDE).get(3));
-        assertThat(statements).hasSize(4);
+        assertThat(statements).hasSize(6);
         t.executeSql(statements.get(0));
         t.executeSql(statements.get(3));
         assertScores(collect(t.executeSql(statements.get(1))), 1);
         assertScores(collect(t.executeSql(statements.get(2))), 1);
+        t.executeSql(statements.get(4)); // the batched async scalar function
+        assertScores(collect(t.executeSql(statements.get(5))), 1);
     }
 
     @Test

@@ -359,4 +359,20 @@ public final class TestModels {
                         -1L)
                 .writeTo(file);
     }
+
+    /**
+     * A model of a few hundred bytes whose run needs {@code values} floats per record (ORT's arena keeps them
+     * after a run): x [batch, 1] -> Expand to [batch, values] -> ReduceSum over axis 1 -> y [batch, 1] =
+     * x * values. For tests of memory measured against file size.
+     */
+    public static Path writeWide(Path file, long values) throws IOException {
+        return new OnnxGraph("wide")
+                .input("x", ElementType.FLOAT, "batch", 1)
+                .output("y", ElementType.FLOAT, "batch", 1)
+                .longInitializer("shape", new long[] {1, values}, 2)
+                .longInitializer("axes", new long[] {1}, 1)
+                .node("Expand", new String[] {"x", "shape"}, new String[] {"wide"})
+                .node("ReduceSum", new String[] {"wide", "axes"}, new String[] {"y"})
+                .writeTo(file);
+    }
 }

@@ -1,0 +1,68 @@
+package io.flinkonnx.flink.session;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import io.flinkonnx.model.ModelSource;
+import io.flinkonnx.model.testing.TestModels;
+import io.flinkonnx.providers.ProviderChain;
+import io.flinkonnx.providers.SessionSettings;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A session's resident memory is measured when it is created and first run, not taken from its file, and a
+ * session that asks for ORT's global thread pool in a process whose environment has none fails naming the
+ * property that creates one.
+ */
+class ResidentMemoryTest {
+    /** Values the wide model expands each record to: 64 MiB of floats, kept by ORT's arena after the warm-up. */
+    static final long WIDE_VALUES = 16L << 20;
+
+    @TempDir
+    Path dir;
+
+    static Path writeWideModel(Path file) throws IOException {
+        return TestModels.writeWide(file, WIDE_VALUES);
+    }
+
+    @Test
+    void aSessionsResidentBytesAreMeasuredAtLoadNotTakenFromItsFile() throws Exception {
+        Path model = writeWideModel(dir.resolve("wide.onnx"));
+        ResidentMemory.forget();
+        SharedSession s = SessionLoader.acquire(
+                ModelSource.of(model.toString()), "memory-test", ProviderChain.cpu(), SessionSettings.defaults());
+        try {
+            assertThat(s.modelSizeBytes()).isEqualTo(Files.size(model)).isLessThan(4096);
+            if (ResidentMemory.residentBytes() > 0) { // Linux (/proc), where CI runs
+                assertThat(s.measuredResidentBytes())
+                        .as("the warm-up's 64 MiB intermediate stays in ORT's arena")
+                        .isGreaterThan(WIDE_VALUES * 4 / 2);
+                assertThat(s.residentBytes()).isEqualTo(s.measuredResidentBytes());
+            } else {
+                assertThat(s.residentBytes()).isEqualTo(s.modelSizeBytes());
+            }
+        } finally {
+            SessionRegistry.INSTANCE.release(s);
+        }
+    }
+
+    @Test
+    void aSessionAskingForTheGlobalPoolFailsNamingThePropertyWhenTheEnvironmentHasNone() throws Exception {
+        Path model = writeWideModel(dir.resolve("wide.onnx"));
+        // this test JVM runs without the property: its environment has no global pool
+        assertThat(System.getProperty(OrtRuntime.GLOBAL_POOL_THREADS_PROPERTY)).isNull();
+        assertThat(OrtRuntime.globalPoolThreads()).isZero();
+        SessionSettings global = SessionSettings.builder()
+                .threadPool(SessionSettings.ThreadPool.GLOBAL)
+                .build();
+        assertThatThrownBy(() -> SessionLoader.acquire(
+                        ModelSource.of(model.toString()), "pool-test", ProviderChain.cpu(), global))
+                .isInstanceOf(IllegalStateException.class)
+                .hasMessageContaining("-D" + OrtRuntime.GLOBAL_POOL_THREADS_PROPERTY + "=<threads>")
+                .hasMessageContaining("created without one");
+    }
+}
