@@ -393,9 +393,29 @@ class PerModelUpdateFailuresTest {
 
     @Test
     void aSwapToABiggerVersionEvictsOtherModelsPastTheByteBound() throws Exception {
-        Path a1 = publish("a", A1, "v1");
-        Path b1 = publish("b", B1, "v1");
-        long bound = Files.size(a1) + Files.size(b1);
+        publish("a", A1, "v1");
+        publish("b", B1, "v1");
+        TestModels.Mlp big = new TestModels.Mlp(4, 1 << 20, 2, 5); // 28 MB of weights, the same signature
+        // The byte bound weighs what each session measured (resident memory), learnt once per model in the
+        // process: learn the three first, then bound the cache between "a and b" and "a's big version and b".
+        long small;
+        long bigger;
+        long other;
+        try (var h = controlled(ModelCache.defaults())) {
+            MultiModelOperator<?, ?> operator = (MultiModelOperator<?, ?>) h.getOperator();
+            score(h, 0);
+            score(h, 1);
+            small = operator.runner(refOf("a")).session().residentBytes();
+            other = operator.runner(refOf("b")).session().residentBytes();
+            publish("a", big, "v2");
+            poll(h);
+            assertThat(score(h, 0)).singleElement().satisfies(p -> assertThat(p.f2)
+                    .isEqualTo("v2"));
+            bigger = operator.runner(refOf("a")).session().residentBytes();
+        }
+        assertThat(bigger).as("the big version weighs more").isGreaterThan(small);
+        deleteRecursively(folder("a").resolve("v2"));
+        long bound = small + other + (bigger - small) / 2;
         try (var h = controlled(
                 ModelCache.builder().maxModels(4).maxModelBytes(bound).build())) {
             MultiModelOperator<?, ?> operator = (MultiModelOperator<?, ?>) h.getOperator();
@@ -403,8 +423,7 @@ class PerModelUpdateFailuresTest {
             score(h, 1);
             assertThat(operator.loadedModels()).isEqualTo(2);
 
-            Path a2 = publish("a", new TestModels.Mlp(4, 64, 2, 5), "v2");
-            assertThat(Files.size(a2) + Files.size(b1)).isGreaterThan(bound);
+            publish("a", big, "v2");
             poll(h);
             assertThat(reports(h)).extracting(r -> r.outcome + " " + r.version).contains("PROMOTED v2");
             assertThat(operator.loadedModels()).as("b is evicted at a's swap").isEqualTo(1);
@@ -412,6 +431,10 @@ class PerModelUpdateFailuresTest {
             assertThat(score(h, 0)).singleElement().satisfies(p -> assertThat(p.f2)
                     .isEqualTo("v2"));
         }
+    }
+
+    private ModelRef refOf(String folder) {
+        return ModelRef.watch(folder(folder).toString());
     }
 
     @Test
