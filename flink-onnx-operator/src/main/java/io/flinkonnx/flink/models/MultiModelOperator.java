@@ -59,8 +59,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Updatable models ({@link ModelTrack}): a {@linkplain ModelRef#watch watched folder} serves its newest version,
  * polled every {@link ModelUpdates#pollInterval()}; a control message ({@link ModelUpdate#model}) pins the model it
- * addresses. A new version is loaded and gated off the task thread against the version the model serves, and
- * swapped in between its batches (its buffer scored by the old version first). The version each such model serves,
+ * addresses. A loaded such model has a {@link ModelVersions} of its own (on this operator's loader thread): a new
+ * version is loaded and gated off the task thread against the version the model serves, and swapped in between
+ * its batches (its buffer scored by the old version first). The version each such model serves,
  * the watched folder's version handled last and the messages not yet applied are operator state (union list
  * "onnx-per-model-versions"), so a restore serves the versions the checkpoint names.
  */
@@ -970,6 +971,18 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     public String servedVersion(ModelRef ref) {
         ModelTrack track = tracks.get(ModelTrack.keyOf(ref));
         return track == null || track.served == null ? null : track.served.version;
+    }
+
+    /** Versions promoted so far (the {@code model_updates} counter; for tests). */
+    @VisibleForTesting
+    public long updatesPromoted() {
+        return modelUpdates.getCount();
+    }
+
+    /** Versions refused so far (the {@code model_updates_refused} counter; for tests). */
+    @VisibleForTesting
+    public long updatesRefused() {
+        return modelUpdatesRefused.getCount();
     }
 
     /** Scores every model's buffer, waiting for loads under way: nothing buffered may pass a barrier. */

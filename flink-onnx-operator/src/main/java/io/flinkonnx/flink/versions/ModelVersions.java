@@ -555,6 +555,7 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
             return;
         }
         if (newest == null || newest.identity().equals(lastFound)) {
+            lastLoadFailure = null; // the folder read well: a version's problem that comes back is reported again
             return;
         }
         ModelUpdate update = new ModelUpdate(newest.modelUri, newest.sha256, newest.label);
