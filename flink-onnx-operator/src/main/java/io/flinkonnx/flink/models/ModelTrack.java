@@ -13,7 +13,9 @@ import java.util.List;
  * The versions of one updatable model of a many-model operator (a {@linkplain ModelRef#watch watched folder}, or a
  * model a control message addressed): the version it serves, the watched folder's version handled last and the
  * control messages not yet applied. It outlives the model's session (an evicted model loads the same version
- * again) and is operator state, so a restore serves the version the checkpoint names. Task thread only.
+ * again) and is operator state, so a restore serves the version the checkpoint names. While the model is loaded its
+ * {@link io.flinkonnx.flink.versions.ModelVersions} keeps these (and loads its updates); they come back here when it
+ * unloads and at each checkpoint. Task thread only.
  */
 final class ModelTrack {
     /** The model's key in state. */
@@ -30,8 +32,6 @@ final class ModelTrack {
     final List<ModelUpdate> pending = new ArrayList<>();
     /** Restored from a checkpoint and not loaded since: its first load reports RESTORED. */
     boolean restored;
-    /** The last problem a poll reported (reported once per distinct problem). */
-    String lastProblem;
     /** The signature of the version it served last on this subtask: a version it loads next is gated against it. */
     ModelSignature signature;
 
@@ -88,38 +88,6 @@ final class ModelTrack {
             this.found = found;
             this.report = report;
             this.control = control;
-        }
-    }
-
-    /** A finished update of a loaded model: its report (null: nothing new), and the runner when promoted. */
-    static final class Step<IN, OUT> {
-        final ModelUpdateReport report;
-        final InferenceRunner<IN, OUT> runner;
-        /** The control message it answers, or null for a poll. */
-        final ModelUpdate control;
-        /** The watched folder's version it handled for good, or null (nothing found, or try again). */
-        final String found;
-
-        final long requestedAtNanos;
-
-        Step(
-                ModelUpdateReport report,
-                InferenceRunner<IN, OUT> runner,
-                ModelUpdate control,
-                String found,
-                long requestedAtNanos) {
-            this.report = report;
-            this.runner = runner;
-            this.control = control;
-            this.found = found;
-            this.requestedAtNanos = requestedAtNanos;
-        }
-
-        /** Closes the runner of a step that will not be applied (its model was evicted, the operator closed). */
-        void discard() {
-            if (runner != null) {
-                runner.close();
-            }
         }
     }
 }

@@ -18,8 +18,10 @@ import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.engine.RecordBuffer;
 import io.flinkonnx.flink.session.OrtRuntime;
 import io.flinkonnx.flink.versions.ModelFolder;
+import io.flinkonnx.flink.versions.ModelVersions;
 import io.flinkonnx.flink.versions.ServingModel;
 import io.flinkonnx.model.ModelSignature;
+import io.flinkonnx.model.ModelSource;
 import io.flinkonnx.model.VersionLabel;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -57,8 +59,9 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Updatable models ({@link ModelTrack}): a {@linkplain ModelRef#watch watched folder} serves its newest version,
  * polled every {@link ModelUpdates#pollInterval()}; a control message ({@link ModelUpdate#model}) pins the model it
- * addresses. A new version is loaded and gated off the task thread against the version the model serves, and
- * swapped in between its batches (its buffer scored by the old version first). The version each such model serves,
+ * addresses. A loaded such model has a {@link ModelVersions} of its own (on this operator's loader thread): a new
+ * version is loaded and gated off the task thread against the version the model serves, and swapped in between
+ * its batches (its buffer scored by the old version first). The version each such model serves,
  * the watched folder's version handled last and the messages not yet applied are operator state (union list
  * "onnx-per-model-versions"), so a restore serves the versions the checkpoint names.
  */
@@ -211,6 +214,11 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
         // Every buffer was scored before the barrier and swaps happen on the task thread: each prediction emitted
         // since a model's last swap came from the version named here.
         List<ModelVersionEntry> entries = new ArrayList<>();
+        for (ServedModel<IN, OUT> model : models.values()) {
+            if (model.versions != null) {
+                syncTrack(model.track, model.versions);
+            }
+        }
         for (ModelTrack t : tracks.values()) {
             if (t.served == null && t.found == null && t.pending.isEmpty()) {
                 continue;
@@ -483,10 +491,11 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
 
     /** Closes a loaded model's session (its buffer is empty) and the version it was loading, if any. */
     private void unload(ServedModel<IN, OUT> model) {
-        if (model.updating != null) {
-            // its control message stays pending, its folder's version unhandled: both are taken up at the next load
-            model.updating.thenAccept(ModelTrack.Step::discard);
-            model.updating = null;
+        if (model.versions != null) {
+            // its control messages stay pending, its folder's version unhandled: both are taken up at the next load
+            syncTrack(model.track, model.versions);
+            model.versions.close(); // a version loading now is closed when its load ends
+            model.versions = null;
         }
         loadedBytes -= model.bytes;
         loadedCount--;
@@ -624,7 +633,48 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                 deadLetter(record, failedToLoad(model), model.ref.uri(), model.label);
             }
         }
-        startUpdate(model, false, getProcessingTimeService().getCurrentProcessingTime());
+        startVersions(model);
+    }
+
+    /**
+     * Gives a loaded updatable model its {@link ModelVersions} (on the operator's loader thread, with its counters):
+     * from now on it loads, gates and hands over the model's updates, starting with the control messages its track
+     * holds (in order), and keeps the version served, the folder's version handled and the messages pending until
+     * the model unloads ({@link #syncTrack}).
+     */
+    private void startVersions(ServedModel<IN, OUT> model) {
+        ModelTrack track = model.track;
+        if (track == null || model.state != ServedModel.State.READY || model.versions != null) {
+            return;
+        }
+        ModelRef ref = model.ref;
+        ModelVersions<IN, OUT> v = ModelVersions.ofTrack(
+                versions.specOf(ref, ModelSource.of(ref.uri())), // its file, or its folder (named in logs)
+                updates,
+                ref.watched() ? ref.uri() : null,
+                policy,
+                slot,
+                subtask,
+                loader,
+                modelUpdates,
+                modelUpdatesRefused);
+        v.startFrom(model.runner, model.label, track.found);
+        model.versions = v;
+        for (ModelUpdate update : track.pending) {
+            v.offer(update); // gated against what serves when the messages before it are applied
+        }
+        track.pending.clear(); // the versions keep them until applied
+        if (v.busy()) {
+            scheduleLoadingCheck(getProcessingTimeService().getCurrentProcessingTime());
+        }
+    }
+
+    /** What a loaded model's versions know goes back to its track: for operator state, and when it unloads. */
+    private static void syncTrack(ModelTrack track, ModelVersions<?, ?> versions) {
+        track.served = versions.serving();
+        track.found = versions.lastFound();
+        track.pending.clear();
+        track.pending.addAll(versions.pendingControl());
     }
 
     /**
@@ -731,16 +781,20 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
             if (model.state == ServedModel.State.READY && model.buffer.expired(time)) {
                 flush(model);
             }
-            if (model.state == ServedModel.State.READY && model.updating != null && model.updating.isDone()) {
-                applyUpdate(model, time);
+            if (model.state == ServedModel.State.READY && model.versions != null) {
+                applyUpdates(model, time);
             }
         }
         for (ServedModel<IN, OUT> model : new ArrayList<>(models.values())) {
             if (model.state != ServedModel.State.READY) {
                 continue;
             }
-            startUpdate(model, pollDue, time);
-            loading |= model.updating != null;
+            if (model.versions != null) {
+                if (pollDue) {
+                    model.versions.poll(); // a model without a watched folder has nothing to poll
+                }
+                loading |= model.versions.busy();
+            }
             if (pollDue && model.ref.watched() && nextPollAt == Long.MAX_VALUE) {
                 nextPollAt = time + updates.pollInterval().toMillis();
                 getProcessingTimeService().registerTimer(nextPollAt, this);
@@ -762,129 +816,56 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     }
 
     /**
-     * Starts the next update of a loaded updatable model, if none is under way: its first pending control message,
-     * else (when {@code pollDue}) a poll of its watched folder. Loaded and gated on the loader thread against the
-     * version it serves; taken over by {@link #applyUpdate} on the task thread.
+     * Takes the finished updates of {@code model} over, between its batches, in order: a promoted version serves once
+     * the buffer is scored by the version it was buffered for (its previous session closes). Reports each outcome.
      */
-    private void startUpdate(ServedModel<IN, OUT> model, boolean pollDue, long now) {
-        ModelTrack track = model.track;
-        if (track == null || model.state != ServedModel.State.READY || model.updating != null) {
-            return;
-        }
-        ServingModel serving = track.served;
-        ModelSignature signature = model.runner.signature();
-        ModelRef ref = model.ref;
-        long requested = System.nanoTime();
-        if (!track.pending.isEmpty()) {
-            ModelUpdate update = track.pending.get(0);
-            model.updating = CompletableFuture.supplyAsync(
-                    () -> versions.control(ref, update, serving, signature, requested), loader);
-        } else if (pollDue && ref.watched()) {
-            String lastFound = track.found;
-            model.updating = CompletableFuture.supplyAsync(
-                    () -> versions.poll(ref, lastFound, serving, signature, requested), loader);
-        } else {
-            return;
-        }
-        scheduleLoadingCheck(now);
-    }
-
-    /**
-     * Takes a finished update of {@code model} over, between its batches: a promoted version serves once the
-     * buffer is scored by the version it was buffered for, and the previous session closes. Reports the outcome.
-     */
-    private void applyUpdate(ServedModel<IN, OUT> model, long now) throws Exception {
-        ModelTrack.Step<IN, OUT> step;
-        try {
-            step = model.updating.join();
-        } finally {
-            model.updating = null;
-        }
-        try {
-            applyStep(model, step, now);
-        } catch (Exception | Error e) {
-            // the task fails: a version loaded and not serving is closed with it (close() no longer sees it)
-            if (step.runner != null && step.runner != model.runner) {
-                step.runner.close();
+    private void applyUpdates(ServedModel<IN, OUT> model, long now) throws Exception {
+        ModelVersions<IN, OUT> v = model.versions;
+        List<ModelVersions.Step<IN, OUT>> steps = v.takeReady();
+        for (int i = 0; i < steps.size(); i++) {
+            ModelVersions.Step<IN, OUT> step = steps.get(i);
+            try {
+                if (step.report.outcome == ModelUpdateReport.Outcome.PROMOTED) {
+                    flush(model); // by the version it was buffered for
+                    if (model.state != ServedModel.State.READY) {
+                        // its session broke in that last batch: the versions neither serve nor are reported now;
+                        // their control messages stay pending and the folder's version unhandled, both taken up at
+                        // the model's next load
+                        v.putBack(steps.subList(i, steps.size()));
+                        syncTrack(model.track, v);
+                        return;
+                    }
+                }
+                applyStep(model, step, now);
+            } catch (Exception | Error e) {
+                // the task fails: the versions loaded and not serving are closed with it (close() no longer sees them)
+                for (ModelVersions.Step<IN, OUT> untaken : steps.subList(i, steps.size())) {
+                    if (untaken.runner != null && untaken.runner != model.runner) {
+                        untaken.runner.close();
+                    }
+                }
+                throw e;
             }
-            throw e;
         }
     }
 
-    private void applyStep(ServedModel<IN, OUT> model, ModelTrack.Step<IN, OUT> step, long now) throws Exception {
-        ModelTrack track = model.track;
+    private void applyStep(ServedModel<IN, OUT> model, ModelVersions.Step<IN, OUT> step, long now) throws Exception {
+        ModelVersions<IN, OUT> v = model.versions;
         ModelUpdateReport report = step.report;
-        if (report != null && report.outcome == ModelUpdateReport.Outcome.PROMOTED) {
-            flush(model); // by the version it was buffered for
-            if (model.state != ServedModel.State.READY) {
-                // its session broke in that last batch: the version neither serves nor is reported now; its control
-                // message stays pending and its folder's version unhandled, both taken up at the model's next load
-                step.discard();
-                return;
-            }
+        InferenceRunner<IN, OUT> next = v.apply(step, model.runner, () -> {}); // the buffer is empty (scored above)
+        if (next != model.runner) {
+            model.track.signature = next.signature();
+            model.buffer.serve(next, capacityOf(next, policy));
+            model.runner = next;
+            long bytes = next.session().residentBytes();
+            loadedBytes += bytes - model.bytes;
+            model.bytes = bytes;
+            output.collect(FallbackReport.TAG, new StreamRecord<>(next.fallbackReport()));
+            evictOverBytes(model); // a bigger version may pass the byte bound
         }
-        if (step.control != null && !track.pending.isEmpty() && track.pending.get(0) == step.control) {
-            track.pending.remove(0);
-        }
-        if (step.found != null) {
-            track.found = step.found;
-        }
-        if (step.control == null && (report == null || report.outcome != ModelUpdateReport.Outcome.REFUSED)) {
-            track.lastProblem = null; // the folder read well: a problem that comes back is reported again
-        }
-        if (report == null) {
-            return; // nothing new in the folder
-        }
-        if (step.control == null && report.outcome == ModelUpdateReport.Outcome.REFUSED) {
-            String problem = report.uri + "\n" + report.reason;
-            if (problem.equals(track.lastProblem)) {
-                return; // a poll's problem is reported once, not at every poll
-            }
-            track.lastProblem = problem;
-        }
-        switch (report.outcome) {
-            case PROMOTED:
-                track.served = new ServingModel(subtask, report.uri, report.sha256, report.version);
-                track.signature = step.runner.signature();
-                InferenceRunner<IN, OUT> previous = model.runner;
-                InferenceRunner<IN, OUT> next = step.runner;
-                next.version(report.version);
-                model.buffer.serve(next, capacityOf(next, policy));
-                model.runner = next;
-                long bytes = next.session().residentBytes();
-                loadedBytes += bytes - model.bytes;
-                model.bytes = bytes;
-                model.label = report.version;
-                previous.close();
-                output.collect(FallbackReport.TAG, new StreamRecord<>(next.fallbackReport()));
-                evictOverBytes(model); // a bigger version may pass the byte bound
-                modelUpdates.inc();
-                report.swapLatencyMillis = (System.nanoTime() - step.requestedAtNanos) / 1_000_000;
-                LOG.info(
-                        "Model {} now serves version {} ({}, sha256 {}) after {} ms",
-                        model.ref,
-                        report.version,
-                        report.uri,
-                        report.sha256,
-                        report.swapLatencyMillis);
-                break;
-            case ALREADY_SERVING:
-                track.served = new ServingModel(subtask, track.served.uri, track.served.sha256, report.version);
-                model.runner.version(report.version);
-                model.label = report.version;
-                break;
-            default:
-                modelUpdatesRefused.inc();
-                LOG.warn(
-                        "Model update {} ({}) of model {} refused; version {} serves on: {}",
-                        report.version,
-                        report.uri,
-                        model.ref,
-                        track.served.version,
-                        report.reason);
-        }
+        model.track.served = v.serving();
+        model.label = v.serving().version;
         report.model = model.ref.uri();
-        report.servingVersion = track.served.version;
         report.timestampMillis = now;
         output.collect(ModelUpdateReport.TAG, new StreamRecord<>(report));
     }
@@ -938,6 +919,7 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                             m.runner.spec().model().uri(),
                             m.runner.session().modelSha256(),
                             m.label);
+                    startVersions(m);
                 }
             }
         }
@@ -951,9 +933,11 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
                     model = m;
                 }
             }
-            if (model != null && model.state != ServedModel.State.FAILED) {
-                track.pending.add(update); // gated against what serves when the messages before it are applied
-                startUpdate(model, false, now);
+            if (model != null && model.versions != null) {
+                model.versions.offer(update); // gated against what serves when the messages before it are applied
+                scheduleLoadingCheck(now);
+            } else if (model != null && model.state != ServedModel.State.FAILED) {
+                track.pending.add(update); // loading: offered in order once it has loaded
             } else {
                 // not loaded here: its next load gates this version against the signature the model served (a
                 // failed model tries it at its next record); the newest message wins
@@ -987,6 +971,18 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
     public String servedVersion(ModelRef ref) {
         ModelTrack track = tracks.get(ModelTrack.keyOf(ref));
         return track == null || track.served == null ? null : track.served.version;
+    }
+
+    /** Versions promoted so far (the {@code model_updates} counter; for tests). */
+    @VisibleForTesting
+    public long updatesPromoted() {
+        return modelUpdates.getCount();
+    }
+
+    /** Versions refused so far (the {@code model_updates_refused} counter; for tests). */
+    @VisibleForTesting
+    public long updatesRefused() {
+        return modelUpdatesRefused.getCount();
     }
 
     /** Scores every model's buffer, waiting for loads under way: nothing buffered may pass a barrier. */
@@ -1095,9 +1091,9 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
             try {
                 if (models != null) {
                     for (ServedModel<IN, OUT> model : models.values()) {
-                        if (model.updating != null) {
-                            model.updating.thenAccept(ModelTrack.Step::discard);
-                            model.updating = null;
+                        if (model.versions != null) {
+                            model.versions.close(); // closes the versions loaded and not serving
+                            model.versions = null;
                         }
                         if (model.runner != null) {
                             model.runner.close();

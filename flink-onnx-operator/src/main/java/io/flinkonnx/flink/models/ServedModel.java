@@ -3,6 +3,7 @@ package io.flinkonnx.flink.models;
 import io.flinkonnx.flink.ModelRef;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.flink.engine.RecordBuffer;
+import io.flinkonnx.flink.versions.ModelVersions;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -28,8 +29,8 @@ final class ServedModel<IN, OUT> {
     CompletableFuture<ModelTrack.Loaded<IN, OUT>> loading;
     /** Its versions, when it is updatable (a watched folder, or addressed by a control message); else null. */
     ModelTrack track;
-    /** An update of this loaded model under way on the loader thread, or null. */
-    CompletableFuture<ModelTrack.Step<IN, OUT>> updating;
+    /** The versions of this loaded updatable model (its updates load and swap through it), or null. */
+    ModelVersions<IN, OUT> versions;
 
     InferenceRunner<IN, OUT> runner;
     long bytes;

@@ -19,10 +19,10 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * What the loader thread of a many-model operator does for versions: opens the version a model loads (its served
- * one, a pin, a watched folder's newest), and loads and gates a candidate (a control message, or what a poll of
- * the model's folder found) against the version it serves: the signature, and the golden vectors beside it (see
- * {@link ModelUpdates}). Thread-safe: it keeps nothing between calls.
+ * What the loader thread of a many-model operator does when a model loads: opens the version it loads (its served
+ * one, a pin gated against the signature it served, a watched folder's newest, or that newest when the served one no
+ * longer loads). Updates of a loaded model go through its {@link io.flinkonnx.flink.versions.ModelVersions}.
+ * Thread-safe: it keeps nothing between calls.
  */
 final class VersionLoader<IN, OUT> {
     private static final Logger LOG = LoggerFactory.getLogger(VersionLoader.class);
@@ -88,18 +88,18 @@ final class VersionLoader<IN, OUT> {
             }
         }
         ModelUpdateReport report;
-        ModelTrack.Step<IN, OUT> step = null;
+        VersionGate.Verdict<IN, OUT> verdict = null;
         if (noSignature == null) {
             ServingModel base = served != null ? served : new ServingModel(subtask, ref.uri(), null, label);
-            step = load(ref, pending, pending, null, base, against, System.nanoTime());
-            report = step.report;
+            verdict = judge(ref, pending, base, against);
+            report = verdict.report;
         } else {
             report = report(ModelUpdateReport.Outcome.REFUSED, pending.uri, pending.version, null, noSignature);
         }
         if (report.outcome == ModelUpdateReport.Outcome.PROMOTED) {
             // an applied control message: the folder's newest now is handled (only a later one replaces the pin)
             String found = ref.watched() ? newestIdentity(ref) : null;
-            return new ModelTrack.Loaded<>(step.runner, report.uri, report.version, found, report, pending);
+            return new ModelTrack.Loaded<>(verdict.runner, report.uri, report.version, found, report, pending);
         }
         ModelTrack.Loaded<IN, OUT> loaded = load(ref, served, markFolder, label, signature);
         ModelTrack.Loaded<IN, OUT> answered =
@@ -137,23 +137,20 @@ final class VersionLoader<IN, OUT> {
                     + e.getMessage();
             LOG.warn("Model {}: {}; trying its folder's newest version {}", ref.uri(), why, v.label);
             ModelSignature against = signature != null ? signature : specSignature();
-            ModelTrack.Step<IN, OUT> step = load(
+            VersionGate.Verdict<IN, OUT> verdict = judge(
                     ref,
                     new ModelUpdate(v.modelUri, v.sha256, v.label),
-                    null,
-                    null,
                     new ServingModel(subtask, served.uri, null, served.version),
-                    against,
-                    System.nanoTime());
-            if (step.report.outcome != ModelUpdateReport.Outcome.PROMOTED) {
+                    against);
+            if (verdict.report.outcome != ModelUpdateReport.Outcome.PROMOTED) {
                 e.addSuppressed(new IOException(
-                        "Its folder's newest version " + v.label + " was refused too: " + step.report.reason));
+                        "Its folder's newest version " + v.label + " was refused too: " + verdict.report.reason));
                 throw e;
             }
             ModelTrack.Loaded<IN, OUT> loaded =
-                    new ModelTrack.Loaded<>(step.runner, v.modelUri, step.report.version, v.identity());
-            step.report.reason = why;
-            loaded.fallback = step.report;
+                    new ModelTrack.Loaded<>(verdict.runner, v.modelUri, verdict.report.version, v.identity());
+            verdict.report.reason = why;
+            loaded.fallback = verdict.report;
             return loaded;
         }
     }
@@ -217,81 +214,21 @@ final class VersionLoader<IN, OUT> {
     }
 
     /**
-     * Polls {@code ref}'s watched folder: a step for its newest version when that is not {@code lastFound}, else one
-     * without a report.
+     * Loads {@code update} for {@code ref}'s model at its load and judges it against {@code serving} with the one
+     * gate of every operator ({@link VersionGate#judge}): PROMOTED (the verdict holds the open runner),
+     * ALREADY_SERVING (the same bytes) or REFUSED (why).
      */
-    ModelTrack.Step<IN, OUT> poll(
-            ModelRef ref, String lastFound, ServingModel serving, ModelSignature signature, long requested) {
-        Optional<ModelFolder.Version> newest;
-        try {
-            newest = ModelFolder.newest(ref.uri());
-        } catch (IOException | RuntimeException e) {
-            return new ModelTrack.Step<>(
-                    report(
-                            ModelUpdateReport.Outcome.REFUSED,
-                            ref.uri(),
-                            null,
-                            null,
-                            "Cannot read the watched model folder " + ref.uri() + ": " + e.getMessage()),
-                    null,
-                    null,
-                    null,
-                    requested);
-        }
-        if (newest.isEmpty() || newest.get().identity().equals(lastFound)) {
-            return new ModelTrack.Step<>(null, null, null, null, requested);
-        }
-        ModelFolder.Version v = newest.get();
-        return load(
-                ref, new ModelUpdate(v.modelUri, v.sha256, v.label), null, v.identity(), serving, signature, requested);
-    }
-
-    /**
-     * Loads and gates control message {@code control} for a loaded model, as {@link #load(ModelRef, ModelUpdate,
-     * ModelUpdate, String, ServingModel, ModelSignature, long)}; once applied, a watched folder's newest version now
-     * is handled (the step's {@code found}), so only a version newer than that replaces the one the message pins.
-     */
-    ModelTrack.Step<IN, OUT> control(
-            ModelRef ref, ModelUpdate control, ServingModel serving, ModelSignature signature, long requested) {
-        String newest = ref.watched() ? newestIdentity(ref) : null; // read first: a later version is newer
-        ModelTrack.Step<IN, OUT> step = load(ref, control, control, null, serving, signature, requested);
-        boolean applied = step.report != null
-                && (step.report.outcome == ModelUpdateReport.Outcome.PROMOTED
-                        || step.report.outcome == ModelUpdateReport.Outcome.ALREADY_SERVING);
-        if (newest == null || !applied) {
-            return step;
-        }
-        return new ModelTrack.Step<>(step.report, step.runner, step.control, newest, step.requestedAtNanos);
-    }
-
-    /**
-     * Loads {@code update} for {@code ref}'s model and judges it against {@code serving} with the one gate of every
-     * operator ({@link VersionGate#judge}): PROMOTED (the step holds the open runner), ALREADY_SERVING (the same
-     * bytes) or REFUSED (why). {@code found}: the folder's version it is, if a poll found it (a read error leaves it
-     * to the next poll).
-     */
-    ModelTrack.Step<IN, OUT> load(
-            ModelRef ref,
-            ModelUpdate update,
-            ModelUpdate control,
-            String found,
-            ServingModel serving,
-            ModelSignature signature,
-            long requested) {
-        VersionGate.Verdict<IN, OUT> verdict = VersionGate.judge(
+    private VersionGate.Verdict<IN, OUT> judge(
+            ModelRef ref, ModelUpdate update, ServingModel serving, ModelSignature signature) {
+        return VersionGate.judge(
                 update,
-                found != null,
+                false,
                 serving,
                 signature,
                 settings,
                 subtask,
                 (source, label) -> open(ref, source, label),
                 null);
-        if (verdict.report == null) {
-            return new ModelTrack.Step<>(null, null, null, null, requested); // the next poll looks again
-        }
-        return new ModelTrack.Step<>(
-                verdict.report, verdict.runner, control, verdict.readError ? null : found, requested);
     }
 
     private ModelUpdateReport report(

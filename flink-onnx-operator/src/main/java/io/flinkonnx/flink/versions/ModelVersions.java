@@ -9,11 +9,13 @@ import io.flinkonnx.flink.drift.DriftMonitor;
 import io.flinkonnx.flink.engine.InferenceRunner;
 import io.flinkonnx.model.ModelSignature;
 import io.flinkonnx.model.ModelSource;
+import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.Collection;
 import java.util.List;
 import java.util.Queue;
+import java.util.concurrent.Executor;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
@@ -68,7 +70,18 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
     private final String slot;
     private final int subtask;
     private final ClassLoader userCode;
-    private final ExecutorService loader;
+    /** The folder polled for new versions, or null. */
+    private final String watchedFolder;
+    /** Loads one at a time: this handle's own thread, or one a many-model operator shares among its models. */
+    private final Executor loader;
+    /** Whether {@link #loader} is this handle's own (shut down at close). */
+    private final boolean ownsLoader;
+    /**
+     * Whether a control message that is applied marks the watched folder's newest version (read before it loads) as
+     * handled, so that only a later version replaces the one the message pinned (a many-model track's rule).
+     */
+    private final boolean controlMarksFolder;
+
     private final Queue<Step<IN, OUT>> ready = new ArrayDeque<>();
     /** Set by the task thread at each swap (what serves now). */
     private volatile Serving serving;
@@ -105,6 +118,9 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
 
     private final Counter updates;
     private final Counter refused;
+    /** Where this handle's logs name the model. */
+    private final String modelName;
+
     private volatile long swapLatencyMillis;
     /** The runner serving now, as the gauges read it (null once closed). */
     private volatile InferenceRunner<IN, OUT> servingRunner;
@@ -175,16 +191,21 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
             ClassLoader userCode,
             MetricGroup metrics,
             java.util.function.Function<OnnxInferenceSpec<IN, OUT>, InferenceRunner<IN, OUT>> runners) {
-        this.runners = runners;
-        this.spec = spec;
-        this.settings = settings;
-        this.policy = policy;
-        this.slot = slot;
-        this.subtask = subtask;
-        this.userCode = userCode;
-        this.metrics = metrics;
-        this.updates = metrics.counter("model_updates");
-        this.refused = metrics.counter("model_updates_refused");
+        this(
+                spec,
+                settings,
+                settings.watchedFolder(),
+                policy,
+                slot,
+                subtask,
+                userCode,
+                newLoader(subtask, userCode),
+                true,
+                false,
+                metrics,
+                metrics.counter("model_updates"),
+                metrics.counter("model_updates_refused"),
+                runners);
         // Null-safe: a reporter may read before the first version serves.
         metrics.gauge("model_version", (Gauge<String>) () -> serving == null ? null : serving.model.version);
         metrics.gauge("model_swap_latency_milli_secs", (Gauge<Long>) () -> swapLatencyMillis);
@@ -196,12 +217,80 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
                 return r == null ? null : r.drift();
             });
         }
-        this.loader = Executors.newSingleThreadExecutor(r -> {
+    }
+
+    private ModelVersions(
+            OnnxInferenceSpec<IN, OUT> spec,
+            ModelUpdates settings,
+            String watchedFolder,
+            BatchPolicy policy,
+            String slot,
+            int subtask,
+            ClassLoader userCode,
+            Executor loader,
+            boolean ownsLoader,
+            boolean controlMarksFolder,
+            MetricGroup metrics,
+            Counter updates,
+            Counter refused,
+            java.util.function.Function<OnnxInferenceSpec<IN, OUT>, InferenceRunner<IN, OUT>> runners) {
+        this.runners = runners;
+        this.spec = spec;
+        this.settings = settings;
+        this.watchedFolder = watchedFolder;
+        this.policy = policy;
+        this.slot = slot;
+        this.subtask = subtask;
+        this.userCode = userCode;
+        this.loader = loader;
+        this.ownsLoader = ownsLoader;
+        this.controlMarksFolder = controlMarksFolder;
+        this.metrics = metrics;
+        this.updates = updates;
+        this.refused = refused;
+        this.modelName = spec.model().uri();
+    }
+
+    private static ExecutorService newLoader(int subtask, ClassLoader userCode) {
+        return Executors.newSingleThreadExecutor(r -> {
             Thread t = new Thread(r, "onnx-model-updates-" + subtask);
             t.setDaemon(true);
             t.setContextClassLoader(userCode);
             return t;
         });
+    }
+
+    /**
+     * The versions of one model of a many-model operator, while it is loaded: {@code spec} is the model's own (its
+     * file, its EP chain), {@code watchedFolder} its folder or null, {@code loader} the operator's loader thread
+     * (shared by its models, not shut down here), and the counters the operator's; no gauges of its own. An applied
+     * control message marks the folder's newest version as handled. Start it with {@link #startFrom}.
+     */
+    public static <IN, OUT> ModelVersions<IN, OUT> ofTrack(
+            OnnxInferenceSpec<IN, OUT> spec,
+            ModelUpdates settings,
+            String watchedFolder,
+            BatchPolicy policy,
+            String slot,
+            int subtask,
+            Executor loader,
+            Counter updates,
+            Counter refused) {
+        return new ModelVersions<>(
+                spec,
+                settings,
+                watchedFolder,
+                policy,
+                slot,
+                subtask,
+                null,
+                loader,
+                false,
+                true,
+                null,
+                updates,
+                refused,
+                InferenceRunner::new);
     }
 
     /**
@@ -234,6 +323,16 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
         return runner;
     }
 
+    /**
+     * Starts from a runner opened elsewhere (a many-model operator's load): {@code runner} serves as {@code label},
+     * updates are judged against it, and {@code found} (or null) is the watched folder's version handled already.
+     */
+    public void startFrom(InferenceRunner<IN, OUT> runner, String label, String found) {
+        served(runner, label);
+        projected = serving;
+        restoreLastFound(found);
+    }
+
     /** The version serving now. */
     public ServingModel serving() {
         return serving.model;
@@ -246,7 +345,7 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
                 new ServingModel(
                         subtask, runner.spec().model().uri(), runner.session().modelSha256(), label),
                 runner.signature());
-        if (label != null && versionsWithMetrics.add(label)) {
+        if (metrics != null && label != null && versionsWithMetrics.add(label)) {
             InferenceRunner.registerVersion(metrics, label, () -> {
                 Serving s = serving;
                 return s == null ? null : s.model.version;
@@ -275,7 +374,7 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
                 updates.inc();
                 LOG.info(
                         "Model {} now serves version {} ({}, sha256 {}) after {} ms",
-                        spec.model().uri(),
+                        modelName,
                         report.version,
                         report.uri,
                         report.sha256,
@@ -288,9 +387,10 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
             default:
                 refused.inc();
                 LOG.warn(
-                        "Model update {} ({}) refused; version {} serves on: {}",
+                        "Model update {} ({}) of model {} refused; version {} serves on: {}",
                         report.version,
                         report.uri,
+                        modelName,
                         serving.model.version,
                         report.reason);
         }
@@ -319,7 +419,44 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
     public void offer(ModelUpdate update) {
         long requested = System.nanoTime();
         pendingControl.add(update);
-        submit(() -> load(update, requested, update, null));
+        submit(() -> {
+            // read first: a version published while the message loads is newer than the one it pins
+            String newest = controlMarksFolder ? newestIdentity() : null;
+            load(update, requested, update, null, newest);
+        });
+    }
+
+    /**
+     * Steps taken with {@link #takeReady} and not applied (the model's session broke while its buffer drained):
+     * their control messages are pending again, first and in order, their folder versions unhandled; their versions
+     * are closed.
+     */
+    public void putBack(List<Step<IN, OUT>> untaken) {
+        List<ModelUpdate> again = new java.util.ArrayList<>();
+        for (Step<IN, OUT> step : untaken) {
+            if (step.control != null) {
+                again.add(step.control);
+            }
+            if (step.runner != null) {
+                step.runner.close();
+            }
+        }
+        pendingControl.addAll(0, again);
+        lastFound = appliedFound; // polled again
+    }
+
+    private String newestIdentity() {
+        if (watchedFolder == null) {
+            return null;
+        }
+        try {
+            return ModelFolder.newest(watchedFolder)
+                    .map(ModelFolder.Version::identity)
+                    .orElse(null);
+        } catch (IOException | RuntimeException e) {
+            LOG.warn("Cannot read the watched model folder {}: {}", watchedFolder, e.getMessage());
+            return null;
+        }
     }
 
     /** Control messages offered and not yet applied, in order (for operator state). */
@@ -329,7 +466,7 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
 
     /** Looks for a newer version in the watched folder (off the task thread), and loads it if there is one. */
     public void poll() {
-        if (settings.watchedFolder() == null) {
+        if (watchedFolder == null) {
             return;
         }
         synchronized (this) {
@@ -402,15 +539,15 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
     private void pollFolder(long requested) {
         ModelFolder.Version newest;
         try {
-            newest = ModelFolder.newest(settings.watchedFolder()).orElse(null);
+            newest = ModelFolder.newest(watchedFolder).orElse(null);
             lastPollError = null;
         } catch (Exception e) {
-            String message = "Cannot read the watched model folder " + settings.watchedFolder() + ": " + e.getMessage();
+            String message = "Cannot read the watched model folder " + watchedFolder + ": " + e.getMessage();
             if (!message.equals(lastPollError)) { // once per distinct problem, not at every poll
                 lastPollError = message;
                 LOG.warn(message);
                 finish(
-                        report(ModelUpdateReport.Outcome.REFUSED, settings.watchedFolder(), null, null, message),
+                        report(ModelUpdateReport.Outcome.REFUSED, watchedFolder, null, null, message),
                         null,
                         requested,
                         null);
@@ -418,10 +555,11 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
             return;
         }
         if (newest == null || newest.identity().equals(lastFound)) {
+            lastLoadFailure = null; // the folder read well: a version's problem that comes back is reported again
             return;
         }
         ModelUpdate update = new ModelUpdate(newest.modelUri, newest.sha256, newest.label);
-        if (load(update, requested, null, newest.identity())) {
+        if (load(update, requested, null, newest.identity(), null)) {
             // not loaded again at every poll; after a transient failure (an I/O error) it is, at the next poll
             lastFound = newest.identity();
         }
@@ -432,8 +570,9 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
      * task thread (answering {@code control}, the control message, if it came from one; {@code found}, the watched
      * folder's version, if a poll found it). Returns false when another try may end otherwise: the model could not
      * be read (an I/O error), or its file changed while it loaded, as opposed to a model that is invalid or refused.
+     * {@code marks}: the folder's version a control message marks as handled once it is applied, or null.
      */
-    private boolean load(ModelUpdate update, long requested, ModelUpdate control, String found) {
+    private boolean load(ModelUpdate update, long requested, ModelUpdate control, String found, String marks) {
         Serving current = projected;
         VersionGate.Verdict<IN, OUT> verdict = VersionGate.judge(
                 update,
@@ -482,7 +621,14 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
                     new ServingModel(subtask, current.model.uri, current.model.sha256, report.version),
                     current.signature);
         }
-        finish(report, verdict.runner, requested, control, verdict.readError ? null : found);
+        String handled = verdict.readError ? null : found;
+        if (marks != null
+                && (report.outcome == ModelUpdateReport.Outcome.PROMOTED
+                        || report.outcome == ModelUpdateReport.Outcome.ALREADY_SERVING)) {
+            handled = marks;
+            lastFound = marks;
+        }
+        finish(report, verdict.runner, requested, control, handled);
         return !verdict.readError;
     }
 
@@ -523,15 +669,18 @@ public final class ModelVersions<IN, OUT> implements AutoCloseable {
             left = List.copyOf(ready);
             ready.clear();
         }
-        loader.shutdownNow();
-        try {
-            if (!loader.awaitTermination(CLOSE_WAIT_SECONDS, TimeUnit.SECONDS)) {
-                LOG.warn(
-                        "A model version was still loading {} s after close; its session is closed when it ends",
-                        CLOSE_WAIT_SECONDS);
+        if (ownsLoader) { // a shared loader's owner stops it; a load under way closes its version when it ends
+            ExecutorService own = (ExecutorService) loader;
+            own.shutdownNow();
+            try {
+                if (!own.awaitTermination(CLOSE_WAIT_SECONDS, TimeUnit.SECONDS)) {
+                    LOG.warn(
+                            "A model version was still loading {} s after close; its session is closed when it ends",
+                            CLOSE_WAIT_SECONDS);
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
         }
         for (Step<IN, OUT> step : left) {
             if (step.runner != null) {

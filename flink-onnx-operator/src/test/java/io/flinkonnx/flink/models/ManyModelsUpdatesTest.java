@@ -192,6 +192,11 @@ class ManyModelsUpdatesTest {
                 assertThat(r.version).isEqualTo("v2");
                 assertThat(r.servingVersion).isEqualTo("v2");
             });
+            MultiModelOperator<?, ?> operator = (MultiModelOperator<?, ?>) h.getOperator();
+            assertThat(operator.updatesPromoted())
+                    .as("model_updates counts the swap")
+                    .isOne();
+            assertThat(operator.updatesRefused()).isZero();
 
             a = score(h, 0);
             assertThat(a.f2).isEqualTo("v2");
@@ -254,6 +259,11 @@ class ManyModelsUpdatesTest {
 
             poll(h); // the refused version is not tried again until its file changes
             assertThat(reports(h)).hasSize(1);
+            MultiModelOperator<?, ?> operator = (MultiModelOperator<?, ?>) h.getOperator();
+            assertThat(operator.updatesRefused())
+                    .as("model_updates_refused counts it once")
+                    .isOne();
+            assertThat(operator.updatesPromoted()).isZero();
         }
     }
 
