@@ -157,7 +157,8 @@ public final class RecordBuffer<IN, OUT> {
     /**
      * The record to buffer: a copy when the source reuses objects (it hands the same instance again once
      * {@code processElement} returns, and the buffered record would change under the decoder), as Flink's
-     * {@code AsyncWaitOperator} keeps one; else {@code record} itself.
+     * {@code AsyncWaitOperator} keeps one; else (no object reuse, or records declared immutable by {@code
+     * BatchPolicy.immutableRecords}) {@code record} itself.
      */
     public IN own(IN record) {
         return copier == null ? record : copier.copy(record);

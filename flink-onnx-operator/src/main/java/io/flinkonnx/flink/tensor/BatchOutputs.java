@@ -56,7 +56,10 @@ public final class BatchOutputs implements OutputRow, AutoCloseable {
     private ByteBuffer[] pinnedBuffers;
     /** Per batch size: the pinned tensors by output name (made on first use), or null. */
     private Map<String, OnnxTensor>[] pinnedBySize;
-    /** Per output: the array its values were last read into (reused by the next batch of the same size). */
+    /**
+     * Per output: the array its values were last read into (reused by the next batch of the same size, never for a
+     * batch of one, whose decoder is handed the array itself).
+     */
     private final Object[] reusable;
 
     /** Outputs ORT allocates on each run (no pinning). */
@@ -171,7 +174,9 @@ public final class BatchOutputs implements OutputRow, AutoCloseable {
             ElementCodec codec = ElementCodec.of(specs.get(i).elementType());
             int n = recordValues[i] * count;
             Object array = reusable[i];
-            if (array == null || Array.getLength(array) != n) {
+            if (count == 1) {
+                array = codec.newArray(n); // a run of one hands this very array to its decoder (slice): never reused
+            } else if (array == null || Array.getLength(array) != n) {
                 array = codec.newArray(n);
                 reusable[i] = array;
             }

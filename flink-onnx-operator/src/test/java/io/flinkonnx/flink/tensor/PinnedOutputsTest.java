@@ -68,6 +68,11 @@ class PinnedOutputsTest {
             scoreAndCheck(session, packer, rows, outputs, 100, 3); // another size: its own tensors
             scoreAndCheck(session, packer, rows, outputs, 200, 8);
             scoreAndCheck(session, packer, rows, outputs, 300, 1);
+            float[] alone = outputs.at(0).floats("y"); // a run of one: the decoder gets the run's array itself
+            scoreAndCheck(session, packer, rows, outputs, 400, 1);
+            assertThat(alone)
+                    .as("a result of a run of one stays its own after the next run")
+                    .containsExactly(MLP.reference(TestModels.features(300, MLP.in)), within(1e-5f));
             assertThat(outputs.pins()).isTrue();
         }
     }
