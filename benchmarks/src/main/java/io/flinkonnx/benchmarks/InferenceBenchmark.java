@@ -59,6 +59,7 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * ./mvnw -q -B -pl benchmarks exec:exec -Dexec.benchArgs=--quick
  * ./mvnw -q -B -pl benchmarks exec:exec -Dexec.benchArgs=--mlp   # also --cnn, --slots, --ragged, --sharing,
  *                                                     # --pipeline, --stateful, --sql, --many-models, combinable
+ * ./mvnw -q -B -pl benchmarks exec:exec -Dexec.benchArgs=--raw -Donnxruntime.version=1.24.2   # raw ORT loop only
  * </pre>
  */
 public final class InferenceBenchmark {
@@ -86,6 +87,7 @@ public final class InferenceBenchmark {
                 .collect(Collectors.toList());
         List<String> cases = List.of(
                 "--mlp",
+                "--raw",
                 "--cnn",
                 "--slots",
                 "--pipeline",
@@ -110,6 +112,9 @@ public final class InferenceBenchmark {
         boolean sharing = (all && !quick) || flags.contains("--sharing");
         boolean sql = all || flags.contains("--sql");
         boolean manyModels = all || flags.contains("--many-models");
+        // Only the raw ORT loop on the MLP (no Flink job): CPU per run of one ONNX Runtime build, to compare builds
+        // across processes (two ORT versions cannot share one JVM).
+        boolean rawOnly = flags.contains("--raw");
         double scale = quick ? 0.25 : 1.0;
         Path dir = Files.createTempDirectory("flink-onnx-bench");
         System.out.printf(
@@ -129,6 +134,21 @@ public final class InferenceBenchmark {
         double loadAtStart = ManagementFactory.getOperatingSystemMXBean().getSystemLoadAverage();
         List<String> rows = new ArrayList<>();
         List<String> notes = new ArrayList<>();
+        if (rawOnly) {
+            Path model = BenchmarkModels.writeMlp(dir.resolve("mlp.onnx"));
+            float[][] pool = pool(BenchmarkModels.MLP_FEATURES);
+            double least = Double.MAX_VALUE;
+            for (int attempt = 0; attempt < 3; attempt++) {
+                rawOrt(model, "x", pool, MLP_BATCH, 2.0 * Math.max(0.5, scale));
+                least = Math.min(least, rawCpuPerRecord);
+            }
+            notes.add(String.format(
+                    Locale.ROOT,
+                    "raw ORT %s, MLP batch %d: %,.0f ns CPU per record (its thread, least of three)",
+                    OrtRuntime.env().getVersion(),
+                    MLP_BATCH,
+                    least));
+        }
         if (mlp || slots) {
             Path model = BenchmarkModels.writeMlp(dir.resolve("mlp.onnx"));
             float[][] pool = pool(BenchmarkModels.MLP_FEATURES);
@@ -642,9 +662,11 @@ public final class InferenceBenchmark {
         StreamExecutionEnvironment env = environment(parallelism);
         long skip = records / parallelism / 10;
         Meter.reset();
+        // FromPool hands out its pool's arrays and never writes to them: no object-reuse copy is needed.
         BatchPolicy policy = BatchPolicy.builder()
                 .maxBatchSize(batch)
                 .maxBatchDelay(MAX_DELAY)
+                .immutableRecords(true)
                 .build();
         OnnxInference.batched(source(env, pool, records), model.toString(), policy)
                 .map(new Meter<>(skip))

@@ -34,6 +34,7 @@ public final class BatchPolicy implements Serializable {
     private final boolean rejectNaN;
     private final boolean padWithoutMask;
     private final boolean bucketByLength;
+    private final boolean immutableRecords;
 
     private BatchPolicy(Builder b) {
         this.maxBatchSize = b.maxBatchSize;
@@ -44,6 +45,7 @@ public final class BatchPolicy implements Serializable {
         this.rejectNaN = b.rejectNaN;
         this.padWithoutMask = b.padWithoutMask;
         this.bucketByLength = b.bucketByLength;
+        this.immutableRecords = b.immutableRecords;
     }
 
     /**
@@ -137,12 +139,22 @@ public final class BatchPolicy implements Serializable {
         return bucketByLength;
     }
 
+    /**
+     * Whether records are declared never to change once handed to the operator (see {@link
+     * Builder#immutableRecords}).
+     *
+     * @return true when buffered records are kept without a copy under object reuse (default false)
+     */
+    public boolean immutableRecords() {
+        return immutableRecords;
+    }
+
     @Override
     public String toString() {
         return "BatchPolicy{maxBatchSize=" + maxBatchSize + ", maxBatchDelay=" + maxBatchDelay
                 + ", maxBufferedBytes=" + maxBufferedBytes + ", padValue=" + padValue + ", attentionMaskInput="
                 + attentionMaskInput + ", padWithoutMask=" + padWithoutMask + ", bucketByLength=" + bucketByLength
-                + ", rejectNaN=" + rejectNaN + "}";
+                + ", rejectNaN=" + rejectNaN + ", immutableRecords=" + immutableRecords + "}";
     }
 
     /** Builder of {@link BatchPolicy}; each setter checks its argument at once. */
@@ -155,6 +167,7 @@ public final class BatchPolicy implements Serializable {
         private boolean rejectNaN;
         private boolean padWithoutMask;
         private boolean bucketByLength = true;
+        private boolean immutableRecords;
 
         private Builder() {}
 
@@ -273,6 +286,32 @@ public final class BatchPolicy implements Serializable {
          */
         public Builder rejectNaN(boolean reject) {
             this.rejectNaN = reject;
+            return this;
+        }
+
+        /**
+         * Declares that no record changes after it reaches the operator: whatever emits the records makes a
+         * new object for each (as most sources and map functions do) and never writes to one it has emitted.
+         * With object reuse on ({@code env.getConfig().enableObjectReuse()}) the operator then buffers the
+         * record itself instead of a serializer copy of it; without object reuse nothing changes (Flink hands
+         * over a copy anyway). The encoded inputs are always the operator's own copy, so only what reads the
+         * record after its batch runs (the decoder, the dead letters) could see a change.
+         *
+         * <p>Only for such streams: if an upstream function refills one object per record (a reused
+         * {@code Tuple2}, a scratch array), a declared-immutable record is overwritten while it waits for its
+         * batch, and the decoder and the dead letters see the later record's fields. Saves one copy per record
+         * (on the MLP benchmark, a third of the task thread's allocation).
+         *
+         * <pre>{@code
+         * BatchPolicy policy = BatchPolicy.builder().immutableRecords(true).build();
+         * }</pre>
+         *
+         * @param immutable true when no record is changed after it is emitted (default false: buffered records
+         *     are copied under object reuse)
+         * @return this builder
+         */
+        public Builder immutableRecords(boolean immutable) {
+            this.immutableRecords = immutable;
             return this;
         }
 

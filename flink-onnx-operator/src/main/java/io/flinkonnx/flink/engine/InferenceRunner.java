@@ -170,7 +170,7 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
             runOptions = new RunOptions();
             health = new SessionHealth(
                     modelName, spec.maxConsecutiveFailedBatches(), shared, packer, runOptions, inputs.size());
-            outputs = new BatchOutputs(modelName, signature.outputs());
+            outputs = new BatchOutputs(modelName, signature.outputs(), maxRows);
             version = VersionLabel.ofUri(modelName);
             outputs.version(version, shared.modelSha256());
             this.subtask = subtask;
@@ -658,6 +658,9 @@ public final class InferenceRunner<IN, OUT> implements AutoCloseable {
         if (runOptions != null) {
             runOptions.close();
             runOptions = null;
+        }
+        if (outputs != null) {
+            outputs.close(); // the pinned output tensors; the accessors keep the last batch's heap values
         }
         if (drift != null) {
             drift.close();

@@ -70,6 +70,8 @@ public final class RecordBuffer<IN, OUT> {
         void placement(FallbackReport report) throws Exception;
     }
 
+    private static final long NO_TIMER = Long.MIN_VALUE;
+
     private final BatchPolicy policy;
     private final BatchMetrics metrics;
     private final Timers timers;
@@ -91,6 +93,9 @@ public final class RecordBuffer<IN, OUT> {
     private long bufferedBytes;
     private long oldestArrivalNanos;
     private long deadline = Long.MAX_VALUE;
+    /** The time of this buffer's pending timer (registered, not yet fired), or {@link #NO_TIMER}. */
+    private long timerAt = NO_TIMER;
+
     private long batchStartNanos;
     private boolean batchFailed;
 
@@ -120,7 +125,8 @@ public final class RecordBuffer<IN, OUT> {
         this.policy = policy;
         this.metrics = Preconditions.checkNotNull(metrics, "metrics");
         this.timers = timers;
-        this.copier = copier;
+        // Records declared immutable are kept as they come: the object-reuse copy is for sources that refill one.
+        this.copier = policy.immutableRecords() ? null : copier;
         this.delayMillis = timers == null ? 0 : policy.maxBatchDelay().toMillis();
         this.batchPerRecord = timers != null && delayMillis == 0;
         serve(runner, capacity);
@@ -151,7 +157,8 @@ public final class RecordBuffer<IN, OUT> {
     /**
      * The record to buffer: a copy when the source reuses objects (it hands the same instance again once
      * {@code processElement} returns, and the buffered record would change under the decoder), as Flink's
-     * {@code AsyncWaitOperator} keeps one; else {@code record} itself.
+     * {@code AsyncWaitOperator} keeps one; else (no object reuse, or records declared immutable by {@code
+     * BatchPolicy.immutableRecords}) {@code record} itself.
      */
     public IN own(IN record) {
         return copier == null ? record : copier.copy(record);
@@ -192,9 +199,24 @@ public final class RecordBuffer<IN, OUT> {
         size++;
         if (size == 1 && delayMillis > 0 && capacity > 1) {
             deadline = timers.now() + delayMillis;
-            timers.register(deadline);
+            armTimer();
         }
         return true;
+    }
+
+    /**
+     * Makes sure a timer fires by the current batch's deadline, registering one only when no timer of this buffer
+     * is pending for that time or earlier: a batch drained by size leaves its timer pending, and the next batch's
+     * deadline is later, so that timer serves it ({@link #expired} registers the deadline when it fires early).
+     * One timer per delay instead of one per batch: a registration wakes Flink's timer thread and every firing
+     * is a mail on the task thread, both per batch before.
+     */
+    private void armTimer() {
+        if (timerAt != NO_TIMER && timerAt <= deadline) {
+            return;
+        }
+        timerAt = deadline;
+        timers.register(deadline);
     }
 
     /**
@@ -216,11 +238,22 @@ public final class RecordBuffer<IN, OUT> {
     }
 
     /**
-     * Whether the buffer's delay passed at {@code time}. A timer of a batch already drained by size is stale:
-     * the current batch has a later deadline.
+     * Whether the buffer's delay passed at {@code time}: the owner calls this whenever one of its processing-time
+     * timers fires, and drains the buffer when it says so. A timer of a batch already drained by size fires
+     * before the current batch's deadline: the buffer then registers that deadline.
      */
     public boolean expired(long time) {
-        return size > 0 && deadline != Long.MAX_VALUE && time >= deadline;
+        if (timerAt != NO_TIMER && time >= timerAt) {
+            timerAt = NO_TIMER; // this buffer's timer fired (timers fire in time order)
+        }
+        if (size == 0 || deadline == Long.MAX_VALUE) {
+            return false;
+        }
+        if (time >= deadline) {
+            return true;
+        }
+        armTimer(); // the timer of a batch drained earlier fired before this one's deadline
+        return false;
     }
 
     /** Records buffered. */
@@ -356,16 +389,18 @@ public final class RecordBuffer<IN, OUT> {
      */
     @SuppressWarnings("unchecked")
     public void complete(int count, Emitter<IN, OUT> emitter) throws Exception {
+        int scored = 0;
         try {
             for (int i = 0; i < count; i++) {
                 if (failures[i] != null) {
                     emitter.failed(i, (IN) records[i], failures[i]);
                 } else {
-                    metrics.inferences.inc();
                     emitter.scored(i, (OUT) results[i], hasTimestamp[i], timestamps[i]);
+                    scored++;
                 }
             }
         } finally {
+            metrics.inferences.inc(scored); // once per batch: the records emitted so far, even if one throws
             discard(count);
         }
         metrics.batches.inc();

@@ -14,6 +14,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import org.apache.flink.annotation.Internal;
 
 /**
@@ -96,10 +97,48 @@ public final class TensorPacker {
             BatchOutputs into)
             throws OrtException {
         Map<String, OnnxTensor> tensors = pack(rows, offset, count);
-        try (OrtSession.Result result = options == null ? session.run(tensors) : session.run(tensors, options)) {
-            into.load(result, count, padded);
+        try {
+            Map<String, OnnxTensor> pinned = into.pinned(env, count);
+            if (pinned != null) {
+                try {
+                    runPinned(session, options, tensors, pinned).close(); // the result owns none of them
+                    into.loadPinned(count, padded);
+                    return;
+                } catch (OrtException | RuntimeException pinnedFailed) {
+                    // The inputs, or the pinned shapes (a model whose outputs differ from what it declares)? The
+                    // run below tells: if it passes, outputs are never pinned again; if not, the inputs were bad.
+                    runAllocating(session, options, tensors, count, into);
+                    into.unpin();
+                    return;
+                }
+            }
+            runAllocating(session, options, tensors, count, into);
         } finally {
             tensors.values().forEach(OnnxTensor::close);
+        }
+    }
+
+    private static OrtSession.Result runPinned(
+            OrtSession session,
+            OrtSession.RunOptions options,
+            Map<String, OnnxTensor> tensors,
+            Map<String, OnnxTensor> pinned)
+            throws OrtException {
+        return options == null
+                ? session.run(tensors, Set.of(), pinned)
+                : session.run(tensors, Set.of(), pinned, options);
+    }
+
+    /** The run with outputs ORT allocates, copied out into {@code into}; the result is closed on every path. */
+    private void runAllocating(
+            OrtSession session,
+            OrtSession.RunOptions options,
+            Map<String, OnnxTensor> tensors,
+            int count,
+            BatchOutputs into)
+            throws OrtException {
+        try (OrtSession.Result result = options == null ? session.run(tensors) : session.run(tensors, options)) {
+            into.load(result, count, padded);
         }
     }
 

@@ -110,6 +110,28 @@ class BatchTriggersTest {
     }
 
     @Test
+    void batchesDrainedBySizeKeepOneTimerPendingAndALateRecordStillWaitsOnlyTheDelay() throws Exception {
+        harness = Harnesses.open(spec, policy(2, 20), RECORD);
+        for (long id = 1; id <= 40; id++) {
+            harness.processElement(record(id), id); // 20 full batches at time 0
+        }
+        assertThat(timers()).as("one timer for all the batches drained by size").containsExactly(20L);
+        harness.setProcessingTime(5);
+        harness.processElement(record(41), 41); // deadline 25, covered by the pending timer at 20
+        assertThat(timers()).containsExactly(20L);
+        harness.setProcessingTime(20); // that timer fires early for this batch: the deadline is registered
+        assertThat(emittedIds()).hasSize(40);
+        assertThat(timers()).containsExactly(25L);
+        harness.setProcessingTime(25);
+        assertThat(emittedIds()).hasSize(41).endsWith(41L);
+        assertThat(timers()).isEmpty();
+    }
+
+    private List<Long> timers() {
+        return new ArrayList<>(harness.getProcessingTimeService().getActiveTimerTimestamps());
+    }
+
+    @Test
     void checkpointBarrierFlushesTheBuffer() throws Exception {
         harness = Harnesses.open(spec, policy(64, 10_000), RECORD);
         harness.processElement(record(1), 1);

@@ -11,9 +11,14 @@ import io.flinkonnx.flink.OnnxInferenceSpec;
 import io.flinkonnx.flink.RecordEncoder;
 import io.flinkonnx.model.testing.TestModels;
 import java.nio.file.Path;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Set;
 import org.apache.flink.api.common.typeinfo.PrimitiveArrayTypeInfo;
 import org.apache.flink.api.common.typeinfo.TypeInformation;
+import org.apache.flink.api.common.typeinfo.Types;
+import org.apache.flink.api.java.tuple.Tuple2;
 import org.apache.flink.streaming.util.OneInputStreamOperatorTestHarness;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
@@ -81,6 +86,54 @@ class ObjectReuseTest {
         }
         harness.endInput();
         assertThat(harness.extractOutputValues()).containsExactly(input(0), input(1), input(2));
+    }
+
+    /** The records a test handed over, by identity: what a decoder checks it was given. */
+    private static final Set<Object> HANDED_OVER = Collections.newSetFromMap(new IdentityHashMap<>());
+
+    @Test
+    void recordsDeclaredImmutableReachTheDecoderUncopiedAndScoreAsCopiedOnes() throws Exception {
+        TypeInformation<Tuple2<Boolean, float[]>> type = Types.TUPLE(Types.BOOLEAN, FLOATS);
+        OnnxInferenceSpec<float[], Tuple2<Boolean, float[]>> spec = OnnxInference.<float[]>builder(
+                        MLP.writeTo(dir.resolve("m.onnx")).toString())
+                .encoder((x, row) -> row.put("x", x))
+                .decoder((x, out) -> Tuple2.of(HANDED_OVER.contains(x), out.floats("y")), type)
+                .build();
+        OneInputStreamOperatorTestHarness<float[], Tuple2<Boolean, float[]>> immutable = Harnesses.openWithObjectReuse(
+                spec,
+                BatchPolicy.builder().maxBatchSize(8).immutableRecords(true).build(),
+                FLOATS);
+        OneInputStreamOperatorTestHarness<float[], Tuple2<Boolean, float[]>> copied = Harnesses.openWithObjectReuse(
+                spec, BatchPolicy.builder().maxBatchSize(8).build(), FLOATS);
+        try {
+            for (int k = 0; k < 5; k++) {
+                float[] record = input(k); // a new array per record, never written again: what the option declares
+                HANDED_OVER.add(record);
+                immutable.processElement(record, k);
+                copied.processElement(record, k);
+            }
+            immutable.endInput();
+            copied.endInput();
+            List<Tuple2<Boolean, float[]>> uncopied = immutable.extractOutputValues();
+            List<Tuple2<Boolean, float[]>> reference = copied.extractOutputValues();
+            assertThat(uncopied).hasSize(5);
+            assertThat(reference).hasSize(5);
+            for (int k = 0; k < 5; k++) {
+                assertThat(uncopied.get(k).f0)
+                        .as("record %s reached the decoder as handed over", k)
+                        .isTrue();
+                assertThat(reference.get(k).f0)
+                        .as("record %s reached the decoder as a copy", k)
+                        .isFalse();
+                assertThat(uncopied.get(k).f1)
+                        .containsExactly(reference.get(k).f1)
+                        .containsExactly(MLP.reference(input(k)), within(1e-5f));
+            }
+        } finally {
+            HANDED_OVER.clear();
+            immutable.close();
+            copied.close();
+        }
     }
 
     /** An encoder that copies every record into one scratch array, as allocation-shy encoders do. */
