@@ -57,7 +57,7 @@ import org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink;
  * ./mvnw -q -B -pl benchmarks -am -DskipTests install     # first (exec:exec with -am would also run the demo)
  * ./mvnw -q -B -pl benchmarks exec:exec        # everything, about 4 minutes on 2 cores
  * ./mvnw -q -B -pl benchmarks exec:exec -Dexec.benchArgs=--quick
- * ./mvnw -q -B -pl benchmarks exec:exec -Dexec.benchArgs=--mlp   # also --cnn, --slots, --ragged, --sharing,
+ * ./mvnw -q -B -pl benchmarks exec:exec -Dexec.benchArgs=--mlp   # also --cnn, --slots, --ragged, --sharing, --text,
  *                                                     # --pipeline, --stateful, --sql, --many-models, combinable
  * ./mvnw -q -B -pl benchmarks exec:exec -Dexec.benchArgs=--raw -Donnxruntime.version=1.24.2   # raw ORT loop only
  * </pre>
@@ -95,7 +95,8 @@ public final class InferenceBenchmark {
                 "--ragged",
                 "--sharing",
                 "--sql",
-                "--many-models");
+                "--many-models",
+                "--text");
         for (String f : flags) {
             if (!f.isBlank() && !cases.contains(f) && !f.equals("--quick") && !f.equals("--all")) {
                 throw new IllegalArgumentException("Unknown flag '" + f + "'; use --quick, --all or " + cases);
@@ -109,6 +110,7 @@ public final class InferenceBenchmark {
         boolean pipeline = all || flags.contains("--pipeline");
         boolean stateful = (all && !quick) || flags.contains("--stateful");
         boolean ragged = all || flags.contains("--ragged");
+        boolean text = all || flags.contains("--text");
         boolean sharing = (all && !quick) || flags.contains("--sharing");
         boolean sql = all || flags.contains("--sql");
         boolean manyModels = all || flags.contains("--many-models");
@@ -279,6 +281,13 @@ public final class InferenceBenchmark {
                     MLP_BATCH,
                     r[0],
                     r[1]));
+        }
+        if (text) {
+            double[] t = TextBenchmark.measure(
+                    Files.createDirectories(dir.resolve("text")), quick ? 1_000 : 4_000, MLP_BATCH);
+            results.put("text_tokenize_share", t[0]);
+            results.put("text_bucketed_over_padded", t[1] / t[2]);
+            notes.add(TextBenchmark.note(t, MLP_BATCH));
         }
         if (sharing) {
             double[] mb = SharingBenchmark.measure();

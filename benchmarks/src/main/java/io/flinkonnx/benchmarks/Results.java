@@ -24,6 +24,8 @@ final class Results {
         KEYS.put("two_slots_over_one_cnn", ">= 1.8");
         KEYS.put("mlp_cores_used_at_one_slot", "report; ideally near 1.0");
         KEYS.put("ragged_bucketed_over_padded", ">= 1.5");
+        KEYS.put("text_tokenize_share", "report");
+        KEYS.put("text_bucketed_over_padded", ">= 1.5");
         KEYS.put("pipeline_flink_over_kafka_streams", ">= 1.0");
         KEYS.put("pipeline_flink_over_plain_loop", "report");
         KEYS.put("latency_p99_ms", "<= latency_bound_ms");

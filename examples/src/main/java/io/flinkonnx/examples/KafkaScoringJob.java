@@ -276,8 +276,7 @@ public final class KafkaScoringJob {
 
     static final TypeInformation<Tuple2<String, String>> KEYED_JSON = Types.TUPLE(Types.STRING, Types.STRING);
 
-    private static KafkaSink<Tuple2<String, String>> sink(
-            ScoringJobConfig c, String topic, String transactionalIdPrefix) {
+    static KafkaSink<Tuple2<String, String>> sink(ScoringJobConfig c, String topic, String transactionalIdPrefix) {
         return KafkaSink.<Tuple2<String, String>>builder()
                 .setBootstrapServers(c.get("bootstrap.servers"))
                 .setRecordSerializer(KafkaRecordSerializationSchema.<Tuple2<String, String>>builder()
