@@ -6,6 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.ReentrantLock;
 import org.apache.flink.annotation.Internal;
 import org.apache.flink.annotation.VisibleForTesting;
 
@@ -14,14 +15,17 @@ import org.apache.flink.annotation.VisibleForTesting;
  * process's resident set ({@code VmRSS}) while the session is created and runs its first (warm-up) run, which
  * is what ORT keeps for it (the weights, pre-packed copies, the arena after a run). Learnt once per model and
  * settings in this process and reused by later loads of the same model (an evicted model that comes back).
- * Measurements are taken one at a time in the process so that two loads do not count each other; growth from
- * other threads at the same time can only add, so a measurement errs large, never small. Where {@code /proc}
- * does not tell (not Linux), or the resident set did not grow, nothing is learnt and the file size stands in.
+ * Measurements are taken one at a time in the process so that two loads do not count each other, but a load
+ * never waits for another's measurement: while one is measured, others load unmeasured (the file size stands
+ * in) and their model is measured at a later load. Other threads may allocate or free memory meanwhile, so a
+ * reading can be off either way; {@link SharedSession#residentBytes()} never counts less than the file. Where
+ * {@code /proc} does not tell (not Linux), or the resident set did not grow, nothing is learnt and the file size
+ * stands in.
  */
 @Internal
 public final class ResidentMemory {
     private static final Path STATUS = Path.of("/proc/self/status");
-    private static final Object MEASURING = new Object();
+    private static final ReentrantLock MEASURING = new ReentrantLock();
     private static final Map<String, Long> LEARNT = new ConcurrentHashMap<>();
 
     private ResidentMemory() {}
@@ -51,7 +55,12 @@ public final class ResidentMemory {
         if (known != null) {
             return new Measured<>(load.run(), known);
         }
-        synchronized (MEASURING) {
+        if (!MEASURING.tryLock()) {
+            // another load is being measured: slots load in parallel (a big model's minutes-long load must not
+            // hold up another slot's), this one unmeasured, so that neither reading counts the other load
+            return new Measured<>(load.run(), 0);
+        }
+        try {
             long before = residentBytes();
             T value = load.run();
             long after = residentBytes();
@@ -60,6 +69,8 @@ public final class ResidentMemory {
                 LEARNT.merge(key, grown, Math::min);
             }
             return new Measured<>(value, grown);
+        } finally {
+            MEASURING.unlock();
         }
     }
 

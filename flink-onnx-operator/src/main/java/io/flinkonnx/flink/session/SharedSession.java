@@ -110,10 +110,11 @@ public final class SharedSession {
 
     /**
      * The resident memory this session costs the process, as measured when it was created and first run
-     * ({@link ResidentMemory}); the model file's size where nothing could be measured.
+     * ({@link ResidentMemory}), never less than the model file's size (a reading that others' frees made small),
+     * and that size where nothing could be measured.
      */
     public long residentBytes() {
-        return measuredResidentBytes > 0 ? measuredResidentBytes : modelSizeBytes;
+        return Math.max(measuredResidentBytes, modelSizeBytes);
     }
 
     /** The measured resident bytes, 0 when nothing could be measured. */

@@ -10,6 +10,9 @@ import io.flinkonnx.providers.SessionSettings;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -64,5 +67,34 @@ class ResidentMemoryTest {
                 .isInstanceOf(IllegalStateException.class)
                 .hasMessageContaining("-D" + OrtRuntime.GLOBAL_POOL_THREADS_PROPERTY + "=<threads>")
                 .hasMessageContaining("created without one");
+    }
+
+    @Test
+    void aLoadNeverWaitsForAnotherLoadsMeasurementAndRunsUnmeasuredMeanwhile() throws Exception {
+        ResidentMemory.forget();
+        CountDownLatch measuring = new CountDownLatch(1);
+        CountDownLatch release = new CountDownLatch(1);
+        CompletableFuture<ResidentMemory.Measured<String>> slow = CompletableFuture.supplyAsync(() -> {
+            try {
+                return ResidentMemory.measure("slow model", () -> {
+                    measuring.countDown();
+                    release.await(); // a long load (a big model, a TensorRT engine build) being measured
+                    return "slow";
+                });
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        try {
+            assertThat(measuring.await(30, TimeUnit.SECONDS)).isTrue();
+            // on this thread, while the slow load holds the measurement: runs at once, learns nothing
+            ResidentMemory.Measured<String> other = ResidentMemory.measure("other model", () -> "other");
+            assertThat(other.value).isEqualTo("other");
+            assertThat(other.bytes).isZero();
+            assertThat(ResidentMemory.learnt("other model")).isZero();
+        } finally {
+            release.countDown();
+        }
+        assertThat(slow.get(30, TimeUnit.SECONDS).value).isEqualTo("slow");
     }
 }

@@ -214,6 +214,35 @@ class TextEncoderTest {
     }
 
     @Test
+    void aHugeTextIsCutBeforeTokenizingToTheSameTokensOrRefusedByItsLength() throws Exception {
+        // 4 MB of text for 16 tokens: cut to 64 characters per token before the tokenizer sees it
+        String huge = String.join(" ", java.util.Collections.nCopies(400_000, "great film"));
+        TextEncoder<Doc> truncating = TextEncoder.<Doc>builder(tokenizer.toString(), d -> d.text)
+                .maxLength(16)
+                .build();
+        OneInputStreamOperatorTestHarness<Doc, Tuple2<Integer, float[]>> h =
+                open(embeddings(model, truncating, SentenceEmbedding.mean()), ONE_RUN);
+        score(h, List.of(new Doc(0, huge), new Doc(1, "ok")));
+        Map<Integer, float[]> scored = byId(h.extractOutputValues());
+        try (TextReference reference = new TextReference(model, tokenizer, 16)) {
+            assertThat(scored.get(0)).containsExactly(reference.meanEmbedding(huge, false), within(1e-5f));
+            assertThat(scored.get(1)).containsExactly(reference.meanEmbedding("ok", false), within(1e-5f));
+        }
+
+        TextEncoder<Doc> refusing = TextEncoder.<Doc>builder(tokenizer.toString(), d -> d.text)
+                .maxLength(16)
+                .truncation(Truncation.REFUSE)
+                .build();
+        OneInputStreamOperatorTestHarness<Doc, Tuple2<Integer, float[]>> r =
+                open(embeddings(model, refusing, SentenceEmbedding.mean()), ONE_RUN);
+        score(r, List.of(new Doc(0, huge), new Doc(1, "ok")));
+        assertThat(byId(r.extractOutputValues())).containsOnlyKeys(1);
+        assertThat(Harnesses.failed(r, DOC)).singleElement().satisfies(f -> assertThat(f.reason)
+                .isEqualTo("The text is " + huge.length() + " characters long, more than 64 per token of maxLength"
+                        + " 16, and truncation is REFUSE"));
+    }
+
+    @Test
     void int32TokenInputsScoreAsTheirInt64Twin() throws Exception {
         Path int32 = TextModels.writeInt32Encoder(dir.resolve("int32.onnx"));
         TextEncoder<Doc> encoder =

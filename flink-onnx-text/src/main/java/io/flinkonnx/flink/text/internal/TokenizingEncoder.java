@@ -117,12 +117,12 @@ public final class TokenizingEncoder<IN> implements RecordEncoder<IN>, AutoClose
 
     @Override
     public void encode(IN record, InputRow row) throws Exception {
-        String text = checked(config.text().text(record), "text");
+        String text = bounded(checked(config.text().text(record), "text"), "text");
         Encoding encoding;
         if (config.pairText() == null) {
             encoding = tokenizer.encode(text, true, false);
         } else {
-            String pair = checked(config.pairText().text(record), "pair text");
+            String pair = bounded(checked(config.pairText().text(record), "pair text"), "pair text");
             encoding = tokenizer.encode(text, pair, true, false);
         }
         long[] tokenIds = encoding.getIds();
@@ -166,6 +166,30 @@ public final class TokenizingEncoder<IN> implements RecordEncoder<IN>, AutoClose
     }
 
     /** The text, refused when null, empty or not valid UTF-16. */
+    /**
+     * Characters per token beyond which a text is cut (or refused) before it is tokenized: a record's text of any
+     * length would otherwise be tokenized whole on the task thread (seconds and native memory for a 50 MB field)
+     * only to keep {@code maxLength} tokens. Few tokens are longer; a text of such tokens keeps fewer of them.
+     */
+    static final int MAX_CHARS_PER_TOKEN = 64;
+
+    private String bounded(String text, String what) {
+        long bound = (long) config.maxLength() * MAX_CHARS_PER_TOKEN;
+        if (text.length() <= bound) {
+            return text;
+        }
+        if (config.truncation() == Truncation.REFUSE) {
+            throw new RecordConversionException("The " + what + " is " + text.length() + " characters long, more"
+                    + " than " + MAX_CHARS_PER_TOKEN + " per token of maxLength " + config.maxLength()
+                    + ", and truncation is REFUSE");
+        }
+        int end = (int) bound;
+        if (Character.isHighSurrogate(text.charAt(end - 1))) {
+            end--; // keep a surrogate pair whole
+        }
+        return text.substring(0, end);
+    }
+
     static String checked(String text, String what) {
         if (text == null) {
             throw new RecordConversionException("The " + what + " is null: there is nothing to tokenize");
