@@ -301,7 +301,8 @@ public class MultiModelOperator<IN, OUT> extends BufferedScoringOperator<IN, OUT
 
     @Override
     public void processElement(StreamRecord<IN> element) throws Exception {
-        IN record = own(element.getValue());
+        // records declared immutable are kept as they come, as the record buffer does
+        IN record = policy.immutableRecords() ? element.getValue() : own(element.getValue());
         long timestamp = element.hasTimestamp() ? element.getTimestamp() : Long.MIN_VALUE;
         ModelRef ref;
         try {

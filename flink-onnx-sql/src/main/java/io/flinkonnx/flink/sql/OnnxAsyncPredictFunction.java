@@ -311,16 +311,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
                 if (runner != null) {
                     runner.terminate();
                 }
-                worker.interrupt();
-                // Flink interrupts the task thread while it cancels: keep waiting, the session must not close
-                // under a run, and it must be released.
-                while (worker.isAlive()) {
-                    try {
-                        worker.join();
-                    } catch (InterruptedException e) {
-                        interrupted = true;
-                    }
-                }
+                interrupted = stopAndJoin(worker);
                 worker = null;
             }
         } finally {
@@ -347,5 +338,24 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     /** The watched folder's versions, null without 'watch.interval' (for tests). */
     WatchedModel watched() {
         return watched;
+    }
+
+    /**
+     * Interrupts {@code worker} and waits until it has ended. Flink interrupts the task thread while it cancels:
+     * keep waiting, for the sessions must not close under a run, and must be released.
+     *
+     * @return whether this thread was interrupted while it waited
+     */
+    static boolean stopAndJoin(Thread worker) {
+        worker.interrupt();
+        boolean interrupted = false;
+        while (worker.isAlive()) {
+            try {
+                worker.join();
+            } catch (InterruptedException e) {
+                interrupted = true;
+            }
+        }
+        return interrupted;
     }
 }

@@ -35,7 +35,7 @@ import org.slf4j.LoggerFactory;
  * An ONNX model as a SQL scalar function that scores the rows in flight as one batch: Flink's async scalar
  * operator keeps up to {@code table.exec.async-scalar.max-concurrent-operations} rows in flight (Flink's default
  * 10; raise it to 64 or more for bigger batches), and one worker thread per function instance gathers them
- * into one ORT run of at most {@code maxBatchSize} rows per model, waiting at most 2 ms for rows still being
+ * into batches of at most {@code maxBatchSize} rows (all models together), one ORT run per model, waiting at most 2 ms for rows still being
  * handed over, and never for more rows than Flink keeps in flight. Same arguments, result types and bad-row handling as {@link OnnxScoreFunction} (which runs ORT
  * once per row); a row that does not encode or makes its run fail gets its own error (or NULL, with
  * {@code nullOnError}), the other rows of the batch are scored; a broken session (every run failing) fails the
@@ -117,7 +117,7 @@ public class OnnxAsyncScoreFunction extends AsyncScalarFunction {
      *
      * @param modelUri the model, or null when the URI is the first argument of every call
      * @param nullOnError whether a bad row returns NULL (else its error fails the job)
-     * @param maxBatchSize rows of one model per ORT run at most, at least 1
+     * @param maxBatchSize rows gathered at most, of all models together (one ORT run per model), at least 1
      * @throws IllegalArgumentException when {@code maxBatchSize} is below 1
      */
     public OnnxAsyncScoreFunction(String modelUri, boolean nullOnError, int maxBatchSize) {
@@ -468,14 +468,7 @@ public class OnnxAsyncScoreFunction extends AsyncScalarFunction {
                 synchronized (opened) {
                     opened.forEach(InferenceRunner::terminate);
                 }
-                worker.interrupt();
-                while (worker.isAlive()) {
-                    try {
-                        worker.join();
-                    } catch (InterruptedException e) {
-                        interrupted = true;
-                    }
-                }
+                interrupted = OnnxAsyncPredictFunction.stopAndJoin(worker);
                 worker = null;
             }
         } finally {
