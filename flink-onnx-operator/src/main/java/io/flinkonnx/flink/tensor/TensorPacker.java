@@ -10,6 +10,7 @@ import io.flinkonnx.model.TensorSpec;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.Arrays;
+import java.util.BitSet;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -39,6 +40,11 @@ public final class TensorPacker {
     private final double padValue;
     private final int maskInput;
     private final Map<String, long[]> padded = new HashMap<>();
+    /**
+     * Run sizes whose pinned run passed: the pinned shapes fit the model at that size, so a failing pinned run
+     * of that size is the inputs' fault.
+     */
+    private final BitSet pinnedSizesProven = new BitSet();
 
     public static final int SHRINK_WINDOW = 32;
     public static final long SHRINK_FLOOR_BYTES = 1 << 20;
@@ -103,8 +109,12 @@ public final class TensorPacker {
                 try {
                     runPinned(session, options, tensors, pinned).close(); // the result owns none of them
                     into.loadPinned(count, padded);
+                    pinnedSizesProven.set(count);
                     return;
                 } catch (OrtException | RuntimeException pinnedFailed) {
+                    if (pinnedSizesProven.get(count)) {
+                        throw pinnedFailed; // bad inputs: no second run (isolation would pay each failure twice)
+                    }
                     // The inputs, or the pinned shapes (a model whose outputs differ from what it declares)? The
                     // run below tells: if it passes, outputs are never pinned again; if not, the inputs were bad.
                     runAllocating(session, options, tensors, count, into);
