@@ -17,8 +17,7 @@ import org.apache.flink.types.Row;
  * {@code OnnxAsyncScoreFunction}, and (d') the per-row scalar function {@code OnnxScoreFunction}. Flink's
  * async capacities ({@code table.exec.async-ml-predict.max-concurrent-operations},
  * {@code table.exec.async-scalar.max-concurrent-operations}) are set to {@value #IN_FLIGHT} so that batches of
- * 64 can fill, and the async scalar calls run without Flink's retry ({@code table.exec.async-scalar.retry-strategy}
- * {@code NO_RETRY}, as docs/sql.md advises).
+ * 64 can fill.
  */
 final class SqlBenchmark {
     static final int IN_FLIGHT = 128;
@@ -45,9 +44,6 @@ final class SqlBenchmark {
         StreamTableEnvironment t = StreamTableEnvironment.create(env);
         t.getConfig().set("table.exec.async-ml-predict.max-concurrent-operations", Integer.toString(IN_FLIGHT));
         t.getConfig().set("table.exec.async-scalar.max-concurrent-operations", Integer.toString(IN_FLIGHT));
-        // As docs/sql.md advises for the ONNX functions (a row's failure does not change on a retry): without it
-        // Flink wraps every result in a retry handler, one more mailbox mail per row (the SQL floor profile).
-        t.getConfig().set("table.exec.async-scalar.retry-strategy", "NO_RETRY");
         long skip = records / 10;
         InferenceBenchmark.Meter.reset();
         t.createTemporaryView("src", InferenceBenchmark.source(env, pool, records));
