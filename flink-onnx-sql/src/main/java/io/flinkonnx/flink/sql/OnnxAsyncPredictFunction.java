@@ -60,6 +60,8 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
     private transient RecordBuffer<Object[], RowData> buffer;
     /** The requests of the rows in {@link #buffer}, by buffer index. */
     private transient List<Pending> buffered;
+    /** Scores the rows before one that would overflow the byte bound: made once, not per row. */
+    private transient RecordBuffer.Drain drainFirst;
 
     private transient BlockingQueue<Pending> queue;
     private transient Thread worker;
@@ -133,6 +135,14 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
         }
         gatherSize = capacityOf(runner);
         buffered = new ArrayList<>(gatherSize);
+        drainFirst = () -> {
+            try {
+                scoreBuffered(); // the byte bound: the rows before this one run first
+            } catch (RuntimeException e) {
+                throw new DrainFailure(e); // not this row's failure: the worker fails the batch
+            }
+            return true;
+        };
         buffer = new RecordBuffer<>(runner, gatherSize, BatchPolicy.defaults(), new BatchMetrics(metrics), null, null);
         queue = new ArrayBlockingQueue<>(4 * batchSize);
         running = true;
@@ -181,6 +191,8 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
                     continue;
                 }
                 batch.add(first);
+                // What is queued already comes in one lock acquisition; the timed wait only for what is missing.
+                queue.drainTo(batch, gatherSize - batch.size());
                 long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(batchDelayMillis);
                 while (batch.size() < gatherSize) {
                     Pending next = queue.poll(Math.max(0, deadline - System.nanoTime()), TimeUnit.NANOSECONDS);
@@ -188,6 +200,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
                         break;
                     }
                     batch.add(next);
+                    queue.drainTo(batch, gatherSize - batch.size());
                 }
                 score(batch);
                 batch.clear();
@@ -225,14 +238,7 @@ public class OnnxAsyncPredictFunction extends AsyncPredictFunction {
         }
         for (Pending p : batch) {
             try {
-                buffer.add(p.values, false, 0, () -> {
-                    try {
-                        scoreBuffered(); // the byte bound: the rows before this one run first
-                    } catch (RuntimeException e) {
-                        throw new DrainFailure(e); // not this row's failure: the worker fails the batch
-                    }
-                    return true;
-                });
+                buffer.add(p.values, false, 0, drainFirst);
                 buffered.add(p);
                 if (buffer.size() == 1) {
                     buffer.arrivedAt(p.queuedNanos); // the queue time counts the wait in the queue

@@ -145,6 +145,8 @@ public class OnnxAsyncScoreFunction extends AsyncScalarFunction {
         final InferenceRunner<Object[], Object> runner;
         final RecordBuffer<Object[], Object> buffer;
         final List<Pending> buffered = new ArrayList<>();
+        /** Scores the rows before one that would overflow the byte bound: made once, not per row. */
+        RecordBuffer.Drain drainFirst;
 
         Scoring(InferenceRunner<Object[], Object> runner, RecordBuffer<Object[], Object> buffer) {
             this.runner = runner;
@@ -339,15 +341,7 @@ public class OnnxAsyncScoreFunction extends AsyncScalarFunction {
                 scoreBuffered(s);
             }
             try {
-                final Scoring target = s;
-                s.buffer.add(p.values, false, 0, () -> {
-                    try {
-                        scoreBuffered(target); // the byte bound: the rows before this one run first
-                    } catch (Exception e) {
-                        throw new DrainFailure(e); // not this row's failure: the worker fails the batch
-                    }
-                    return true;
-                });
+                s.buffer.add(p.values, false, 0, s.drainFirst);
                 s.buffered.add(p);
             } catch (DrainFailure e) {
                 throw e.failure;
@@ -426,6 +420,15 @@ public class OnnxAsyncScoreFunction extends AsyncScalarFunction {
             runner.close();
             throw e;
         }
+        final Scoring target = s;
+        s.drainFirst = () -> {
+            try {
+                scoreBuffered(target); // the byte bound: the rows before this one run first
+            } catch (Exception e) {
+                throw new DrainFailure(e); // not this row's failure: the worker fails the batch
+            }
+            return true;
+        };
         models.put(uri, s);
         return s;
     }
