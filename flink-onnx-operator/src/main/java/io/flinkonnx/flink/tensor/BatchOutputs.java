@@ -180,17 +180,8 @@ public final class BatchOutputs implements OutputRow, AutoCloseable {
                 array = codec.newArray(n);
                 reusable[i] = array;
             }
-            ByteBuffer b =
-                    pinnedBuffers[i].duplicate().order(ByteOrder.nativeOrder()).position(0);
-            if (array instanceof float[]) {
-                b.asFloatBuffer().get((float[]) array);
-            } else if (array instanceof double[]) {
-                b.asDoubleBuffer().get((double[]) array);
-            } else if (array instanceof long[]) {
-                b.asLongBuffer().get((long[]) array);
-            } else {
-                b.asIntBuffer().get((int[]) array);
-            }
+            codec.readInto(
+                    pinnedBuffers[i].duplicate().order(ByteOrder.nativeOrder()).position(0), array);
             data[i] = array;
         }
     }

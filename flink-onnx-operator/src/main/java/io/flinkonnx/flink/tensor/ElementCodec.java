@@ -142,6 +142,15 @@ public abstract class ElementCodec {
      */
     public Object read(ByteBuffer buffer, int count) {
         Object array = newArray(count);
+        readInto(buffer, array);
+        return array;
+    }
+
+    /**
+     * Fills {@code array} (this type's, see {@link #newArray}) with values read from {@code buffer} at its position,
+     * in the buffer's byte order (the buffer's position is left where it was).
+     */
+    public void readInto(ByteBuffer buffer, Object array) {
         ByteBuffer b = buffer.duplicate().order(buffer.order());
         if (array instanceof float[]) {
             b.asFloatBuffer().get((float[]) array);
@@ -157,13 +166,12 @@ public abstract class ElementCodec {
             b.get((byte[]) array);
         } else if (array instanceof boolean[]) {
             boolean[] booleans = (boolean[]) array;
-            for (int i = 0; i < count; i++) {
+            for (int i = 0; i < booleans.length; i++) {
                 booleans[i] = b.get() != 0;
             }
         } else {
             throw new IllegalStateException(type + " values are not read back from a buffer");
         }
-        return array;
     }
 
     /** A tensor of the buffer's content [0, position), backed by it. */
